@@ -1,0 +1,154 @@
+"""The whole error tree of orderguard.
+
+Every error raised by orderguard derives from :class:`OrderGuardError`. Whether retrying can help is
+data on the error (``retryable``), never guessed from the type name::
+
+    OrderGuardError
+    ├── ValidationError            bad input, raised before anything is sent; nothing changed
+    │   ├── InvalidSideError
+    │   ├── InvalidSizeError
+    │   ├── InvalidPriceError      missing, non-positive or off-tick price; stop on the wrong side
+    │   ├── UnknownContractError
+    │   └── UnknownAccountError
+    ├── BrokerError                the broker (or the path to it) failed
+    │   ├── OrderRejectedError     a definitive business rejection, with the endpoint's error code
+    │   ├── OutcomeUnknownError    sent, no proof either way; resolve by asking the broker
+    │   ├── RateLimitedError       local limiter or HTTP 429 (retryable when the request never left)
+    │   ├── AuthenticationError    login failed or the token is no longer accepted
+    │   ├── ConnectionFailedError  the request provably never left (retryable)
+    │   ├── CircuitOpenError       a circuit breaker refuses calls to an endpoint family
+    │   └── MalformedPayloadError  the broker sent data we cannot parse
+    ├── OrderNotFoundError         no order with that id exists in any status
+    ├── ExposureRefusedError       new exposure refused (ambiguity latch, journal unavailable)
+    ├── JournalError               the journal could not be read or written
+    └── OperationError             an operation id is unknown or a transition is not allowed
+
+Errors carry no secrets: API keys and tokens are never part of a message.
+"""
+
+from __future__ import annotations
+
+
+class OrderGuardError(Exception):
+    """Base of every orderguard error."""
+
+    retryable: bool = False
+
+
+class ValidationError(OrderGuardError, ValueError):
+    """Bad input caught before anything was sent to the broker."""
+
+
+class InvalidSideError(ValidationError):
+    """The side is not a valid OrderSide."""
+
+
+class InvalidSizeError(ValidationError):
+    """The size is not a positive integer within the configured limit."""
+
+
+class InvalidPriceError(ValidationError):
+    """A price is missing, not positive, off the tick grid, or on the wrong side of the market."""
+
+
+class UnknownContractError(ValidationError):
+    """No contract with that id or symbol is known to the broker."""
+
+
+class UnknownAccountError(ValidationError):
+    """No account with that id is known to the broker."""
+
+
+class BrokerError(OrderGuardError):
+    """The broker, or the path to it, failed."""
+
+
+class OrderRejectedError(BrokerError):
+    """The broker definitively rejected a mutation with an endpoint-specific error code."""
+
+    def __init__(self, message: str, *, code: int, order_id: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.order_id = order_id
+
+
+class OutcomeUnknownError(BrokerError):
+    """A mutation was sent but its outcome is not known; it must be resolved, not retried."""
+
+    def __init__(self, message: str, *, origin: str, custom_tag: str | None = None) -> None:
+        super().__init__(message)
+        self.origin = origin
+        self.custom_tag = custom_tag
+
+
+class RateLimitedError(BrokerError):
+    """Too many requests; ``retry_after`` seconds is the advised wait when known."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, sent: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.sent = sent
+        # Only a request that provably never left may be retried blindly.
+        self.retryable = not sent
+
+
+class AuthenticationError(BrokerError):
+    """Login failed, or the session token is no longer accepted."""
+
+
+class ConnectionFailedError(BrokerError):
+    """The request provably never left (connect refused, DNS failure)."""
+
+    retryable = True
+
+
+class CircuitOpenError(BrokerError):
+    """A circuit breaker is open for this endpoint family."""
+
+    def __init__(self, message: str, *, family: str, retry_in: float) -> None:
+        super().__init__(message)
+        self.family = family
+        self.retry_in = retry_in
+
+
+class MalformedPayloadError(BrokerError):
+    """The broker sent data that does not parse."""
+
+
+class OrderNotFoundError(OrderGuardError, LookupError):
+    """No order with that id exists in any status."""
+
+
+class ExposureRefusedError(OrderGuardError):
+    """New exposure is refused (an unresolved outcome on the contract, or no journal)."""
+
+
+class JournalError(OrderGuardError):
+    """The journal could not be read or written."""
+
+
+class OperationError(OrderGuardError):
+    """An operation id is unknown, or the requested transition is not allowed."""
+
+
+__all__ = [
+    "AuthenticationError",
+    "BrokerError",
+    "CircuitOpenError",
+    "ConnectionFailedError",
+    "ExposureRefusedError",
+    "InvalidPriceError",
+    "InvalidSideError",
+    "InvalidSizeError",
+    "JournalError",
+    "MalformedPayloadError",
+    "OperationError",
+    "OrderGuardError",
+    "OrderNotFoundError",
+    "OrderRejectedError",
+    "OutcomeUnknownError",
+    "RateLimitedError",
+    "UnknownAccountError",
+    "UnknownContractError",
+    "ValidationError",
+]
