@@ -1,0 +1,468 @@
+"""The embedded journal: SQLite in WAL mode with ``synchronous=FULL`` and group commit.
+
+One writer connection lives on one dedicated thread (``writer.py`` says why not aiosqlite). Writers
+enqueue a single statement and await a future; the thread takes everything queued, runs it in one
+transaction and resolves the futures only after ``COMMIT`` returned, so every acknowledged record
+is durable, and records queued while a commit is in flight share the next one (group commit: one
+fsync for many callers). Batches commit in queue order, so a durable record implies that every
+record queued before it is durable too.
+
+Each record is exactly one statement (triggers add the state-change rows), so a constraint failure
+of one record aborts only that statement and the rest of the batch still commits. Any other SQLite
+error rolls the whole batch back and every caller in it gets :class:`JournalError`: disk full, busy
+or read-only leave the journal usable (the error is ``retryable``); I/O errors, corruption or a lost
+connection mark it failed for good, because after a failed fsync the file can no longer be trusted.
+
+Reads use a second, query-only connection: in WAL mode it sees only committed data and never waits
+for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiosqlite
+
+from orderguard.clock import Clock, SystemClock
+from orderguard.errors import JournalError, OperationError
+from orderguard.journal.base import (
+    DEFAULT_TERMINAL_STATES,
+    EventRecord,
+    IntentKind,
+    IntentRecord,
+    JournalCounts,
+    OperationRecord,
+    OutcomeKind,
+    OutcomeRecord,
+    StateChangeRecord,
+    dumps,
+    enum_text,
+    format_time,
+    loads,
+    parse_time,
+)
+from orderguard.journal.writer import BatchFailedError, Write, WriterThread
+
+_R = TypeVar("_R")
+
+# Primary result codes after which the database file is not trusted again (see module docstring).
+_FATAL_CODES = frozenset(
+    {
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
+
+_OP_COLUMNS = "operation_id, type, state, created_at, updated_at, account_id, contract_id, data"
+_INTENT_COLUMNS = (
+    "intent_id, operation_id, leg, generation, custom_tag, account_id, contract_id, kind, "
+    "request, created_at, correlation_id"
+)
+_OUTCOME_COLUMNS = "intent_id, custom_tag, kind, order_id, code, message, recorded_at"
+
+
+def _journal_error(message: str, exc: BaseException) -> JournalError:
+    err = JournalError(f"{message}: {exc}")
+    code = getattr(exc, "sqlite_errorcode", None)
+    # Busy, locked, full, read-only: the same write may succeed later.
+    err.retryable = code is not None and (code & 0xFF) not in _FATAL_CODES
+    err.__cause__ = exc
+    return err
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # not from SQLite itself: a closed or broken connection
+        return True
+    return (code & 0xFF) in _FATAL_CODES
+
+
+def _operation(row: Sequence[Any]) -> OperationRecord:
+    return OperationRecord(
+        operation_id=row[0],
+        type=row[1],
+        state=row[2],
+        created_at=parse_time(row[3]),
+        updated_at=parse_time(row[4]),
+        account_id=row[5],
+        contract_id=row[6],
+        data=loads(row[7]),
+    )
+
+
+def _intent(row: Sequence[Any]) -> IntentRecord:
+    return IntentRecord(
+        intent_id=row[0],
+        operation_id=row[1],
+        leg=row[2],
+        generation=row[3],
+        custom_tag=row[4],
+        account_id=row[5],
+        contract_id=row[6],
+        kind=IntentKind(row[7]),
+        request=loads(row[8]),
+        created_at=parse_time(row[9]),
+        correlation_id=row[10],
+    )
+
+
+def _outcome(row: Sequence[Any]) -> OutcomeRecord:
+    return OutcomeRecord(
+        intent_id=row[0],
+        custom_tag=row[1],
+        kind=OutcomeKind(row[2]),
+        order_id=row[3],
+        code=row[4],
+        message=row[5],
+        recorded_at=parse_time(row[6]),
+    )
+
+
+class SqliteJournal:
+    """The :class:`~orderguard.journal.base.Journal` contract on a SQLite file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        clock: Clock | None = None,
+        *,
+        terminal_states: Collection[str] = DEFAULT_TERMINAL_STATES,
+        max_batch: int = 512,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self.terminal_states = frozenset(terminal_states)
+        self._clock: Clock = clock or SystemClock()
+        self._max_batch = max_batch
+        self._busy_ms = int(busy_timeout * 1000)
+        self._thread: WriterThread | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._accepting = False
+        self._failure: JournalError | None = None
+        self._batches_before = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def failed(self) -> JournalError | None:
+        """Why the journal stopped accepting writes for good, or None."""
+        return self._failure
+
+    @property
+    def batches(self) -> int:
+        """Transactions committed so far (for tests and benchmarks of group commit)."""
+        return self._thread.batches if self._thread is not None else self._batches_before
+
+    async def open(self) -> None:
+        """Create or open the file, apply migrations and start the writer; idempotent."""
+        if self._thread is not None:
+            return
+        writer = WriterThread(self.path, self._busy_ms, self._max_batch)
+        reader: aiosqlite.Connection | None = None
+        try:
+            async with self._clock.io():
+                await asyncio.to_thread(writer.connect)
+                reader = await aiosqlite.connect(self.path, isolation_level=None)
+                await reader.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                await reader.execute("PRAGMA query_only = ON")
+        except (OSError, sqlite3.Error, JournalError) as exc:
+            async with self._clock.io():
+                await asyncio.to_thread(writer.close)
+                if reader is not None:
+                    await reader.close()
+            if isinstance(exc, JournalError):
+                raise
+            raise _journal_error(f"cannot open journal {self.path}", exc) from exc
+        writer.start(asyncio.get_running_loop(), self._deliver)
+        self._thread, self._reader = writer, reader
+        self._failure = None
+        self._accepting = True
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the writer and close both connections; idempotent."""
+        self._accepting = False
+        thread, self._thread = self._thread, None
+        reader, self._reader = self._reader, None
+        async with self._clock.io():
+            if thread is not None:
+                self._batches_before = thread.batches
+                thread.stop()  # the thread commits what was queued before it stops
+                await asyncio.to_thread(thread.join)
+            if reader is not None:
+                with contextlib.suppress(Exception):
+                    await reader.close()
+        # Deliveries scheduled by the thread's last batch run on the loop before this returns.
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- the writer ------------------------------------------------------------------------------
+    async def _submit(self, sql: str, params: Sequence[Any], conflict: str) -> int:
+        """Queue one statement; return its row count once it is committed."""
+        if self._failure is not None:
+            raise JournalError(f"journal {self.path} has failed: {self._failure}")
+        thread = self._thread
+        if not self._accepting or thread is None:
+            raise JournalError(f"journal {self.path} is not open")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        thread.submit(Write(sql, params, future, conflict))
+        # The caller is waiting on disk I/O: a virtual clock must not jump meanwhile.
+        async with self._clock.io():
+            return await future
+
+    def _deliver(
+        self, batch: list[Write], outcome: list[int | sqlite3.IntegrityError] | BatchFailedError
+    ) -> None:
+        """On the loop: hand each caller its result once the batch's transaction has ended."""
+        if isinstance(outcome, BatchFailedError):
+            if _is_fatal(outcome.cause) or not outcome.rolled_back:
+                self._failure = _journal_error("journal failed", outcome.cause)
+                self._accepting = False
+            for w in batch:
+                _fail(
+                    w.future, _journal_error(f"journal write failed ({self.path})", outcome.cause)
+                )
+            return
+        for w, result in zip(batch, outcome, strict=True):
+            if isinstance(result, BaseException):
+                _fail(w.future, _journal_error(w.conflict, result))
+            elif not w.future.done():
+                w.future.set_result(result)
+
+    # -- writes ----------------------------------------------------------------------------------
+    async def start_operation(self, rec: OperationRecord) -> None:
+        await self._submit(
+            f"INSERT INTO operations ({_OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rec.operation_id,
+                rec.type,
+                rec.state,
+                format_time(rec.created_at),
+                format_time(rec.updated_at),
+                rec.account_id,
+                rec.contract_id,
+                dumps(dict(rec.data)),
+            ),
+            f"operation {rec.operation_id!r} already recorded",
+        )
+
+    async def update_operation(
+        self,
+        operation_id: str,
+        state: str,
+        *,
+        data: Mapping[str, Any] | None = None,
+        reason: str = "",
+        at: datetime | None = None,
+    ) -> None:
+        # The operations_moved trigger logs the state change inside this same statement.
+        changed = await self._submit(
+            "UPDATE operations SET state = ?, last_reason = ?, updated_at = ?, "
+            "data = coalesce(?, data) WHERE operation_id = ?",
+            (
+                enum_text(state),
+                reason,
+                format_time(at or self._clock.now()),
+                None if data is None else dumps(dict(data)),
+                operation_id,
+            ),
+            f"cannot update operation {operation_id!r}",
+        )
+        if changed == 0:
+            raise OperationError(f"unknown operation {operation_id!r}")
+
+    async def record_intent(self, rec: IntentRecord) -> None:
+        await self._submit(
+            f"INSERT INTO intents ({_INTENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rec.intent_id,
+                rec.operation_id,
+                rec.leg,
+                rec.generation,
+                rec.custom_tag,
+                rec.account_id,
+                rec.contract_id,
+                rec.kind.value,
+                dumps(dict(rec.request)),
+                format_time(rec.created_at),
+                rec.correlation_id,
+            ),
+            f"intent {rec.intent_id!r} (customTag {rec.custom_tag!r}) conflicts with the journal",
+        )
+
+    async def record_outcome(self, rec: OutcomeRecord) -> None:
+        await self._submit(
+            f"INSERT INTO outcomes ({_OUTCOME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                rec.intent_id,
+                rec.custom_tag,
+                rec.kind.value,
+                rec.order_id,
+                rec.code,
+                rec.message,
+                format_time(rec.recorded_at),
+            ),
+            f"outcome for unknown intent {rec.intent_id!r}",
+        )
+
+    async def record_event(self, rec: EventRecord) -> bool:
+        inserted = await self._submit(
+            "INSERT OR IGNORE INTO events (operation_id, kind, key, payload, at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (rec.operation_id, rec.kind, rec.key, dumps(dict(rec.payload)), format_time(rec.at)),
+            f"cannot record event {rec.key!r}",
+        )
+        return inserted > 0
+
+    async def set_watermark(self, key: str, value: str) -> None:
+        await self._submit(
+            "INSERT INTO watermarks (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+            f"cannot set watermark {key!r}",
+        )
+
+    # -- reads -----------------------------------------------------------------------------------
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        conn = self._reader
+        if conn is None:
+            raise JournalError(f"journal {self.path} is not open")
+        try:
+            async with self._clock.io():
+                return list(await conn.execute_fetchall(sql, params))
+        except (sqlite3.Error, ValueError) as exc:
+            raise _journal_error(f"journal read failed ({self.path})", exc) from exc
+
+    async def _fetch_records(
+        self, convert: Callable[[Sequence[Any]], _R], sql: str, params: Sequence[Any] = ()
+    ) -> list[_R]:
+        return [convert(row) for row in await self._fetch(sql, params)]
+
+    async def get_watermark(self, key: str) -> str | None:
+        rows = await self._fetch("SELECT value FROM watermarks WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def get_operation(self, operation_id: str) -> OperationRecord | None:
+        rows = await self._fetch_records(
+            _operation,
+            f"SELECT {_OP_COLUMNS} FROM operations WHERE operation_id = ?",
+            (operation_id,),
+        )
+        return rows[0] if rows else None
+
+    async def unfinished_operations(
+        self, terminal_states: Collection[str] | None = None
+    ) -> list[OperationRecord]:
+        terminal = sorted(self.terminal_states if terminal_states is None else terminal_states)
+        marks = ", ".join("?" * len(terminal))
+        return await self._fetch_records(
+            _operation,
+            f"SELECT {_OP_COLUMNS} FROM operations WHERE state NOT IN ({marks}) "
+            "ORDER BY created_at, rowid",
+            terminal,
+        )
+
+    async def operations(self, limit: int = 100, offset: int = 0) -> list[OperationRecord]:
+        return await self._fetch_records(
+            _operation,
+            f"SELECT {_OP_COLUMNS} FROM operations ORDER BY created_at DESC, rowid DESC "
+            "LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+
+    async def intents_for(self, operation_id: str) -> list[IntentRecord]:
+        return await self._fetch_records(
+            _intent,
+            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE operation_id = ? ORDER BY rowid",
+            (operation_id,),
+        )
+
+    async def intent_by_tag(
+        self, custom_tag: str, account_id: int | None = None
+    ) -> IntentRecord | None:
+        rows = await self._fetch_records(
+            _intent,
+            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE custom_tag = ? "
+            "AND (? IS NULL OR account_id = ?) ORDER BY rowid LIMIT 1",
+            (custom_tag, account_id, account_id),
+        )
+        return rows[0] if rows else None
+
+    async def outcome_for(self, intent_id: str) -> OutcomeRecord | None:
+        rows = await self._fetch_records(
+            _outcome,
+            f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE intent_id = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (intent_id,),
+        )
+        return rows[0] if rows else None
+
+    async def outcomes_for(self, intent_id: str) -> list[OutcomeRecord]:
+        return await self._fetch_records(
+            _outcome,
+            f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE intent_id = ? ORDER BY seq",
+            (intent_id,),
+        )
+
+    async def state_changes(self, operation_id: str) -> list[StateChangeRecord]:
+        rows = await self._fetch(
+            "SELECT operation_id, from_state, to_state, reason, at FROM state_changes "
+            "WHERE operation_id = ? ORDER BY seq",
+            (operation_id,),
+        )
+        return [StateChangeRecord(r[0], r[1], r[2], r[3], parse_time(r[4])) for r in rows]
+
+    async def events_for(self, operation_id: str) -> list[EventRecord]:
+        rows = await self._fetch(
+            "SELECT operation_id, kind, key, payload, at FROM events "
+            "WHERE operation_id = ? ORDER BY seq",
+            (operation_id,),
+        )
+        return [EventRecord(r[0], r[1], r[2], loads(r[3]), parse_time(r[4])) for r in rows]
+
+    async def counts(self) -> JournalCounts:
+        # One statement, so one consistent snapshot of all four totals.
+        rows = await self._fetch(
+            "SELECT 'op', type, state, count(*) FROM operations GROUP BY type, state "
+            "UNION ALL SELECT 'outcome', kind, NULL, count(*) FROM outcomes GROUP BY kind "
+            "UNION ALL SELECT 'intents', NULL, NULL, count(*) FROM intents "
+            "UNION ALL SELECT 'events', NULL, NULL, count(*) FROM events"
+        )
+        ops: dict[tuple[str, str], int] = {}
+        outcomes: dict[str, int] = {}
+        totals = {"intents": 0, "events": 0}
+        for what, a, b, n in rows:
+            if what == "op":
+                ops[(a, b)] = n
+            elif what == "outcome":
+                outcomes[a] = n
+            else:
+                totals[what] = n
+        return JournalCounts(ops, outcomes, totals["intents"], totals["events"])
+
+
+def _fail(future: asyncio.Future[int], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+__all__ = ["SqliteJournal"]
