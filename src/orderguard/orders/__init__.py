@@ -1,0 +1,29 @@
+"""Core order management: placement, modification, cancellation and order state tracking."""
+
+from orderguard.orders.callbacks import EVENT_NAMES
+from orderguard.orders.latch import AmbiguityLatch, LatchEntry
+from orderguard.orders.manager import OrderManager
+from orderguard.orders.results import (
+    CancelAllResult,
+    CancelResult,
+    ModifyResult,
+    OrderPlaceResponse,
+    Resolution,
+)
+from orderguard.orders.tags import TagFactory
+from orderguard.orders.tracking import OrderChange, OrderTracker
+
+__all__ = [
+    "EVENT_NAMES",
+    "AmbiguityLatch",
+    "CancelAllResult",
+    "CancelResult",
+    "LatchEntry",
+    "ModifyResult",
+    "OrderChange",
+    "OrderManager",
+    "OrderPlaceResponse",
+    "OrderTracker",
+    "Resolution",
+    "TagFactory",
+]

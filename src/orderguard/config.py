@@ -1,0 +1,119 @@
+"""OrderManager settings.
+
+Values come, highest precedence first, from constructor keywords, ``ORDERGUARD_*`` environment
+variables, a TOML or JSON file given to :meth:`OrderManagerConfig.from_file`, and the defaults
+below. The six ``status_check_*`` keys are project-x-py's seed keys, kept by name. Every key is read
+by code; a key that nothing reads is a lie to the operator, so none is added "for later" without a
+consumer (the two circuit-breaker keys are the documented exception, see below).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+# The file's values for the one ``from_file`` call in progress. A context variable (not a class
+# attribute) so concurrent loads in different tasks cannot see each other's file.
+_FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar(
+    "_orderguard_file_values", default=None
+)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Settings source that serves the values of the file being loaded by ``from_file``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        values = _FILE_VALUES.get() or {}
+        return values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_VALUES.get() or {})
+
+
+class OrderManagerConfig(BaseSettings):
+    """Settings of :class:`~orderguard.orders.OrderManager` (env prefix ``ORDERGUARD_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERGUARD_", extra="forbid", frozen=True)
+
+    # -- resolving an Unknown outcome (project-x-py seed keys) ----------------------------------
+    status_check_max_attempts: int = Field(default=5, ge=1)
+    """Broker look-ups made to resolve an Unknown outcome before giving up (and latching)."""
+    status_check_initial_delay: float = Field(default=0.5, ge=0.0)
+    """Seconds before the second look-up; the first is made at once."""
+    status_check_backoff_factor: float = Field(default=2.0, ge=1.0)
+    status_check_max_delay: float = Field(default=30.0, gt=0.0)
+    """Cap of one backoff step; also the period of the background re-check of a latched outcome."""
+
+    # Circuit breaker for the status-check (query) family. Seed keys that must exist now; the
+    # resilience layer (resilience/breaker.py) will consume them when it is wired into the manager
+    # by a later issue. Until then nothing reads them: they are accepted and validated only.
+    status_check_circuit_breaker_threshold: int = Field(default=10, ge=1)
+    status_check_circuit_breaker_reset_time: float = Field(default=300.0, gt=0.0)
+
+    # -- validation ---------------------------------------------------------------------------
+    max_order_size: int = Field(default=100, ge=1)
+    """Largest size accepted for one order (the account's own limit applies too, if lower)."""
+    validate_stop_against_market: bool = True
+    """Refuse a buy stop at or below the last price, and a sell stop at or above it."""
+    allow_stop_without_last_price: bool = False
+    """When the last price is unknown: place the stop anyway (True) or refuse it (False)."""
+
+    # -- placement ----------------------------------------------------------------------------
+    tag_prefix: str = Field(default="og", min_length=1, max_length=8, pattern=r"^[A-Za-z0-9]+$")
+    """First part of every generated customTag."""
+    placement_connect_retries: int = Field(default=2, ge=0)
+    """Re-sends (same customTag) after the broker says the request provably never left."""
+    placement_connect_retry_delay: float = Field(default=0.25, ge=0.0)
+    unknown_resolution_window_hours: float = Field(default=24.0, gt=0.0)
+    """How far back ``Order/search`` looks when resolving an Unknown outcome or a missing order."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file so an operator can override one key of a shared file.
+        return (init_settings, env_settings, _FileSource(settings_cls), file_secret_settings)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> OrderManagerConfig:
+        """Load from a ``.toml`` or ``.json`` file; env vars and ``overrides`` take precedence.
+
+        A TOML file may keep the keys at top level or under an ``[orderguard]`` table.
+        """
+        p = Path(path)
+        suffix = p.suffix.lower()
+        if suffix == ".toml":
+            data: Any = tomllib.loads(p.read_text(encoding="utf-8"))
+        elif suffix == ".json":
+            data = json.loads(p.read_text(encoding="utf-8"))
+        else:
+            raise ValueError(f"unsupported config file type {suffix!r} (use .toml or .json)")
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {p} must hold a table/object at top level")
+        section = data.get("orderguard", data)
+        if not isinstance(section, dict):
+            raise ValueError(f"[orderguard] in {p} must be a table")
+        token = _FILE_VALUES.set(section)
+        try:
+            return cls(**overrides)
+        finally:
+            _FILE_VALUES.reset(token)
+
+
+__all__ = ["OrderManagerConfig"]

@@ -1,0 +1,925 @@
+"""OrderManager: project-x-py's core order API on the Broker port, with the three-outcome rule.
+
+Every placement is validated completely before anything is sent, gets a customTag fixed before
+the request leaves, and ends in one of three ways: a response (Confirmed, or an Unknown resolved by
+finding the tag among *all* the account's orders), :class:`OrderRejectedError` (definitive), or
+:class:`OutcomeUnknownError` after the bounded look-ups failed, which latches the (account,
+contract) against new exposure until a background re-check or an event finds the order.
+
+Concurrency: there is no lock. State lives in the pure :class:`OrderTracker`, whose updates are
+synchronous (atomic on the event loop), so no broker I/O and no user callback ever runs under a lock
+(FAILURES F12), and a callback may call back into the manager freely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime, timedelta
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+from orderguard.broker.base import (
+    Broker,
+    BrokerEvent,
+    Confirmed,
+    ConnectionEvent,
+    ConnectionState,
+    OrderEvent,
+    Outcome,
+    PlaceCode,
+    Rejected,
+    Subscription,
+    TradeEvent,
+    Unknown,
+    UnknownOrigin,
+)
+from orderguard.clock import Clock, SystemClock
+from orderguard.config import OrderManagerConfig
+from orderguard.errors import (
+    InvalidPriceError,
+    InvalidSideError,
+    OrderGuardError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    OutcomeUnknownError,
+    UnknownAccountError,
+    UnknownContractError,
+    ValidationError,
+)
+from orderguard.models import (
+    PLACEABLE_ORDER_TYPES,
+    Account,
+    Contract,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+)
+from orderguard.orders.backoff import status_check_delays
+from orderguard.orders.callbacks import TRADE_EXECUTED, Callback, CallbackRegistry, events_for
+from orderguard.orders.contracts import ContractResolver
+from orderguard.orders.latch import AmbiguityLatch, LatchEntry
+from orderguard.orders.results import (
+    CancelAllResult,
+    CancelResult,
+    ModifyResult,
+    OrderPlaceResponse,
+    Resolution,
+)
+from orderguard.orders.tags import TagFactory
+from orderguard.orders.tracking import OrderChange, OrderTracker
+from orderguard.orders.validation import (
+    check_account_id,
+    check_size,
+    check_stop_vs_market,
+    check_tick,
+    coerce_price,
+    coerce_side,
+)
+
+log = logging.getLogger("orderguard.orders")
+
+_LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+_STOP_PRICED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+
+
+class OrderManager:
+    """Places, modifies, cancels and tracks orders on one broker (see module docstring)."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        clock: Clock | None = None,
+        config: OrderManagerConfig | None = None,
+        account_id: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._broker = broker
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self.config = config if config is not None else OrderManagerConfig()
+        # Unseeded: fresh OS entropy, so two processes on one account get different tag sessions.
+        rng = rng if rng is not None else random.Random()
+        self._tags = TagFactory(self.config.tag_prefix, rng)
+        # A separate stream for jitter, so fault history never shifts the tags of later orders.
+        self._jitter = random.Random(rng.getrandbits(64))
+        self._requested_account = account_id
+        self._account_id: int | None = None
+        self._accounts: dict[int, Account] = {}
+        self._max_size: dict[int, int] = {}
+        self._contracts = ContractResolver(broker)
+        self.tracker = OrderTracker()
+        self.latch = AmbiguityLatch()
+        self._callbacks = CallbackRegistry(self._spawn)
+        self._subscription: Subscription | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        # (account, customTag) -> recheck task, for placements whose outcome is still unknown.
+        self._unresolved: dict[tuple[int, str], tuple[str, asyncio.Task[None] | None]] = {}
+        self._stats: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------------------------------
+    # lifecycle
+    # ------------------------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._account_id is not None
+
+    @property
+    def account_id(self) -> int:
+        """The default account (resolved by :meth:`start`)."""
+        if self._account_id is None:
+            raise UnknownAccountError("OrderManager not started: call `await start()` first")
+        return self._account_id
+
+    @property
+    def tags(self) -> TagFactory:
+        return self._tags
+
+    async def start(self) -> None:
+        """Subscribe to broker events and resolve the default account. Idempotent."""
+        if self._account_id is not None:
+            return
+        # Subscribe before the first query so no event between the two is missed.
+        self._subscription = self._broker.subscribe(self._on_event)
+        try:
+            await self._load_accounts()
+            if self._requested_account is not None:
+                account = await self._known_account(self._requested_account)
+            else:
+                tradable = [a for a in self._accounts.values() if a.can_trade]
+                if not tradable:
+                    raise UnknownAccountError("the broker lists no tradable account")
+                account = tradable[0]
+            await self._max_order_size(account.id)
+        except BaseException:
+            self._close_subscription()
+            raise
+        self._account_id = account.id
+        log.info(
+            "order manager started on account %s (tag session %s)", account.id, self._tags.session
+        )
+
+    async def cleanup(self) -> None:
+        """Unsubscribe, cancel background tasks, drop callbacks. Idempotent."""
+        self._close_subscription()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._unresolved.clear()
+        self._callbacks.clear()
+        self._account_id = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.cleanup()
+
+    @property
+    def background_tasks(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscription is not None
+
+    def _close_subscription(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+
+    # ------------------------------------------------------------------------------------------
+    # callbacks and statistics
+    # ------------------------------------------------------------------------------------------
+    def add_callback(self, event_name: str, fn: Callback) -> None:
+        """Call ``fn(order)`` (``fn(trade)`` for ``trade_executed``) after each such event."""
+        self._callbacks.add(event_name, fn)
+
+    def remove_callback(self, event_name: str, fn: Callback) -> bool:
+        return self._callbacks.remove(event_name, fn)
+
+    def on_order_update(self, fn: Callback) -> Callback:
+        """Register ``fn`` for every change of any order's state; usable as a decorator."""
+        self._callbacks.add("order_update", fn)
+        return fn
+
+    def get_order_statistics(self) -> dict[str, int]:
+        stats = dict(self._stats)
+        stats["callback_errors"] = self._callbacks.errors
+        stats["latched_outcomes"] = len(self.latch)
+        stats["tracked_orders"] = len(self.tracker)
+        return stats
+
+    # ------------------------------------------------------------------------------------------
+    # placement
+    # ------------------------------------------------------------------------------------------
+    async def place_market_order(
+        self, contract_id: str, side: int, size: int, account_id: int | None = None
+    ) -> OrderPlaceResponse:
+        return await self._place(OrderType.MARKET, contract_id, side, size, account_id)
+
+    async def place_limit_order(
+        self,
+        contract_id: str,
+        side: int,
+        size: int,
+        limit_price: Decimal | float | int | str,
+        account_id: int | None = None,
+    ) -> OrderPlaceResponse:
+        return await self._place(
+            OrderType.LIMIT, contract_id, side, size, account_id, limit_price=limit_price
+        )
+
+    async def place_stop_order(
+        self,
+        contract_id: str,
+        side: int,
+        size: int,
+        stop_price: Decimal | float | int | str,
+        account_id: int | None = None,
+    ) -> OrderPlaceResponse:
+        return await self._place(
+            OrderType.STOP, contract_id, side, size, account_id, stop_price=stop_price
+        )
+
+    async def place_trailing_stop_order(
+        self,
+        contract_id: str,
+        side: int,
+        size: int,
+        trail_price: Decimal | float | int | str,
+        account_id: int | None = None,
+    ) -> OrderPlaceResponse:
+        """``trail_price`` is the trailing distance in price units (a multiple of the tick)."""
+        return await self._place(
+            OrderType.TRAILING_STOP, contract_id, side, size, account_id, trail_price=trail_price
+        )
+
+    async def place_join_bid_order(
+        self, contract_id: str, size: int, account_id: int | None = None
+    ) -> OrderPlaceResponse:
+        """Buy at the current best bid."""
+        return await self._place(OrderType.JOIN_BID, contract_id, OrderSide.BUY, size, account_id)
+
+    async def place_join_ask_order(
+        self, contract_id: str, size: int, account_id: int | None = None
+    ) -> OrderPlaceResponse:
+        """Sell at the current best ask."""
+        return await self._place(OrderType.JOIN_ASK, contract_id, OrderSide.SELL, size, account_id)
+
+    async def _place(
+        self,
+        order_type: OrderType,
+        contract_key: str,
+        side_in: object,
+        size_in: object,
+        account_in: int | None,
+        *,
+        limit_price: object = None,
+        stop_price: object = None,
+        trail_price: object = None,
+    ) -> OrderPlaceResponse:
+        # 1. Everything that needs no I/O, in the order a caller would fix it.
+        side = coerce_side(side_in)
+        size = check_size(size_in, self.config.max_order_size)
+        limit = coerce_price(limit_price, "limit_price") if order_type in _LIMIT_PRICED else None
+        stop = coerce_price(stop_price, "stop_price") if order_type in _STOP_PRICED else None
+        trail = (
+            coerce_price(trail_price, "trail_price")
+            if order_type is OrderType.TRAILING_STOP
+            else None
+        )
+        # 2. Checks against broker reference data (cached after first use).
+        account_id = await self._trading_account(account_in)
+        contract = await self._contracts.resolve(contract_key)
+        request = OrderRequest(
+            account_id=account_id,
+            contract_id=contract.id,
+            type=order_type,
+            side=side,
+            size=size,
+            limit_price=limit,
+            stop_price=stop,
+            trail_price=trail,
+            custom_tag=self._tags.next_tag(),  # fixed before anything leaves
+        )
+        return await self._checked_send(request, contract, respect_latch=True)
+
+    async def submit(
+        self, request: OrderRequest, *, respect_latch: bool = True
+    ) -> OrderPlaceResponse:
+        """Validate and send a request whose customTag the caller fixed.
+
+        For orderguard's multi-step operations, which derive tags with ``tags.tag(op, leg, gen)``
+        so a re-send of the same intent reuses its tag. ``respect_latch=False`` is only for
+        protective or flattening orders, which must go out even while the contract is latched.
+        """
+        if not request.custom_tag:
+            raise ValidationError("a submitted request must carry its customTag")
+        if request.type not in PLACEABLE_ORDER_TYPES:
+            raise ValidationError(f"order type {request.type!r} cannot be placed")
+        if coerce_side(request.side) is not request.side:
+            raise InvalidSideError(f"side must be an OrderSide, got {request.side!r}")
+        check_size(request.size, self.config.max_order_size)
+        kind = request.type
+        for name, price, needed in (
+            ("limit_price", request.limit_price, kind in _LIMIT_PRICED),
+            ("stop_price", request.stop_price, kind in _STOP_PRICED),
+            ("trail_price", request.trail_price, kind is OrderType.TRAILING_STOP),
+        ):
+            if needed or price is not None:
+                coerce_price(price, name)
+        await self._trading_account(request.account_id)
+        contract = await self._contracts.resolve(request.contract_id)
+        if contract.id != request.contract_id:
+            raise UnknownContractError(f"{request.contract_id!r} is not an exact contract id")
+        return await self._checked_send(request, contract, respect_latch=respect_latch)
+
+    async def _checked_send(
+        self, request: OrderRequest, contract: Contract, *, respect_latch: bool
+    ) -> OrderPlaceResponse:
+        """The checks that need reference data, the exposure gate, then the send."""
+        check_size(request.size, await self._max_order_size(request.account_id))
+        if not contract.active:
+            raise UnknownContractError(f"contract {contract.id} is not active")
+        for name, price in (
+            ("limit_price", request.limit_price),
+            ("stop_price", request.stop_price),
+            ("trail_price", request.trail_price),
+        ):
+            if price is not None:
+                check_tick(contract, price, name)
+        if request.stop_price is not None:
+            await self._check_stop(contract, request.side, request.stop_price)
+        if respect_latch:
+            self.latch.check(request.account_id, contract.id)
+        return await self._send(request)
+
+    async def _send(self, request: OrderRequest) -> OrderPlaceResponse:
+        tag = request.custom_tag
+        assert tag is not None  # every caller sets it before sending
+        sent_at = self._clock.now()
+        try:
+            outcome = await self._mutate(lambda: self._broker.place_order(request))
+        except asyncio.CancelledError:
+            # The caller gave up mid-flight: the request may have left. Treat it like Unknown.
+            self._remember_unresolved(request, "cancelled", sent_at)
+            raise
+        if isinstance(outcome, Confirmed) and outcome.order_id is not None:
+            self._stats["orders_placed"] += 1
+            view = self.tracker.get(outcome.order_id)
+            return OrderPlaceResponse(
+                order_id=outcome.order_id,
+                custom_tag=tag,
+                status=view.status if view is not None else None,
+            )
+        if isinstance(outcome, Rejected):
+            self._stats["orders_rejected"] += 1
+            raise OrderRejectedError(
+                f"order {tag} rejected (code {outcome.code}): {outcome.message}",
+                code=outcome.code,
+                order_id=outcome.order_id,
+            )
+        origin = outcome.origin.value if isinstance(outcome, Unknown) else "confirmed_without_id"
+        return await self._resolve_placement(request, tag, origin, sent_at)
+
+    async def _mutate(self, send: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        """Run one mutation; re-send only when the broker proves the request never left."""
+        retries = self.config.placement_connect_retries
+        attempt = 0
+        while True:
+            try:
+                return await send()
+            except OrderGuardError as exc:
+                if not exc.retryable or attempt >= retries:
+                    raise
+                attempt += 1
+                self._stats["connect_retries"] += 1
+                wait = max(self.config.placement_connect_retry_delay, _retry_after(exc))
+                log.warning(
+                    "request never left (%s); re-sending in %.2fs", type(exc).__name__, wait
+                )
+                await self._clock.sleep(wait)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Not part of the port's contract: we cannot know whether the request left.
+                log.exception("broker raised during a mutation; outcome unknown")
+                return Unknown(_exception_origin(exc), type(exc).__name__)
+
+    async def _resolve_placement(
+        self, request: OrderRequest, tag: str, origin: str, sent_at: datetime
+    ) -> OrderPlaceResponse:
+        """Find the order by its tag among all the account's orders, with bounded look-ups."""
+        account_id = request.account_id
+        for delay in status_check_delays(self.config, self._jitter):
+            if delay:
+                await self._clock.sleep(delay)
+            found = await self._find_by_tag(account_id, tag, sent_at)
+            if found is not None:
+                self._stats["placements_resolved_by_tag"] += 1
+                return _found_response(found, tag)
+        self._stats["placements_unresolved"] += 1
+        self._remember_unresolved(request, origin, sent_at)
+        raise OutcomeUnknownError(
+            f"placement {tag} on {request.contract_id}: outcome unknown after "
+            f"{self.config.status_check_max_attempts} look-ups ({origin}); new exposure there is "
+            "refused until it is resolved",
+            origin=origin,
+            custom_tag=tag,
+        )
+
+    async def _find_by_tag(self, account_id: int, tag: str, sent_at: datetime) -> Order | None:
+        known = self.tracker.by_tag(account_id, tag)
+        if known is not None:
+            return known
+        try:
+            orders = await self._broker.search_orders(account_id, start=self._window_start(sent_at))
+        except OrderGuardError as exc:
+            # A failed query is no evidence either way; the next attempt asks again.
+            log.warning("order search for %s failed: %s", tag, exc)
+            return None
+        for order in orders:
+            if order.custom_tag == tag:
+                self._ingest_order(order)
+                return self.tracker.by_tag(account_id, tag)
+        return None
+
+    def _remember_unresolved(self, request: OrderRequest, origin: str, sent_at: datetime) -> None:
+        tag = request.custom_tag
+        assert tag is not None
+        key = (request.account_id, tag)
+        if key in self._unresolved:
+            return
+        self.latch.latch(
+            LatchEntry(request.account_id, request.contract_id, tag, origin, self._clock.now())
+        )
+        self._unresolved[key] = (request.contract_id, None)
+        task = self._spawn(self._recheck(request.account_id, request.contract_id, tag, sent_at))
+        self._unresolved[key] = (request.contract_id, task)
+        log.error(
+            "placement %s on %s unresolved (%s): account %s latched on that contract",
+            tag,
+            request.contract_id,
+            origin,
+            request.account_id,
+        )
+
+    async def _recheck(
+        self, account_id: int, contract_id: str, tag: str, sent_at: datetime
+    ) -> None:
+        """Background: look the tag up every ``status_check_max_delay`` s until it is found."""
+        while (account_id, tag) in self._unresolved:
+            await self._clock.sleep(self.config.status_check_max_delay)
+            if await self._find_by_tag(account_id, tag, sent_at) is not None:
+                # _ingest_order normally released it already; this covers a tracker hit.
+                self._release(account_id, tag)
+
+    def _release(self, account_id: int, tag: str) -> None:
+        entry = self._unresolved.pop((account_id, tag), None)
+        if entry is None:
+            return
+        contract_id, task = entry
+        self.latch.release(account_id, contract_id, tag)
+        self._stats["unknown_resolved_later"] += 1
+        log.warning("unresolved placement %s found; %s unlatched", tag, contract_id)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def release_latch(self, account_id: int, contract_id: str) -> int:
+        """Operator override after checking the broker by hand: clear an (account, contract)."""
+        for key in [
+            k
+            for k, (cid, _) in self._unresolved.items()
+            if k[0] == account_id and cid == contract_id
+        ]:
+            _, task = self._unresolved.pop(key)
+            if task is not None:
+                task.cancel()
+        return self.latch.release_all(account_id, contract_id)
+
+    # ------------------------------------------------------------------------------------------
+    # cancel
+    # ------------------------------------------------------------------------------------------
+    async def cancel_order(self, order_id: int, account_id: int | None = None) -> CancelResult:
+        """Cancel and report the order's final state; truthy only when it ends cancelled.
+
+        "Not found" and "already filled" are states, returned, not raised (FAILURES F11).
+        """
+        _check_order_id(order_id)
+        known = self.tracker.get(order_id)
+        account = await self._any_account(account_id, known)
+        if known is not None and known.is_terminal:
+            return _cancel_result(
+                order_id, known, accepted=False, resolution=Resolution.ALREADY_FINAL
+            )
+        outcome = await self._mutate(lambda: self._broker.cancel_order(account, order_id))
+        self._stats["cancels_sent"] += 1
+        if isinstance(outcome, Confirmed):
+            view = self.tracker.get(order_id)
+            if view is None or not view.is_terminal:
+                # Accepted; confirm the final state (a cancel can lose the race to a fill).
+                view = await self._await_final(account, order_id, poll=True)
+            return _cancel_result(order_id, view, accepted=True, resolution=Resolution.CONFIRMED)
+        code = outcome.code if isinstance(outcome, Rejected) else 0
+        detail = outcome.message if isinstance(outcome, Rejected) else outcome.detail
+        view = await self._await_final(account, order_id, poll=isinstance(outcome, Unknown))
+        return _cancel_result(
+            order_id,
+            view,
+            accepted=False,
+            resolution=Resolution.STATE_READ,
+            error_code=code,
+            detail=detail,
+        )
+
+    async def _await_final(self, account_id: int, order_id: int, *, poll: bool) -> Order | None:
+        """Re-read the order; with ``poll``, keep reading (status-check schedule) until final."""
+        view = self.tracker.get(order_id)
+        delays = status_check_delays(self.config, self._jitter) if poll else iter((0.0,))
+        for delay in delays:
+            if delay:
+                await self._clock.sleep(delay)
+            try:
+                view = await self._refresh_order(account_id, order_id)
+            except OrderGuardError as exc:
+                log.warning("re-reading order %s failed: %s", order_id, exc)
+                continue
+            if view is None or view.is_terminal:
+                return view
+        return view
+
+    async def cancel_all_orders(
+        self, contract_id: str | None = None, account_id: int | None = None
+    ) -> CancelAllResult:
+        """Cancel every working order (of one contract, if given); one result per order."""
+        orders = await self.search_open_orders(contract_id, account_id=account_id)
+
+        async def one(order: Order) -> CancelResult:
+            try:
+                return await self.cancel_order(order.id, order.account_id)
+            except OrderGuardError as exc:
+                return CancelResult(
+                    order.id,
+                    order.status,
+                    found=True,
+                    fill_volume=order.fill_volume,
+                    detail=str(exc),
+                )
+
+        results = await asyncio.gather(*(one(o) for o in orders))
+        return CancelAllResult(tuple(results))
+
+    # ------------------------------------------------------------------------------------------
+    # modify
+    # ------------------------------------------------------------------------------------------
+    async def modify_order(
+        self,
+        order_id: int,
+        limit_price: Decimal | float | int | str | None = None,
+        stop_price: Decimal | float | int | str | None = None,
+        size: int | None = None,
+        *,
+        trail_price: Decimal | float | int | str | None = None,
+        account_id: int | None = None,
+    ) -> ModifyResult:
+        """Change a working order. On an unknown outcome, re-read and report what is live."""
+        _check_order_id(order_id)
+        if limit_price is None and stop_price is None and size is None and trail_price is None:
+            raise ValidationError("modify_order needs at least one of limit/stop/trail price, size")
+        limit = None if limit_price is None else coerce_price(limit_price, "limit_price")
+        stop = None if stop_price is None else coerce_price(stop_price, "stop_price")
+        trail = None if trail_price is None else coerce_price(trail_price, "trail_price")
+        new_size = None if size is None else check_size(size, self.config.max_order_size)
+        order = await self.get_order_by_id(order_id, account_id)
+        if order is None:
+            raise OrderNotFoundError(f"order {order_id} not found in any status")
+        if order.is_terminal:
+            return ModifyResult(
+                order_id,
+                success=False,
+                order=order,
+                resolution=Resolution.ALREADY_FINAL,
+                error_message=f"order is {order.status.name.lower()}",
+            )
+        contract = await self._contracts.resolve(order.contract_id)
+        _check_applicable(order.type, limit=limit, stop=stop, trail=trail)
+        for name, price in (("limit_price", limit), ("stop_price", stop), ("trail_price", trail)):
+            if price is not None:
+                check_tick(contract, price, name)
+        if stop is not None:
+            await self._check_stop(contract, order.side, stop)
+        if new_size is not None:
+            check_size(new_size, await self._max_order_size(order.account_id))
+            if new_size <= order.fill_volume:
+                raise ValidationError(
+                    f"size {new_size} must exceed the filled volume {order.fill_volume}"
+                )
+            if new_size > order.size:
+                self.latch.check(order.account_id, order.contract_id)
+        acct = order.account_id
+        outcome = await self._mutate(
+            lambda: self._broker.modify_order(
+                acct, order_id, size=new_size, limit_price=limit, stop_price=stop, trail_price=trail
+            )
+        )
+        self._stats["modifies_sent"] += 1
+        wanted = {"size": new_size, "limit_price": limit, "stop_price": stop, "trail_price": trail}
+        if isinstance(outcome, Confirmed):
+            live = self.tracker.get(order_id)
+            if live is None or not _reflects(live, wanted):
+                live = await self._read_quietly(acct, order_id) or live
+            return ModifyResult(order_id, success=True, order=live)
+        live = await self._read_quietly(acct, order_id)
+        if isinstance(outcome, Rejected):
+            if live is not None and live.is_terminal:
+                return ModifyResult(
+                    order_id,
+                    success=False,
+                    order=live,
+                    resolution=Resolution.STATE_READ,
+                    error_code=outcome.code,
+                    error_message=outcome.message,
+                )
+            raise OrderRejectedError(
+                f"modify of order {order_id} rejected (code {outcome.code}): {outcome.message}",
+                code=outcome.code,
+                order_id=order_id,
+            )
+        if live is None:
+            raise OutcomeUnknownError(
+                f"modify of order {order_id}: outcome unknown and the order could not be re-read",
+                origin=outcome.origin.value,
+            )
+        return ModifyResult(
+            order_id,
+            success=_reflects(live, wanted),
+            order=live,
+            resolution=Resolution.STATE_READ,
+            error_message=None if _reflects(live, wanted) else "change not visible on the order",
+        )
+
+    async def _read_quietly(self, account_id: int, order_id: int) -> Order | None:
+        try:
+            return await self._refresh_order(account_id, order_id)
+        except OrderGuardError as exc:
+            log.warning("re-reading order %s failed: %s", order_id, exc)
+            return self.tracker.get(order_id)
+
+    # ------------------------------------------------------------------------------------------
+    # queries
+    # ------------------------------------------------------------------------------------------
+    async def search_open_orders(
+        self,
+        contract_id: str | None = None,
+        side: int | None = None,
+        account_id: int | None = None,
+    ) -> list[Order]:
+        """Working orders from the broker, merged into (and read back from) the tracker."""
+        wanted_side = None if side is None else coerce_side(side)
+        wanted_contract = None
+        if contract_id is not None:
+            wanted_contract = (await self._contracts.resolve(contract_id)).id
+        account = await self._any_account(account_id, None)
+        result: list[Order] = []
+        for order in await self._broker.search_open_orders(account):
+            self._ingest_order(order)
+            view = self.tracker.get(order.id)
+            if view is None or not view.is_working:
+                continue  # an event already told us it finished
+            if wanted_contract is not None and view.contract_id != wanted_contract:
+                continue
+            if wanted_side is not None and view.side is not wanted_side:
+                continue
+            result.append(view)
+        return result
+
+    async def get_order_by_id(
+        self, order_id: int, account_id: int | None = None, *, refresh: bool = False
+    ) -> Order | None:
+        """The order in any status (cache, then ``get_order``, then an ``Order/search`` window).
+
+        Returns None only when the broker has no such order at all.
+        """
+        _check_order_id(order_id)
+        known = self.tracker.get(order_id)
+        if known is not None and not refresh:
+            return known
+        account = await self._any_account(account_id, known)
+        return await self._refresh_order(account, order_id)
+
+    async def is_order_filled(self, order_id: int, account_id: int | None = None) -> bool:
+        """True when the order is completely filled; a working order is re-read from the broker."""
+        _check_order_id(order_id)
+        known = self.tracker.get(order_id)
+        if known is not None and known.is_terminal:
+            return known.status is OrderStatus.FILLED
+        account = await self._any_account(account_id, known)
+        order = await self._refresh_order(account, order_id)
+        if order is None:
+            raise OrderNotFoundError(f"order {order_id} not found in any status")
+        return order.status is OrderStatus.FILLED
+
+    async def _refresh_order(self, account_id: int, order_id: int) -> Order | None:
+        """Read the order from the broker through the monotonic merge; the merged view wins."""
+        order = await self._broker.get_order(account_id, order_id)
+        if order is None:
+            # get_order may only see recent or open orders on some adapters: widen to a window.
+            start = self._window_start(self._clock.now())
+            for candidate in await self._broker.search_orders(account_id, start=start):
+                if candidate.id == order_id:
+                    order = candidate
+                    break
+        if order is not None:
+            self._ingest_order(order)
+        return self.tracker.get(order_id)
+
+    # ------------------------------------------------------------------------------------------
+    # events
+    # ------------------------------------------------------------------------------------------
+    def _on_event(self, event: BrokerEvent) -> None:
+        try:
+            if isinstance(event, OrderEvent):
+                self._ingest_order(event.order)
+            elif isinstance(event, TradeEvent):
+                is_new, change = self.tracker.apply_trade(event.trade)
+                if change is not None:
+                    self._announce(change)
+                if is_new:
+                    self._callbacks.dispatch(TRADE_EXECUTED, event.trade)
+            elif isinstance(event, ConnectionEvent) and event.state is ConnectionState.RECONNECTED:
+                # Events in the gap are lost: re-read every order of the window from REST.
+                self._spawn(self._reconcile_after_gap())
+        except Exception:
+            self._stats["event_errors"] += 1
+            log.exception("handling %s failed", type(event).__name__)
+
+    def _ingest_order(self, order: Order) -> None:
+        change = self.tracker.apply_order(order)
+        if order.custom_tag and (order.account_id, order.custom_tag) in self._unresolved:
+            self._release(order.account_id, order.custom_tag)
+        if change is not None:
+            self._announce(change)
+
+    def _announce(self, change: OrderChange) -> None:
+        for name in events_for(change):
+            self._callbacks.dispatch(name, change.current)
+
+    async def _reconcile_after_gap(self) -> None:
+        accounts = {o.account_id for o in self.tracker.orders()}
+        if self._account_id is not None:
+            accounts.add(self._account_id)
+        start = self._window_start(self._clock.now())
+        for account in sorted(accounts):
+            try:
+                orders = await self._broker.search_orders(account, start=start)
+            except OrderGuardError as exc:
+                log.warning("reconciling orders of account %s failed: %s", account, exc)
+                continue
+            for order in orders:
+                self._ingest_order(order)
+        self._stats["reconciliations"] += 1
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------------------------------
+    # reference data
+    # ------------------------------------------------------------------------------------------
+    async def _load_accounts(self) -> None:
+        self._accounts = {a.id: a for a in await self._broker.get_accounts()}
+
+    async def _known_account(self, account_id: object) -> Account:
+        acct = check_account_id(account_id)
+        account = self._accounts.get(acct)
+        if account is None:
+            await self._load_accounts()  # opened since we last looked?
+            account = self._accounts.get(acct)
+        if account is None:
+            raise UnknownAccountError(f"account {acct} is not known to the broker")
+        return account
+
+    async def _trading_account(self, account_id: int | None) -> int:
+        if account_id is None:
+            return self.account_id
+        account = await self._known_account(account_id)
+        if not account.can_trade:
+            raise UnknownAccountError(f"account {account.id} is not allowed to trade")
+        return account.id
+
+    async def _any_account(self, account_id: int | None, known: Order | None) -> int:
+        if account_id is not None:
+            return (await self._known_account(account_id)).id
+        if known is not None:
+            return known.account_id
+        return self.account_id
+
+    async def _max_order_size(self, account_id: int) -> int:
+        cached = self._max_size.get(account_id)
+        if cached is not None:
+            return cached
+        caps = await self._broker.get_capabilities(account_id)
+        limit = self.config.max_order_size
+        if caps.max_order_size is not None:
+            limit = min(limit, caps.max_order_size)
+        self._max_size[account_id] = limit
+        return limit
+
+    async def _check_stop(self, contract: Contract, side: OrderSide, stop: Decimal) -> None:
+        if not self.config.validate_stop_against_market:
+            return
+        last = await self._broker.get_last_price(contract.id)
+        check_stop_vs_market(
+            side, stop, last, allow_unknown=self.config.allow_stop_without_last_price
+        )
+
+    def _window_start(self, reference: datetime) -> datetime:
+        return reference - timedelta(hours=self.config.unknown_resolution_window_hours)
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+def _check_order_id(order_id: object) -> None:
+    if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
+        raise ValidationError(f"order id must be a positive int, got {order_id!r}")
+
+
+def _check_applicable(
+    order_type: OrderType, *, limit: Decimal | None, stop: Decimal | None, trail: Decimal | None
+) -> None:
+    if limit is not None and order_type not in _LIMIT_PRICED:
+        raise InvalidPriceError(f"a {order_type.name} order has no limit price")
+    if stop is not None and order_type not in _STOP_PRICED:
+        raise InvalidPriceError(f"a {order_type.name} order has no stop price")
+    if trail is not None and order_type is not OrderType.TRAILING_STOP:
+        raise InvalidPriceError(f"a {order_type.name} order has no trail price")
+
+
+def _reflects(order: Order, wanted: dict[str, Any]) -> bool:
+    return all(v is None or getattr(order, k) == v for k, v in wanted.items())
+
+
+def _found_response(order: Order, tag: str) -> OrderPlaceResponse:
+    if order.status is OrderStatus.REJECTED:
+        raise OrderRejectedError(
+            f"order {tag} was found rejected after an unknown outcome",
+            code=PlaceCode.ORDER_REJECTED,
+            order_id=order.id,
+        )
+    return OrderPlaceResponse(
+        order_id=order.id, custom_tag=tag, status=order.status, resolution=Resolution.TAG_LOOKUP
+    )
+
+
+def _cancel_result(
+    order_id: int,
+    order: Order | None,
+    *,
+    accepted: bool,
+    resolution: Resolution,
+    error_code: int = 0,
+    detail: str = "",
+) -> CancelResult:
+    return CancelResult(
+        order_id=order_id,
+        status=order.status if order is not None else None,
+        found=order is not None,
+        fill_volume=order.fill_volume if order is not None else 0,
+        accepted=accepted,
+        resolution=resolution,
+        error_code=error_code,
+        detail=detail or ("" if order is not None else "no order with this id in any status"),
+    )
+
+
+def _retry_after(exc: OrderGuardError) -> float:
+    value = getattr(exc, "retry_after", None)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _exception_origin(exc: BaseException) -> UnknownOrigin:
+    if isinstance(exc, TimeoutError):
+        return UnknownOrigin.TIMEOUT_AFTER_SEND
+    return UnknownOrigin.CONNECTION_LOST
+
+
+__all__ = ["OrderManager"]
