@@ -51,6 +51,8 @@ from orderguard.errors import (
     UnknownContractError,
     ValidationError,
 )
+from orderguard.journal.base import Journal
+from orderguard.journal.memory import MemoryJournal
 from orderguard.models import (
     PLACEABLE_ORDER_TYPES,
     Account,
@@ -82,6 +84,7 @@ from orderguard.orders.validation import (
     coerce_price,
     coerce_side,
 )
+from orderguard.recovery.manager import OperationRecoveryManager
 
 log = logging.getLogger("orderguard.orders")
 
@@ -100,6 +103,7 @@ class OrderManager:
         config: OrderManagerConfig | None = None,
         account_id: int | None = None,
         rng: random.Random | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._broker = broker
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -122,6 +126,17 @@ class OrderManager:
         # (account, customTag) -> recheck task, for placements whose outcome is still unknown.
         self._unresolved: dict[tuple[int, str], tuple[str, asyncio.Task[None] | None]] = {}
         self._stats: Counter[str] = Counter()
+        # Without a journal given, operations are tracked in memory only (not crash-safe).
+        self._owns_journal = journal is None
+        self.journal: Journal = journal if journal is not None else MemoryJournal(self._clock)
+        self.recovery = OperationRecoveryManager(
+            self.journal,
+            self._clock,
+            actions=self,
+            rng=random.Random(rng.getrandbits(64)),
+            tag_prefix=self.config.tag_prefix,
+        )
+        self._event_listeners: list[Callable[[BrokerEvent], None]] = []
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -160,6 +175,8 @@ class OrderManager:
         except BaseException:
             self._close_subscription()
             raise
+        await self.journal.open()
+        await self.recovery.load()
         self._account_id = account.id
         log.info(
             "order manager started on account %s (tag session %s)", account.id, self._tags.session
@@ -176,7 +193,10 @@ class OrderManager:
         self._tasks.clear()
         self._unresolved.clear()
         self._callbacks.clear()
+        self._event_listeners.clear()
         self._account_id = None
+        if self._owns_journal:
+            await self.journal.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -768,6 +788,35 @@ class OrderManager:
         except Exception:
             self._stats["event_errors"] += 1
             log.exception("handling %s failed", type(event).__name__)
+        # Internal listeners (brackets, OCO, position orders) see the event after the tracker.
+        for listener in tuple(self._event_listeners):
+            try:
+                listener(event)
+            except Exception:
+                self._stats["event_errors"] += 1
+                log.exception("event listener failed on %s", type(event).__name__)
+
+    def add_event_listener(self, fn: Callable[[BrokerEvent], None]) -> Callable[[], None]:
+        """Internal hook: ``fn(event)`` after the tracker applied it; returns the remover.
+
+        Listeners must not block or do I/O inline (spawn a task instead); they run on the event
+        loop outside any lock.
+        """
+        self._event_listeners.append(fn)
+
+        def remove() -> None:
+            if fn in self._event_listeners:
+                self._event_listeners.remove(fn)
+
+        return remove
+
+    @property
+    def broker(self) -> Broker:
+        return self._broker
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     def _ingest_order(self, order: Order) -> None:
         change = self.tracker.apply_order(order)
@@ -853,6 +902,80 @@ class OrderManager:
 
     def _window_start(self, reference: datetime) -> datetime:
         return reference - timedelta(hours=self.config.unknown_resolution_window_hours)
+
+    # ------------------------------------------------------------------------------------------
+    # RecoveryActions: broker work for the OperationRecoveryManager
+    # ------------------------------------------------------------------------------------------
+    async def find_order_by_tag(self, account_id: int, custom_tag: str) -> Order | None:
+        """The order carrying ``custom_tag`` in ANY status, or None if the broker has none."""
+        known = self.tracker.by_tag(account_id, custom_tag)
+        if known is not None and known.is_terminal:
+            return known
+        start = self._window_start(self._clock.now())
+        orders = await self._broker.search_orders(account_id, start=start)
+        for order in orders:
+            if order.custom_tag == custom_tag:
+                self._ingest_order(order)
+                return self.tracker.by_tag(account_id, custom_tag)
+        return known
+
+    async def cancel_and_confirm(self, account_id: int, order_id: int) -> Order | None:
+        """Cancel and return the order's final (or latest known) state."""
+        await self.cancel_order(order_id, account_id)
+        return self.tracker.get(order_id)
+
+    async def flatten_quantity(
+        self, account_id: int, contract_id: str, signed_size: int, custom_tag: str
+    ) -> Order | None:
+        """A tagged market order of exactly ``signed_size``; returns its state once final.
+
+        Goes out even while the contract is latched: flattening reduces exposure.
+        """
+        if signed_size == 0:
+            return None
+        request = OrderRequest(
+            account_id=account_id,
+            contract_id=contract_id,
+            type=OrderType.MARKET,
+            side=OrderSide.BUY if signed_size > 0 else OrderSide.SELL,
+            size=abs(signed_size),
+            custom_tag=custom_tag,
+        )
+        try:
+            placed = await self.submit(request, respect_latch=False)
+        except OutcomeUnknownError:
+            return None
+        view = self.tracker.get(placed.order_id)
+        if view is None or not view.is_terminal:
+            view = await self._await_final(account_id, placed.order_id, poll=True)
+        return view
+
+    async def owned_position(self, account_id: int, contract_id: str) -> int:
+        """The account's signed net position on the contract (broker truth)."""
+        for position in await self._broker.search_positions(account_id):
+            if position.contract_id == contract_id:
+                return position.signed_size
+        return 0
+
+    # ------------------------------------------------------------------------------------------
+    # operations (the seed's recovery API, delegated)
+    # ------------------------------------------------------------------------------------------
+    def get_recovery_statistics(self) -> dict[str, Any]:
+        return self.recovery.get_recovery_statistics()
+
+    def get_operation_status(self, operation_id: str) -> dict[str, Any] | None:
+        return self.recovery.get_operation_status(operation_id)
+
+    async def force_rollback_operation(self, operation_id: str) -> bool:
+        return await self.recovery.force_rollback_operation(operation_id)
+
+    async def cleanup_stale_operations(self, max_age_hours: float = 24.0) -> int:
+        return await self.recovery.cleanup_stale_operations(max_age_hours)
+
+    # ------------------------------------------------------------------------------------------
+    # brackets, OCO pairs, position orders (orders/bracket.py, orders/oco.py, orders/positions.py)
+    # ------------------------------------------------------------------------------------------
+    # (thin delegating methods go here)
 
 
 # ----------------------------------------------------------------------------------------------

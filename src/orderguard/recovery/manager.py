@@ -1,0 +1,839 @@
+"""OperationRecoveryManager: multi-step operations with transaction-like semantics, persisted.
+
+The public API is the project-x-py seed's (``start_operation``, ``add_order_to_operation``,
+``record_order_success``/``record_order_failure``, ``add_oco_pair``, ``add_position_tracking``,
+``complete_operation``, ``force_rollback_operation``, ``get_operation_status``,
+``cleanup_stale_operations``, ``get_recovery_statistics``). What differs is what the seed only
+claims:
+
+* every operation, every order intent (with its deterministic customTag) and every outcome is in the
+  journal *before* the next step, so a new process can finish or roll back what a dead one started;
+* an ``Unknown`` outcome is never a failure: it is resolved by looking the tag up at the broker;
+* rollback confirms each cancel's final state (a cancel can lose to a fill) and flattens exactly the
+  filled quantity the operation owns — never the whole contract, never twice;
+* cleaning up a stale operation never strips a live position of its protection.
+
+Broker work is delegated to :class:`RecoveryActions` (the OrderManager implements it), so this
+module holds the bookkeeping and the rules and stays free of adapter details.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from orderguard.broker.base import Confirmed, Outcome, Rejected, Unknown
+from orderguard.clock import Clock
+from orderguard.errors import OperationError, OrderGuardError
+from orderguard.journal.base import (
+    IntentKind,
+    IntentRecord,
+    Journal,
+    OperationRecord,
+    OutcomeKind,
+    OutcomeRecord,
+)
+from orderguard.models import Order, OrderSide, OrderStatus
+from orderguard.recovery.operations import (
+    OperationState,
+    OperationType,
+    check_transition,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RefStatus:
+    """Where one order of an operation stands, as far as the broker has told us."""
+
+    INTENDED = "intended"  # journaled, not (yet) known to be at the broker
+    CONFIRMED = "confirmed"  # acknowledged; working or later
+    REJECTED = "rejected"  # definitively refused; nothing exists
+    UNKNOWN = "unknown"  # sent, no proof either way
+    FILLED = "filled"
+    CANCELLED = "cancelled"  # final: cancelled or expired (check ``filled_size``)
+
+
+_FINAL_REF = frozenset({RefStatus.REJECTED, RefStatus.FILLED, RefStatus.CANCELLED})
+
+
+@dataclass(slots=True)
+class OrderReference:
+    """One order of an operation, keyed by its leg name and fixed customTag."""
+
+    leg: str
+    custom_tag: str
+    contract_id: str
+    side: int
+    size: int
+    order_type: str
+    price: Decimal | None = None
+    account_id: int = 0
+    generation: int = 0
+    intent_id: str = ""
+    order_id: int | None = None
+    status: str = RefStatus.INTENDED
+    filled_size: int = 0
+    placed_successfully: bool = False
+    cancel_attempted: bool = False
+    cancel_successful: bool = False
+    error_message: str | None = None
+    error_code: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "leg": self.leg,
+            "custom_tag": self.custom_tag,
+            "contract_id": self.contract_id,
+            "side": self.side,
+            "size": self.size,
+            "order_type": self.order_type,
+            "price": None if self.price is None else str(self.price),
+            "account_id": self.account_id,
+            "generation": self.generation,
+            "intent_id": self.intent_id,
+            "order_id": self.order_id,
+            "status": self.status,
+            "filled_size": self.filled_size,
+            "placed_successfully": self.placed_successfully,
+            "cancel_attempted": self.cancel_attempted,
+            "cancel_successful": self.cancel_successful,
+            "error_message": self.error_message,
+            "error_code": self.error_code,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OrderReference:
+        price = d.get("price")
+        return cls(
+            leg=str(d["leg"]),
+            custom_tag=str(d["custom_tag"]),
+            contract_id=str(d["contract_id"]),
+            side=int(d["side"]),
+            size=int(d["size"]),
+            order_type=str(d["order_type"]),
+            price=None if price is None else Decimal(str(price)),
+            account_id=int(d.get("account_id", 0)),
+            generation=int(d.get("generation", 0)),
+            intent_id=str(d.get("intent_id", "")),
+            order_id=None if d.get("order_id") is None else int(d["order_id"]),
+            status=str(d.get("status", RefStatus.INTENDED)),
+            filled_size=int(d.get("filled_size", 0)),
+            placed_successfully=bool(d.get("placed_successfully", False)),
+            cancel_attempted=bool(d.get("cancel_attempted", False)),
+            cancel_successful=bool(d.get("cancel_successful", False)),
+            error_message=d.get("error_message"),
+            error_code=d.get("error_code"),
+        )
+
+    @property
+    def signed_filled(self) -> int:
+        return self.filled_size if self.side == OrderSide.BUY else -self.filled_size
+
+
+@dataclass(slots=True)
+class RecoveryOperation:
+    """In-memory mirror of one journaled operation."""
+
+    operation_id: str
+    operation_type: OperationType
+    state: OperationState
+    started_at: datetime
+    account_id: int | None = None
+    contract_id: str | None = None
+    completed_at: datetime | None = None
+    updated_at: datetime | None = None
+    orders: dict[str, OrderReference] = field(default_factory=dict)
+    oco_pairs: list[tuple[str, str]] = field(default_factory=list)
+    position_tracking: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    last_error: str | None = None
+    max_retries: int = 3
+    retry_count: int = 0
+    retry_delay: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.operation_id
+
+    @property
+    def type(self) -> str:
+        return self.operation_type.value
+
+    @property
+    def required_orders(self) -> int:
+        return len(self.orders)
+
+    @property
+    def successful_orders(self) -> int:
+        return sum(1 for r in self.orders.values() if r.placed_successfully)
+
+    @property
+    def net_filled(self) -> int:
+        """Signed quantity this operation's fills added to the account's position."""
+        return sum(r.signed_filled for r in self.orders.values())
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "orders": {k: r.as_dict() for k, r in self.orders.items()},
+            "oco_pairs": [list(p) for p in self.oco_pairs],
+            "position_tracking": self.position_tracking,
+            "errors": self.errors[-20:],
+            "last_error": self.last_error,
+            "max_retries": self.max_retries,
+            "retry_count": self.retry_count,
+            "retry_delay": self.retry_delay,
+            "completed_at": self.completed_at,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_record(cls, rec: OperationRecord) -> RecoveryOperation:
+        d = rec.data
+        completed = d.get("completed_at")
+        return cls(
+            operation_id=rec.operation_id,
+            operation_type=OperationType(rec.type),
+            state=OperationState(rec.state),
+            started_at=rec.created_at,
+            updated_at=rec.updated_at,
+            account_id=rec.account_id,
+            contract_id=rec.contract_id,
+            completed_at=None if completed is None else datetime.fromisoformat(str(completed)),
+            orders={k: OrderReference.from_dict(v) for k, v in dict(d.get("orders", {})).items()},
+            oco_pairs=[(str(a), str(b)) for a, b in d.get("oco_pairs", [])],
+            position_tracking={k: list(v) for k, v in dict(d.get("position_tracking", {})).items()},
+            errors=list(d.get("errors", [])),
+            last_error=d.get("last_error"),
+            max_retries=int(d.get("max_retries", 3)),
+            retry_count=int(d.get("retry_count", 0)),
+            retry_delay=float(d.get("retry_delay", 1.0)),
+            extra=dict(d.get("extra", {})),
+        )
+
+
+class RecoveryActions(Protocol):
+    """Broker work the recovery manager delegates (implemented by the OrderManager)."""
+
+    async def find_order_by_tag(self, account_id: int, custom_tag: str) -> Order | None:
+        """The order carrying ``custom_tag`` in ANY status, or None if the broker has none."""
+        ...
+
+    async def cancel_and_confirm(self, account_id: int, order_id: int) -> Order | None:
+        """Cancel and return the order's final (or latest known) state."""
+        ...
+
+    async def flatten_quantity(
+        self, account_id: int, contract_id: str, signed_size: int, custom_tag: str
+    ) -> Order | None:
+        """Send a market order of exactly ``signed_size`` (tagged) and return its latest state.
+
+        Returns None if the order could not be confirmed at the broker.
+        """
+        ...
+
+    async def owned_position(self, account_id: int, contract_id: str) -> int:
+        """The account's signed net position on the contract (broker truth)."""
+        ...
+
+
+_STAT_KEYS = (
+    "operations_started",
+    "operations_completed",
+    "operations_failed",
+    "operations_rolled_back",
+    "recovery_attempts",
+    "successful_recoveries",
+    "unknown_outcomes_seen",
+    "unknown_outcomes_resolved",
+    "flattens",
+)
+
+
+class OperationRecoveryManager:
+    """Tracks operations durably and brings failed ones back to a safe state."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        clock: Clock,
+        *,
+        actions: RecoveryActions | None = None,
+        max_history: int = 100,
+        rng: random.Random | None = None,
+        tag_prefix: str = "og",
+    ) -> None:
+        self.journal = journal
+        self.clock = clock
+        self.actions = actions
+        self.max_history = max_history
+        self._rng = rng or random.Random()
+        self._tag_prefix = tag_prefix
+        self.active_operations: dict[str, RecoveryOperation] = {}
+        self.operation_history: deque[RecoveryOperation] = deque(maxlen=max_history)
+        self.recovery_stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
+
+    # -- loading -----------------------------------------------------------------------------
+    async def load(self) -> list[RecoveryOperation]:
+        """Rebuild the in-memory view from the journal; returns the unfinished operations."""
+        counts = await self.journal.counts()
+        by_state = counts.operations_by_state
+        self.recovery_stats["operations_started"] = sum(by_state.values())
+        self.recovery_stats["operations_completed"] = by_state.get("completed", 0)
+        self.recovery_stats["operations_failed"] = by_state.get("failed", 0)
+        self.recovery_stats["operations_rolled_back"] = by_state.get("rolled_back", 0)
+        self.recovery_stats["unknown_outcomes_seen"] = counts.outcomes.get("unknown", 0)
+        self.recovery_stats["unknown_outcomes_resolved"] = counts.outcomes.get("resolved", 0)
+        unfinished = [
+            RecoveryOperation.from_record(r) for r in await self.journal.unfinished_operations()
+        ]
+        for op in unfinished:
+            self.active_operations[op.operation_id] = op
+        for rec in reversed(await self.journal.operations(limit=self.max_history)):
+            if rec.operation_id not in self.active_operations:
+                self.operation_history.append(RecoveryOperation.from_record(rec))
+        return unfinished
+
+    # -- the seed's API ----------------------------------------------------------------------
+    def _new_id(self) -> str:
+        return f"{self._rng.getrandbits(48):012x}"
+
+    async def start_operation(
+        self,
+        operation_type: OperationType | str,
+        max_retries: int = 3,
+        retry_delay: float = 1.0,
+        *,
+        account_id: int | None = None,
+        contract_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> RecoveryOperation:
+        """Start and journal a new operation in state ``pending``."""
+        try:
+            op_type = OperationType(str(operation_type).lower())
+        except ValueError as exc:
+            raise OperationError(f"unknown operation type {operation_type!r}") from exc
+        now = self.clock.now()
+        op = RecoveryOperation(
+            operation_id=self._new_id(),
+            operation_type=op_type,
+            state=OperationState.PENDING,
+            started_at=now,
+            updated_at=now,
+            account_id=account_id,
+            contract_id=contract_id,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            extra=dict(extra or {}),
+        )
+        await self.journal.start_operation(
+            OperationRecord(
+                operation_id=op.operation_id,
+                type=op_type.value,
+                state=op.state.value,
+                created_at=now,
+                updated_at=now,
+                account_id=account_id,
+                contract_id=contract_id,
+                data=op.to_data(),
+            )
+        )
+        self.active_operations[op.operation_id] = op
+        self.recovery_stats["operations_started"] += 1
+        return op
+
+    def tag_for(self, operation: RecoveryOperation, leg: str, generation: int = 0) -> str:
+        """The deterministic customTag of an intent: operation id + leg + generation."""
+        return f"{self._tag_prefix}-{operation.operation_id}-{leg}-{generation}"
+
+    async def add_order_to_operation(
+        self,
+        operation: RecoveryOperation,
+        contract_id: str,
+        side: int,
+        size: int,
+        order_type: str,
+        price: Decimal | None = None,
+        *,
+        leg: str | None = None,
+        account_id: int | None = None,
+        generation: int = 0,
+        request: Mapping[str, Any] | None = None,
+    ) -> OrderReference:
+        """Register an order intent; its tag is journaled before anything is sent."""
+        leg = leg or f"{order_type}{len(operation.orders)}"
+        if leg in operation.orders and operation.orders[leg].generation == generation:
+            raise OperationError(f"leg {leg!r} already exists in operation {operation.id}")
+        acct = account_id if account_id is not None else (operation.account_id or 0)
+        ref = OrderReference(
+            leg=leg,
+            custom_tag=self.tag_for(operation, leg, generation),
+            contract_id=contract_id,
+            side=int(side),
+            size=size,
+            order_type=order_type,
+            price=price,
+            account_id=acct,
+            generation=generation,
+            intent_id=f"{operation.operation_id}:{leg}:{generation}",
+        )
+        await self.journal.record_intent(
+            IntentRecord(
+                intent_id=ref.intent_id,
+                operation_id=operation.operation_id,
+                leg=leg,
+                generation=generation,
+                custom_tag=ref.custom_tag,
+                account_id=acct,
+                contract_id=contract_id,
+                kind=IntentKind.PLACE,
+                request=dict(request or {"side": int(side), "size": size, "type": order_type}),
+                created_at=self.clock.now(),
+                correlation_id=operation.operation_id,
+            )
+        )
+        operation.orders[leg] = ref
+        if operation.state is OperationState.PENDING:
+            await self._set_state(operation, OperationState.IN_PROGRESS, "first order intent")
+        else:
+            await self._save(operation)
+        return ref
+
+    async def record_order_success(
+        self, operation: RecoveryOperation, order_ref: OrderReference, response: Any
+    ) -> None:
+        """Record that the broker acknowledged ``order_ref`` (a Confirmed outcome or a response)."""
+        order_id = getattr(response, "order_id", None)
+        if order_id is None:
+            order_id = getattr(response, "orderId", None)
+        order_ref.order_id = None if order_id is None else int(order_id)
+        order_ref.placed_successfully = True
+        if order_ref.status not in _FINAL_REF:
+            order_ref.status = RefStatus.CONFIRMED
+        await self._outcome(order_ref, OutcomeKind.CONFIRMED, order_ref.order_id, None, "")
+        await self._save(operation)
+
+    async def record_order_failure(
+        self,
+        operation: RecoveryOperation,
+        order_ref: OrderReference,
+        error: Outcome | BaseException | str,
+    ) -> None:
+        """Record a failed or ambiguous placement (``Unknown`` stays unknown, never failed)."""
+        if isinstance(error, Unknown):
+            order_ref.status = RefStatus.UNKNOWN
+            order_ref.error_message = f"outcome unknown: {error.origin.value}"
+            self.recovery_stats["unknown_outcomes_seen"] += 1
+            await self._outcome(
+                order_ref, OutcomeKind.UNKNOWN, None, None, error.origin.value + " " + error.detail
+            )
+        elif isinstance(error, Rejected):
+            order_ref.status = RefStatus.REJECTED
+            order_ref.error_code = error.code
+            order_ref.error_message = error.message
+            await self._outcome(
+                order_ref, OutcomeKind.REJECTED, error.order_id, error.code, error.message
+            )
+        elif isinstance(error, Confirmed):
+            raise OperationError("a Confirmed outcome is a success, not a failure")
+        else:
+            # An exception from our side of the wire (never sent) or a free-text error.
+            order_ref.status = RefStatus.REJECTED
+            order_ref.error_message = str(error)
+            await self._outcome(order_ref, OutcomeKind.REJECTED, None, None, str(error))
+        message = f"{order_ref.leg}: {order_ref.error_message}"
+        operation.errors.append(message)
+        operation.last_error = message
+        await self._save(operation)
+
+    async def record_resolution(
+        self, operation: RecoveryOperation, order_ref: OrderReference, order: Order | None
+    ) -> None:
+        """Record how an unknown outcome was resolved (the order found by tag, or absent)."""
+        if order is None:
+            order_ref.status = RefStatus.REJECTED
+            order_ref.error_message = "not at the broker after the unknown outcome"
+        else:
+            order_ref.order_id = order.id
+            order_ref.placed_successfully = True
+            self._apply_order(order_ref, order)
+        self.recovery_stats["unknown_outcomes_resolved"] += 1
+        await self._outcome(
+            order_ref,
+            OutcomeKind.RESOLVED,
+            None if order is None else order.id,
+            None,
+            "absent" if order is None else f"found status={order.status.name}",
+        )
+        await self._save(operation)
+
+    async def record_order_state(
+        self, operation: RecoveryOperation, order_ref: OrderReference, order: Order
+    ) -> None:
+        """Fold broker truth about one order (status, fill volume) into the operation."""
+        self._apply_order(order_ref, order)
+        await self._save(operation)
+
+    @staticmethod
+    def _apply_order(ref: OrderReference, order: Order) -> None:
+        ref.filled_size = max(ref.filled_size, order.fill_volume)
+        if order.status is OrderStatus.FILLED:
+            ref.status = RefStatus.FILLED
+        elif order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+            ref.status = RefStatus.CANCELLED
+        elif order.status is OrderStatus.REJECTED:
+            ref.status = RefStatus.REJECTED
+        elif ref.status not in _FINAL_REF:
+            ref.status = RefStatus.CONFIRMED
+
+    async def add_oco_pair(
+        self, operation: RecoveryOperation, order1_ref: OrderReference, order2_ref: OrderReference
+    ) -> None:
+        """Link two legs one-cancels-other; the link is journaled with the operation."""
+        if order1_ref.leg == order2_ref.leg:
+            raise OperationError("an order cannot be OCO-linked to itself")
+        for ref in (order1_ref, order2_ref):
+            if operation.orders.get(ref.leg) is not ref:
+                raise OperationError(f"leg {ref.leg!r} is not part of operation {operation.id}")
+        pair = (order1_ref.leg, order2_ref.leg)
+        if pair not in operation.oco_pairs and pair[::-1] not in operation.oco_pairs:
+            operation.oco_pairs.append(pair)
+            await self._save(operation)
+
+    async def add_position_tracking(
+        self,
+        operation: RecoveryOperation,
+        contract_id: str,
+        order_ref: OrderReference,
+        tracking_type: str = "protective",
+    ) -> None:
+        """Record that ``order_ref`` protects (or enters) the position on ``contract_id``."""
+        legs = operation.position_tracking.setdefault(contract_id, [])
+        entry = f"{tracking_type}:{order_ref.leg}"
+        if entry not in legs:
+            legs.append(entry)
+            await self._save(operation)
+
+    async def complete_operation(self, operation: RecoveryOperation) -> bool:
+        """Finish the operation: completed if every leg is at the broker, otherwise recover.
+
+        Unknown legs are resolved by tag first. If any leg is definitively missing, the operation
+        is rolled back (cancel what is live, confirm, flatten owned fills); returns True only when
+        the operation completed as intended.
+        """
+        await self._resolve_unknowns(operation)
+        refs = list(operation.orders.values())
+        if refs and all(r.placed_successfully for r in refs):
+            await self._set_state(operation, OperationState.COMPLETED, "all legs acknowledged")
+            return True
+        if not any(r.placed_successfully for r in refs) and not any(
+            r.status == RefStatus.UNKNOWN for r in refs
+        ):
+            await self._set_state(
+                operation, OperationState.FAILED, operation.last_error or "no leg was placed"
+            )
+            return False
+        if any(r.status == RefStatus.UNKNOWN for r in refs):
+            # Still ambiguous after resolution attempts: keep the record open for reconciliation.
+            if operation.state is OperationState.IN_PROGRESS:
+                await self._set_state(
+                    operation, OperationState.PARTIALLY_COMPLETED, "unresolved outcome"
+                )
+            return False
+        if operation.state is OperationState.IN_PROGRESS:
+            await self._set_state(
+                operation, OperationState.PARTIALLY_COMPLETED, operation.last_error or "leg failed"
+            )
+        self.recovery_stats["recovery_attempts"] += 1
+        safe = await self._rollback(operation, "a leg failed: " + (operation.last_error or ""))
+        if safe:
+            self.recovery_stats["successful_recoveries"] += 1
+        return False
+
+    async def force_rollback_operation(self, operation_id: str) -> bool:
+        """Roll an operation back: cancel its live orders and flatten the fills it owns."""
+        op = self.active_operations.get(operation_id)
+        if op is None:
+            op = await self._reload(operation_id)
+        if op.state in (OperationState.ROLLED_BACK, OperationState.FAILED):
+            return op.state is OperationState.ROLLED_BACK
+        self.recovery_stats["recovery_attempts"] += 1
+        safe = await self._rollback(op, "forced by the caller")
+        if safe:
+            self.recovery_stats["successful_recoveries"] += 1
+        return safe
+
+    def get_operation_status(self, operation_id: str) -> dict[str, Any] | None:
+        """A snapshot of the operation in the seed's shape (plus outcome details)."""
+        op = self.active_operations.get(operation_id)
+        if op is None:
+            op = next((o for o in self.operation_history if o.operation_id == operation_id), None)
+        if op is None:
+            return None
+        end = op.completed_at or self.clock.now()
+        return {
+            "operation_id": op.operation_id,
+            "id": op.operation_id,
+            "type": op.type,
+            "state": op.state.value,
+            "started_at": op.started_at.isoformat(),
+            "completed_at": None if op.completed_at is None else op.completed_at.isoformat(),
+            "duration": (end - op.started_at).total_seconds(),
+            "orders": {leg: r.as_dict() for leg, r in op.orders.items()},
+            "oco_pairs": [list(p) for p in op.oco_pairs],
+            "position_tracking": dict(op.position_tracking),
+            "errors": list(op.errors),
+            "last_error": op.last_error,
+            "retry_count": op.retry_count,
+            "max_retries": op.max_retries,
+            "required_orders": op.required_orders,
+            "successful_orders": op.successful_orders,
+            "extra": dict(op.extra),
+        }
+
+    async def cleanup_stale_operations(self, max_age_hours: float = 24.0) -> int:
+        """Close out operations stuck longer than ``max_age_hours``; returns how many.
+
+        A stuck operation is reconciled against the broker first. One that still owns a position
+        keeps its protective orders and stays active (cleaning up never strips protection); one
+        whose orders are all final is closed out with a truthful state.
+        """
+        cutoff = self.clock.now() - timedelta(hours=max_age_hours)
+        cleaned = 0
+        for op in list(self.active_operations.values()):
+            if (op.updated_at or op.started_at) > cutoff:
+                continue
+            await self._resolve_unknowns(op)
+            await self._refresh(op)
+            net = op.net_filled
+            if net != 0:
+                # Live orders on the reducing side protect what the operation owns: keep them.
+                reducing = OrderSide.SELL if net > 0 else OrderSide.BUY
+                if any(
+                    r.status == RefStatus.CONFIRMED and r.side == reducing
+                    for r in op.orders.values()
+                ):
+                    log.info("stale operation %s still protects a position; kept", op.id)
+                    continue
+            if any(
+                r.status in (RefStatus.CONFIRMED, RefStatus.UNKNOWN) for r in op.orders.values()
+            ):
+                # Live orders with nothing to protect, or still unknown: roll back to a safe state.
+                await self._rollback(op, f"stale for more than {max_age_hours} h")
+            else:
+                target = (
+                    OperationState.COMPLETED
+                    if op.orders and all(r.placed_successfully for r in op.orders.values())
+                    else OperationState.FAILED
+                )
+                await self._finish_via(op, target, f"stale for more than {max_age_hours} h")
+            cleaned += 1
+        return cleaned
+
+    def get_recovery_statistics(self) -> dict[str, Any]:
+        s = self.recovery_stats
+        finished = s["operations_completed"] + s["operations_failed"] + s["operations_rolled_back"]
+        return {
+            **s,
+            "success_rate": (s["operations_completed"] / finished) if finished else 0.0,
+            "recovery_success_rate": (
+                s["successful_recoveries"] / s["recovery_attempts"]
+                if s["recovery_attempts"]
+                else 0.0
+            ),
+            "active_operations": len(self.active_operations),
+            "history_size": len(self.operation_history),
+        }
+
+    # -- internals ---------------------------------------------------------------------------
+    async def _reload(self, operation_id: str) -> RecoveryOperation:
+        rec = await self.journal.get_operation(operation_id)
+        if rec is None:
+            raise OperationError(f"unknown operation {operation_id!r}")
+        return RecoveryOperation.from_record(rec)
+
+    async def _save(self, op: RecoveryOperation) -> None:
+        op.updated_at = self.clock.now()
+        await self.journal.update_operation(
+            op.operation_id, op.state.value, data=op.to_data(), at=op.updated_at
+        )
+
+    async def _set_state(self, op: RecoveryOperation, target: OperationState, reason: str) -> None:
+        if op.state is target:
+            await self._save(op)
+            return
+        check_transition(op.state, target)
+        previous = op.state
+        op.state = target
+        now = self.clock.now()
+        op.updated_at = now
+        if target.is_terminal:
+            op.completed_at = now
+        await self.journal.update_operation(
+            op.operation_id, target.value, data=op.to_data(), reason=reason, at=now
+        )
+        if target.is_terminal:
+            self._retire(op)
+            key = {
+                OperationState.COMPLETED: "operations_completed",
+                OperationState.FAILED: "operations_failed",
+                OperationState.ROLLED_BACK: "operations_rolled_back",
+            }[target]
+            self.recovery_stats[key] += 1
+        if previous is OperationState.COMPLETED:
+            # A forced rollback reopens a completed operation.
+            self.recovery_stats["operations_completed"] -= 1
+            self.active_operations[op.operation_id] = op
+
+    async def _finish_via(self, op: RecoveryOperation, target: OperationState, reason: str) -> None:
+        """Reach ``target`` along allowed rows (via partially_completed when needed)."""
+        if op.state is OperationState.PENDING and target is not OperationState.COMPLETED:
+            await self._set_state(op, OperationState.FAILED, reason)
+            return
+        if op.state is OperationState.IN_PROGRESS and target is OperationState.FAILED:
+            await self._set_state(op, OperationState.FAILED, reason)
+            return
+        await self._set_state(op, target, reason)
+
+    def _retire(self, op: RecoveryOperation) -> None:
+        self.active_operations.pop(op.operation_id, None)
+        self.operation_history.append(op)
+
+    async def _outcome(
+        self,
+        ref: OrderReference,
+        kind: OutcomeKind,
+        order_id: int | None,
+        code: int | None,
+        message: str,
+    ) -> None:
+        await self.journal.record_outcome(
+            OutcomeRecord(
+                intent_id=ref.intent_id,
+                custom_tag=ref.custom_tag,
+                kind=kind,
+                order_id=order_id,
+                code=code,
+                message=message,
+                recorded_at=self.clock.now(),
+            )
+        )
+
+    async def _resolve_unknowns(self, op: RecoveryOperation) -> None:
+        if self.actions is None:
+            return
+        for ref in op.orders.values():
+            if ref.status not in (RefStatus.UNKNOWN, RefStatus.INTENDED):
+                continue
+            try:
+                order = await self.actions.find_order_by_tag(ref.account_id, ref.custom_tag)
+            except OrderGuardError as exc:
+                log.warning("tag lookup for %s failed: %s", ref.custom_tag, exc)
+                continue
+            if order is None and ref.status == RefStatus.INTENDED:
+                # Intended but never sent (or lost before the broker saw it): nothing exists.
+                ref.status = RefStatus.REJECTED
+                ref.error_message = "never reached the broker"
+                await self._save(op)
+                continue
+            await self.record_resolution(op, ref, order)
+
+    async def _refresh(self, op: RecoveryOperation) -> None:
+        """Re-read every acknowledged order's final state from the broker."""
+        if self.actions is None:
+            return
+        for ref in op.orders.values():
+            if ref.order_id is None or ref.status in _FINAL_REF:
+                continue
+            try:
+                order = await self.actions.find_order_by_tag(ref.account_id, ref.custom_tag)
+            except OrderGuardError as exc:
+                log.warning("refresh of %s failed: %s", ref.custom_tag, exc)
+                continue
+            if order is not None:
+                self._apply_order(ref, order)
+        await self._save(op)
+
+    async def _rollback(self, op: RecoveryOperation, reason: str) -> bool:
+        """Cancel live legs (confirming each final state), then flatten owned fills exactly once."""
+        await self._set_state(op, OperationState.ROLLING_BACK, reason)
+        if self.actions is None:
+            await self._set_state(op, OperationState.FAILED, "no broker actions to roll back with")
+            return False
+        await self._resolve_unknowns(op)
+        live = [
+            r for r in op.orders.values() if r.order_id is not None and r.status not in _FINAL_REF
+        ]
+        for ref in live:
+            assert ref.order_id is not None
+            ref.cancel_attempted = True
+            try:
+                final = await self.actions.cancel_and_confirm(ref.account_id, ref.order_id)
+            except OrderGuardError as exc:
+                ref.error_message = f"cancel failed: {exc}"
+                continue
+            if final is not None:
+                self._apply_order(ref, final)
+                ref.cancel_successful = ref.status == RefStatus.CANCELLED
+        await self._save(op)
+        residual = op.net_filled  # includes earlier flatten legs, so nothing is flattened twice
+        if residual != 0:
+            await self._flatten(op, residual)
+        still_live = [
+            r.leg
+            for r in op.orders.values()
+            if r.status in (RefStatus.CONFIRMED, RefStatus.UNKNOWN)
+        ]
+        owned_left = abs(op.net_filled)
+        if still_live or owned_left > 0:
+            detail = f"live legs {still_live}" if still_live else ""
+            if owned_left > 0:
+                detail += f" unflattened {owned_left}"
+            op.last_error = f"rollback incomplete: {detail.strip()}"
+            await self._set_state(op, OperationState.FAILED, op.last_error)
+            return False
+        await self._set_state(op, OperationState.ROLLED_BACK, reason)
+        return True
+
+    async def _flatten(self, op: RecoveryOperation, residual: int) -> None:
+        """Journal a flatten leg for exactly ``residual`` (signed) and send it."""
+        assert self.actions is not None
+        first = next(iter(op.orders.values()))
+        contract = op.contract_id or first.contract_id
+        account = op.account_id if op.account_id is not None else first.account_id
+        n = sum(1 for leg in op.orders if leg.startswith("flatten"))
+        side = OrderSide.SELL if residual > 0 else OrderSide.BUY
+        ref = await self.add_order_to_operation(
+            op, contract, side, abs(residual), "market", leg=f"flatten{n}", account_id=account
+        )
+        self.recovery_stats["flattens"] += 1
+        try:
+            order = await self.actions.flatten_quantity(
+                account, contract, -residual, ref.custom_tag
+            )
+        except OrderGuardError as exc:
+            await self.record_order_failure(op, ref, str(exc))
+            return
+        if order is None:
+            await self.record_order_failure(op, ref, "flatten order not confirmed")
+            return
+        ref.order_id = order.id
+        ref.placed_successfully = True
+        self._apply_order(ref, order)
+        await self._save(op)
+
+
+__all__ = [
+    "OperationRecoveryManager",
+    "OrderReference",
+    "RecoveryActions",
+    "RecoveryOperation",
+    "RefStatus",
+]
