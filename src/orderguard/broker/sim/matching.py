@@ -1,0 +1,227 @@
+"""Pure matching rules of the simulated exchange: no I/O, no asyncio, no clock.
+
+The market model
+----------------
+Each contract has one *last* price. The book is one tick wide and sits **on and above** the last
+price: ``bid = last`` and ``ask = last + tick``. So a market buy at last 21000.00 fills at 21000.25
+and a market sell at 21000.00; a round trip costs one tick, as on a real one-tick market. (A
+symmetric quote would need half ticks, which no futures contract can trade at.)
+
+Order types (ProjectX integers)
+-------------------------------
+* **1 Limit** — a buy is executable while ``ask <= limit`` (a sell while ``bid >= limit``). An order
+  that is executable when it arrives (or when a modify makes it so) is *aggressive* and fills at the
+  touch (the ask for a buy, the bid for a sell) for as long as it stays executable; once it has
+  rested (a matching run found it not executable) it is *passive* and fills at its own limit, even
+  when the market gaps through it — price improvement goes to the aggressor, as on an exchange.
+* **2 Market** — fills at the touch.
+* **4 Stop** — a buy triggers when ``last >= stop``, a sell when ``last <= stop`` (also on arrival:
+  a stop placed through the market triggers at once); once triggered it is a market order and
+  fills at the touch. Triggering is sticky, so a partially filled stop keeps filling later.
+* **5 TrailingStop** — ``trail_price`` is the trailing *distance* in price units. (**UNCONFIRMED**
+  on the real API, which may mean an absolute price; see projectx-api.md §3.4.) A sell trailing stop
+  starts at ``last - distance`` and ratchets up to ``last - distance`` whenever that is higher; a
+  buy starts at ``last + distance`` and ratchets down. It never loosens. The current stop is
+  reported in ``stop_price``; it triggers and fills like a Stop.
+* **6 JoinBid / 7 JoinAsk** — a limit order priced at the best bid (JoinBid) or best ask (JoinAsk)
+  *when it arrives*; it does not follow the quote afterwards. The side is the request's: a JoinBid
+  buy rests, a JoinBid sell is executable at once.
+* **3 StopLimit** is refused on placement (errorCode 2), as the gateway does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from orderguard.models import OrderSide, OrderType
+
+_LIMIT_LIKE = frozenset({OrderType.LIMIT, OrderType.JOIN_BID, OrderType.JOIN_ASK})
+_STOP_LIKE = frozenset({OrderType.STOP, OrderType.TRAILING_STOP})
+
+# Money and average prices are exact where they can be, else rounded to the wire's 9 places.
+_AVERAGE_QUANTUM = Decimal("1e-9")
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The market of one contract at one instant."""
+
+    last: Decimal
+    bid: Decimal
+    ask: Decimal
+
+
+def quote_for(last: Decimal, tick: Decimal) -> Quote:
+    """The one-tick market around ``last``: ``bid = last``, ``ask = last + tick``."""
+    return Quote(last, last, last + tick)
+
+
+def touch(side: OrderSide, quote: Quote) -> Decimal:
+    """The price an aggressive order of ``side`` trades at: the ask for buys, the bid for sells."""
+    return quote.ask if side is OrderSide.BUY else quote.bid
+
+
+def join_price(order_type: OrderType, quote: Quote) -> Decimal:
+    """The limit a JoinBid (best bid) or JoinAsk (best ask) order rests at."""
+    return quote.bid if order_type is OrderType.JOIN_BID else quote.ask
+
+
+def limit_executable(side: OrderSide, limit: Decimal, quote: Quote) -> bool:
+    """A buy limit is executable while ``ask <= limit``; a sell while ``bid >= limit``."""
+    return quote.ask <= limit if side is OrderSide.BUY else quote.bid >= limit
+
+
+def stop_triggered(side: OrderSide, stop: Decimal, last: Decimal) -> bool:
+    """A buy stop triggers at ``last >= stop``; a sell stop at ``last <= stop``."""
+    return last >= stop if side is OrderSide.BUY else last <= stop
+
+
+def initial_trail_stop(side: OrderSide, last: Decimal, distance: Decimal) -> Decimal:
+    """Where a trailing stop starts: ``distance`` below the market for a sell, above for a buy."""
+    return last - distance if side is OrderSide.SELL else last + distance
+
+
+def trail(side: OrderSide, stop: Decimal, last: Decimal, distance: Decimal) -> Decimal:
+    """Ratchet a trailing stop toward the market; never loosen it."""
+    if side is OrderSide.SELL:
+        candidate = last - distance
+        return candidate if candidate > stop else stop
+    candidate = last + distance
+    return candidate if candidate < stop else stop
+
+
+class MatchState:
+    """The fields matching reads and updates. The exchange's live order record extends it.
+
+    ``triggered`` is sticky for stops; ``aggressive`` is True while an executable limit order keeps
+    sweeping the book from the moment it arrived (see the module docstring).
+    """
+
+    __slots__ = (
+        "aggressive",
+        "limit_price",
+        "side",
+        "stop_price",
+        "trail_price",
+        "triggered",
+        "type",
+    )
+
+    def __init__(
+        self,
+        side: OrderSide,
+        order_type: OrderType,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trail_price: Decimal | None = None,
+    ) -> None:
+        self.side = side
+        self.type = order_type
+        self.limit_price = limit_price
+        self.stop_price = stop_price
+        self.trail_price = trail_price
+        self.triggered = False
+        self.aggressive = False
+
+
+def execution_price(order: MatchState, quote: Quote, *, arriving: bool) -> Decimal | None:
+    """The price ``order`` can fill at now, or None; updates its trigger/trail/aggression flags.
+
+    ``arriving`` is True when the order is evaluated as it arrives (placement, a modify, a bracket
+    leg being activated) rather than on a market move.
+    """
+    kind = order.type
+    if kind is OrderType.MARKET:
+        return touch(order.side, quote)
+    if kind in _LIMIT_LIKE:
+        limit = order.limit_price
+        if limit is None or not limit_executable(order.side, limit, quote):
+            order.aggressive = False
+            return None
+        if arriving or order.aggressive:
+            order.aggressive = True
+            return touch(order.side, quote)
+        return limit
+    if kind in _STOP_LIKE:
+        if not order.triggered:
+            stop = order.stop_price
+            if stop is None:
+                return None
+            if not stop_triggered(order.side, stop, quote.last):
+                if kind is OrderType.TRAILING_STOP and order.trail_price is not None:
+                    order.stop_price = trail(order.side, stop, quote.last, order.trail_price)
+                return None
+            order.triggered = True
+        return touch(order.side, quote)
+    return None
+
+
+def average(notional: Decimal, quantity: int) -> Decimal:
+    """``notional / quantity``, exact when representable, else rounded to 9 decimal places."""
+    avg = notional / quantity
+    if avg * quantity == notional:
+        return avg
+    return avg.quantize(_AVERAGE_QUANTUM)
+
+
+# ---------------------------------------------------------------------------------------------
+# Net positions
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChange:
+    """The effect of one fill on a net position.
+
+    ``closed`` contracts were closed at ``points`` total price points of profit (already signed by
+    the position's direction; multiply by ``tick_value / tick_size`` for money). ``flipped`` is True
+    when the fill went through zero and opened the other way.
+    """
+
+    size: int
+    average_price: Decimal
+    closed: int
+    points: Decimal
+    flipped: bool
+
+
+def apply_fill(
+    size: int, average_price: Decimal, signed_qty: int, price: Decimal
+) -> PositionChange:
+    """Apply a fill of ``signed_qty`` (buys positive) at ``price`` to a net position.
+
+    Average-cost accounting: adding re-averages, reducing leaves the average unchanged and realises
+    ``(price - average) * closed`` points in the position's direction, and going through zero opens
+    the remainder at the fill price.
+    """
+    if size == 0 or (size > 0) == (signed_qty > 0):
+        new_size = size + signed_qty
+        if size == 0:
+            return PositionChange(new_size, price, 0, Decimal(0), False)
+        notional = average_price * abs(size) + price * abs(signed_qty)
+        return PositionChange(new_size, average(notional, abs(new_size)), 0, Decimal(0), False)
+    closed = min(abs(size), abs(signed_qty))
+    direction = 1 if size > 0 else -1
+    points = (price - average_price) * closed * direction
+    new_size = size + signed_qty
+    if new_size == 0 or (new_size > 0) == (size > 0):
+        return PositionChange(new_size, average_price, closed, points, False)
+    return PositionChange(new_size, price, closed, points, True)
+
+
+__all__ = [
+    "MatchState",
+    "PositionChange",
+    "Quote",
+    "apply_fill",
+    "average",
+    "execution_price",
+    "initial_trail_stop",
+    "join_price",
+    "limit_executable",
+    "quote_for",
+    "stop_triggered",
+    "touch",
+    "trail",
+]
