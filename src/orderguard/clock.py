@@ -175,8 +175,11 @@ class VirtualClock:
         ready = getattr(loop, "_ready", None)  # CPython's run queue; fall back to many yields
         for _ in range(max_rounds if ready is not None else 64):
             await asyncio.sleep(0)
-            if ready is not None and not ready and self._io_inflight == 0:
-                return
+            if ready is not None and not ready:
+                if self._io_inflight == 0:
+                    return
+                # Real I/O (a journal write on its thread) is in flight: wait for it, don't spin.
+                await asyncio.sleep(0.0002)
 
     def _pop_due(self, until: float) -> _VirtualTimer | None:
         while self._heap and self._heap[0][2].cancelled:
