@@ -3,8 +3,8 @@
 Values come, highest precedence first, from constructor keywords, ``ORDERGUARD_*`` environment
 variables, a TOML or JSON file given to :meth:`OrderManagerConfig.from_file`, and the defaults
 below. The six ``status_check_*`` keys are project-x-py's seed keys, kept by name. Every key is read
-by code; a key that nothing reads is a lie to the operator, so none is added "for later" without a
-consumer (the two circuit-breaker keys are the documented exception, see below).
+by code (and a test shows each one changing behaviour); a key that nothing reads is a lie to the
+operator, so none is added "for later" without a consumer.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import json
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -55,11 +55,23 @@ class OrderManagerConfig(BaseSettings):
     status_check_max_delay: float = Field(default=30.0, gt=0.0)
     """Cap of one backoff step; also the period of the background re-check of a latched outcome."""
 
-    # Circuit breaker for the status-check (query) family. Seed keys that must exist now; the
-    # resilience layer (resilience/breaker.py) will consume them when it is wired into the manager
-    # by a later issue. Until then nothing reads them: they are accepted and validated only.
+    # The four keys above also form the retry policy of plain queries (the seed reports them as
+    # each breaker's ``retry_config``), capped in total time by ``query_retry_max_total``.
+    query_retry_max_total: float = Field(default=30.0, ge=0.0)
+    """Seconds a query may spend in retry waits before its last error is raised."""
+
+    # -- circuit breakers (one per endpoint family: orders, positions, queries) -----------------
     status_check_circuit_breaker_threshold: int = Field(default=10, ge=1)
+    """Consecutive infrastructure failures (never business rejections) that open a family."""
     status_check_circuit_breaker_reset_time: float = Field(default=300.0, gt=0.0)
+    """Seconds an open breaker waits before it admits one query probe (half-open)."""
+
+    # -- rate limiter (the gateway allows 200 requests per rolling 60 s) -------------------------
+    rate_limit_requests: int = Field(default=200, ge=1)
+    """Most requests granted in any ``rate_limit_window`` seconds."""
+    rate_limit_window: float = Field(default=60.0, gt=0.0)
+    rate_limit_reserved: int = Field(default=10, ge=0)
+    """Slots of every window kept for protective and flattening orders."""
 
     # -- validation ---------------------------------------------------------------------------
     max_order_size: int = Field(default=100, ge=1)
@@ -77,6 +89,18 @@ class OrderManagerConfig(BaseSettings):
     placement_connect_retry_delay: float = Field(default=0.25, ge=0.0)
     unknown_resolution_window_hours: float = Field(default=24.0, gt=0.0)
     """How far back ``Order/search`` looks when resolving an Unknown outcome or a missing order."""
+
+    # -- position orders (orders/positions.py) -------------------------------------------------
+    follow_position_orders: bool = True
+    """Resize managed stops/targets when their position changes; cancel them when it is flat."""
+    position_recheck_interval: float = Field(default=15.0, gt=0.0)
+    """Seconds between REST re-checks of positions with managed exits (events can be lost)."""
+
+    @model_validator(mode="after")
+    def _reserved_below_budget(self) -> Self:
+        if self.rate_limit_reserved >= self.rate_limit_requests:
+            raise ValueError("rate_limit_reserved must be below rate_limit_requests")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -9,7 +9,8 @@ data on the error (``retryable``), never guessed from the type name::
     │   ├── InvalidSizeError
     │   ├── InvalidPriceError      missing, non-positive or off-tick price; stop on the wrong side
     │   ├── UnknownContractError
-    │   └── UnknownAccountError
+    │   ├── UnknownAccountError
+    │   └── NoPositionError        a position order was asked for where there is no position
     ├── BrokerError                the broker (or the path to it) failed
     │   ├── OrderRejectedError     a definitive business rejection, with the endpoint's error code
     │   ├── OutcomeUnknownError    sent, no proof either way; resolve by asking the broker
@@ -57,6 +58,10 @@ class UnknownContractError(ValidationError):
 
 class UnknownAccountError(ValidationError):
     """No account with that id is known to the broker."""
+
+
+class NoPositionError(ValidationError):
+    """A stop loss or take profit was asked for on a contract with no open position."""
 
 
 class BrokerError(OrderGuardError):
@@ -142,6 +147,7 @@ __all__ = [
     "InvalidSizeError",
     "JournalError",
     "MalformedPayloadError",
+    "NoPositionError",
     "OperationError",
     "OrderGuardError",
     "OrderNotFoundError",

@@ -86,3 +86,33 @@ def test_status_check_delays_are_capped_and_bounded() -> None:
     delays = list(status_check_delays(c, random.Random(1)))
     assert len(delays) == 8 and delays[0] == 0.0
     assert all(0 < d <= 3.0 for d in delays[1:])
+
+
+def test_resilience_keys_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limiter, breaker and query-retry keys load from ORDERGUARD_* variables."""
+    monkeypatch.setenv("ORDERGUARD_RATE_LIMIT_REQUESTS", "50")
+    monkeypatch.setenv("ORDERGUARD_RATE_LIMIT_WINDOW", "30")
+    monkeypatch.setenv("ORDERGUARD_RATE_LIMIT_RESERVED", "5")
+    monkeypatch.setenv("ORDERGUARD_QUERY_RETRY_MAX_TOTAL", "4.5")
+    monkeypatch.setenv("ORDERGUARD_STATUS_CHECK_CIRCUIT_BREAKER_THRESHOLD", "3")
+    c = OrderManagerConfig()
+    assert (c.rate_limit_requests, c.rate_limit_window, c.rate_limit_reserved) == (50, 30.0, 5)
+    assert (c.query_retry_max_total, c.status_check_circuit_breaker_threshold) == (4.5, 3)
+
+
+def test_resilience_keys_from_file(tmp_path: Path) -> None:
+    """The same keys load from a TOML file."""
+    path = tmp_path / "og.toml"
+    path.write_text(
+        "[orderguard]\nrate_limit_requests = 20\nrate_limit_reserved = 2\n"
+        "status_check_circuit_breaker_reset_time = 12.5\n"
+    )
+    c = OrderManagerConfig.from_file(path)
+    assert (c.rate_limit_requests, c.rate_limit_reserved) == (20, 2)
+    assert c.status_check_circuit_breaker_reset_time == 12.5
+
+
+def test_reserved_slots_must_leave_room_for_entries() -> None:
+    """rate_limit_reserved must be below rate_limit_requests."""
+    with pytest.raises(PydanticValidationError):
+        OrderManagerConfig(rate_limit_requests=5, rate_limit_reserved=5)

@@ -231,6 +231,17 @@ class Journal(Protocol):
     Every write returns only once its record is durable; a write that cannot be made durable raises
     :class:`~orderguard.errors.JournalError` (callers then refuse new exposure). Duplicate ids or
     tags, and outcomes for unknown intents, are refused with ``JournalError`` too.
+
+    The exception is a write made with ``durable=False`` (operations, state updates, outcomes):
+    it is queued and returns at once, and becomes durable with the next commit. That is safe
+    because of two properties every backend keeps: (1) records commit in the order they were
+    written, so once a later durable write (an intent) returns, every earlier deferred record is
+    durable too; (2) what a crash can lose is only a *suffix* of deferred records — an outcome or a
+    state update after the last intent — and recovery rebuilds exactly those from the broker: an
+    intent without an outcome is resolved by its customTag, and an operation's state is
+    re-derived from its legs. Intents are therefore always durable before their mutation is sent.
+    A deferred write that fails later is logged and counted (``deferred_failures``); a failure
+    that breaks the journal makes the next durable write raise.
     """
 
     terminal_states: frozenset[str]
@@ -251,7 +262,7 @@ class Journal(Protocol):
     ) -> None: ...
 
     # writes
-    async def start_operation(self, rec: OperationRecord) -> None:
+    async def start_operation(self, rec: OperationRecord, *, durable: bool = True) -> None:
         """Create the operation and its first state change (``None -> rec.state``) atomically."""
         ...
 
@@ -263,16 +274,24 @@ class Journal(Protocol):
         data: Mapping[str, Any] | None = None,
         reason: str = "",
         at: datetime | None = None,
+        durable: bool = True,
     ) -> None:
         """Set state (and replace ``data`` unless None); a new state also logs its change.
 
-        Raises :class:`~orderguard.errors.OperationError` for an unknown operation id.
+        Raises :class:`~orderguard.errors.OperationError` for an unknown operation id (a deferred
+        write logs and counts it instead).
         """
         ...
 
-    async def record_intent(self, rec: IntentRecord) -> None: ...
+    async def record_intent(self, rec: IntentRecord) -> None:
+        """Always durable on return: the mutation it announces is sent only afterwards."""
+        ...
 
-    async def record_outcome(self, rec: OutcomeRecord) -> None: ...
+    async def record_outcome(self, rec: OutcomeRecord, *, durable: bool = True) -> None: ...
+
+    async def flush(self) -> None:
+        """Return once every write queued so far (deferred ones too) is durable or has failed."""
+        ...
 
     async def record_event(self, rec: EventRecord) -> bool:
         """Record an applied event; False (nothing written) if its key was already recorded."""

@@ -3,7 +3,9 @@
 For unit tests and the deterministic chaos runner: the object plays the disk, so it outlives a
 simulated crash (a new "process" simply calls :meth:`MemoryJournal.open` on it again). Payloads are
 stored in their JSON form, so reads return exactly what the SQLite journal would return.
-``fail_writes`` simulates a journal that cannot be written (F15: disk full).
+``fail_writes`` simulates a journal that cannot be written (F15: disk full). Deferred writes
+(``durable=False``) are applied at once here, and fail at once under ``fail_writes``: memory has no
+commit to wait for, and raising early is the stricter behaviour for tests.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class MemoryJournal:
         self.terminal_states = frozenset(terminal_states)
         self.fail_writes = False
         """When True every write raises JournalError (disk full); reads keep working."""
+        self.deferred_failures = 0  # always 0: deferred writes raise at once here
         self._open = False
         # Operations and intents keep the payload as canonical JSON text, decoded on each read.
         self._ops: dict[str, tuple[OperationRecord, str]] = {}
@@ -88,7 +91,7 @@ class MemoryJournal:
             raise JournalError("journal is not open")
 
     # -- writes ----------------------------------------------------------------------------------
-    async def start_operation(self, rec: OperationRecord) -> None:
+    async def start_operation(self, rec: OperationRecord, *, durable: bool = True) -> None:
         self._check_writable()
         if rec.operation_id in self._ops:
             raise JournalError(f"operation {rec.operation_id!r} already recorded")
@@ -105,6 +108,7 @@ class MemoryJournal:
         data: Mapping[str, Any] | None = None,
         reason: str = "",
         at: datetime | None = None,
+        durable: bool = True,
     ) -> None:
         self._check_writable()
         try:
@@ -134,7 +138,7 @@ class MemoryJournal:
         if rec.operation_id is not None:
             self._intents_by_op.setdefault(rec.operation_id, []).append(rec.intent_id)
 
-    async def record_outcome(self, rec: OutcomeRecord) -> None:
+    async def record_outcome(self, rec: OutcomeRecord, *, durable: bool = True) -> None:
         self._check_writable()
         if rec.intent_id not in self._intents:
             raise JournalError(f"outcome for unknown intent {rec.intent_id!r}")
@@ -152,6 +156,10 @@ class MemoryJournal:
     async def set_watermark(self, key: str, value: str) -> None:
         self._check_writable()
         self._watermarks[key] = value
+
+    async def flush(self) -> None:
+        """Nothing is ever queued in memory."""
+        self._check_readable()
 
     # -- reads -----------------------------------------------------------------------------------
     def _op(self, operation_id: str) -> OperationRecord:

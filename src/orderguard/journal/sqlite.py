@@ -13,17 +13,27 @@ error rolls the whole batch back and every caller in it gets :class:`JournalErro
 or read-only leave the journal usable (the error is ``retryable``); I/O errors, corruption or a lost
 connection mark it failed for good, because after a failed fsync the file can no longer be trusted.
 
+Deferred writes (``durable=False``: operations, state updates, outcomes) are queued on the same
+writer and return at once; they commit with the next batch. Only intents must be durable before
+their mutation is sent, and because batches commit in queue order, an intent that returns durable
+carries every record queued before it into the same or an earlier commit. A crash can therefore
+lose only deferred records queued after the last durable write, which recovery re-derives from the
+broker (see :class:`~orderguard.journal.base.Journal`). Concurrent intents (a stop and a target)
+queued together share one commit. A deferred write that later fails is logged and counted in
+``deferred_failures``; a fatal failure marks the journal failed, so the next intent raises.
+
 Reads use a second, query-only connection: in WAL mode it sees only committed data and never waits
-for the writer.
+for the writer (call :meth:`SqliteJournal.flush` first to read deferred records back).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +62,8 @@ from orderguard.journal.base import (
 from orderguard.journal.writer import BatchFailedError, Write, WriterThread
 
 _R = TypeVar("_R")
+
+log = logging.getLogger(__name__)
 
 # Primary result codes after which the database file is not trusted again (see module docstring).
 _FATAL_CODES = frozenset(
@@ -150,6 +162,9 @@ class SqliteJournal:
         self._accepting = False
         self._failure: JournalError | None = None
         self._batches_before = 0
+        self._deferred: set[asyncio.Future[int]] = set()
+        self.deferred_failures = 0
+        """Deferred writes that failed after their caller had moved on (logged)."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -189,6 +204,8 @@ class SqliteJournal:
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer and close both connections; idempotent."""
+        if self._thread is not None and self._accepting:
+            await self.flush()
         self._accepting = False
         thread, self._thread = self._thread, None
         reader, self._reader = self._reader, None
@@ -216,8 +233,7 @@ class SqliteJournal:
         await self.close()
 
     # -- the writer ------------------------------------------------------------------------------
-    async def _submit(self, sql: str, params: Sequence[Any], conflict: str) -> int:
-        """Queue one statement; return its row count once it is committed."""
+    def _enqueue(self, sql: str, params: Sequence[Any], conflict: str) -> asyncio.Future[int]:
         if self._failure is not None:
             raise JournalError(f"journal {self.path} has failed: {self._failure}")
         thread = self._thread
@@ -225,9 +241,40 @@ class SqliteJournal:
             raise JournalError(f"journal {self.path} is not open")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         thread.submit(Write(sql, params, future, conflict))
+        return future
+
+    async def _submit(self, sql: str, params: Sequence[Any], conflict: str) -> int:
+        """Queue one statement; return its row count once it is committed."""
+        future = self._enqueue(sql, params, conflict)
         # The caller is waiting on disk I/O: a virtual clock must not jump meanwhile.
         async with self._clock.io():
             return await future
+
+    def _defer(
+        self, sql: str, params: Sequence[Any], conflict: str, *, must_change: str = ""
+    ) -> None:
+        """Queue one statement without waiting; failures are logged and counted later."""
+        future = self._enqueue(sql, params, conflict)
+        self._deferred.add(future)
+
+        def settled(f: asyncio.Future[int]) -> None:
+            self._deferred.discard(f)
+            if f.cancelled():
+                return
+            exc = f.exception()
+            if exc is None and not (must_change and f.result() == 0):
+                return
+            self.deferred_failures += 1
+            log.error("deferred journal write failed: %s", exc or must_change)
+
+        future.add_done_callback(settled)
+
+    async def flush(self) -> None:
+        """Wait until every deferred write queued so far has committed (or failed)."""
+        pending = list(self._deferred)
+        if pending:
+            async with self._clock.io():
+                await asyncio.gather(*pending, return_exceptions=True)
 
     def _deliver(
         self, batch: list[Write], outcome: list[int | sqlite3.IntegrityError] | BatchFailedError
@@ -249,8 +296,10 @@ class SqliteJournal:
                 w.future.set_result(result)
 
     # -- writes ----------------------------------------------------------------------------------
-    async def start_operation(self, rec: OperationRecord) -> None:
-        await self._submit(
+    async def start_operation(self, rec: OperationRecord, *, durable: bool = True) -> None:
+        write = self._submit if durable else self._defer
+        await _maybe(
+            write,
             f"INSERT INTO operations ({_OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 rec.operation_id,
@@ -273,20 +322,25 @@ class SqliteJournal:
         data: Mapping[str, Any] | None = None,
         reason: str = "",
         at: datetime | None = None,
+        durable: bool = True,
     ) -> None:
         # The operations_moved trigger logs the state change inside this same statement.
-        changed = await self._submit(
+        sql = (
             "UPDATE operations SET state = ?, last_reason = ?, updated_at = ?, "
-            "data = coalesce(?, data) WHERE operation_id = ?",
-            (
-                enum_text(state),
-                reason,
-                format_time(at or self._clock.now()),
-                None if data is None else dumps(dict(data)),
-                operation_id,
-            ),
-            f"cannot update operation {operation_id!r}",
+            "data = coalesce(?, data) WHERE operation_id = ?"
         )
+        params = (
+            enum_text(state),
+            reason,
+            format_time(at or self._clock.now()),
+            None if data is None else dumps(dict(data)),
+            operation_id,
+        )
+        conflict = f"cannot update operation {operation_id!r}"
+        if not durable:
+            self._defer(sql, params, conflict, must_change=f"unknown operation {operation_id!r}")
+            return
+        changed = await self._submit(sql, params, conflict)
         if changed == 0:
             raise OperationError(f"unknown operation {operation_id!r}")
 
@@ -309,8 +363,10 @@ class SqliteJournal:
             f"intent {rec.intent_id!r} (customTag {rec.custom_tag!r}) conflicts with the journal",
         )
 
-    async def record_outcome(self, rec: OutcomeRecord) -> None:
-        await self._submit(
+    async def record_outcome(self, rec: OutcomeRecord, *, durable: bool = True) -> None:
+        write = self._submit if durable else self._defer
+        await _maybe(
+            write,
             f"INSERT INTO outcomes ({_OUTCOME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 rec.intent_id,
@@ -458,6 +514,18 @@ class SqliteJournal:
             else:
                 totals[what] = n
         return JournalCounts(ops, outcomes, totals["intents"], totals["events"])
+
+
+async def _maybe(
+    write: Callable[[str, Sequence[Any], str], Awaitable[int] | None],
+    sql: str,
+    params: Sequence[Any],
+    conflict: str,
+) -> None:
+    """Run a durable (awaitable) or deferred (returns None) write the same way."""
+    result = write(sql, params, conflict)
+    if result is not None:
+        await result
 
 
 def _fail(future: asyncio.Future[int], error: BaseException) -> None:

@@ -89,6 +89,8 @@ class CancelAllResult:
     """One :class:`CancelResult` per order that was working when the call started."""
 
     results: tuple[CancelResult, ...]
+    operation_id: str | None = None
+    """The BULK_CANCEL operation that journaled this call (None if the journal was down)."""
 
     @property
     def total(self) -> int:
@@ -123,9 +125,52 @@ class ModifyResult:
     resolution: Resolution = Resolution.CONFIRMED
     error_code: int = 0
     error_message: str | None = None
+    operation_id: str | None = None
+    """The ORDER_MODIFICATION operation that journaled this call (None if nothing was sent)."""
+    previous: Order | None = None
+    """The order as it was before the modification was sent."""
 
     def __bool__(self) -> bool:
         return self.success
 
 
-__all__ = ["CancelAllResult", "CancelResult", "ModifyResult", "OrderPlaceResponse", "Resolution"]
+class CloseOutcome(StrEnum):
+    """How a position close ended."""
+
+    CLOSED = "closed"  # the requested quantity was flattened
+    PARTIAL = "partial"  # only part of it was flattened (the rest is still held)
+    NOTHING_TO_CLOSE = "nothing_to_close"  # the caller owns nothing the account still holds
+    REJECTED = "rejected"  # the close order was definitively refused; nothing changed
+    UNKNOWN = "unknown"  # the close order's outcome could not be established; reconcile
+
+
+@dataclass(frozen=True, slots=True)
+class ClosePositionResult:
+    """What a ``close_position`` did, from broker truth. Sizes are unsigned, positions signed."""
+
+    operation_id: str | None
+    contract_id: str
+    requested_size: int
+    """What was to be flattened: the caller's quantity, capped at the position."""
+    closed_size: int
+    """What was actually flattened (the close order's filled volume)."""
+    position_before: int
+    final_position: int | None
+    """The account's net position after the close (None if it could not be read)."""
+    outcome: CloseOutcome
+    order_id: int | None = None
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.outcome in (CloseOutcome.CLOSED, CloseOutcome.NOTHING_TO_CLOSE)
+
+
+__all__ = [
+    "CancelAllResult",
+    "CancelResult",
+    "CloseOutcome",
+    "ClosePositionResult",
+    "ModifyResult",
+    "OrderPlaceResponse",
+    "Resolution",
+]

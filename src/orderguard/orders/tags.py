@@ -25,7 +25,7 @@ _PART = re.compile(r"^[A-Za-z0-9]+$")
 class TagFactory:
     """Deterministic, per-session unique customTags."""
 
-    __slots__ = ("_issued", "_prefix", "_seq", "session")
+    __slots__ = ("_aux", "_issued", "_prefix", "_seq", "session")
 
     def __init__(self, prefix: str, rng: random.Random) -> None:
         if not _PART.match(prefix):
@@ -34,6 +34,7 @@ class TagFactory:
         # 40 random bits as 8 base-32 characters: collisions between sessions are negligible.
         self.session = _b32(rng.getrandbits(40), 8)
         self._seq = itertools.count(1)
+        self._aux = itertools.count(1)  # separate, so journal keys never shift order tags
 
     @property
     def prefix(self) -> str:
@@ -42,6 +43,15 @@ class TagFactory:
     def next_tag(self) -> str:
         """A fresh tag for a stand-alone placement."""
         return f"{self._prefix}-{self.session}-{next(self._seq)}"
+
+    def journal_key(self, kind: str) -> str:
+        """A unique journal key for a mutation that carries no customTag (cancel, modify).
+
+        It is never sent to the broker; it only keys the intent in the journal.
+        """
+        if not _PART.match(kind):
+            raise ValueError(f"kind must be alphanumeric, got {kind!r}")
+        return f"{self._prefix}-{self.session}-{kind}{next(self._aux)}"
 
     def tag(self, operation_id: str, leg: str, generation: int) -> str:
         """The tag of ``leg`` of ``operation_id`` at ``generation`` (bumped per re-placement)."""

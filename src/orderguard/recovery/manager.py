@@ -19,18 +19,20 @@ module holds the bookkeeping and the rules and stays free of adapter details.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from orderguard.broker.base import Confirmed, Outcome, Rejected, Unknown
+from orderguard.broker.base import Confirmed, Outcome, Rejected, Unknown, UnknownOrigin
 from orderguard.clock import Clock
-from orderguard.errors import OperationError, OrderGuardError
+from orderguard.errors import OperationError, OrderGuardError, OutcomeUnknownError
 from orderguard.journal.base import (
     IntentKind,
     IntentRecord,
@@ -43,6 +45,7 @@ from orderguard.models import Order, OrderSide, OrderStatus
 from orderguard.recovery.operations import (
     OperationState,
     OperationType,
+    can_transition,
     check_transition,
 )
 
@@ -158,6 +161,8 @@ class RecoveryOperation:
     retry_count: int = 0
     retry_delay: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    closed_externally: int = 0
+    """Signed quantity position-close operations flattened on this operation's behalf."""
 
     @property
     def id(self) -> str:
@@ -177,8 +182,9 @@ class RecoveryOperation:
 
     @property
     def net_filled(self) -> int:
-        """Signed quantity this operation's fills added to the account's position."""
-        return sum(r.signed_filled for r in self.orders.values())
+        """Signed quantity this operation still owns: its legs' fills, plus what position-close
+        operations flattened on its behalf (so the same quantity is never flattened twice)."""
+        return sum(r.signed_filled for r in self.orders.values()) + self.closed_externally
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -192,6 +198,7 @@ class RecoveryOperation:
             "retry_delay": self.retry_delay,
             "completed_at": self.completed_at,
             "extra": self.extra,
+            "closed_externally": self.closed_externally,
         }
 
     @classmethod
@@ -216,6 +223,7 @@ class RecoveryOperation:
             retry_count=int(d.get("retry_count", 0)),
             retry_delay=float(d.get("retry_delay", 1.0)),
             extra=dict(d.get("extra", {})),
+            closed_externally=int(d.get("closed_externally", 0)),
         )
 
 
@@ -256,9 +264,29 @@ _STAT_KEYS = (
     "flattens",
 )
 
+# Counters the journal's record counts cannot give back; persisted in a watermark instead.
+_PERSISTED_KEYS = ("recovery_attempts", "successful_recoveries", "flattens")
+_STATS_WATERMARK = "recovery.stats"
+
+_TERMINAL_STAT = {
+    OperationState.COMPLETED: "operations_completed",
+    OperationState.FAILED: "operations_failed",
+    OperationState.ROLLED_BACK: "operations_rolled_back",
+}
+
 
 class OperationRecoveryManager:
-    """Tracks operations durably and brings failed ones back to a safe state."""
+    """Tracks operations durably and brings failed ones back to a safe state.
+
+    It is also the single writer of intents and outcomes (for operation legs and for the
+    OrderManager's stand-alone mutations), so the statistics it keeps are, by construction, a
+    count of what the journal holds: ``operations_*`` equal the operations by current state,
+    ``unknown_outcomes_seen``/``_resolved`` the ``unknown``/``resolved`` outcome records.
+    A counter moves only after its record was accepted by the journal.
+
+    Only intents are written durably before anything is sent; operation updates and outcomes are
+    deferred writes (see :class:`~orderguard.journal.base.Journal` for why that is crash-safe).
+    """
 
     def __init__(
         self,
@@ -269,6 +297,7 @@ class OperationRecoveryManager:
         max_history: int = 100,
         rng: random.Random | None = None,
         tag_prefix: str = "og",
+        defer_writes: bool = True,
     ) -> None:
         self.journal = journal
         self.clock = clock
@@ -276,30 +305,68 @@ class OperationRecoveryManager:
         self.max_history = max_history
         self._rng = rng or random.Random()
         self._tag_prefix = tag_prefix
+        self._durable = not defer_writes
         self.active_operations: dict[str, RecoveryOperation] = {}
         self.operation_history: deque[RecoveryOperation] = deque(maxlen=max_history)
         self.recovery_stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
+        # (account, customTag) -> (operation id, leg) for the legs of active operations, so the
+        # send path can attach its outcome to the right leg.
+        self._tag_index: dict[tuple[int, str], tuple[str, str]] = {}
+        # The last outcome kind journaled per active leg intent: a leg's outcome is written once
+        # even when both the send path and the operation's owner report it.
+        self._last_kind: dict[str, OutcomeKind] = {}
+        self._leg_intents: set[str] = set()
+        # Extra statistics (brackets: time to protection, unprotected exposure), merged in.
+        self._stat_sources: list[Callable[[], Mapping[str, Any]]] = []
 
     # -- loading -----------------------------------------------------------------------------
     async def load(self) -> list[RecoveryOperation]:
         """Rebuild the in-memory view from the journal; returns the unfinished operations."""
+        await self.journal.flush()
         counts = await self.journal.counts()
-        by_state = counts.operations_by_state
-        self.recovery_stats["operations_started"] = sum(by_state.values())
-        self.recovery_stats["operations_completed"] = by_state.get("completed", 0)
-        self.recovery_stats["operations_failed"] = by_state.get("failed", 0)
-        self.recovery_stats["operations_rolled_back"] = by_state.get("rolled_back", 0)
-        self.recovery_stats["unknown_outcomes_seen"] = counts.outcomes.get("unknown", 0)
-        self.recovery_stats["unknown_outcomes_resolved"] = counts.outcomes.get("resolved", 0)
+        self._recount(counts.operations_by_state, counts.outcomes)
+        raw = await self.journal.get_watermark(_STATS_WATERMARK)
+        if raw:
+            saved = json.loads(raw)
+            for key in _PERSISTED_KEYS:
+                self.recovery_stats[key] = int(saved.get(key, 0))
+        self.active_operations.clear()
+        self.operation_history.clear()
+        self._tag_index.clear()
+        self._leg_intents.clear()
+        self._last_kind.clear()
         unfinished = [
             RecoveryOperation.from_record(r) for r in await self.journal.unfinished_operations()
         ]
         for op in unfinished:
             self.active_operations[op.operation_id] = op
+            for ref in op.orders.values():
+                self._tag_index[(ref.account_id, ref.custom_tag)] = (op.operation_id, ref.leg)
+                self._leg_intents.add(ref.intent_id)
         for rec in reversed(await self.journal.operations(limit=self.max_history)):
             if rec.operation_id not in self.active_operations:
                 self.operation_history.append(RecoveryOperation.from_record(rec))
         return unfinished
+
+    def _recount(self, by_state: Mapping[str, int], outcomes: Mapping[str, int]) -> None:
+        s = self.recovery_stats
+        s["operations_started"] = sum(by_state.values())
+        for state, key in _TERMINAL_STAT.items():
+            s[key] = by_state.get(state.value, 0)
+        s["unknown_outcomes_seen"] = outcomes.get(OutcomeKind.UNKNOWN.value, 0)
+        s["unknown_outcomes_resolved"] = outcomes.get(OutcomeKind.RESOLVED.value, 0)
+
+    async def _persist_counters(self) -> None:
+        """Save the counters the journal cannot recount (rare: recoveries and flattens)."""
+        payload = json.dumps({k: self.recovery_stats[k] for k in _PERSISTED_KEYS})
+        try:
+            await self.journal.set_watermark(_STATS_WATERMARK, payload)
+        except OrderGuardError as exc:
+            log.warning("could not persist recovery counters: %s", exc)
+
+    async def _bump(self, key: str) -> None:
+        self.recovery_stats[key] += 1
+        await self._persist_counters()
 
     # -- the seed's API ----------------------------------------------------------------------
     def _new_id(self) -> str:
@@ -315,9 +382,13 @@ class OperationRecoveryManager:
         contract_id: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> RecoveryOperation:
-        """Start and journal a new operation in state ``pending``."""
+        """Start and journal a new operation in state ``pending``.
+
+        Raises :class:`~orderguard.errors.JournalError` if the journal refuses it; nothing is
+        tracked then.
+        """
         try:
-            op_type = OperationType(str(operation_type).lower())
+            op_type = OperationType(str(getattr(operation_type, "value", operation_type)).lower())
         except ValueError as exc:
             raise OperationError(f"unknown operation type {operation_type!r}") from exc
         now = self.clock.now()
@@ -333,6 +404,7 @@ class OperationRecoveryManager:
             retry_delay=retry_delay,
             extra=dict(extra or {}),
         )
+        # Deferred: the operation becomes durable with its first intent, at the latest.
         await self.journal.start_operation(
             OperationRecord(
                 operation_id=op.operation_id,
@@ -343,7 +415,8 @@ class OperationRecoveryManager:
                 account_id=account_id,
                 contract_id=contract_id,
                 data=op.to_data(),
-            )
+            ),
+            durable=self._durable,
         )
         self.active_operations[op.operation_id] = op
         self.recovery_stats["operations_started"] += 1
@@ -352,6 +425,18 @@ class OperationRecoveryManager:
     def tag_for(self, operation: RecoveryOperation, leg: str, generation: int = 0) -> str:
         """The deterministic customTag of an intent: operation id + leg + generation."""
         return f"{self._tag_prefix}-{operation.operation_id}-{leg}-{generation}"
+
+    def get_operation(self, operation_id: str) -> RecoveryOperation | None:
+        """The in-memory operation (active, or still in the bounded history)."""
+        op = self.active_operations.get(operation_id)
+        if op is None:
+            op = next((o for o in self.operation_history if o.operation_id == operation_id), None)
+        return op
+
+    async def find_operation(self, operation_id: str) -> RecoveryOperation:
+        """The operation from memory, or reloaded from the journal; OperationError if unknown."""
+        op = self.get_operation(operation_id)
+        return op if op is not None else await self._reload(operation_id)
 
     async def add_order_to_operation(
         self,
@@ -367,7 +452,9 @@ class OperationRecoveryManager:
         generation: int = 0,
         request: Mapping[str, Any] | None = None,
     ) -> OrderReference:
-        """Register an order intent; its tag is journaled before anything is sent."""
+        """Register an order intent; its tag is durable in the journal before this returns."""
+        if operation.state.is_terminal:
+            raise OperationError(f"operation {operation.id} is {operation.state.value}")
         leg = leg or f"{order_type}{len(operation.orders)}"
         if leg in operation.orders and operation.orders[leg].generation == generation:
             raise OperationError(f"leg {leg!r} already exists in operation {operation.id}")
@@ -400,11 +487,97 @@ class OperationRecoveryManager:
             )
         )
         operation.orders[leg] = ref
+        self._tag_index[(acct, ref.custom_tag)] = (operation.operation_id, leg)
+        self._leg_intents.add(ref.intent_id)
         if operation.state is OperationState.PENDING:
             await self._set_state(operation, OperationState.IN_PROGRESS, "first order intent")
+        elif operation.state is OperationState.PARTIALLY_COMPLETED:
+            await self._set_state(operation, OperationState.IN_PROGRESS, "retrying forward")
         else:
             await self._save(operation)
         return ref
+
+    async def record_intent(
+        self,
+        kind: IntentKind,
+        *,
+        account_id: int,
+        contract_id: str,
+        custom_tag: str,
+        request: Mapping[str, Any],
+        operation: RecoveryOperation | None = None,
+        leg: str = "single",
+        generation: int = 0,
+    ) -> str:
+        """Journal (durably) a mutation that is not an order leg: a stand-alone placement
+        (``operation`` None, leg ``single``), a cancel, a modify. Returns the intent id."""
+        intent_id = (
+            f"{operation.operation_id}:{leg}:{generation}" if operation is not None else custom_tag
+        )
+        await self.journal.record_intent(
+            IntentRecord(
+                intent_id=intent_id,
+                operation_id=None if operation is None else operation.operation_id,
+                leg=leg,
+                generation=generation,
+                custom_tag=custom_tag,
+                account_id=account_id,
+                contract_id=contract_id,
+                kind=kind,
+                request=dict(request),
+                created_at=self.clock.now(),
+                correlation_id=intent_id if operation is None else operation.operation_id,
+            )
+        )
+        return intent_id
+
+    async def record_outcome(
+        self,
+        intent_id: str,
+        custom_tag: str | None,
+        kind: OutcomeKind,
+        *,
+        order_id: int | None = None,
+        code: int | None = None,
+        message: str = "",
+    ) -> bool:
+        """Journal one outcome (deferred) and count it; False if it repeats the last one."""
+        if self._last_kind.get(intent_id) is kind or (
+            kind is OutcomeKind.CONFIRMED and self._last_kind.get(intent_id) is OutcomeKind.RESOLVED
+        ):
+            return False  # already reported by the send path
+        await self.journal.record_outcome(
+            OutcomeRecord(
+                intent_id=intent_id,
+                custom_tag=custom_tag,
+                kind=kind,
+                order_id=order_id,
+                code=code,
+                message=message,
+                recorded_at=self.clock.now(),
+            ),
+            durable=self._durable,
+        )
+        if intent_id in self._leg_intents:
+            self._last_kind[intent_id] = kind
+        if kind is OutcomeKind.UNKNOWN:
+            self.recovery_stats["unknown_outcomes_seen"] += 1
+        elif kind is OutcomeKind.RESOLVED:
+            self.recovery_stats["unknown_outcomes_resolved"] += 1
+        return True
+
+    def leg_for_tag(
+        self, account_id: int, custom_tag: str
+    ) -> tuple[RecoveryOperation, OrderReference] | None:
+        """The active operation leg carrying ``custom_tag``, if any."""
+        where = self._tag_index.get((account_id, custom_tag))
+        if where is None:
+            return None
+        op = self.active_operations.get(where[0])
+        if op is None:
+            return None
+        ref = op.orders.get(where[1])
+        return None if ref is None else (op, ref)
 
     async def record_order_success(
         self, operation: RecoveryOperation, order_ref: OrderReference, response: Any
@@ -413,7 +586,8 @@ class OperationRecoveryManager:
         order_id = getattr(response, "order_id", None)
         if order_id is None:
             order_id = getattr(response, "orderId", None)
-        order_ref.order_id = None if order_id is None else int(order_id)
+        if order_id is not None:
+            order_ref.order_id = int(order_id)
         order_ref.placed_successfully = True
         if order_ref.status not in _FINAL_REF:
             order_ref.status = RefStatus.CONFIRMED
@@ -427,10 +601,11 @@ class OperationRecoveryManager:
         error: Outcome | BaseException | str,
     ) -> None:
         """Record a failed or ambiguous placement (``Unknown`` stays unknown, never failed)."""
+        if isinstance(error, OutcomeUnknownError):
+            error = Unknown(_origin(error.origin), str(error))
         if isinstance(error, Unknown):
             order_ref.status = RefStatus.UNKNOWN
             order_ref.error_message = f"outcome unknown: {error.origin.value}"
-            self.recovery_stats["unknown_outcomes_seen"] += 1
             await self._outcome(
                 order_ref, OutcomeKind.UNKNOWN, None, None, error.origin.value + " " + error.detail
             )
@@ -444,10 +619,18 @@ class OperationRecoveryManager:
         elif isinstance(error, Confirmed):
             raise OperationError("a Confirmed outcome is a success, not a failure")
         else:
-            # An exception from our side of the wire (never sent) or a free-text error.
+            # Refused on our side of the wire (validation, latch, journal) or a definitive
+            # rejection raised as an error: nothing exists at the broker.
             order_ref.status = RefStatus.REJECTED
             order_ref.error_message = str(error)
-            await self._outcome(order_ref, OutcomeKind.REJECTED, None, None, str(error))
+            code = getattr(error, "code", None)
+            await self._outcome(
+                order_ref,
+                OutcomeKind.REJECTED,
+                None,
+                code if isinstance(code, int) else None,
+                str(error),
+            )
         message = f"{order_ref.leg}: {order_ref.error_message}"
         operation.errors.append(message)
         operation.last_error = message
@@ -462,9 +645,8 @@ class OperationRecoveryManager:
             order_ref.error_message = "not at the broker after the unknown outcome"
         else:
             order_ref.order_id = order.id
-            order_ref.placed_successfully = True
+            order_ref.placed_successfully = order.status is not OrderStatus.REJECTED
             self._apply_order(order_ref, order)
-        self.recovery_stats["unknown_outcomes_resolved"] += 1
         await self._outcome(
             order_ref,
             OutcomeKind.RESOLVED,
@@ -481,9 +663,16 @@ class OperationRecoveryManager:
         self._apply_order(order_ref, order)
         await self._save(operation)
 
+    async def record_external_close(self, operation: RecoveryOperation, signed_qty: int) -> None:
+        """``signed_qty`` of what ``operation`` owned was flattened by a position-close."""
+        operation.closed_externally += signed_qty
+        await self._save(operation)
+
     @staticmethod
     def _apply_order(ref: OrderReference, order: Order) -> None:
         ref.filled_size = max(ref.filled_size, order.fill_volume)
+        if ref.order_id is None:
+            ref.order_id = order.id
         if order.status is OrderStatus.FILLED:
             ref.status = RefStatus.FILLED
         elif order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
@@ -526,17 +715,21 @@ class OperationRecoveryManager:
 
         Unknown legs are resolved by tag first. If any leg is definitively missing, the operation
         is rolled back (cancel what is live, confirm, flatten owned fills); returns True only when
-        the operation completed as intended.
+        the operation completed as intended. A finished operation is left as it is.
         """
+        if operation.state.is_terminal:
+            return operation.state is OperationState.COMPLETED
         await self._resolve_unknowns(operation)
         refs = list(operation.orders.values())
         if refs and all(r.placed_successfully for r in refs):
+            if operation.state is OperationState.ROLLING_BACK:
+                return False  # a rollback in progress is finished by the rollback, not here
             await self._set_state(operation, OperationState.COMPLETED, "all legs acknowledged")
             return True
         if not any(r.placed_successfully for r in refs) and not any(
             r.status == RefStatus.UNKNOWN for r in refs
         ):
-            await self._set_state(
+            await self._finish_via(
                 operation, OperationState.FAILED, operation.last_error or "no leg was placed"
             )
             return False
@@ -551,30 +744,28 @@ class OperationRecoveryManager:
             await self._set_state(
                 operation, OperationState.PARTIALLY_COMPLETED, operation.last_error or "leg failed"
             )
-        self.recovery_stats["recovery_attempts"] += 1
+        await self._bump("recovery_attempts")
         safe = await self._rollback(operation, "a leg failed: " + (operation.last_error or ""))
         if safe:
-            self.recovery_stats["successful_recoveries"] += 1
+            await self._bump("successful_recoveries")
         return False
 
     async def force_rollback_operation(self, operation_id: str) -> bool:
         """Roll an operation back: cancel its live orders and flatten the fills it owns."""
         op = self.active_operations.get(operation_id)
         if op is None:
-            op = await self._reload(operation_id)
+            op = await self.find_operation(operation_id)
         if op.state in (OperationState.ROLLED_BACK, OperationState.FAILED):
             return op.state is OperationState.ROLLED_BACK
-        self.recovery_stats["recovery_attempts"] += 1
+        await self._bump("recovery_attempts")
         safe = await self._rollback(op, "forced by the caller")
         if safe:
-            self.recovery_stats["successful_recoveries"] += 1
+            await self._bump("successful_recoveries")
         return safe
 
     def get_operation_status(self, operation_id: str) -> dict[str, Any] | None:
         """A snapshot of the operation in the seed's shape (plus outcome details)."""
-        op = self.active_operations.get(operation_id)
-        if op is None:
-            op = next((o for o in self.operation_history if o.operation_id == operation_id), None)
+        op = self.get_operation(operation_id)
         if op is None:
             return None
         end = op.completed_at or self.clock.now()
@@ -595,6 +786,7 @@ class OperationRecoveryManager:
             "max_retries": op.max_retries,
             "required_orders": op.required_orders,
             "successful_orders": op.successful_orders,
+            "net_filled": op.net_filled,
             "extra": dict(op.extra),
         }
 
@@ -603,6 +795,7 @@ class OperationRecoveryManager:
 
         A stuck operation is reconciled against the broker first. One that still owns a position
         keeps its protective orders and stays active (cleaning up never strips protection); one
+        that owns a position with no protection left is flattened (exactly its quantity); one
         whose orders are all final is closed out with a truthful state.
         """
         cutoff = self.clock.now() - timedelta(hours=max_age_hours)
@@ -612,6 +805,9 @@ class OperationRecoveryManager:
                 continue
             await self._resolve_unknowns(op)
             await self._refresh(op)
+            if any(r.status == RefStatus.UNKNOWN for r in op.orders.values()):
+                log.info("stale operation %s has an unresolved leg; kept for reconciliation", op.id)
+                continue
             net = op.net_filled
             if net != 0:
                 # Live orders on the reducing side protect what the operation owns: keep them.
@@ -622,10 +818,9 @@ class OperationRecoveryManager:
                 ):
                     log.info("stale operation %s still protects a position; kept", op.id)
                     continue
-            if any(
-                r.status in (RefStatus.CONFIRMED, RefStatus.UNKNOWN) for r in op.orders.values()
-            ):
-                # Live orders with nothing to protect, or still unknown: roll back to a safe state.
+            if net != 0 or any(r.status == RefStatus.CONFIRMED for r in op.orders.values()):
+                # Exposure with nothing protecting it, or live orders with nothing to protect:
+                # roll back to a safe state.
                 await self._rollback(op, f"stale for more than {max_age_hours} h")
             else:
                 target = (
@@ -650,10 +845,35 @@ class OperationRecoveryManager:
             ),
             "active_operations": len(self.active_operations),
             "history_size": len(self.operation_history),
+            **{k: v for source in self._stat_sources for k, v in source().items()},
         }
+
+    # -- for sagas that decide their own outcome (orders/bracket.py, orders/oco.py) -----------
+    def register_statistics(self, source: Callable[[], Mapping[str, Any]]) -> None:
+        """Merge ``source()`` into :meth:`get_recovery_statistics` (idempotent per source)."""
+        if source not in self._stat_sources:
+            self._stat_sources.append(source)
+
+    async def save_operation(self, operation: RecoveryOperation) -> None:
+        """Persist the operation's data (legs, ``extra``) without changing its state."""
+        await self._save(operation)
+
+    async def transition_operation(
+        self, operation: RecoveryOperation, target: OperationState, reason: str
+    ) -> None:
+        """Move the operation to ``target`` along the shortest path of allowed rows.
+
+        Each step is journaled with ``reason``; OperationError if no path exists.
+        """
+        path = _path(operation.state, target)
+        if path is None:
+            check_transition(operation.state, target)  # raises with the standard message
+        for step in path or (target,):
+            await self._set_state(operation, step, reason)
 
     # -- internals ---------------------------------------------------------------------------
     async def _reload(self, operation_id: str) -> RecoveryOperation:
+        await self.journal.flush()
         rec = await self.journal.get_operation(operation_id)
         if rec is None:
             raise OperationError(f"unknown operation {operation_id!r}")
@@ -662,49 +882,61 @@ class OperationRecoveryManager:
     async def _save(self, op: RecoveryOperation) -> None:
         op.updated_at = self.clock.now()
         await self.journal.update_operation(
-            op.operation_id, op.state.value, data=op.to_data(), at=op.updated_at
+            op.operation_id,
+            op.state.value,
+            data=op.to_data(),
+            at=op.updated_at,
+            durable=self._durable,
         )
 
     async def _set_state(self, op: RecoveryOperation, target: OperationState, reason: str) -> None:
+        """Move ``op`` along a TRANSITIONS row; memory changes only after the journal took it."""
         if op.state is target:
             await self._save(op)
             return
         check_transition(op.state, target)
         previous = op.state
-        op.state = target
         now = self.clock.now()
-        op.updated_at = now
-        if target.is_terminal:
-            op.completed_at = now
+        completed_at = now if target.is_terminal else op.completed_at
+        if previous.is_terminal and not target.is_terminal:
+            completed_at = None  # a forced rollback reopens a completed operation
+        data = {**op.to_data(), "completed_at": completed_at}
         await self.journal.update_operation(
-            op.operation_id, target.value, data=op.to_data(), reason=reason, at=now
+            op.operation_id,
+            target.value,
+            data=data,
+            reason=reason,
+            at=now,
+            durable=self._durable,
         )
+        op.state = target
+        op.updated_at = now
+        op.completed_at = completed_at
+        if previous in _TERMINAL_STAT:
+            self.recovery_stats[_TERMINAL_STAT[previous]] -= 1
+            self.active_operations[op.operation_id] = op
+            with contextlib.suppress(ValueError):
+                self.operation_history.remove(op)
         if target.is_terminal:
             self._retire(op)
-            key = {
-                OperationState.COMPLETED: "operations_completed",
-                OperationState.FAILED: "operations_failed",
-                OperationState.ROLLED_BACK: "operations_rolled_back",
-            }[target]
-            self.recovery_stats[key] += 1
-        if previous is OperationState.COMPLETED:
-            # A forced rollback reopens a completed operation.
-            self.recovery_stats["operations_completed"] -= 1
-            self.active_operations[op.operation_id] = op
+            self.recovery_stats[_TERMINAL_STAT[target]] += 1
 
     async def _finish_via(self, op: RecoveryOperation, target: OperationState, reason: str) -> None:
-        """Reach ``target`` along allowed rows (via partially_completed when needed)."""
-        if op.state is OperationState.PENDING and target is not OperationState.COMPLETED:
-            await self._set_state(op, OperationState.FAILED, reason)
+        """Reach the terminal ``target`` along allowed rows (via partially_completed if needed)."""
+        if can_transition(op.state, target):
+            await self._set_state(op, target, reason)
             return
-        if op.state is OperationState.IN_PROGRESS and target is OperationState.FAILED:
-            await self._set_state(op, OperationState.FAILED, reason)
-            return
+        if can_transition(op.state, OperationState.PARTIALLY_COMPLETED):
+            await self._set_state(op, OperationState.PARTIALLY_COMPLETED, reason)
         await self._set_state(op, target, reason)
 
     def _retire(self, op: RecoveryOperation) -> None:
         self.active_operations.pop(op.operation_id, None)
         self.operation_history.append(op)
+        for ref in op.orders.values():
+            self._last_kind.pop(ref.intent_id, None)
+            self._leg_intents.discard(ref.intent_id)
+            self._tag_index.pop((ref.account_id, ref.custom_tag), None)
 
     async def _outcome(
         self,
@@ -714,16 +946,8 @@ class OperationRecoveryManager:
         code: int | None,
         message: str,
     ) -> None:
-        await self.journal.record_outcome(
-            OutcomeRecord(
-                intent_id=ref.intent_id,
-                custom_tag=ref.custom_tag,
-                kind=kind,
-                order_id=order_id,
-                code=code,
-                message=message,
-                recorded_at=self.clock.now(),
-            )
+        await self.record_outcome(
+            ref.intent_id, ref.custom_tag, kind, order_id=order_id, code=code, message=message
         )
 
     async def _resolve_unknowns(self, op: RecoveryOperation) -> None:
@@ -763,6 +987,10 @@ class OperationRecoveryManager:
 
     async def _rollback(self, op: RecoveryOperation, reason: str) -> bool:
         """Cancel live legs (confirming each final state), then flatten owned fills exactly once."""
+        if op.state is OperationState.PENDING:
+            # Nothing was ever sent: there is nothing to undo.
+            await self._set_state(op, OperationState.ROLLED_BACK, reason)
+            return True
         await self._set_state(op, OperationState.ROLLING_BACK, reason)
         if self.actions is None:
             await self._set_state(op, OperationState.FAILED, "no broker actions to roll back with")
@@ -803,23 +1031,38 @@ class OperationRecoveryManager:
         return True
 
     async def _flatten(self, op: RecoveryOperation, residual: int) -> None:
-        """Journal a flatten leg for exactly ``residual`` (signed) and send it."""
+        """Journal a flatten leg for what the operation owns *and the account still holds*, and
+        send it. Never more than the broker's position: flattening a quantity that someone
+        already closed would open a new position the other way."""
         assert self.actions is not None
         first = next(iter(op.orders.values()))
         contract = op.contract_id or first.contract_id
         account = op.account_id if op.account_id is not None else first.account_id
-        n = sum(1 for leg in op.orders if leg.startswith("flatten"))
-        side = OrderSide.SELL if residual > 0 else OrderSide.BUY
-        ref = await self.add_order_to_operation(
-            op, contract, side, abs(residual), "market", leg=f"flatten{n}", account_id=account
-        )
-        self.recovery_stats["flattens"] += 1
         try:
-            order = await self.actions.flatten_quantity(
-                account, contract, -residual, ref.custom_tag
-            )
+            held = await self.actions.owned_position(account, contract)
         except OrderGuardError as exc:
-            await self.record_order_failure(op, ref, str(exc))
+            log.warning("position read before flattening %s failed: %s", op.id, exc)
+            return  # absence of evidence: flatten nothing blind; the record stays unflattened
+        if held == 0 or (held > 0) != (residual > 0):
+            # Already flat (or flipped by someone else): what we owned is gone at the broker.
+            op.closed_externally -= residual
+            op.errors.append(f"position already closed at the broker ({residual} not flattened)")
+            await self._save(op)
+            return
+        qty = min(abs(residual), abs(held))
+        if qty < abs(residual):
+            op.closed_externally -= (abs(residual) - qty) * (1 if residual > 0 else -1)
+        signed = qty if residual > 0 else -qty
+        n = sum(1 for leg in op.orders if leg.startswith("flatten"))
+        side = OrderSide.SELL if signed > 0 else OrderSide.BUY
+        ref = await self.add_order_to_operation(
+            op, contract, side, qty, "market", leg=f"flatten{n}", account_id=account
+        )
+        await self._bump("flattens")
+        try:
+            order = await self.actions.flatten_quantity(account, contract, -signed, ref.custom_tag)
+        except OrderGuardError as exc:
+            await self.record_order_failure(op, ref, exc)
             return
         if order is None:
             await self.record_order_failure(op, ref, "flatten order not confirmed")
@@ -827,7 +1070,35 @@ class OperationRecoveryManager:
         ref.order_id = order.id
         ref.placed_successfully = True
         self._apply_order(ref, order)
+        await self._outcome(ref, OutcomeKind.CONFIRMED, order.id, None, "")
         await self._save(op)
+
+
+def _path(source: OperationState, target: OperationState) -> list[OperationState] | None:
+    """States after ``source`` on a shortest allowed path to ``target`` (BFS over the table)."""
+    if source is target:
+        return []
+    frontier: list[list[OperationState]] = [[source]]
+    seen = {source}
+    while frontier:
+        nxt: list[list[OperationState]] = []
+        for route in frontier:
+            for state in OperationState:
+                if state in seen or not can_transition(route[-1], state):
+                    continue
+                if state is target:
+                    return [*route[1:], state]
+                seen.add(state)
+                nxt.append([*route, state])
+        frontier = nxt
+    return None
+
+
+def _origin(text: str) -> UnknownOrigin:
+    try:
+        return UnknownOrigin(text)
+    except ValueError:
+        return UnknownOrigin.TIMEOUT_AFTER_SEND
 
 
 __all__ = [

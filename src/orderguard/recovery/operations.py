@@ -20,6 +20,8 @@ class OperationType(StrEnum):
     POSITION_CLOSE = "position_close"
     BULK_CANCEL = "bulk_cancel"
     ORDER_MODIFICATION = "order_modification"
+    # A stop loss or take profit added to an existing position (orders/positions.py).
+    PROTECTIVE_ORDER = "protective_order"
 
 
 class OperationState(StrEnum):
@@ -57,7 +59,11 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_S.PENDING, _S.ROLLED_BACK, "forced rollback before anything was sent"),
     Transition(_S.IN_PROGRESS, _S.PARTIALLY_COMPLETED),
     Transition(_S.IN_PROGRESS, _S.COMPLETED),
-    Transition(_S.IN_PROGRESS, _S.FAILED, "every mutation definitively rejected: nothing is live"),
+    Transition(
+        _S.IN_PROGRESS,
+        _S.FAILED,
+        "every mutation definitively rejected: nothing changed at the broker",
+    ),
     Transition(_S.IN_PROGRESS, _S.ROLLING_BACK),
     Transition(_S.PARTIALLY_COMPLETED, _S.IN_PROGRESS, "recovery retries forward (same tags)"),
     Transition(_S.PARTIALLY_COMPLETED, _S.COMPLETED),

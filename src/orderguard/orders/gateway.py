@@ -1,0 +1,313 @@
+"""The resilient path to the broker: every call the OrderManager makes goes through here.
+
+:class:`GuardedBroker` implements the :class:`~orderguard.broker.base.Broker` port over another one
+and adds, per call:
+
+* the **rate limiter** (one sliding window for the whole gateway budget), with the caller's
+  :class:`~orderguard.resilience.Priority`: protective orders, then flattening, then entries,
+  then queries;
+* a **circuit breaker per endpoint family** (``orders``: place/cancel/modify; ``positions``:
+  close/partial close; ``queries``: every read). Only infrastructure failures count: an
+  ``Unknown`` that means the endpoint did not answer (timeout, lost connection, 5xx) or an
+  exception of that kind. A ``Rejected`` outcome is an answer and counts as a success;
+* **retries for queries only** (capped exponential backoff with full jitter, Retry-After honoured).
+  Mutations are never retried here: the manager re-sends only what provably never left.
+
+A protective or flattening order is sent even while its family's breaker is open: an open breaker
+protects the endpoint from load, but a stop that is not sent leaves a position naked for certain,
+while a stop sent to a struggling endpoint is at worst an ``Unknown`` that is resolved by its tag.
+Such a bypass is counted and does not feed the breaker (it was not admitted by it).
+
+A half-open breaker admits only a *query* probe (a probe that fails must not be an order). So when
+a mutation finds its family half-open, the gateway first sends that probe itself — a read of the
+same endpoint family (open orders for ``orders``, positions for ``positions``) — and sends the
+mutation only if the probe closed the circuit.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import TypeVar
+
+from orderguard.broker.base import (
+    AccountCapabilities,
+    Broker,
+    EventHandler,
+    Outcome,
+    Subscription,
+    Unknown,
+    UnknownOrigin,
+)
+from orderguard.clock import Clock
+from orderguard.config import OrderManagerConfig
+from orderguard.errors import CircuitOpenError
+from orderguard.models import Account, Contract, Order, OrderRequest, Position, Trade
+from orderguard.resilience import (
+    PRIORITY_LANE,
+    BreakerState,
+    BreakerStatus,
+    CircuitBreakerRegistry,
+    Priority,
+    RateLimiter,
+    Retrier,
+    RetryDetails,
+    RetryPolicy,
+    retryable_query_error,
+)
+
+T = TypeVar("T")
+
+
+class Family(StrEnum):
+    """Endpoint families, each with its own circuit breaker."""
+
+    ORDERS = "orders"
+    POSITIONS = "positions"
+    QUERIES = "queries"
+
+
+# Unknown outcomes that say the endpoint did not answer. PENDING, UNKNOWN_CODE and a 429 after
+# send are answers from a working endpoint: they are resolved, but they do not open a breaker.
+_INFRA_ORIGINS = frozenset(
+    {UnknownOrigin.TIMEOUT_AFTER_SEND, UnknownOrigin.CONNECTION_LOST, UnknownOrigin.SERVER_ERROR}
+)
+
+
+def retry_policy_from(config: OrderManagerConfig) -> RetryPolicy:
+    """The query retry policy: the seed's status-check keys, capped by ``query_retry_max_total``."""
+    return RetryPolicy(
+        max_attempts=config.status_check_max_attempts,
+        initial_delay=config.status_check_initial_delay,
+        backoff_factor=config.status_check_backoff_factor,
+        max_delay=config.status_check_max_delay,
+        max_total=config.query_retry_max_total,
+    )
+
+
+class GuardedBroker:
+    """The Broker port with rate limiting, circuit breakers and query retries (see module)."""
+
+    def __init__(
+        self,
+        inner: Broker,
+        clock: Clock,
+        config: OrderManagerConfig,
+        rng: random.Random,
+        stats: Counter[str] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.stats: Counter[str] = stats if stats is not None else Counter()
+        self.limiter = RateLimiter(
+            clock,
+            config.rate_limit_requests,
+            config.rate_limit_window,
+            config.rate_limit_reserved,
+            name="gateway",
+        )
+        self.retry_policy = retry_policy_from(config)
+        self.breakers = CircuitBreakerRegistry(
+            clock,
+            config.status_check_circuit_breaker_threshold,
+            config.status_check_circuit_breaker_reset_time,
+            retry_policy=self.retry_policy,
+        )
+        for family in Family:
+            self.breakers.get(family)  # every family appears in the status from the start
+        self.retrier = Retrier(
+            self.retry_policy,
+            clock,
+            rng,
+            hooks=(self._count_retry,),
+            retry_on=retryable_query_error,
+        )
+
+    def status(self) -> dict[str, BreakerStatus]:
+        """Per family: state, failure_count, is_healthy, retry_config (project-x-py's shape)."""
+        return self.breakers.status()
+
+    def _count_retry(self, details: RetryDetails) -> None:
+        self.stats["query_retries"] += 1
+
+    # -- the two paths -----------------------------------------------------------------------
+    async def mutation(
+        self,
+        family: Family,
+        priority: Priority,
+        send: Callable[[], Awaitable[Outcome]],
+        probe: Callable[[], Awaitable[object]] | None = None,
+    ) -> Outcome:
+        """One mutation attempt: breaker, then a rate-limit slot, then the call. Never retried."""
+        breaker = self.breakers.get(family)
+        if probe is not None and breaker.state is BreakerState.HALF_OPEN:
+            await self._probe(family, probe)
+        admitted = True
+        try:
+            breaker.allow("mutation")
+        except CircuitOpenError:
+            if priority not in PRIORITY_LANE:
+                self.stats["breaker_refusals"] += 1
+                raise
+            admitted = False
+            self.stats["breaker_bypassed"] += 1
+        try:
+            await self.limiter.acquire(priority)
+            outcome = await send()
+        except Exception as exc:
+            if admitted:
+                breaker.record_failure(exc)
+            raise
+        except BaseException:
+            if admitted:
+                breaker.release()
+            raise
+        if admitted:
+            if isinstance(outcome, Unknown) and outcome.origin in _INFRA_ORIGINS:
+                breaker.record_failure(f"unknown outcome: {outcome.origin.value}")
+            else:
+                breaker.record_success()  # Confirmed, Rejected: the endpoint answered
+        return outcome
+
+    async def _probe(self, family: Family, probe: Callable[[], Awaitable[object]]) -> None:
+        """Send the half-open family's query probe; its verdict closes or re-opens the circuit."""
+        breaker = self.breakers.get(family)
+        try:
+            async with breaker.guard("query"):
+                await self.limiter.acquire(Priority.QUERY)
+                await probe()
+        except CircuitOpenError:
+            return  # another probe is in flight: the mutation below is refused (or bypasses)
+        except Exception:  # guard() recorded it; the mutation below then meets an open breaker
+            self.stats["probe_failures"] += 1
+        else:
+            self.stats["probes"] += 1
+
+    async def query(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A read: retried on transient failures, each attempt through breaker and limiter."""
+
+        async def attempt() -> T:
+            breaker = self.breakers.get(Family.QUERIES)
+            try:
+                async with breaker.guard("query"):
+                    await self.limiter.acquire(Priority.QUERY)
+                    return await call()
+            except CircuitOpenError:
+                self.stats["breaker_refusals"] += 1
+                raise
+
+        return await self.retrier.call(attempt, name="query")
+
+    # -- the Broker port -----------------------------------------------------------------------
+    async def place_order(
+        self, request: OrderRequest, *, priority: Priority = Priority.NORMAL
+    ) -> Outcome:
+        return await self.mutation(
+            Family.ORDERS,
+            priority,
+            lambda: self.inner.place_order(request),
+            lambda: self.inner.search_open_orders(request.account_id),
+        )
+
+    async def cancel_order(
+        self, account_id: int, order_id: int, *, priority: Priority = Priority.NORMAL
+    ) -> Outcome:
+        return await self.mutation(
+            Family.ORDERS,
+            priority,
+            lambda: self.inner.cancel_order(account_id, order_id),
+            lambda: self.inner.search_open_orders(account_id),
+        )
+
+    async def modify_order(
+        self,
+        account_id: int,
+        order_id: int,
+        *,
+        size: int | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trail_price: Decimal | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> Outcome:
+        return await self.mutation(
+            Family.ORDERS,
+            priority,
+            lambda: self.inner.modify_order(
+                account_id,
+                order_id,
+                size=size,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                trail_price=trail_price,
+            ),
+            lambda: self.inner.search_open_orders(account_id),
+        )
+
+    async def close_position(
+        self, account_id: int, contract_id: str, *, priority: Priority = Priority.FLATTEN
+    ) -> Outcome:
+        return await self.mutation(
+            Family.POSITIONS,
+            priority,
+            lambda: self.inner.close_position(account_id, contract_id),
+            lambda: self.inner.search_positions(account_id),
+        )
+
+    async def partial_close_position(
+        self,
+        account_id: int,
+        contract_id: str,
+        size: int,
+        *,
+        priority: Priority = Priority.FLATTEN,
+    ) -> Outcome:
+        return await self.mutation(
+            Family.POSITIONS,
+            priority,
+            lambda: self.inner.partial_close_position(account_id, contract_id, size),
+            lambda: self.inner.search_positions(account_id),
+        )
+
+    async def search_orders(
+        self, account_id: int, start: datetime, end: datetime | None = None
+    ) -> list[Order]:
+        return await self.query(lambda: self.inner.search_orders(account_id, start, end))
+
+    async def search_open_orders(self, account_id: int) -> list[Order]:
+        return await self.query(lambda: self.inner.search_open_orders(account_id))
+
+    async def get_order(self, account_id: int, order_id: int) -> Order | None:
+        return await self.query(lambda: self.inner.get_order(account_id, order_id))
+
+    async def search_positions(self, account_id: int) -> list[Position]:
+        return await self.query(lambda: self.inner.search_positions(account_id))
+
+    async def search_trades(
+        self, account_id: int, start: datetime, end: datetime | None = None
+    ) -> list[Trade]:
+        return await self.query(lambda: self.inner.search_trades(account_id, start, end))
+
+    async def get_accounts(self) -> list[Account]:
+        return await self.query(self.inner.get_accounts)
+
+    async def get_contract(self, contract_id: str) -> Contract | None:
+        return await self.query(lambda: self.inner.get_contract(contract_id))
+
+    async def search_contracts(self, text: str) -> list[Contract]:
+        return await self.query(lambda: self.inner.search_contracts(text))
+
+    async def get_capabilities(self, account_id: int) -> AccountCapabilities:
+        return await self.query(lambda: self.inner.get_capabilities(account_id))
+
+    async def get_last_price(self, contract_id: str) -> Decimal | None:
+        return await self.query(lambda: self.inner.get_last_price(contract_id))
+
+    def subscribe(self, handler: EventHandler) -> Subscription:
+        return self.inner.subscribe(handler)
+
+
+__all__ = ["Family", "GuardedBroker", "retry_policy_from"]
