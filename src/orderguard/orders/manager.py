@@ -41,7 +41,6 @@ from orderguard.broker.base import (
 from orderguard.clock import Clock, SystemClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
-    InvalidPriceError,
     InvalidSideError,
     OrderGuardError,
     OrderNotFoundError,
@@ -51,7 +50,7 @@ from orderguard.errors import (
     UnknownContractError,
     ValidationError,
 )
-from orderguard.journal.base import Journal
+from orderguard.journal.base import IntentKind, Journal
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import (
     PLACEABLE_ORDER_TYPES,
@@ -63,13 +62,20 @@ from orderguard.models import (
     OrderStatus,
     OrderType,
 )
+from orderguard.orders import bracket as _bracket
+from orderguard.orders import oco as _oco
+from orderguard.orders import positions as _positions
 from orderguard.orders.backoff import status_check_delays
 from orderguard.orders.callbacks import TRADE_EXECUTED, Callback, CallbackRegistry, events_for
 from orderguard.orders.contracts import ContractResolver
+from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.journaling import Intent, SendJournal, request_payload
 from orderguard.orders.latch import AmbiguityLatch, LatchEntry
+from orderguard.orders.operations import OrderOperations
 from orderguard.orders.results import (
     CancelAllResult,
     CancelResult,
+    ClosePositionResult,
     ModifyResult,
     OrderPlaceResponse,
     Resolution,
@@ -84,7 +90,8 @@ from orderguard.orders.validation import (
     coerce_price,
     coerce_side,
 )
-from orderguard.recovery.manager import OperationRecoveryManager
+from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
+from orderguard.resilience import PRIORITY_LANE, BreakerStatus, Priority
 
 log = logging.getLogger("orderguard.orders")
 
@@ -117,7 +124,7 @@ class OrderManager:
         self._account_id: int | None = None
         self._accounts: dict[int, Account] = {}
         self._max_size: dict[int, int] = {}
-        self._contracts = ContractResolver(broker)
+        self._stats: Counter[str] = Counter()
         self.tracker = OrderTracker()
         self.latch = AmbiguityLatch()
         self._callbacks = CallbackRegistry(self._spawn)
@@ -125,7 +132,7 @@ class OrderManager:
         self._tasks: set[asyncio.Task[None]] = set()
         # (account, customTag) -> recheck task, for placements whose outcome is still unknown.
         self._unresolved: dict[tuple[int, str], tuple[str, asyncio.Task[None] | None]] = {}
-        self._stats: Counter[str] = Counter()
+        self._unresolved_intents: dict[tuple[int, str], Intent] = {}
         # Without a journal given, operations are tracked in memory only (not crash-safe).
         self._owns_journal = journal is None
         self.journal: Journal = journal if journal is not None else MemoryJournal(self._clock)
@@ -136,6 +143,13 @@ class OrderManager:
             rng=random.Random(rng.getrandbits(64)),
             tag_prefix=self.config.tag_prefix,
         )
+        # Every broker call goes through the limiter and the breakers (queries also retry).
+        self.gateway = GuardedBroker(
+            broker, self._clock, self.config, random.Random(rng.getrandbits(64)), self._stats
+        )
+        self._contracts = ContractResolver(self.gateway)
+        self._journal = SendJournal(self.recovery, self._stats)
+        self._operations = OrderOperations(self)
         self._event_listeners: list[Callable[[BrokerEvent], None]] = []
 
     # ------------------------------------------------------------------------------------------
@@ -161,7 +175,7 @@ class OrderManager:
         if self._account_id is not None:
             return
         # Subscribe before the first query so no event between the two is missed.
-        self._subscription = self._broker.subscribe(self._on_event)
+        self._subscription = self._broker.subscribe(self._on_event)  # events need no guarding
         try:
             await self._load_accounts()
             if self._requested_account is not None:
@@ -192,6 +206,7 @@ class OrderManager:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._unresolved.clear()
+        self._unresolved_intents.clear()
         self._callbacks.clear()
         self._event_listeners.clear()
         self._account_id = None
@@ -338,16 +353,27 @@ class OrderManager:
             trail_price=trail,
             custom_tag=self._tags.next_tag(),  # fixed before anything leaves
         )
-        return await self._checked_send(request, contract, respect_latch=True)
+        return await self._checked_send(
+            request, contract, respect_latch=True, priority=Priority.NORMAL
+        )
 
     async def submit(
-        self, request: OrderRequest, *, respect_latch: bool = True
+        self,
+        request: OrderRequest,
+        *,
+        respect_latch: bool = True,
+        priority: Priority | None = None,
     ) -> OrderPlaceResponse:
         """Validate and send a request whose customTag the caller fixed.
 
         For orderguard's multi-step operations, which derive tags with ``tags.tag(op, leg, gen)``
         so a re-send of the same intent reuses its tag. ``respect_latch=False`` is only for
         protective or flattening orders, which must go out even while the contract is latched.
+
+        ``priority`` is the rate-limiter lane: NORMAL (the default) for entries, PROTECTIVE for
+        stops and targets, FLATTEN for closing. A request sent with ``respect_latch=False`` and no
+        explicit priority is protective. Protective and flattening orders also go out when the
+        journal cannot be written (F15); entries are then refused.
         """
         if not request.custom_tag:
             raise ValidationError("a submitted request must carry its customTag")
@@ -368,10 +394,19 @@ class OrderManager:
         contract = await self._contracts.resolve(request.contract_id)
         if contract.id != request.contract_id:
             raise UnknownContractError(f"{request.contract_id!r} is not an exact contract id")
-        return await self._checked_send(request, contract, respect_latch=respect_latch)
+        if priority is None:
+            priority = Priority.NORMAL if respect_latch else Priority.PROTECTIVE
+        return await self._checked_send(
+            request, contract, respect_latch=respect_latch, priority=priority
+        )
 
     async def _checked_send(
-        self, request: OrderRequest, contract: Contract, *, respect_latch: bool
+        self,
+        request: OrderRequest,
+        contract: Contract,
+        *,
+        respect_latch: bool,
+        priority: Priority,
     ) -> OrderPlaceResponse:
         """The checks that need reference data, the exposure gate, then the send."""
         check_size(request.size, await self._max_order_size(request.account_id))
@@ -388,18 +423,33 @@ class OrderManager:
             await self._check_stop(contract, request.side, request.stop_price)
         if respect_latch:
             self.latch.check(request.account_id, contract.id)
-        return await self._send(request)
+        return await self._send(request, priority)
 
-    async def _send(self, request: OrderRequest) -> OrderPlaceResponse:
+    async def _send(self, request: OrderRequest, priority: Priority) -> OrderPlaceResponse:
         tag = request.custom_tag
         assert tag is not None  # every caller sets it before sending
+        # Journal first: the intent (with its tag) is durable before the request can leave.
+        intent = await self._journal.before(
+            IntentKind.PLACE,
+            account_id=request.account_id,
+            contract_id=request.contract_id,
+            custom_tag=tag,
+            request=request_payload(request),
+            reduces_exposure=priority in PRIORITY_LANE,
+        )
         sent_at = self._clock.now()
         try:
-            outcome = await self._mutate(lambda: self._broker.place_order(request))
+            outcome = await self._mutate(
+                lambda: self.gateway.place_order(request, priority=priority)
+            )
         except asyncio.CancelledError:
             # The caller gave up mid-flight: the request may have left. Treat it like Unknown.
-            self._remember_unresolved(request, "cancelled", sent_at)
+            self._remember_unresolved(request, "cancelled", sent_at, intent)
             raise
+        except OrderGuardError as exc:
+            await self._journal.refused(intent, exc)  # it never left: nothing exists
+            raise
+        await self._journal.after(intent, outcome)
         if isinstance(outcome, Confirmed) and outcome.order_id is not None:
             self._stats["orders_placed"] += 1
             view = self.tracker.get(outcome.order_id)
@@ -416,7 +466,7 @@ class OrderManager:
                 order_id=outcome.order_id,
             )
         origin = outcome.origin.value if isinstance(outcome, Unknown) else "confirmed_without_id"
-        return await self._resolve_placement(request, tag, origin, sent_at)
+        return await self._resolve_placement(request, tag, origin, sent_at, intent)
 
     async def _mutate(self, send: Callable[[], Awaitable[Outcome]]) -> Outcome:
         """Run one mutation; re-send only when the broker proves the request never left."""
@@ -443,7 +493,7 @@ class OrderManager:
                 return Unknown(_exception_origin(exc), type(exc).__name__)
 
     async def _resolve_placement(
-        self, request: OrderRequest, tag: str, origin: str, sent_at: datetime
+        self, request: OrderRequest, tag: str, origin: str, sent_at: datetime, intent: Intent
     ) -> OrderPlaceResponse:
         """Find the order by its tag among all the account's orders, with bounded look-ups."""
         account_id = request.account_id
@@ -453,9 +503,10 @@ class OrderManager:
             found = await self._find_by_tag(account_id, tag, sent_at)
             if found is not None:
                 self._stats["placements_resolved_by_tag"] += 1
+                await self._journal.resolved(intent, found)
                 return _found_response(found, tag)
         self._stats["placements_unresolved"] += 1
-        self._remember_unresolved(request, origin, sent_at)
+        self._remember_unresolved(request, origin, sent_at, intent)
         raise OutcomeUnknownError(
             f"placement {tag} on {request.contract_id}: outcome unknown after "
             f"{self.config.status_check_max_attempts} look-ups ({origin}); new exposure there is "
@@ -469,7 +520,7 @@ class OrderManager:
         if known is not None:
             return known
         try:
-            orders = await self._broker.search_orders(account_id, start=self._window_start(sent_at))
+            orders = await self.gateway.search_orders(account_id, start=self._window_start(sent_at))
         except OrderGuardError as exc:
             # A failed query is no evidence either way; the next attempt asks again.
             log.warning("order search for %s failed: %s", tag, exc)
@@ -480,12 +531,15 @@ class OrderManager:
                 return self.tracker.by_tag(account_id, tag)
         return None
 
-    def _remember_unresolved(self, request: OrderRequest, origin: str, sent_at: datetime) -> None:
+    def _remember_unresolved(
+        self, request: OrderRequest, origin: str, sent_at: datetime, intent: Intent
+    ) -> None:
         tag = request.custom_tag
         assert tag is not None
         key = (request.account_id, tag)
         if key in self._unresolved:
             return
+        self._unresolved_intents[key] = intent
         self.latch.latch(
             LatchEntry(request.account_id, request.contract_id, tag, origin, self._clock.now())
         )
@@ -506,16 +560,20 @@ class OrderManager:
         """Background: look the tag up every ``status_check_max_delay`` s until it is found."""
         while (account_id, tag) in self._unresolved:
             await self._clock.sleep(self.config.status_check_max_delay)
-            if await self._find_by_tag(account_id, tag, sent_at) is not None:
+            found = await self._find_by_tag(account_id, tag, sent_at)
+            if found is not None:
                 # _ingest_order normally released it already; this covers a tracker hit.
-                self._release(account_id, tag)
+                self._release(account_id, tag, found)
 
-    def _release(self, account_id: int, tag: str) -> None:
+    def _release(self, account_id: int, tag: str, order: Order | None = None) -> None:
         entry = self._unresolved.pop((account_id, tag), None)
+        intent = self._unresolved_intents.pop((account_id, tag), None)
         if entry is None:
             return
         contract_id, task = entry
         self.latch.release(account_id, contract_id, tag)
+        if intent is not None:
+            self._spawn(self._journal.resolved(intent, order))
         self._stats["unknown_resolved_later"] += 1
         log.warning("unresolved placement %s found; %s unlatched", tag, contract_id)
         if task is not None and task is not asyncio.current_task():
@@ -529,6 +587,7 @@ class OrderManager:
             if k[0] == account_id and cid == contract_id
         ]:
             _, task = self._unresolved.pop(key)
+            self._unresolved_intents.pop(key, None)
             if task is not None:
                 task.cancel()
         return self.latch.release_all(account_id, contract_id)
@@ -541,6 +600,20 @@ class OrderManager:
 
         "Not found" and "already filled" are states, returned, not raised (FAILURES F11).
         """
+        return await self.cancel_journaled(order_id, account_id)
+
+    async def cancel_journaled(
+        self,
+        order_id: int,
+        account_id: int | None = None,
+        *,
+        operation: RecoveryOperation | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> CancelResult:
+        """:meth:`cancel_order` as one journaled mutation, optionally part of ``operation``.
+
+        A cancel reduces risk, so it goes out even when the journal cannot be written.
+        """
         _check_order_id(order_id)
         known = self.tracker.get(order_id)
         account = await self._any_account(account_id, known)
@@ -548,8 +621,25 @@ class OrderManager:
             return _cancel_result(
                 order_id, known, accepted=False, resolution=Resolution.ALREADY_FINAL
             )
-        outcome = await self._mutate(lambda: self._broker.cancel_order(account, order_id))
+        intent = await self._journal.before(
+            IntentKind.CANCEL,
+            account_id=account,
+            contract_id=known.contract_id if known is not None else "",
+            custom_tag=self._tags.journal_key("c"),
+            request={"order_id": order_id},
+            reduces_exposure=True,
+            operation=operation,
+            leg=f"cancel{order_id}",
+        )
+        try:
+            outcome = await self._mutate(
+                lambda: self.gateway.cancel_order(account, order_id, priority=priority)
+            )
+        except OrderGuardError as exc:
+            await self._journal.refused(intent, exc)
+            raise
         self._stats["cancels_sent"] += 1
+        await self._journal.after(intent, outcome, order_id)
         if isinstance(outcome, Confirmed):
             view = self.tracker.get(order_id)
             if view is None or not view.is_terminal:
@@ -559,6 +649,12 @@ class OrderManager:
         code = outcome.code if isinstance(outcome, Rejected) else 0
         detail = outcome.message if isinstance(outcome, Rejected) else outcome.detail
         view = await self._await_final(account, order_id, poll=isinstance(outcome, Unknown))
+        if isinstance(outcome, Unknown) and (view is None or view.is_terminal):
+            await self._journal.resolved(
+                intent,
+                view,
+                "absent" if view is None else f"order status={view.status.name}",
+            )
         return _cancel_result(
             order_id,
             view,
@@ -584,30 +680,16 @@ class OrderManager:
                 return view
         return view
 
+    # ------------------------------------------------------------------------------------------
+    # operations: bulk cancel, modification, position close (orders/operations.py)
+    # ------------------------------------------------------------------------------------------
     async def cancel_all_orders(
         self, contract_id: str | None = None, account_id: int | None = None
     ) -> CancelAllResult:
-        """Cancel every working order (of one contract, if given); one result per order."""
-        orders = await self.search_open_orders(contract_id, account_id=account_id)
+        """Cancel every working order (of one contract, if given) as one journaled BULK_CANCEL
+        operation; one final state per order."""
+        return await self._operations.cancel_all(contract_id, account_id)
 
-        async def one(order: Order) -> CancelResult:
-            try:
-                return await self.cancel_order(order.id, order.account_id)
-            except OrderGuardError as exc:
-                return CancelResult(
-                    order.id,
-                    order.status,
-                    found=True,
-                    fill_volume=order.fill_volume,
-                    detail=str(exc),
-                )
-
-        results = await asyncio.gather(*(one(o) for o in orders))
-        return CancelAllResult(tuple(results))
-
-    # ------------------------------------------------------------------------------------------
-    # modify
-    # ------------------------------------------------------------------------------------------
     async def modify_order(
         self,
         order_id: int,
@@ -618,80 +700,40 @@ class OrderManager:
         trail_price: Decimal | float | int | str | None = None,
         account_id: int | None = None,
     ) -> ModifyResult:
-        """Change a working order. On an unknown outcome, re-read and report what is live."""
-        _check_order_id(order_id)
-        if limit_price is None and stop_price is None and size is None and trail_price is None:
-            raise ValidationError("modify_order needs at least one of limit/stop/trail price, size")
-        limit = None if limit_price is None else coerce_price(limit_price, "limit_price")
-        stop = None if stop_price is None else coerce_price(stop_price, "stop_price")
-        trail = None if trail_price is None else coerce_price(trail_price, "trail_price")
-        new_size = None if size is None else check_size(size, self.config.max_order_size)
-        order = await self.get_order_by_id(order_id, account_id)
-        if order is None:
-            raise OrderNotFoundError(f"order {order_id} not found in any status")
-        if order.is_terminal:
-            return ModifyResult(
-                order_id,
-                success=False,
-                order=order,
-                resolution=Resolution.ALREADY_FINAL,
-                error_message=f"order is {order.status.name.lower()}",
-            )
-        contract = await self._contracts.resolve(order.contract_id)
-        _check_applicable(order.type, limit=limit, stop=stop, trail=trail)
-        for name, price in (("limit_price", limit), ("stop_price", stop), ("trail_price", trail)):
-            if price is not None:
-                check_tick(contract, price, name)
-        if stop is not None:
-            await self._check_stop(contract, order.side, stop)
-        if new_size is not None:
-            check_size(new_size, await self._max_order_size(order.account_id))
-            if new_size <= order.fill_volume:
-                raise ValidationError(
-                    f"size {new_size} must exceed the filled volume {order.fill_volume}"
-                )
-            if new_size > order.size:
-                self.latch.check(order.account_id, order.contract_id)
-        acct = order.account_id
-        outcome = await self._mutate(
-            lambda: self._broker.modify_order(
-                acct, order_id, size=new_size, limit_price=limit, stop_price=stop, trail_price=trail
-            )
-        )
-        self._stats["modifies_sent"] += 1
-        wanted = {"size": new_size, "limit_price": limit, "stop_price": stop, "trail_price": trail}
-        if isinstance(outcome, Confirmed):
-            live = self.tracker.get(order_id)
-            if live is None or not _reflects(live, wanted):
-                live = await self._read_quietly(acct, order_id) or live
-            return ModifyResult(order_id, success=True, order=live)
-        live = await self._read_quietly(acct, order_id)
-        if isinstance(outcome, Rejected):
-            if live is not None and live.is_terminal:
-                return ModifyResult(
-                    order_id,
-                    success=False,
-                    order=live,
-                    resolution=Resolution.STATE_READ,
-                    error_code=outcome.code,
-                    error_message=outcome.message,
-                )
-            raise OrderRejectedError(
-                f"modify of order {order_id} rejected (code {outcome.code}): {outcome.message}",
-                code=outcome.code,
-                order_id=order_id,
-            )
-        if live is None:
-            raise OutcomeUnknownError(
-                f"modify of order {order_id}: outcome unknown and the order could not be re-read",
-                origin=outcome.origin.value,
-            )
-        return ModifyResult(
+        """Change a working order as a journaled ORDER_MODIFICATION operation.
+
+        The result says what is live: the changed order, the previous working state (a
+        rejected modification changes nothing), or the re-read order after an unknown outcome.
+        """
+        return await self._operations.modify(
             order_id,
-            success=_reflects(live, wanted),
-            order=live,
-            resolution=Resolution.STATE_READ,
-            error_message=None if _reflects(live, wanted) else "change not visible on the order",
+            limit_price=limit_price,
+            stop_price=stop_price,
+            size=size,
+            trail_price=trail_price,
+            account_id=account_id,
+        )
+
+    async def close_position(
+        self,
+        contract_id: str,
+        *,
+        size: int | None = None,
+        operation_id: str | None = None,
+        whole_contract: bool = False,
+        account_id: int | None = None,
+    ) -> ClosePositionResult:
+        """Flatten what the caller owns on ``contract_id`` as a journaled POSITION_CLOSE operation.
+
+        Exactly one of: ``operation_id`` (that operation's net filled quantity), ``size``, or
+        ``whole_contract=True`` (the whole net position). Never more than the position (F13).
+        """
+        return await self._operations.close_position(
+            contract_id,
+            size=size,
+            operation_id=operation_id,
+            whole_contract=whole_contract,
+            account_id=account_id,
         )
 
     async def _read_quietly(self, account_id: int, order_id: int) -> Order | None:
@@ -717,7 +759,7 @@ class OrderManager:
             wanted_contract = (await self._contracts.resolve(contract_id)).id
         account = await self._any_account(account_id, None)
         result: list[Order] = []
-        for order in await self._broker.search_open_orders(account):
+        for order in await self.gateway.search_open_orders(account):
             self._ingest_order(order)
             view = self.tracker.get(order.id)
             if view is None or not view.is_working:
@@ -757,11 +799,11 @@ class OrderManager:
 
     async def _refresh_order(self, account_id: int, order_id: int) -> Order | None:
         """Read the order from the broker through the monotonic merge; the merged view wins."""
-        order = await self._broker.get_order(account_id, order_id)
+        order = await self.gateway.get_order(account_id, order_id)
         if order is None:
             # get_order may only see recent or open orders on some adapters: widen to a window.
             start = self._window_start(self._clock.now())
-            for candidate in await self._broker.search_orders(account_id, start=start):
+            for candidate in await self.gateway.search_orders(account_id, start=start):
                 if candidate.id == order_id:
                     order = candidate
                     break
@@ -812,6 +854,14 @@ class OrderManager:
 
     @property
     def broker(self) -> Broker:
+        """The broker port as the manager uses it: through the rate limiter, the circuit
+        breakers and (queries only) retries. Collaborators (brackets, OCO, position orders) call
+        this, so their requests share the one budget and the one view of endpoint health."""
+        return self.gateway
+
+    @property
+    def raw_broker(self) -> Broker:
+        """The adapter itself, unguarded (for tests and diagnostics only)."""
         return self._broker
 
     @property
@@ -821,7 +871,7 @@ class OrderManager:
     def _ingest_order(self, order: Order) -> None:
         change = self.tracker.apply_order(order)
         if order.custom_tag and (order.account_id, order.custom_tag) in self._unresolved:
-            self._release(order.account_id, order.custom_tag)
+            self._release(order.account_id, order.custom_tag, order)
         if change is not None:
             self._announce(change)
 
@@ -836,7 +886,7 @@ class OrderManager:
         start = self._window_start(self._clock.now())
         for account in sorted(accounts):
             try:
-                orders = await self._broker.search_orders(account, start=start)
+                orders = await self.gateway.search_orders(account, start=start)
             except OrderGuardError as exc:
                 log.warning("reconciling orders of account %s failed: %s", account, exc)
                 continue
@@ -854,7 +904,7 @@ class OrderManager:
     # reference data
     # ------------------------------------------------------------------------------------------
     async def _load_accounts(self) -> None:
-        self._accounts = {a.id: a for a in await self._broker.get_accounts()}
+        self._accounts = {a.id: a for a in await self.gateway.get_accounts()}
 
     async def _known_account(self, account_id: object) -> Account:
         acct = check_account_id(account_id)
@@ -885,7 +935,7 @@ class OrderManager:
         cached = self._max_size.get(account_id)
         if cached is not None:
             return cached
-        caps = await self._broker.get_capabilities(account_id)
+        caps = await self.gateway.get_capabilities(account_id)
         limit = self.config.max_order_size
         if caps.max_order_size is not None:
             limit = min(limit, caps.max_order_size)
@@ -895,7 +945,7 @@ class OrderManager:
     async def _check_stop(self, contract: Contract, side: OrderSide, stop: Decimal) -> None:
         if not self.config.validate_stop_against_market:
             return
-        last = await self._broker.get_last_price(contract.id)
+        last = await self.gateway.get_last_price(contract.id)
         check_stop_vs_market(
             side, stop, last, allow_unknown=self.config.allow_stop_without_last_price
         )
@@ -912,7 +962,7 @@ class OrderManager:
         if known is not None and known.is_terminal:
             return known
         start = self._window_start(self._clock.now())
-        orders = await self._broker.search_orders(account_id, start=start)
+        orders = await self.gateway.search_orders(account_id, start=start)
         for order in orders:
             if order.custom_tag == custom_tag:
                 self._ingest_order(order)
@@ -942,7 +992,7 @@ class OrderManager:
             custom_tag=custom_tag,
         )
         try:
-            placed = await self.submit(request, respect_latch=False)
+            placed = await self.submit(request, respect_latch=False, priority=Priority.FLATTEN)
         except OutcomeUnknownError:
             return None
         view = self.tracker.get(placed.order_id)
@@ -952,7 +1002,7 @@ class OrderManager:
 
     async def owned_position(self, account_id: int, contract_id: str) -> int:
         """The account's signed net position on the contract (broker truth)."""
-        for position in await self._broker.search_positions(account_id):
+        for position in await self.gateway.search_positions(account_id):
             if position.contract_id == contract_id:
                 return position.signed_size
         return 0
@@ -961,7 +1011,29 @@ class OrderManager:
     # operations (the seed's recovery API, delegated)
     # ------------------------------------------------------------------------------------------
     def get_recovery_statistics(self) -> dict[str, Any]:
-        return self.recovery.get_recovery_statistics()
+        """The recovery engine's statistics (journal-backed), plus the send path's own counts:
+        unknown outcomes seen and resolved on any mutation, journal failures, refusals."""
+        stats = self.recovery.get_recovery_statistics()
+        s = self._stats
+        stats.update(
+            {
+                "mutation_unknown_outcomes": s["unknown_outcomes"],
+                "mutation_unknown_resolved": s["unknown_resolved"],
+                "journal_failures": s["journal_failures"],
+                "exposure_refused_journal": s["exposure_refused_journal"],
+                "unjournaled_sends": s["unjournaled_sends"],
+                "position_closes": s["position_closes"],
+                "breaker_refusals": s["breaker_refusals"],
+                "breaker_bypassed": s["breaker_bypassed"],
+                "query_retries": s["query_retries"],
+            }
+        )
+        return stats
+
+    def get_circuit_breaker_status(self) -> dict[str, BreakerStatus]:
+        """Per endpoint family (orders, positions, queries): state, failure_count, is_healthy,
+        retry_config — project-x-py's shape."""
+        return self.gateway.status()
 
     def get_operation_status(self, operation_id: str) -> dict[str, Any] | None:
         return self.recovery.get_operation_status(operation_id)
@@ -977,6 +1049,128 @@ class OrderManager:
     # ------------------------------------------------------------------------------------------
     # (thin delegating methods go here)
 
+    # -- position orders (orders/positions.py) --
+    @property
+    def position_orders(self) -> _positions.PositionOrders:
+        """Position orders and the watcher that keeps managed exits sized to their position."""
+        return _positions.position_orders_for(self)
+
+    async def add_stop_loss(
+        self,
+        contract_id: str,
+        stop_price: Decimal | float | int | str,
+        size: int | None = None,
+        account_id: int | None = None,
+    ) -> _positions.ProtectiveOrderResponse:
+        """A stop for the current position (opposite side, its size unless ``size``), managed."""
+        return await self.position_orders.add_stop_loss(contract_id, stop_price, size, account_id)
+
+    async def add_take_profit(
+        self,
+        contract_id: str,
+        limit_price: Decimal | float | int | str,
+        size: int | None = None,
+        account_id: int | None = None,
+    ) -> _positions.ProtectiveOrderResponse:
+        """A limit target for the current position (opposite side, its size), managed."""
+        return await self.position_orders.add_take_profit(
+            contract_id, limit_price, size, account_id
+        )
+
+    async def cancel_position_orders(
+        self,
+        contract_id: str,
+        order_types: _positions.OrderKinds = ("entry", "stop", "target"),
+        account_id: int | None = None,
+    ) -> _positions.CancelPositionOrdersResult:
+        """Cancel the contract's working entry/stop/target orders; per-type counts and states."""
+        return await self.position_orders.cancel_position_orders(
+            contract_id, order_types, account_id
+        )
+
+    # -- brackets (orders/bracket.py) --
+    async def place_bracket_order(
+        self,
+        contract_id: str,
+        side: int,
+        size: int,
+        entry_price: Decimal | float | int | str | None,
+        stop_loss_price: Decimal | float | int | str,
+        take_profit_price: Decimal | float | int | str,
+        entry_type: str = "limit",
+        account_id: int | None = None,
+        *,
+        entry_timeout: float | None = None,
+        protection_deadline: float | None = None,
+        native: bool | None = None,
+    ) -> _bracket.BracketOrderResponse:
+        """A journaled bracket saga whose pivot is the entry fill (see orders/bracket.py)."""
+        return await _bracket.bracket_engine(self).place(
+            contract_id,
+            side,
+            size,
+            entry_price,
+            stop_loss_price,
+            take_profit_price,
+            entry_type,
+            account_id,
+            entry_timeout=entry_timeout,
+            protection_deadline=protection_deadline,
+            native=native,
+        )
+
+    async def wait_for_protection(
+        self, operation_id: str, timeout: float | None = None
+    ) -> _bracket.BracketOrderResponse:
+        """Until the bracket's filled quantity is covered by its stop, or the bracket is over."""
+        return await _bracket.bracket_engine(self).wait_for_protection(operation_id, timeout)
+
+    async def wait_for_completion(
+        self, operation_id: str, timeout: float | None = None
+    ) -> _bracket.BracketOrderResponse:
+        """Until the bracket is over (its result says how it ended)."""
+        return await _bracket.bracket_engine(self).wait_for_completion(operation_id, timeout)
+
+    def get_bracket_status(self, operation_id: str) -> _bracket.BracketOrderResponse | None:
+        return _bracket.bracket_engine(self).status(operation_id)
+
+    async def close_bracket(self, operation_id: str) -> bool:
+        """Close one bracket: cancel its orders, flatten exactly what it owns (F13)."""
+        return await _bracket.bracket_engine(self).close(operation_id)
+
+    @property
+    def brackets(self) -> _bracket.BracketEngine:
+        """The bracket engine (settings, active sagas, statistics)."""
+        return _bracket.bracket_engine(self)
+
+    # -- OCO pairs (orders/oco.py) --
+    async def place_oco_order(
+        self,
+        contract_id: str,
+        first: _oco.OcoLeg,
+        second: _oco.OcoLeg,
+        account_id: int | None = None,
+    ) -> _oco.OcoOrderResponse:
+        """Place two orders one-cancels-other, linked (and journaled) before either is sent."""
+        return await _oco.oco_engine(self).place(contract_id, first, second, account_id)
+
+    async def link_oco_orders(self, order1_id: int, order2_id: int) -> _oco.OcoLinkResult:
+        """Link two working orders one-cancels-other (journaled; survives a restart)."""
+        return await _oco.oco_engine(self).link(order1_id, order2_id)
+
+    async def unlink_oco_orders(self, order_id: int) -> int | None:
+        """Break the order's OCO link; returns the former sibling's id (None if unlinked)."""
+        return await _oco.oco_engine(self).unlink(order_id)
+
+    def get_oco_linked_order(self, order_id: int) -> int | None:
+        """The order's OCO sibling (an OCO pair or a bracket's stop/target), or None."""
+        return _oco.oco_engine(self).linked(order_id)
+
+    async def resume_operations(self) -> int:
+        """Restart bracket sagas and OCO links of unfinished operations from the journal."""
+        started = await _bracket.bracket_engine(self).resume()
+        return started + await _oco.oco_engine(self).resume()
+
 
 # ----------------------------------------------------------------------------------------------
 # helpers
@@ -984,21 +1178,6 @@ class OrderManager:
 def _check_order_id(order_id: object) -> None:
     if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
         raise ValidationError(f"order id must be a positive int, got {order_id!r}")
-
-
-def _check_applicable(
-    order_type: OrderType, *, limit: Decimal | None, stop: Decimal | None, trail: Decimal | None
-) -> None:
-    if limit is not None and order_type not in _LIMIT_PRICED:
-        raise InvalidPriceError(f"a {order_type.name} order has no limit price")
-    if stop is not None and order_type not in _STOP_PRICED:
-        raise InvalidPriceError(f"a {order_type.name} order has no stop price")
-    if trail is not None and order_type is not OrderType.TRAILING_STOP:
-        raise InvalidPriceError(f"a {order_type.name} order has no trail price")
-
-
-def _reflects(order: Order, wanted: dict[str, Any]) -> bool:
-    return all(v is None or getattr(order, k) == v for k, v in wanted.items())
 
 
 def _found_response(order: Order, tag: str) -> OrderPlaceResponse:

@@ -1,0 +1,683 @@
+"""Bracket orders: validation, mode choice, entry placement and the sagas' event routing.
+
+:class:`BracketEngine` is the per-manager home of every running :class:`BracketSaga`. It holds
+one event listener while at least one bracket runs (none otherwise: no handler leaks per
+bracket) and routes each event by order id, customTag, parent order id (native children) or
+contract. Listeners do no I/O; each saga's driver task does.
+
+``place_bracket_order`` checks everything before anything is sent — side, size (the manager's and
+the account's limits), tick alignment, stop and target on the correct sides of the entry (or of
+the market for a market entry) — then journals a BRACKET_ORDER operation and places the entry:
+
+* native mode (server-side OCO, ProjectX ``stopLossBracket``/``takeProfitBracket`` in signed ticks
+  from the fill) where the account allows it; the "Position Brackets" rejection switches the
+  account to client-side mode for the session and the entry is placed again client-side under a
+  new generation of its tag;
+* client-side mode otherwise: the saga places stop and target concurrently on every fill
+  increment and keeps them sized to the filled quantity.
+
+It returns once the entry is acknowledged (a resting limit is fine: nothing blocks for a fill),
+or, for a market entry, once protection is confirmed or the outcome is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from orderguard.broker.base import (
+    AccountEvent,
+    BrokerEvent,
+    ConnectionEvent,
+    ConnectionState,
+    OrderEvent,
+    PositionEvent,
+    Rejected,
+    TradeEvent,
+    Unknown,
+    UnknownOrigin,
+)
+from orderguard.errors import (
+    CircuitOpenError,
+    ConnectionFailedError,
+    InvalidPriceError,
+    OperationError,
+    OrderGuardError,
+    OrderRejectedError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ValidationError,
+)
+from orderguard.models import BracketSpec, Contract, Order, OrderRequest, OrderType
+from orderguard.orders.bracket_plan import (
+    EntryPhase,
+    Finish,
+    LegKind,
+    LegPhase,
+    check_bracket_prices,
+    native_ticks,
+)
+from orderguard.orders.bracket_saga import BracketRequest, BracketSaga
+from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
+from orderguard.orders.exposure import EpisodeEnd, ExposureStats
+from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
+from orderguard.recovery.manager import RefStatus
+from orderguard.recovery.operations import OperationState, OperationType
+
+if TYPE_CHECKING:
+    from orderguard.orders.manager import OrderManager
+
+log = logging.getLogger("orderguard.orders.bracket")
+
+POSITION_BRACKETS_TEXT = "position brackets"
+"""Substring (case-insensitive) of the rejection of native brackets on a legacy account."""
+
+_ENTRY_TYPES = {"limit": False, "market": True}
+
+
+class BracketEngine:
+    """Runs the bracket sagas of one OrderManager (see the module docstring)."""
+
+    def __init__(self, manager: OrderManager, settings: BracketSettings | None = None) -> None:
+        self.manager = manager
+        self.settings = settings or BracketSettings()
+        self.stats = ExposureStats()
+        self.last_event_at = manager.clock.monotonic()
+        self._sagas: dict[str, BracketSaga] = {}
+        self._finished: OrderedDict[str, BracketOrderResponse] = OrderedDict()
+        self._by_order: dict[int, BracketSaga] = {}
+        self._by_tag: dict[str, BracketSaga] = {}
+        self._by_parent: dict[int, BracketSaga] = {}
+        self._by_contract: dict[str, set[BracketSaga]] = {}
+        self._client_side: set[int] = set()  # accounts refused native brackets this session
+        self._remove_listener: Callable[[], None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._poll_now = asyncio.Event()
+        self.polls = 0
+        self._resumed = False
+        manager.recovery.register_statistics(self.stats.as_dict)
+
+    # -- public ---------------------------------------------------------------------------------
+    async def place(
+        self,
+        contract_id: str,
+        side: int,
+        size: int,
+        entry_price: Decimal | float | int | str | None,
+        stop_loss_price: Decimal | float | int | str,
+        take_profit_price: Decimal | float | int | str,
+        entry_type: str = "limit",
+        account_id: int | None = None,
+        *,
+        entry_timeout: float | None = None,
+        protection_deadline: float | None = None,
+        native: bool | None = None,
+    ) -> BracketOrderResponse:
+        await self.resume()
+        request, contract = await self._validate(
+            contract_id,
+            side,
+            size,
+            entry_price,
+            stop_loss_price,
+            take_profit_price,
+            entry_type,
+            account_id,
+            entry_timeout,
+        )
+        settings = self.settings
+        if protection_deadline is not None:
+            settings = replace(settings, protection_deadline=protection_deadline)
+        use_native = await self._use_native(request.account_id, native)
+        op = await self.manager.recovery.start_operation(
+            OperationType.BRACKET_ORDER,
+            account_id=request.account_id,
+            contract_id=request.contract_id,
+            extra={
+                "bracket": request.as_dict(),
+                "native": use_native,
+                "protection_deadline": settings.protection_deadline,
+            },
+        )
+        saga = BracketSaga(self, op, request, settings, native=use_native)
+        self._adopt(saga)
+        try:
+            error = await self._place_entry(saga, contract)
+        except BaseException:
+            await self._abandon(saga, "the entry could not be sent")
+            raise
+        if error is not None:
+            await self._abandon(saga, error)
+            return saga.response(error=error)
+        self._start(saga)
+        if request.market or saga.owned():
+            # A market entry fills at once: return when protection is confirmed or final.
+            await self._wait(saga, _protected_or_final, settings.protection_deadline * 2)
+        return saga.response()
+
+    async def wait_for_protection(
+        self, operation_id: str, timeout: float | None = None
+    ) -> BracketOrderResponse:
+        """Until the owned quantity is covered by the stop, or the bracket is over."""
+        return await self._wait_for(operation_id, _protected_or_final, timeout)
+
+    async def wait_for_completion(
+        self, operation_id: str, timeout: float | None = None
+    ) -> BracketOrderResponse:
+        """Until the bracket is over (nothing working, nothing owned, or a truthful failure)."""
+        return await self._wait_for(operation_id, _final, timeout)
+
+    def status(self, operation_id: str) -> BracketOrderResponse | None:
+        saga = self._sagas.get(operation_id)
+        if saga is not None:
+            return saga.response()
+        return self._finished.get(operation_id)
+
+    async def close(self, operation_id: str, reason: str = "closed by the caller") -> bool:
+        """Close this bracket only: cancel its entry rest and exits, flatten exactly what it owns
+        (never the whole contract, F13). True once the request is taken; wait_for_completion
+        gives the result."""
+        saga = self._sagas.get(operation_id)
+        if saga is None:
+            if operation_id in self._finished:
+                return False
+            raise OperationError(f"no running bracket {operation_id!r}")
+        if saga.going_flat is None:
+            saga.going_flat = reason
+            saga.op.last_error = reason
+            await self.manager.recovery.transition_operation(
+                saga.op, OperationState.ROLLING_BACK, reason
+            )
+            saga.news()
+        return True
+
+    def active(self) -> list[str]:
+        return list(self._sagas)
+
+    def linked_exit(self, order_id: int) -> int | None:
+        """The OCO sibling of a bracket exit (stop <-> target), if both are known."""
+        saga = self._by_order.get(order_id)
+        if saga is None:
+            return None
+        stop = saga.slots[LegKind.STOP].order_id
+        target = saga.slots[LegKind.TARGET].order_id
+        if order_id == stop:
+            return target
+        if order_id == target:
+            return stop
+        return None
+
+    async def resume(self) -> int:
+        """Restart sagas of unfinished BRACKET_ORDER operations from the journal (once)."""
+        if self._resumed:
+            return 0
+        self._resumed = True
+        started = 0
+        for op in list(self.manager.recovery.active_operations.values()):
+            if (
+                op.operation_type is not OperationType.BRACKET_ORDER
+                or op.operation_id in self._sagas
+            ):
+                continue
+            data = op.extra.get("bracket")
+            if not isinstance(data, dict):
+                continue
+            settings = replace(
+                self.settings,
+                protection_deadline=float(
+                    op.extra.get("protection_deadline", self.settings.protection_deadline)
+                ),
+            )
+            saga = BracketSaga(
+                self,
+                op,
+                BracketRequest.from_dict(data),
+                settings,
+                native=bool(op.extra.get("native")),
+            )
+            _restore(saga)
+            self._adopt(saga)
+            saga.refresh_due = True
+            self._start(saga)
+            started += 1
+        return started
+
+    async def shutdown(self) -> None:
+        """Stop every driver (positions stay protected by the orders at the broker)."""
+        tasks = [s.task for s in self._sagas.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- statistics ---------------------------------------------------------------------------
+    def record_episode(self, end: EpisodeEnd) -> None:
+        self.stats.add(end)
+
+    def record_incident(self) -> None:
+        self.stats.incidents += 1
+
+    def closing(self, request: BracketRequest) -> bool:
+        """A position-close operation on this contract is running (it credits what it closes)."""
+        return any(
+            op.operation_type is OperationType.POSITION_CLOSE
+            and op.contract_id == request.contract_id
+            for op in self.manager.recovery.active_operations.values()
+        )
+
+    # -- validation -----------------------------------------------------------------------------
+    async def _validate(
+        self,
+        contract_key: str,
+        side_in: object,
+        size_in: object,
+        entry_in: object,
+        stop_in: object,
+        target_in: object,
+        entry_type: object,
+        account_in: int | None,
+        entry_timeout: float | None,
+    ) -> tuple[BracketRequest, Contract]:
+        m = self.manager
+        if not isinstance(entry_type, str) or entry_type.lower() not in _ENTRY_TYPES:
+            raise ValidationError(f"entry_type must be 'limit' or 'market', got {entry_type!r}")
+        market = _ENTRY_TYPES[entry_type.lower()]
+        side = coerce_side(side_in)
+        size = check_size(size_in, m.config.max_order_size)
+        stop = coerce_price(stop_in, "stop_loss_price")
+        target = coerce_price(target_in, "take_profit_price")
+        entry = None if market else coerce_price(entry_in, "entry_price")
+        if entry_timeout is not None and not entry_timeout > 0:
+            raise ValidationError(f"entry_timeout must be positive, got {entry_timeout!r}")
+        account = await m._trading_account(account_in)
+        contract = await m._contracts.resolve(contract_key)
+        check_size(size, await m._max_order_size(account))
+        for name, price in (
+            ("entry_price", entry),
+            ("stop_loss_price", stop),
+            ("take_profit_price", target),
+        ):
+            if price is not None:
+                check_tick(contract, price, name)
+        if entry is not None:
+            check_bracket_prices(side, entry, stop, target, what=f"entry price {entry}")
+        else:
+            last = await m.gateway.get_last_price(contract.id)
+            if last is None:
+                raise InvalidPriceError("the market price is unknown: a market bracket needs it")
+            check_bracket_prices(side, last, stop, target, what=f"last price {last}")
+        return (
+            BracketRequest(
+                account_id=account,
+                contract_id=contract.id,
+                side=side,
+                size=size,
+                market=market,
+                entry_price=entry,
+                stop_price=stop,
+                target_price=target,
+                entry_timeout=entry_timeout,
+            ),
+            contract,
+        )
+
+    async def _use_native(self, account_id: int, wanted: bool | None) -> bool:
+        if wanted is False or account_id in self._client_side:
+            return False
+        if wanted:
+            # The account setting cannot be read on the real API: an explicit request tries it,
+            # and the "Position Brackets" rejection falls back to client-side.
+            return True
+        caps = await self.manager.gateway.get_capabilities(account_id)
+        return caps.native_brackets
+
+    # -- the entry ------------------------------------------------------------------------------
+    async def _place_entry(self, saga: BracketSaga, contract: Contract) -> str | None:
+        """Journal and send the entry; None when the saga should run, else why it cannot."""
+        m, req = self.manager, saga.req
+        generation = 0
+        while True:
+            native = saga.native
+            ref = await m.recovery.add_order_to_operation(
+                saga.op,
+                req.contract_id,
+                req.side,
+                req.size,
+                "market" if req.market else "limit",
+                req.entry_price,
+                leg="entry",
+                account_id=req.account_id,
+                generation=generation,
+                request={**req.as_dict(), "native": native},
+            )
+            saga.entry.ref = ref
+            saga.entry.phase = EntryPhase.UNKNOWN
+            self._by_tag[ref.custom_tag] = saga
+            request = OrderRequest(
+                account_id=req.account_id,
+                contract_id=req.contract_id,
+                type=OrderType.MARKET if req.market else OrderType.LIMIT,
+                side=req.side,
+                size=req.size,
+                limit_price=req.entry_price,
+                custom_tag=ref.custom_tag,
+                stop_loss_bracket=await self._native_leg(saga, contract, LegKind.STOP)
+                if native
+                else None,
+                take_profit_bracket=(
+                    await self._native_leg(saga, contract, LegKind.TARGET) if native else None
+                ),
+            )
+            try:
+                placed = await m.submit(request)
+            except OrderRejectedError as exc:
+                if native and POSITION_BRACKETS_TEXT in str(exc).lower():
+                    # The account is on legacy Position Brackets: client-side from now on.
+                    log.warning("account %s refuses native brackets; client-side", req.account_id)
+                    self._client_side.add(req.account_id)
+                    saga.native = False
+                    saga.op.extra["native"] = False
+                    await m.recovery.record_order_failure(
+                        saga.op, ref, Rejected(exc.code, str(exc), exc.order_id)
+                    )
+                    generation += 1  # a rejected order record may hold the old tag
+                    continue
+                saga.entry.phase = EntryPhase.REJECTED
+                await m.recovery.record_order_failure(
+                    saga.op, ref, Rejected(exc.code, str(exc), exc.order_id)
+                )
+                return f"entry rejected: {exc}"
+            except (ValidationError, OperationError):
+                saga.entry.phase = EntryPhase.REJECTED
+                raise
+            except (ConnectionFailedError, CircuitOpenError) as exc:
+                saga.entry.phase = EntryPhase.REJECTED
+                await m.recovery.record_order_failure(saga.op, ref, exc)
+                return f"entry not sent: {exc}"
+            except RateLimitedError as exc:
+                if not exc.sent:
+                    saga.entry.phase = EntryPhase.REJECTED
+                    await m.recovery.record_order_failure(saga.op, ref, exc)
+                    return f"entry not sent: {exc}"
+                await self._entry_unknown(saga, str(exc))
+                return None
+            except OutcomeUnknownError as exc:
+                await self._entry_unknown(saga, exc.origin)
+                return None
+            except OrderGuardError as exc:
+                # Anything else may have left (an auth error mid-send, a 5xx): never failure.
+                await self._entry_unknown(saga, f"{type(exc).__name__}: {exc}")
+                return None
+            saga.entry.order_id = placed.order_id
+            saga.entry.phase = EntryPhase.WORKING
+            saga.entry.acked_at = m.clock.monotonic()
+            self.route_order(saga, placed.order_id)
+            self.route_parent(saga, placed.order_id)
+            await m.recovery.record_order_success(saga.op, ref, placed)
+            await m.recovery.add_position_tracking(saga.op, req.contract_id, ref, "entry")
+            saga.evaluate()
+            return None
+
+    async def _entry_unknown(self, saga: BracketSaga, detail: str) -> None:
+        # Never failure: the saga keeps looking for the tag (and protects it if it shows up).
+        ref = saga.entry.ref
+        assert ref is not None
+        saga.entry.phase = EntryPhase.UNKNOWN
+        saga.entry.acked_at = self.manager.clock.monotonic()
+        await self.manager.recovery.record_order_failure(
+            saga.op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, detail)
+        )
+        saga.refresh_due = True
+
+    async def _native_leg(
+        self, saga: BracketSaga, contract: Contract, kind: LegKind
+    ) -> BracketSpec:
+        req = saga.req
+        if req.entry_price is not None:
+            anchor = req.entry_price
+        else:
+            last = await self.manager.gateway.get_last_price(contract.id)
+            anchor = last if last is not None else req.stop_price
+        if kind is LegKind.STOP:
+            return BracketSpec(native_ticks(contract, anchor, req.stop_price), OrderType.STOP)
+        return BracketSpec(native_ticks(contract, anchor, req.target_price), OrderType.LIMIT)
+
+    async def _abandon(self, saga: BracketSaga, reason: str) -> None:
+        """The entry never reached the broker: the operation fails with nothing live."""
+        op = saga.op
+        op.last_error = reason
+        if not op.state.is_terminal:
+            await self.manager.recovery.transition_operation(op, OperationState.FAILED, reason)
+        saga.final = Finish(OperationState.FAILED, BracketOutcome.FLAT, reason)
+        self.retire(saga)
+
+    # -- running and waiting ----------------------------------------------------------------------
+    def _start(self, saga: BracketSaga) -> None:
+        saga.task = self.manager._spawn(saga.run())
+
+    async def _wait(
+        self, saga: BracketSaga, predicate: Callable[[BracketSaga], bool], timeout: float | None
+    ) -> None:
+        # On timeout the response still says truthfully where the bracket stands.
+        with contextlib.suppress(TimeoutError):
+            await self.manager.clock.wait_for(saga.wait(predicate), timeout)
+
+    async def _wait_for(
+        self,
+        operation_id: str,
+        predicate: Callable[[BracketSaga], bool],
+        timeout: float | None,
+    ) -> BracketOrderResponse:
+        saga = self._sagas.get(operation_id)
+        if saga is None:
+            done = self._finished.get(operation_id)
+            if done is None:
+                raise OperationError(f"unknown bracket operation {operation_id!r}")
+            return done
+        await self._wait(saga, predicate, timeout)
+        return saga.response()
+
+    # -- routing ----------------------------------------------------------------------------------
+    def _adopt(self, saga: BracketSaga) -> None:
+        self._sagas[saga.operation_id] = saga
+        self._by_contract.setdefault(saga.req.contract_id, set()).add(saga)
+        if self._remove_listener is None:
+            self._remove_listener = self.manager.add_event_listener(self._on_event)
+        if self._poller is None or self._poller.done():
+            self._poller = self.manager._spawn(self._poll_loop())
+
+    def route_order(self, saga: BracketSaga, order_id: int) -> None:
+        self._by_order[order_id] = saga
+
+    def route_parent(self, saga: BracketSaga, order_id: int) -> None:
+        if saga.native:
+            self._by_parent[order_id] = saga
+
+    def retire(self, saga: BracketSaga) -> None:
+        """Forget a finished saga; the listener goes when the last bracket ends."""
+        if self._sagas.pop(saga.operation_id, None) is None:
+            return
+        self._finished[saga.operation_id] = saga.response()
+        while len(self._finished) > self.settings.history:
+            self._finished.popitem(last=False)
+        for table in (self._by_order, self._by_parent):
+            for key in [k for k, v in table.items() if v is saga]:
+                del table[key]
+        for tag in [k for k, v in self._by_tag.items() if v is saga]:
+            del self._by_tag[tag]
+        peers = self._by_contract.get(saga.req.contract_id)
+        if peers is not None:
+            peers.discard(saga)
+            if not peers:
+                del self._by_contract[saga.req.contract_id]
+        if not self._sagas and self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        if not self._sagas:
+            self._poll_now.set()  # the poller sees no bracket left and ends
+
+    def _on_event(self, event: BrokerEvent) -> None:
+        """Route one event (sync, no I/O: sagas fold it in and wake their drivers)."""
+        self.last_event_at = self.manager.clock.monotonic()
+        if isinstance(event, OrderEvent):
+            self._route_order(event.order)
+        elif isinstance(event, TradeEvent):
+            saga = self._by_order.get(event.trade.order_id)
+            if saga is not None:
+                saga.news()
+        elif isinstance(event, PositionEvent):
+            position = event.position
+            if position.size == 0:
+                # Flat: if it stays flat (REST), what a bracket owned was closed outside it.
+                # (Other position changes are explained by the order and trade events routed
+                # by id; lost ones are caught by the shared poll.)
+                for saga in tuple(self._by_contract.get(position.contract_id, ())):
+                    saga.check_position = True
+                    saga.news()
+        elif isinstance(event, AccountEvent):
+            pass  # balance only; the order and position events carry what we need
+        elif isinstance(event, ConnectionEvent) and event.state in (
+            ConnectionState.RECONNECTED,
+            ConnectionState.SILENT,
+        ):
+            self._poll_now.set()  # events in the gap are lost: re-read over REST at once
+
+    def _ours(self, order: Order) -> bool:
+        return (
+            order.id in self._by_order
+            or (order.custom_tag is not None and order.custom_tag in self._by_tag)
+            or (order.parent_order_id is not None and order.parent_order_id in self._by_parent)
+        )
+
+    def _route_order(self, order: Order) -> None:
+        saga = self._by_order.get(order.id)
+        if saga is None and order.custom_tag:
+            saga = self._by_tag.get(order.custom_tag)
+        if saga is None and order.parent_order_id is not None:
+            saga = self._by_parent.get(order.parent_order_id)
+        if saga is not None:
+            saga.on_order(order)
+
+    # -- the shared REST poll -------------------------------------------------------------------
+    def poll_interval(self) -> float:
+        """Short while the event stream is silent; never longer than half the flatten point,
+        so a fill whose events were all lost is still protected (or flattened) in time."""
+        s = self.settings
+        now = self.manager.clock.monotonic()
+        quiet = now - self.last_event_at >= s.poll_interval
+        base = s.poll_interval if quiet else s.poll_max_interval
+        shortest = min((saga.settings.flatten_after for saga in self._sagas.values()), default=0)
+        return min(base, shortest / 2) if shortest else base
+
+    async def _poll_loop(self) -> None:
+        """One ``Order/search`` per account per interval for every bracket together (events
+        can be lost; a per-bracket poll would spend the rate budget on quiet brackets)."""
+        clock = self.manager.clock
+        while self._sagas:
+            self._poll_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await clock.wait_for(self._poll_now.wait(), self.poll_interval())
+            if not self._sagas:
+                break
+            await self.poll()
+
+    async def poll(self) -> None:
+        """Re-read every order of the running brackets' window and route it like an event."""
+        m = self.manager
+        starts: dict[int, datetime] = {}
+        for saga in self._sagas.values():
+            acct = saga.req.account_id
+            starts[acct] = min(starts.get(acct, saga.op.started_at), saga.op.started_at)
+        for acct, start in starts.items():
+            try:
+                orders = await m.gateway.search_orders(acct, start=start)
+            except OrderGuardError as exc:
+                log.warning("bracket poll of account %s failed: %s", acct, exc)
+                continue
+            self.polls += 1
+            for order in orders:
+                if not self._ours(order):
+                    continue  # other orders are not ours to re-read (and cost on every poll)
+                m._ingest_order(order)  # the tracker's monotonic merge: never backwards
+                self._route_order(order)
+        for saga in tuple(self._sagas.values()):
+            saga.news()
+
+
+def _protected_or_final(saga: BracketSaga) -> bool:
+    return (
+        saga.final is not None
+        or saga.protected
+        or (saga.entry.phase is EntryPhase.UNKNOWN and saga.entry.order_id is None)
+    )
+
+
+def _final(saga: BracketSaga) -> bool:
+    return saga.final is not None
+
+
+def _restore(saga: BracketSaga) -> None:
+    """Rebuild a saga's in-memory state from its journaled legs (after a restart)."""
+    op = saga.op
+    for leg, ref in op.orders.items():
+        if leg == "entry":
+            saga.entry.ref = ref
+            saga.entry.order_id = ref.order_id
+            saga.entry.phase = EntryPhase.WORKING if ref.order_id else EntryPhase.UNKNOWN
+            if ref.status == RefStatus.REJECTED:
+                saga.entry.phase = EntryPhase.REJECTED
+            saga.entry.acked_at = saga.m.clock.monotonic()
+            saga.engine._by_tag[ref.custom_tag] = saga
+            if ref.order_id:
+                saga.engine.route_order(saga, ref.order_id)
+                saga.engine.route_parent(saga, ref.order_id)
+            continue
+        for kind in LegKind:
+            if not leg.startswith(kind.value) or not leg[len(kind.value) :].isdigit():
+                continue
+            slot = saga.slots[kind]
+            index = int(leg[len(kind.value) :])
+            slot.count = max(slot.count, index + 1)
+            if ref.order_id is not None:
+                saga.exit_ids.append(ref.order_id)
+                saga.engine.route_order(saga, ref.order_id)
+            if slot.ref is None or index >= int(slot.ref.leg[len(kind.value) :]):
+                slot.ref, slot.order_id, slot.size = ref, ref.order_id, ref.size
+                slot.native = leg in op.extra.get("native_legs", [])
+                slot.phase = {
+                    RefStatus.CONFIRMED: LegPhase.LIVE,
+                    RefStatus.FILLED: LegPhase.DONE,
+                    RefStatus.CANCELLED: LegPhase.DONE,
+                    RefStatus.REJECTED: LegPhase.FAILED,
+                }.get(ref.status, LegPhase.UNKNOWN)
+    if op.state in (OperationState.ROLLING_BACK, OperationState.PARTIALLY_COMPLETED):
+        saga.going_flat = op.last_error or "resumed a rollback after a restart"
+
+
+_ENGINES: weakref.WeakKeyDictionary[OrderManager, BracketEngine] = weakref.WeakKeyDictionary()
+
+
+def bracket_engine(manager: OrderManager) -> BracketEngine:
+    """The manager's bracket engine (created on first use)."""
+    engine = _ENGINES.get(manager)
+    if engine is None:
+        engine = _ENGINES[manager] = BracketEngine(manager)
+    return engine
+
+
+__all__ = [
+    "POSITION_BRACKETS_TEXT",
+    "BracketEngine",
+    "BracketOrderResponse",
+    "BracketOutcome",
+    "BracketSettings",
+    "bracket_engine",
+]

@@ -1,0 +1,437 @@
+"""The bracket saga's decisions, as pure functions of what is known (no I/O, no clock).
+
+The saga is *level-triggered*: whatever happened (a fill, a lost event, a rejected leg, a restart),
+it rebuilds :class:`BracketFacts` from broker truth and asks :func:`plan` what to do next. So
+there is no event sequence to get wrong: the same facts always give the same actions, and an
+action that did not take effect is simply planned again (bounded by ``max_attempts``).
+
+Quantities are in *entry-direction contracts*: ``owned`` is what the entry's fills added minus
+what the exits, flattening and outside closes took away. ``owned < 0`` means more was closed than
+was owned (both OCO exits filled): the excess is bought back and recorded as an incident.
+
+The rules, in order of precedence:
+
+1. Once the saga decides to go flat it cancels the entry and every live exit (confirming each
+   final state, since a cancel can lose to a fill) and, at the same time, flattens exactly
+   ``owned``: exposure first. An exit that fills in the race over-closes; that excess is bought
+   back once everything is final.
+   It decides so after the pivot when a leg is definitively refused, a leg could not be confirmed
+   after ``max_attempts`` sends, or a fill stayed unprotected past the flatten point.
+2. Over-closed: cancel what is live, then flatten the excess (an incident).
+3. Forward: each exit (stop, target) must cover exactly ``owned`` — place it, resize it, or cancel
+   it when nothing is owned. Server-side (native) legs are grown by the server, never by us.
+4. The entry's unfilled rest is cancelled on the entry timeout, or once the exits closed
+   everything (later fills would arrive unprotected for a trade that is over).
+5. Finished when the entry is final, nothing is owned and no exit is live or in doubt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from orderguard.errors import InvalidPriceError
+from orderguard.models import Contract, OrderSide
+from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.recovery.operations import OperationState
+
+
+class LegKind(StrEnum):
+    STOP = "stop"
+    TARGET = "target"
+
+
+class LegPhase(StrEnum):
+    NONE = "none"  # nothing in this slot (yet)
+    LIVE = "live"  # acknowledged and working (or a Suspended native child)
+    RETRY = "retry"  # provably never left: send again with the SAME tag when due
+    UNKNOWN = "unknown"  # sent, outcome unknown: look the tag up, re-send the SAME tag if absent
+    FAILED = "failed"  # definitively refused; protection can only come from flattening
+    DONE = "done"  # final at the broker (filled or cancelled); its fills stay counted
+
+
+class EntryPhase(StrEnum):
+    WORKING = "working"  # acknowledged (or found) and able to fill
+    UNKNOWN = "unknown"  # placement outcome not known yet
+    DONE = "done"  # filled, cancelled or expired
+    REJECTED = "rejected"  # never existed
+
+
+@dataclass(frozen=True, slots=True)
+class LegFacts:
+    kind: LegKind
+    phase: LegPhase = LegPhase.NONE
+    order_id: int | None = None
+    size: int = 0
+    filled: int = 0
+    native: bool = False
+    active: bool = True
+    """False for a Suspended native child: it exists but does not protect anything yet."""
+    due: bool = True
+    """A RETRY/UNKNOWN leg may be acted on now (its retry delay has passed)."""
+    attempts: int = 0
+    error: str | None = None
+    stuck: bool = False
+    """Cancels or resizes of this order failed ``max_attempts`` times: stop asking."""
+
+    @property
+    def remaining(self) -> int:
+        """Contracts this leg can still close (0 unless live)."""
+        return max(0, self.size - self.filled) if self.phase is LegPhase.LIVE else 0
+
+    @property
+    def covering(self) -> int:
+        """Contracts this leg protects right now (a Suspended child protects nothing)."""
+        return self.remaining if self.active else 0
+
+
+@dataclass(frozen=True, slots=True)
+class BracketFacts:
+    entry: EntryPhase
+    entry_filled: int
+    owned: int
+    exits_filled: int
+    stop: LegFacts
+    target: LegFacts
+    max_attempts: int
+    entry_cancel_reason: str | None = None
+    """Set when the entry's unfilled rest is due to be cancelled (entry timeout)."""
+    entry_cancel_stuck: bool = False
+    entry_cancel_due: bool = True
+    """A cancel of the entry may be sent now (a failed one waits for its retry delay)."""
+    deadline_passed: bool = False
+    """A fill has been unprotected past the flatten point."""
+    going_flat: str | None = None
+    flatten_pending: bool = False
+    """A flatten order is in doubt (sent, unresolved): resolve it before anything else."""
+    flatten_attempts: int = 0
+    closed_outside: bool = False
+
+    @property
+    def legs(self) -> tuple[LegFacts, LegFacts]:
+        return (self.stop, self.target)
+
+    @property
+    def protected(self) -> bool:
+        """Something is owned and the stop covers exactly that (I1)."""
+        return self.owned > 0 and self.stop.covering == self.owned
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions (commands: verbs)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceLeg:
+    kind: LegKind
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLeg:
+    """Re-send (same tag) or resolve a leg; ``resend=False`` only looks the tag up."""
+
+    kind: LegKind
+    resend: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ResizeLeg:
+    kind: LegKind
+    order_id: int
+    size: int
+    """The order's new total size (already-filled contracts included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelLeg:
+    kind: LegKind
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelEntry:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GoFlat:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flatten:
+    owned: int
+    """Entry-direction contracts to remove (negative: buy back an over-close)."""
+    incident: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveFlatten:
+    """A flatten order is in doubt: find it by its tag (re-send the same tag if absent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    state: OperationState
+    outcome: BracketOutcome
+    reason: str
+
+
+Action = (
+    PlaceLeg | RetryLeg | ResizeLeg | CancelLeg | CancelEntry | GoFlat | Flatten | ResolveFlatten
+)
+Plan = list[Action] | Finish
+
+
+def plan(f: BracketFacts) -> Plan:
+    """What to do next (an empty list: wait for news). See the module docstring for the rules."""
+    if f.going_flat is None:
+        reason = flat_reason(f)
+        if reason is not None:
+            return [GoFlat(reason)]
+        if f.owned < 0:
+            return _plan_overclosed(f)
+        return _plan_forward(f)
+    return _plan_flat(f, f.going_flat)
+
+
+def flat_reason(f: BracketFacts) -> str | None:
+    """Why forward recovery is over and the owned quantity must be flattened, if it is."""
+    if f.owned <= 0:
+        return None
+    for leg in f.legs:
+        if leg.phase is LegPhase.FAILED:
+            return f"{leg.kind.value} could not be placed: {leg.error or 'rejected'}"
+        if leg.phase in (LegPhase.RETRY, LegPhase.UNKNOWN) and leg.attempts >= f.max_attempts:
+            return f"{leg.kind.value} not confirmed after {leg.attempts} attempts"
+    if f.deadline_passed:
+        return "protection not confirmed before the protection deadline"
+    return None
+
+
+def _cancel_live(f: BracketFacts) -> list[Action]:
+    actions: list[Action] = [
+        CancelLeg(leg.kind, leg.order_id)
+        for leg in f.legs
+        if leg.phase is LegPhase.LIVE and leg.order_id is not None and not leg.stuck and leg.due
+    ]
+    return actions
+
+
+def _resolve_unknown_legs(f: BracketFacts) -> list[Action]:
+    """Legs in doubt may exist at the broker: find them (no re-send) before finishing."""
+    return [
+        RetryLeg(leg.kind, resend=False)
+        for leg in f.legs
+        if leg.phase is LegPhase.UNKNOWN and leg.due and leg.attempts < f.max_attempts
+    ]
+
+
+def _still_live(f: BracketFacts) -> bool:
+    """The entry or an exit can still fill (and we have not given up cancelling it)."""
+    return (f.entry is EntryPhase.WORKING and not f.entry_cancel_stuck) or any(
+        leg.phase is LegPhase.LIVE and not leg.stuck for leg in f.legs
+    )
+
+
+def _cancel_everything(f: BracketFacts, reason: str) -> list[Action]:
+    actions: list[Action] = []
+    if f.entry is EntryPhase.WORKING and not f.entry_cancel_stuck and f.entry_cancel_due:
+        actions.append(CancelEntry(reason))
+    return actions + _cancel_live(f)
+
+
+def _plan_flat(f: BracketFacts, reason: str) -> Plan:
+    if f.flatten_pending:
+        return [ResolveFlatten()]
+    if _still_live(f):
+        actions = _cancel_everything(f, reason)
+        if f.owned > 0 and f.flatten_attempts < f.max_attempts:
+            # Exposure first: the deadline bounds it, and confirming cancels can take seconds
+            # under faults. An exit that still fills meanwhile over-closes; that excess is
+            # bought back next (owned < 0) once everything is final.
+            actions.append(Flatten(f.owned))
+        return actions  # empty: a retry is not due yet, wait
+    # Exposure first: a leg still in doubt is looked up after the flatten (if it turns up live
+    # it is cancelled; if it filled, the difference is flattened in turn).
+    if f.owned != 0:
+        if f.flatten_attempts >= f.max_attempts:
+            return Finish(
+                OperationState.FAILED,
+                BracketOutcome.NAKED,
+                f"{reason}; flattening failed after {f.flatten_attempts} attempts",
+            )
+        return [Flatten(f.owned, incident=f.owned < 0)]
+    actions = _resolve_unknown_legs(f)
+    if actions:
+        return actions
+    if f.entry is EntryPhase.UNKNOWN:
+        return []  # the entry may still appear: keep looking before declaring anything
+    if _any_pending(f):
+        return []
+    return Finish(OperationState.ROLLED_BACK, BracketOutcome.FLAT, reason)
+
+
+def _plan_overclosed(f: BracketFacts) -> Plan:
+    if f.flatten_pending:
+        return [ResolveFlatten()]
+    if _still_live(f):
+        return _cancel_everything(f, "the exits closed more than the bracket owned")
+    if f.flatten_attempts >= f.max_attempts:
+        return Finish(
+            OperationState.FAILED,
+            BracketOutcome.NAKED,
+            f"over-close of {-f.owned} could not be flattened",
+        )
+    return [Flatten(f.owned, incident=True)]
+
+
+def _plan_forward(f: BracketFacts) -> Plan:
+    owned = f.owned
+    actions: list[Action] = []
+    if f.flatten_pending:
+        actions.append(ResolveFlatten())
+    if f.entry is EntryPhase.WORKING and not f.entry_cancel_stuck and f.entry_cancel_due:
+        if f.entry_cancel_reason is not None:
+            actions.append(CancelEntry(f.entry_cancel_reason))
+        elif owned == 0 and (f.exits_filled > 0 or f.closed_outside):
+            actions.append(CancelEntry("the position was closed; the unfilled rest is not wanted"))
+    for leg in f.legs:
+        actions += _plan_leg(f, leg, owned)
+    if actions:
+        return actions
+    if f.entry in (EntryPhase.DONE, EntryPhase.REJECTED) and owned == 0 and not _any_pending(f):
+        return _finish(f)
+    return []
+
+
+def _plan_leg(f: BracketFacts, leg: LegFacts, owned: int) -> list[Action]:
+    phase = leg.phase
+    if owned > 0:
+        if phase in (LegPhase.NONE, LegPhase.DONE):
+            return [PlaceLeg(leg.kind, owned)]
+        if phase in (LegPhase.RETRY, LegPhase.UNKNOWN):
+            return [RetryLeg(leg.kind)] if leg.due else []
+        if phase is LegPhase.LIVE and leg.order_id is not None and not leg.stuck and leg.due:
+            if leg.remaining == owned or not leg.active:
+                return []
+            if leg.native and leg.remaining < owned and f.entry is EntryPhase.WORKING:
+                return []  # the server grows native legs with each entry fill
+            return [ResizeLeg(leg.kind, leg.order_id, leg.filled + owned)]
+        return []
+    # Nothing owned: an exit must not outlive its position (I2) ...
+    if phase is LegPhase.LIVE and leg.order_id is not None and not leg.stuck and leg.due:
+        waiting_native = (
+            leg.native
+            and f.entry is EntryPhase.WORKING
+            and f.exits_filled == 0
+            and not f.closed_outside
+        )
+        # ... except a Suspended native child of a still-working entry: it IS its protection.
+        if not waiting_native:
+            return [CancelLeg(leg.kind, leg.order_id)]
+    if phase is LegPhase.UNKNOWN and leg.due and leg.attempts < f.max_attempts:
+        return [RetryLeg(leg.kind, resend=False)]
+    return []
+
+
+def _any_pending(f: BracketFacts) -> bool:
+    return f.flatten_pending or any(
+        (leg.phase is LegPhase.LIVE and not leg.stuck)
+        or (leg.phase is LegPhase.UNKNOWN and leg.attempts < f.max_attempts)
+        for leg in f.legs
+    )
+
+
+def _finish(f: BracketFacts) -> Finish:
+    if f.entry_filled == 0:
+        if f.entry is EntryPhase.REJECTED:
+            return Finish(OperationState.FAILED, BracketOutcome.FLAT, "the entry was rejected")
+        return Finish(
+            OperationState.ROLLED_BACK,
+            BracketOutcome.FLAT,
+            f.entry_cancel_reason or "the entry ended without a fill",
+        )
+    if f.closed_outside and f.exits_filled == 0:
+        why = "the position was closed outside the bracket"
+    elif f.stop.filled and not f.target.filled:
+        why = "closed by the stop"
+    elif f.target.filled and not f.stop.filled:
+        why = "closed by the target"
+    else:
+        why = "closed by the exits"
+    return Finish(OperationState.COMPLETED, BracketOutcome.FLAT, why)
+
+
+def outcome_of(f: BracketFacts) -> BracketOutcome:
+    """The outcome a caller is told for these facts (while the saga is still running)."""
+    if f.entry is EntryPhase.UNKNOWN and f.entry_filled == 0:
+        return BracketOutcome.UNKNOWN
+    if f.owned > 0:
+        return BracketOutcome.PROTECTED if f.protected else BracketOutcome.NAKED
+    if f.owned < 0:
+        return BracketOutcome.NAKED
+    if f.entry is EntryPhase.WORKING and f.going_flat is None:
+        return BracketOutcome.PENDING_ENTRY
+    return BracketOutcome.FLAT
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks and native tick offsets
+# ---------------------------------------------------------------------------------------------
+
+
+def check_bracket_prices(
+    side: OrderSide, reference: Decimal, stop: Decimal, target: Decimal, *, what: str
+) -> None:
+    """Stop and target on the correct sides of ``reference`` (the entry, or the market).
+
+    A long's stop is below and its target above; a short's the mirror. ``what`` names the
+    reference in the error ("entry price 21000" or "last price 21000").
+    """
+    if side is OrderSide.BUY:
+        if not stop < reference:
+            raise InvalidPriceError(f"a long bracket's stop {stop} must be below the {what}")
+        if not target > reference:
+            raise InvalidPriceError(f"a long bracket's target {target} must be above the {what}")
+    else:
+        if not stop > reference:
+            raise InvalidPriceError(f"a short bracket's stop {stop} must be above the {what}")
+        if not target < reference:
+            raise InvalidPriceError(f"a short bracket's target {target} must be below the {what}")
+
+
+def native_ticks(contract: Contract, anchor: Decimal, price: Decimal) -> int:
+    """Signed tick offset of ``price`` from ``anchor`` (negative below), as ProjectX wants it.
+
+    Native legs are re-anchored at the actual fill, so the absolute price drifts by the slippage.
+    """
+    return contract.ticks_between(anchor, price)
+
+
+__all__ = [
+    "Action",
+    "BracketFacts",
+    "CancelEntry",
+    "CancelLeg",
+    "EntryPhase",
+    "Finish",
+    "Flatten",
+    "GoFlat",
+    "LegFacts",
+    "LegKind",
+    "LegPhase",
+    "PlaceLeg",
+    "Plan",
+    "ResizeLeg",
+    "ResolveFlatten",
+    "RetryLeg",
+    "check_bracket_prices",
+    "flat_reason",
+    "native_ticks",
+    "outcome_of",
+    "plan",
+]

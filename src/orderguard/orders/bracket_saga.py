@@ -1,0 +1,944 @@
+"""One bracket order as a saga whose pivot is the entry fill (DESIGN §1.4-1.6).
+
+A :class:`BracketSaga` owns one driver task. Events never run broker I/O: the engine's listener
+folds them into the saga's in-memory state (which order ids are ours, when we heard of a fill),
+re-measures exposure and wakes the driver. The driver rebuilds :class:`BracketFacts` from the
+tracker (broker truth merged monotonically from events and REST), asks the pure
+:func:`~orderguard.orders.bracket_plan.plan` what to do, does it (stop and target concurrently),
+and waits for news, a poll, a retry or the flatten point — never for a fill, and never forever:
+when no event arrives it re-reads its orders over REST (events can be lost).
+
+Every order intent is journaled with its deterministic tag before it is sent; a leg that
+provably never left, or whose outcome is unknown and whose tag is absent at the broker, is sent
+again with the *same* tag, so the broker itself refuses a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
+from orderguard.errors import (
+    CircuitOpenError,
+    ConnectionFailedError,
+    OrderGuardError,
+    OrderRejectedError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ValidationError,
+)
+from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType
+from orderguard.orders.bracket_plan import (
+    Action,
+    BracketFacts,
+    CancelEntry,
+    CancelLeg,
+    EntryPhase,
+    Finish,
+    Flatten,
+    GoFlat,
+    LegFacts,
+    LegKind,
+    LegPhase,
+    PlaceLeg,
+    ResizeLeg,
+    ResolveFlatten,
+    RetryLeg,
+    outcome_of,
+    plan,
+)
+from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
+from orderguard.orders.exposure import ExposureMeter
+from orderguard.recovery.manager import OrderReference, RecoveryOperation
+from orderguard.recovery.operations import OperationState
+
+if TYPE_CHECKING:
+    from orderguard.orders.bracket import BracketEngine
+    from orderguard.orders.manager import OrderManager
+
+log = logging.getLogger("orderguard.orders.bracket")
+
+
+@dataclass(frozen=True, slots=True)
+class BracketRequest:
+    """A validated bracket: everything the saga needs, serialisable into the journal."""
+
+    account_id: int
+    contract_id: str
+    side: OrderSide
+    size: int
+    market: bool
+    entry_price: Decimal | None
+    stop_price: Decimal
+    target_price: Decimal
+    entry_timeout: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "contract_id": self.contract_id,
+            "side": int(self.side),
+            "size": self.size,
+            "market": self.market,
+            "entry_price": None if self.entry_price is None else str(self.entry_price),
+            "stop_price": str(self.stop_price),
+            "target_price": str(self.target_price),
+            "entry_timeout": self.entry_timeout,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BracketRequest:
+        entry = d.get("entry_price")
+        timeout = d.get("entry_timeout")
+        return cls(
+            account_id=int(d["account_id"]),
+            contract_id=str(d["contract_id"]),
+            side=OrderSide(int(d["side"])),
+            size=int(d["size"]),
+            market=bool(d["market"]),
+            entry_price=None if entry is None else Decimal(str(entry)),
+            stop_price=Decimal(str(d["stop_price"])),
+            target_price=Decimal(str(d["target_price"])),
+            entry_timeout=None if timeout is None else float(timeout),
+        )
+
+
+@dataclass(slots=True)
+class _Slot:
+    """The current order of one exit kind (earlier ones keep counting in ``exit_ids``)."""
+
+    kind: LegKind
+    phase: LegPhase = LegPhase.NONE
+    ref: OrderReference | None = None
+    order_id: int | None = None
+    size: int = 0
+    native: bool = False
+    count: int = 0  # intents made for this kind: the next leg is f"{kind}{count}"
+    attempts: int = 0
+    failures: int = 0  # failed cancels/resizes of the live order
+    retry_at: float = 0.0
+    error: str | None = None
+
+    def renew(self, ref: OrderReference | None, size: int, *, native: bool = False) -> None:
+        self.ref, self.size, self.native = ref, size, native
+        self.phase, self.order_id, self.attempts, self.failures, self.error = (
+            LegPhase.NONE,
+            None,
+            0,
+            0,
+            None,
+        )
+
+
+@dataclass(slots=True)
+class _Flatten:
+    ref: OrderReference
+    side: OrderSide
+    size: int
+    order_id: int | None = None
+    pending: bool = True  # sent (or about to be) but not confirmed
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class _Entry:
+    ref: OrderReference | None = None
+    order_id: int | None = None
+    phase: EntryPhase = EntryPhase.UNKNOWN
+    lookups: int = 0
+    cancel_attempts: int = 0
+    cancel_retry_at: float = 0.0
+    acked_at: float | None = None
+    cancel_reason: str | None = None
+    journaled: bool = True  # False: found by tag/event, resolution not yet journaled
+
+
+@dataclass(slots=True)
+class _Wake:
+    """An event the listener sets and the driver waits on, plus pulse for ``wait`` callers."""
+
+    news: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class BracketSaga:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        engine: BracketEngine,
+        operation: RecoveryOperation,
+        request: BracketRequest,
+        settings: BracketSettings,
+        *,
+        native: bool,
+    ) -> None:
+        self.engine = engine
+        self.m: OrderManager = engine.manager
+        self.op = operation
+        self.req = request
+        self.settings = settings
+        self.native = native
+        self.entry = _Entry()
+        self.slots = {kind: _Slot(kind) for kind in LegKind}
+        self.exit_ids: list[int] = []
+        self.flattens: list[_Flatten] = []
+        self.meter = ExposureMeter()
+        self.going_flat: str | None = None
+        self.final: Finish | None = None
+        self.incidents: list[str] = []
+        self.check_position = False
+        self.refresh_due = False
+        self.flatten_read_failures = 0
+        self._wake = _Wake()
+        self._poll = settings.poll_interval
+        self._errors = 0
+        self._facts: BracketFacts | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def operation_id(self) -> str:
+        return self.op.operation_id
+
+    @property
+    def exit_side(self) -> OrderSide:
+        return self.req.side.opposite
+
+    def _now(self) -> float:
+        return self.m.clock.monotonic()
+
+    # -- events (sync: no I/O) ----------------------------------------------------------------
+    def on_order(self, order: Order) -> None:
+        """An order event routed to this saga: adopt ids it reveals, re-measure, wake."""
+        tag = order.custom_tag
+        if (
+            self.entry.order_id is None
+            and tag
+            and self.entry.ref
+            and tag == self.entry.ref.custom_tag
+        ):
+            self._adopt_entry(order)
+        elif (
+            self.native
+            and order.parent_order_id is not None
+            and order.parent_order_id == self.entry.order_id
+            and order.id not in self.exit_ids
+        ):
+            self._adopt_child(order)
+        else:
+            for slot in self.slots.values():
+                if slot.order_id is None and slot.ref is not None and tag == slot.ref.custom_tag:
+                    self._adopt_leg(slot, order.id)
+            for fl in self.flattens:
+                if fl.order_id is None and tag == fl.ref.custom_tag:
+                    fl.order_id, fl.pending = order.id, False
+                    self.engine.route_order(self, order.id)
+        self.news()
+
+    def news(self, *, refresh: bool = False) -> None:
+        if refresh:
+            self.refresh_due = True
+        self.evaluate()
+        self._wake.news.set()
+
+    def _adopt_entry(self, order: Order) -> None:
+        self.entry.order_id = order.id
+        self.entry.phase = EntryPhase.DONE if order.is_terminal else EntryPhase.WORKING
+        if order.status is OrderStatus.REJECTED:
+            self.entry.phase = EntryPhase.REJECTED
+        self.entry.journaled = False
+        if self.entry.acked_at is None:
+            self.entry.acked_at = self._now()
+        self.engine.route_order(self, order.id)
+        self.engine.route_parent(self, order.id)
+
+    def _adopt_child(self, order: Order) -> None:
+        kind = LegKind.TARGET if order.type is OrderType.LIMIT else LegKind.STOP
+        slot = self.slots[kind]
+        if slot.order_id is not None and slot.order_id != order.id:
+            return  # a second child of the same kind: not ours to manage
+        if slot.order_id is None:
+            slot.renew(None, order.size, native=True)
+            slot.order_id = order.id
+            slot.phase = LegPhase.LIVE
+            self.exit_ids.append(order.id)
+            self.engine.route_order(self, order.id)
+
+    def _adopt_leg(self, slot: _Slot, order_id: int) -> None:
+        slot.order_id = order_id
+        slot.phase = LegPhase.LIVE
+        if order_id not in self.exit_ids:
+            self.exit_ids.append(order_id)
+        self.engine.route_order(self, order_id)
+
+    # -- facts --------------------------------------------------------------------------------
+    def _filled(self, order_id: int | None) -> int:
+        return 0 if order_id is None else self.m.tracker.filled_volume(order_id)
+
+    def owned(self) -> int:
+        """Entry-direction contracts this bracket owns (broker truth as merged by the tracker)."""
+        sign = self.req.side.sign
+        exit_sign = self.exit_side.sign
+        total = sign * self._filled(self.entry.order_id)
+        total += sum(exit_sign * self._filled(oid) for oid in self.exit_ids)
+        total += sum(f.side.sign * self._filled(f.order_id) for f in self.flattens)
+        # What position-close operations flattened on our behalf (or we found closed).
+        total += self.op.closed_externally
+        return sign * total
+
+    def _leg_facts(self, slot: _Slot, now: float) -> LegFacts:
+        phase = slot.phase
+        size = slot.size
+        active = True
+        if phase is LegPhase.LIVE and slot.order_id is not None:
+            view = self.m.tracker.get(slot.order_id)
+            if view is not None:
+                if view.is_terminal:
+                    phase = slot.phase = LegPhase.DONE
+                if slot.native:
+                    # The server sizes native legs; a Suspended child protects nothing yet.
+                    size = view.size
+                    active = view.status is not OrderStatus.SUSPENDED
+            elif slot.native:
+                active = False
+        return LegFacts(
+            kind=slot.kind,
+            phase=phase,
+            order_id=slot.order_id,
+            size=size,
+            filled=self._filled(slot.order_id),
+            native=slot.native,
+            active=active,
+            due=now >= slot.retry_at,
+            attempts=slot.attempts,
+            error=slot.error,
+            stuck=slot.failures >= self.settings.max_attempts,
+        )
+
+    def _entry_phase(self) -> EntryPhase:
+        e = self.entry
+        if e.order_id is not None and e.phase is EntryPhase.WORKING:
+            view = self.m.tracker.get(e.order_id)
+            if view is not None and view.is_terminal:
+                e.phase = EntryPhase.DONE
+        return e.phase
+
+    def facts(self) -> BracketFacts:
+        now = self._now()
+        entry = self._entry_phase()
+        cancel_reason = self.entry.cancel_reason
+        timeout = self.req.entry_timeout
+        if (
+            cancel_reason is None
+            and timeout is not None
+            and self.entry.acked_at is not None
+            and now - self.entry.acked_at >= timeout
+        ):
+            cancel_reason = self.entry.cancel_reason = f"entry timeout ({timeout:g}s)"
+        stop = self._leg_facts(self.slots[LegKind.STOP], now)
+        target = self._leg_facts(self.slots[LegKind.TARGET], now)
+        exits = sum(self._filled(oid) for oid in self.exit_ids)
+        facts = BracketFacts(
+            entry=entry,
+            entry_filled=self._filled(self.entry.order_id),
+            owned=self.owned(),
+            exits_filled=exits,
+            stop=stop,
+            target=target,
+            max_attempts=self.settings.max_attempts,
+            entry_cancel_reason=cancel_reason,
+            entry_cancel_stuck=self.entry.cancel_attempts >= self.settings.max_attempts,
+            entry_cancel_due=now >= self.entry.cancel_retry_at,
+            deadline_passed=self.meter.open_for(now) >= self.settings.flatten_after,
+            going_flat=self.going_flat,
+            flatten_pending=any(f.pending for f in self.flattens),
+            flatten_attempts=sum(f.attempts for f in self.flattens) + self.flatten_read_failures,
+            closed_outside=self.op.closed_externally != 0,
+        )
+        self._facts = facts
+        return facts
+
+    def evaluate(self) -> BracketFacts:
+        """Re-measure exposure from current knowledge (sync); wakes ``wait`` callers."""
+        facts = self.facts()
+        self._sync_refs()
+        now = self._now()
+        end = self.meter.update(now, facts.owned, facts.stop.covering, self._fill_time(now))
+        if end is not None:
+            self.engine.record_episode(end)
+        changed, self._wake.changed = self._wake.changed, asyncio.Event()
+        changed.set()
+        return facts
+
+    def _sync_refs(self) -> None:
+        """Mirror fill volumes into the operation's legs in memory (journaled at the end), so
+        ``net_filled`` is right for others reading it (the position watcher subtracts it)."""
+        known: dict[int, int] = {}  # id(ref) -> order id, for refs whose resolution is pending
+        if self.entry.ref is not None and self.entry.order_id is not None:
+            known[id(self.entry.ref)] = self.entry.order_id
+        for slot in self.slots.values():
+            if slot.ref is not None and slot.order_id is not None:
+                known[id(slot.ref)] = slot.order_id
+        for fl in self.flattens:
+            if fl.order_id is not None:
+                known[id(fl.ref)] = fl.order_id
+        for ref in self.op.orders.values():
+            oid = ref.order_id if ref.order_id is not None else known.get(id(ref))
+            if oid is not None:
+                ref.filled_size = max(ref.filled_size, self._filled(oid))
+
+    def _fill_time(self, now: float) -> float | None:
+        """The exchange time of the entry's latest fill on our monotonic scale, if known."""
+        if self.entry.order_id is None:
+            return None
+        view = self.m.tracker.get(self.entry.order_id)
+        if view is None or view.update_timestamp is None or view.fill_volume == 0:
+            return None
+        lag = (self.m.clock.now() - view.update_timestamp).total_seconds()
+        return now - max(0.0, lag)
+
+    # -- waiting ------------------------------------------------------------------------------
+    async def wait(self, predicate: Callable[[BracketSaga], bool]) -> None:
+        while not predicate(self):
+            await self._wake.changed.wait()
+
+    @property
+    def protected(self) -> bool:
+        return self._facts is not None and self._facts.protected
+
+    # -- the driver ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            while self.final is None:
+                self._wake.news.clear()
+                try:
+                    await self._sync()
+                    facts = self.evaluate()
+                    decision = plan(facts)
+                    if isinstance(decision, Finish):
+                        await self._finish(decision)
+                        break
+                    if decision:
+                        await self._execute(decision)
+                        self._errors = 0
+                    else:
+                        await self._idle(facts)
+                except (asyncio.CancelledError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:
+                    await self._internal_error(exc)
+        finally:
+            self.evaluate()
+            self.engine.retire(self)
+
+    async def _internal_error(self, exc: Exception) -> None:
+        # A bug must not silently abandon a position: log, back off, try again; give up loudly.
+        self._errors += 1
+        log.exception("bracket %s: step failed (%d)", self.operation_id, self._errors)
+        if self._errors > self.settings.max_attempts * 2:
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            outcome = BracketOutcome.NAKED if self.owned() else BracketOutcome.FLAT
+            self.final = Finish(OperationState.FAILED, outcome, reason)
+            try:
+                await self.m.recovery.transition_operation(self.op, OperationState.FAILED, reason)
+            except OrderGuardError:
+                log.exception("bracket %s: could not record the failure", self.operation_id)
+            return
+        await self.m.clock.sleep(self.settings.retry_delay * self._errors)
+
+    async def _idle(self, facts: BracketFacts) -> None:
+        """Wait for news (events, or the engine's shared REST poll), or until the next retry,
+        entry timeout, flatten point or look-up of an entry in doubt."""
+        now = self._now()
+        due = [self.settings.poll_max_interval * 4]
+        if self.meter.open_since is not None and self.going_flat is None:
+            due.append(self.meter.open_since + self.settings.flatten_after - now)
+        for slot in self.slots.values():
+            if slot.retry_at > now:
+                due.append(slot.retry_at - now)
+        if self.entry.cancel_retry_at > now:
+            due.append(self.entry.cancel_retry_at - now)
+        timeout = self.req.entry_timeout
+        if (
+            timeout is not None
+            and self.entry.acked_at is not None
+            and facts.entry_cancel_reason is None
+        ):
+            due.append(self.entry.acked_at + timeout - now)
+        lookup = self.entry.phase is EntryPhase.UNKNOWN and self.entry.order_id is None
+        if lookup:
+            due.append(self._poll)
+        # Only future instants: a past one was already acted on (or is waiting on a retry).
+        wait = min(d for d in due if d > 1e-6)
+        try:
+            await self.m.clock.wait_for(self._wake.news.wait(), wait)
+        except TimeoutError:
+            if lookup and wait >= self._poll - 1e-9:
+                self.refresh_due = True  # look the entry's tag up again, backing off
+                self._poll = min(self._poll * 2, self.settings.poll_max_interval)
+
+    async def _sync(self) -> None:
+        """REST re-reads when due, then journal what events revealed."""
+        if self.refresh_due:
+            self.refresh_due = False
+            await self._refresh()
+        if self.check_position:
+            self.check_position = False
+            await self._check_closed_outside()
+        await self._journal_discoveries()
+
+    async def _refresh(self) -> None:
+        """Re-read our orders over REST (events may have been lost); absence proves nothing."""
+        acct = self.req.account_id
+        e = self.entry
+        try:
+            if e.order_id is None and e.ref is not None and e.phase is EntryPhase.UNKNOWN:
+                e.lookups += 1
+                found = await self.m.find_order_by_tag(acct, e.ref.custom_tag)
+                if found is not None:
+                    self._adopt_entry(found)
+                elif e.lookups >= self.settings.entry_lookups:
+                    e.phase = EntryPhase.REJECTED
+                    self.going_flat = self.going_flat or "the entry's outcome was never resolved"
+            ids = [e.order_id] if e.order_id is not None else []
+            ids += [s.order_id for s in self.slots.values() if s.order_id is not None]
+            ids += [f.order_id for f in self.flattens if f.order_id is not None]
+            for oid in ids:
+                await self.m.get_order_by_id(oid, acct, refresh=True)
+            if self.native and e.order_id is not None:
+                await self._discover_children(acct, e.order_id)
+            for slot in self.slots.values():
+                if slot.phase is LegPhase.UNKNOWN and slot.ref is not None:
+                    found = await self.m.find_order_by_tag(acct, slot.ref.custom_tag)
+                    if found is not None:
+                        self._adopt_leg(slot, found.id)
+        except OrderGuardError as exc:
+            log.warning("bracket %s: refresh failed: %s", self.operation_id, exc)
+            self.refresh_due = True
+
+    async def _discover_children(self, acct: int, entry_id: int) -> None:
+        if all(s.order_id is not None for s in self.slots.values()):
+            return
+        start = self.op.started_at
+        for order in await self.m.gateway.search_orders(acct, start=start):
+            if order.parent_order_id == entry_id and order.id not in self.exit_ids:
+                await self.m.get_order_by_id(order.id, acct, refresh=True)
+                self._adopt_child(order)
+
+    async def _journal_discoveries(self) -> None:
+        """Journal what events revealed: a resolved entry, adopted legs, native children."""
+        rec = self.m.recovery
+        e = self.entry
+        if not e.journaled and e.ref is not None and e.order_id is not None:
+            e.journaled = True
+            view = self.m.tracker.get(e.order_id)
+            if view is not None:
+                await rec.record_resolution(self.op, e.ref, view)
+        for slot in self.slots.values():
+            if slot.order_id is None:
+                continue
+            view = self.m.tracker.get(slot.order_id)
+            if slot.ref is None and slot.native:
+                # A server-created child: journal it as a leg of the operation so recovery and
+                # cleanup know it (its tag is ours; the broker never saw it).
+                slot.ref = await rec.add_order_to_operation(
+                    self.op,
+                    self.req.contract_id,
+                    self.exit_side,
+                    slot.size,
+                    "stop" if slot.kind is LegKind.STOP else "limit",
+                    self.req.stop_price if slot.kind is LegKind.STOP else self.req.target_price,
+                    leg=f"{slot.kind.value}{slot.count}",
+                    account_id=self.req.account_id,
+                    request={"native_child_of": e.order_id},
+                )
+                slot.count += 1
+                self.op.extra.setdefault("native_legs", []).append(slot.ref.leg)
+                slot.ref.order_id = slot.order_id
+                slot.ref.placed_successfully = True
+                if view is not None:
+                    await rec.record_order_state(self.op, slot.ref, view)
+            elif slot.ref is not None and slot.ref.order_id is None and view is not None:
+                await rec.record_resolution(self.op, slot.ref, view)
+
+    async def _check_closed_outside(self) -> None:
+        """The account went flat on our contract: if it still is, what we owned is gone."""
+        if any(f.pending for f in self.flattens) or self.engine.closing(self.req):
+            return  # our own flatten or a position-close operation is in flight: not outside
+        owned = self.owned()
+        if owned == 0:
+            return
+        try:
+            await self._refresh()
+            owned = self.owned()
+            held = await self.m.owned_position(self.req.account_id, self.req.contract_id)
+        except OrderGuardError as exc:
+            log.warning("bracket %s: position check failed: %s", self.operation_id, exc)
+            return
+        if owned != 0 and held == 0:
+            await self.m.recovery.record_external_close(self.op, -self.req.side.sign * owned)
+            log.warning(
+                "bracket %s: %d owned contracts were closed outside the bracket",
+                self.operation_id,
+                owned,
+            )
+
+    # -- actions ------------------------------------------------------------------------------
+    async def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, GoFlat):
+                await self._go_flat(action.reason)
+                return
+        # Independent actions (stop and target, entry cancel) go out together: time to
+        # protection is one round trip, not two.
+        work = asyncio.gather(*(self._do(a) for a in actions))
+        limit = self._until_flatten_point()
+        if limit is None:
+            await work
+            return
+        try:
+            # A send can spend seconds resolving a lost answer; the flatten point does not wait.
+            await self.m.clock.wait_for(work, limit)
+        except TimeoutError:
+            log.warning("bracket %s: flatten point reached mid-action", self.operation_id)
+
+    def _until_flatten_point(self) -> float | None:
+        if self.going_flat is not None or self.meter.open_since is None:
+            return None
+        return max(0.0, self.meter.open_since + self.settings.flatten_after - self._now())
+
+    async def _do(self, action: Action) -> None:
+        if isinstance(action, PlaceLeg):
+            await self._place_leg(action.kind, action.size)
+        elif isinstance(action, RetryLeg):
+            await self._retry_leg(action.kind, resend=action.resend)
+        elif isinstance(action, ResizeLeg):
+            await self._resize_leg(action.kind, action.order_id, action.size)
+        elif isinstance(action, CancelLeg):
+            await self._cancel_leg(action.kind, action.order_id)
+        elif isinstance(action, CancelEntry):
+            await self._cancel_entry(action.reason)
+        elif isinstance(action, Flatten):
+            await self._flatten(action.owned, incident=action.incident)
+        elif isinstance(action, ResolveFlatten):
+            await self._resolve_flatten()
+
+    def _backoff(self, attempts: int) -> float:
+        return self._now() + self.settings.retry_delay * float(2 ** max(0, attempts - 1))
+
+    async def _place_leg(self, kind: LegKind, size: int) -> None:
+        slot = self.slots[kind]
+        is_stop = kind is LegKind.STOP
+        price = self.req.stop_price if is_stop else self.req.target_price
+        ref = await self.m.recovery.add_order_to_operation(
+            self.op,
+            self.req.contract_id,
+            self.exit_side,
+            size,
+            "stop" if is_stop else "limit",
+            price,
+            leg=f"{kind.value}{slot.count}",
+            account_id=self.req.account_id,
+        )
+        slot.count += 1
+        slot.renew(ref, size)
+        await self.m.recovery.add_position_tracking(self.op, self.req.contract_id, ref)
+        await self._send_leg(slot)
+
+    async def _send_leg(self, slot: _Slot) -> None:
+        ref = slot.ref
+        assert ref is not None
+        is_stop = slot.kind is LegKind.STOP
+        request = OrderRequest(
+            account_id=self.req.account_id,
+            contract_id=self.req.contract_id,
+            type=OrderType.STOP if is_stop else OrderType.LIMIT,
+            side=self.exit_side,
+            size=slot.size,
+            stop_price=self.req.stop_price if is_stop else None,
+            limit_price=None if is_stop else self.req.target_price,
+            custom_tag=ref.custom_tag,
+        )
+        slot.attempts += 1
+        rec = self.m.recovery
+        try:
+            placed = await self.m.submit(request, respect_latch=False)
+        except asyncio.CancelledError:
+            slot.phase = LegPhase.UNKNOWN  # it may have left: found by its tag later
+            raise
+        except ValidationError as exc:
+            # E.g. the market moved through the stop: this protection cannot be placed.
+            slot.phase, slot.error = LegPhase.FAILED, str(exc)
+            await rec.record_order_failure(self.op, ref, str(exc))
+        except OrderRejectedError as exc:
+            if slot.attempts > 1 and await self._found_by_tag(slot):
+                return  # a re-send refused as a duplicate: the first send did arrive
+            slot.phase, slot.error = LegPhase.FAILED, str(exc)
+            await rec.record_order_failure(self.op, ref, Rejected(exc.code, str(exc), exc.order_id))
+        except OutcomeUnknownError as exc:
+            slot.phase, slot.retry_at = LegPhase.UNKNOWN, self._backoff(slot.attempts)
+            await rec.record_order_failure(
+                self.op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, exc.origin)
+            )
+        except (ConnectionFailedError, CircuitOpenError) as exc:
+            slot.phase, slot.error = LegPhase.RETRY, str(exc)
+            slot.retry_at = self._backoff(slot.attempts)
+        except RateLimitedError as exc:
+            slot.phase = LegPhase.UNKNOWN if exc.sent else LegPhase.RETRY
+            slot.retry_at = max(self._backoff(slot.attempts), self._now() + (exc.retry_after or 0))
+        except OrderGuardError as exc:
+            # Anything else may have left: resolve by tag before sending again.
+            slot.phase, slot.error = LegPhase.UNKNOWN, str(exc)
+            slot.retry_at = self._backoff(slot.attempts)
+        else:
+            slot.size = request.size
+            self._adopt_leg(slot, placed.order_id)
+            await rec.record_order_success(self.op, ref, placed)
+        self.evaluate()
+
+    async def _found_by_tag(self, slot: _Slot) -> bool:
+        assert slot.ref is not None
+        try:
+            found = await self.m.find_order_by_tag(self.req.account_id, slot.ref.custom_tag)
+        except OrderGuardError:
+            return False
+        if found is None:
+            return False
+        self._adopt_leg(slot, found.id)
+        await self.m.recovery.record_resolution(self.op, slot.ref, found)
+        return True
+
+    async def _retry_leg(self, kind: LegKind, *, resend: bool) -> None:
+        slot = self.slots[kind]
+        if slot.phase is LegPhase.UNKNOWN:
+            if await self._found_by_tag(slot):
+                return
+            if not resend:
+                slot.attempts += 1
+                slot.retry_at = self._backoff(slot.attempts)
+                return
+        if resend and slot.ref is not None:
+            await self._send_leg(slot)  # the SAME tag: a duplicate is refused by the broker
+
+    async def _resize_leg(self, kind: LegKind, order_id: int, size: int) -> None:
+        slot = self.slots[kind]
+        try:
+            result = await self.m.modify_order(order_id, size=size, account_id=self.req.account_id)
+            ok = result.success
+        except OrderGuardError as exc:
+            log.warning("bracket %s: resize of %s failed: %s", self.operation_id, kind, exc)
+            ok = False
+        if ok and slot.order_id == order_id:
+            slot.size = size
+            slot.failures = 0
+        else:
+            slot.failures += 1
+            slot.retry_at = self._backoff(slot.failures)
+        self.evaluate()
+
+    async def _cancel_leg(self, kind: LegKind, order_id: int) -> None:
+        slot = self.slots[kind]
+        final = await self._cancel(order_id)
+        if slot.order_id == order_id:
+            if final:
+                slot.phase = LegPhase.DONE
+            else:
+                slot.failures += 1
+                slot.retry_at = self._backoff(slot.failures)
+        self.evaluate()
+
+    async def _cancel(self, order_id: int) -> bool:
+        """Cancel and confirm; True when the order is final (cancelled, or filled first)."""
+        try:
+            result = await self.m.cancel_order(order_id, self.req.account_id)
+        except OrderGuardError as exc:
+            log.warning("bracket %s: cancel of %s failed: %s", self.operation_id, order_id, exc)
+            return False
+        return result.status is not None and result.status.is_terminal
+
+    async def _cancel_entry(self, reason: str) -> None:
+        e = self.entry
+        if e.order_id is None:
+            return
+        e.cancel_reason = e.cancel_reason or reason
+        # cancel_order re-reads the order until final, so the fill is re-read after the cancel:
+        # a cancel that lost to a fill moves the saga past its pivot instead.
+        if await self._cancel(e.order_id):
+            e.phase = EntryPhase.DONE
+        else:
+            e.cancel_attempts += 1
+            e.cancel_retry_at = self._backoff(e.cancel_attempts)
+        self.evaluate()
+
+    async def _go_flat(self, reason: str) -> None:
+        log.warning("bracket %s: going flat: %s", self.operation_id, reason)
+        self.going_flat = reason
+        self.op.last_error = reason
+        await self.m.recovery.transition_operation(self.op, OperationState.ROLLING_BACK, reason)
+
+    async def _flatten(self, owned: int, *, incident: bool) -> None:
+        """Send a market order removing exactly ``owned`` — never more than the account holds."""
+        sign = self.req.side.sign
+        acct, contract = self.req.account_id, self.req.contract_id
+        if incident:
+            note = f"both exits filled: over-closed by {-owned}; flattening the excess"
+            if note not in self.incidents:
+                self.incidents.append(note)
+                self.op.errors.append(note)
+                self.engine.record_incident()
+                log.error("bracket %s: %s", self.operation_id, note)
+        try:
+            held = await self.m.owned_position(acct, contract)
+        except OrderGuardError as exc:
+            # No evidence, no blind flatten: count the attempt, back off, plan again.
+            log.warning("bracket %s: position read failed: %s", self.operation_id, exc)
+            self.flatten_read_failures += 1
+            await self.m.clock.sleep(self.settings.retry_delay * self.flatten_read_failures)
+            return
+        remove = sign * owned  # signed account quantity to take away
+        if held == 0 or (held > 0) != (remove > 0):
+            # Already gone at the broker (closed by someone else): credit it, send nothing.
+            await self.m.recovery.record_external_close(self.op, -remove)
+            return
+        qty = min(abs(remove), abs(held))
+        if qty < abs(remove):
+            await self.m.recovery.record_external_close(
+                self.op, -(abs(remove) - qty) * (1 if remove > 0 else -1)
+            )
+        side = OrderSide.SELL if remove > 0 else OrderSide.BUY
+        ref = await self.m.recovery.add_order_to_operation(
+            self.op,
+            contract,
+            side,
+            qty,
+            "market",
+            leg=f"flatten{len(self.flattens)}",
+            account_id=acct,
+        )
+        fl = _Flatten(ref, side, qty)
+        self.flattens.append(fl)
+        await self._send_flatten(fl)
+
+    async def _send_flatten(self, fl: _Flatten) -> None:
+        fl.attempts += 1
+        fl.pending = True
+        signed = fl.size if fl.side is OrderSide.BUY else -fl.size
+        rec = self.m.recovery
+        try:
+            order = await self.m.flatten_quantity(
+                self.req.account_id, self.req.contract_id, signed, fl.ref.custom_tag
+            )
+        except OrderRejectedError as exc:
+            found = await self._find_flatten(fl)
+            if not found:
+                fl.pending = False
+                await rec.record_order_failure(self.op, fl.ref, Rejected(exc.code, str(exc)))
+            return
+        except OrderGuardError as exc:
+            log.warning("bracket %s: flatten failed: %s", self.operation_id, exc)
+            return  # stays pending: resolved by tag, then re-sent with the same tag
+        if order is not None:
+            fl.order_id, fl.pending = order.id, False
+            self.engine.route_order(self, order.id)
+            await rec.record_order_state(self.op, fl.ref, order)
+            fl.ref.placed_successfully = True
+        self.evaluate()
+
+    async def _find_flatten(self, fl: _Flatten) -> bool:
+        try:
+            found = await self.m.find_order_by_tag(self.req.account_id, fl.ref.custom_tag)
+        except OrderGuardError:
+            return False
+        if found is None:
+            return False
+        fl.order_id, fl.pending = found.id, False
+        self.engine.route_order(self, found.id)
+        await self.m.recovery.record_resolution(self.op, fl.ref, found)
+        return True
+
+    async def _resolve_flatten(self) -> None:
+        for fl in self.flattens:
+            if not fl.pending:
+                continue
+            if await self._find_flatten(fl):
+                continue
+            if fl.attempts >= self.settings.max_attempts:
+                fl.pending = False  # give up: the owned quantity stays visible as NAKED
+                await self.m.recovery.record_order_failure(
+                    self.op, fl.ref, "flatten not confirmed after retries"
+                )
+                continue
+            await self._send_flatten(fl)  # absent at the broker: the same tag again
+
+    # -- the end ------------------------------------------------------------------------------
+    async def _finish(self, decision: Finish) -> None:
+        rec = self.m.recovery
+        for ref, oid in self._refs():
+            view = self.m.tracker.get(oid)
+            if view is not None:
+                await rec.record_order_state(self.op, ref, view)
+        self.op.extra["bracket_result"] = {
+            "outcome": decision.outcome.value,
+            "reason": decision.reason,
+            "incidents": list(self.incidents),
+            **self.meter.as_dict(self._now()),
+        }
+        await rec.transition_operation(self.op, decision.state, decision.reason)
+        self.final = decision
+
+    def _refs(self) -> list[tuple[OrderReference, int]]:
+        refs: list[tuple[OrderReference, int]] = []
+        for leg, ref in self.op.orders.items():
+            if ref.order_id is not None:
+                refs.append((ref, ref.order_id))
+            elif leg == "entry" and self.entry.order_id is not None:
+                refs.append((ref, self.entry.order_id))
+        return refs
+
+    # -- reporting ----------------------------------------------------------------------------
+    def response(self, *, error: str | None = None) -> BracketOrderResponse:
+        facts = self._facts or self.facts()
+        entry_view = self.m.tracker.get(self.entry.order_id) if self.entry.order_id else None
+        reason: str | None
+        if self.final is not None:
+            outcome, reason = self.final.outcome, self.final.reason
+        else:
+            outcome, reason = outcome_of(facts), self.going_flat
+        owned = facts.owned
+        success = self.entry.order_id is not None and outcome not in (
+            BracketOutcome.NAKED,
+            BracketOutcome.UNKNOWN,
+        )
+        if self.final is not None and self.final.state is OperationState.FAILED:
+            success = False
+        message = error
+        if message is None and not success:
+            message = reason or self.op.last_error
+        return BracketOrderResponse(
+            success=success,
+            entry_order_id=self.entry.order_id,
+            stop_order_id=self.slots[LegKind.STOP].order_id,
+            target_order_id=self.slots[LegKind.TARGET].order_id,
+            entry_price=self.req.entry_price,
+            stop_loss_price=self.req.stop_price,
+            take_profit_price=self.req.target_price,
+            error_message=message,
+            operation_id=self.operation_id,
+            outcome=outcome,
+            filled_size=facts.entry_filled,
+            protected_size=min(max(owned, 0), facts.stop.covering),
+            average_fill_price=None if entry_view is None else entry_view.filled_price,
+            owned_size=owned,
+            native=self.native,
+            finished=self.final is not None,
+            reason=reason,
+        )
+
+
+__all__ = ["BracketRequest", "BracketSaga"]

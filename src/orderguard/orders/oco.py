@@ -1,0 +1,534 @@
+"""OCO pairs as a public, journaled operation (OCO_PAIR).
+
+``place_oco_order`` journals both intents *and the link* before either order is sent (the
+incumbent linked only after both acknowledgements, so a fast fill of the first leg left the second
+unlinked). ``link_oco_orders`` links two existing working orders. Either way the pair lives in a
+journaled operation, so ``resume`` (on start) finds every unfinished pair again.
+
+Links are symmetric and one per order: linking an order that is already linked first breaks its
+old link cleanly (that operation completes as "relinked"), so no orphaned or circular link can
+exist. A pair ends when one leg filled and the other is confirmed final (with any excess of a
+double fill flattened and recorded), when both legs ended, or on ``unlink``.
+
+Each pair has one driver task; the engine's single listener (present only while pairs exist)
+wakes it. The decision is the pure :func:`~orderguard.orders.oco_rules.oco_reaction`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from orderguard.broker.base import (
+    BrokerEvent,
+    ConnectionEvent,
+    OrderEvent,
+    Rejected,
+    TradeEvent,
+    Unknown,
+    UnknownOrigin,
+)
+from orderguard.errors import (
+    OrderGuardError,
+    OrderRejectedError,
+    OutcomeUnknownError,
+    ValidationError,
+)
+from orderguard.models import Order, OrderRequest, OrderSide, OrderType
+from orderguard.orders.bracket import bracket_engine
+from orderguard.orders.oco_rules import OcoDecision, OcoLegState, oco_reaction
+from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
+from orderguard.recovery.manager import OrderReference, RecoveryOperation
+from orderguard.recovery.operations import OperationState, OperationType
+
+if TYPE_CHECKING:
+    from orderguard.orders.manager import OrderManager
+
+log = logging.getLogger("orderguard.orders.oco")
+
+_LEG_TYPES = {"limit": OrderType.LIMIT, "stop": OrderType.STOP}
+
+
+@dataclass(frozen=True, slots=True)
+class OcoLeg:
+    """One leg of :meth:`OrderManager.place_oco_order`: a limit or stop order."""
+
+    side: int
+    size: int
+    price: Decimal | float | int | str
+    order_type: str = "limit"
+
+
+@dataclass(frozen=True, slots=True)
+class OcoOrderResponse:
+    success: bool
+    operation_id: str
+    order1_id: int | None
+    order2_id: int | None
+    error_message: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.success
+
+
+@dataclass(frozen=True, slots=True)
+class OcoLinkResult:
+    success: bool
+    operation_id: str
+    order1_id: int
+    order2_id: int
+    replaced: tuple[int, ...] = ()
+    """Orders whose previous link was broken to make this one."""
+
+    def __bool__(self) -> bool:
+        return self.success
+
+
+@dataclass(slots=True)
+class _Pair:
+    op: RecoveryOperation
+    account_id: int
+    contract_id: str
+    ids: list[int | None]
+    tags: list[str | None]
+    refs: list[OrderReference | None]
+    winner: int | None = None
+    flattened: int = 0
+    flatten_attempts: int = 0
+    cancel_failures: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    done: bool = False
+    refresh: bool = True
+
+
+class OcoEngine:
+    """OCO pairs of one OrderManager (see the module docstring)."""
+
+    def __init__(self, manager: OrderManager) -> None:
+        self.manager = manager
+        self.poll_interval = 2.0
+        self.max_attempts = 4
+        self.incidents = 0
+        self._pairs: dict[str, _Pair] = {}
+        self._by_order: dict[int, _Pair] = {}
+        self._by_tag: dict[str, _Pair] = {}
+        self._remove_listener: Callable[[], None] | None = None
+        self._resumed = False
+        manager.recovery.register_statistics(self._statistics)
+
+    def _statistics(self) -> dict[str, int]:
+        return {"oco_pairs_active": len(self._pairs), "oco_pair_incidents": self.incidents}
+
+    # -- public ---------------------------------------------------------------------------------
+    async def place(
+        self, contract_key: str, first: OcoLeg, second: OcoLeg, account_id: int | None = None
+    ) -> OcoOrderResponse:
+        await self.resume()
+        m = self.manager
+        account = await m._trading_account(account_id)
+        contract = await m._contracts.resolve(contract_key)
+        requests: list[tuple[OrderSide, int, OrderType, Decimal]] = []
+        for leg in (first, second):
+            kind = _LEG_TYPES.get(str(leg.order_type).lower())
+            if kind is None:
+                raise ValidationError(f"an OCO leg is 'limit' or 'stop', got {leg.order_type!r}")
+            side = coerce_side(leg.side)
+            size = check_size(leg.size, m.config.max_order_size)
+            check_size(size, await m._max_order_size(account))
+            price = check_tick(contract, coerce_price(leg.price, "price"), "price")
+            requests.append((side, size, kind, price))
+        op = await m.recovery.start_operation(
+            OperationType.OCO_PAIR, account_id=account, contract_id=contract.id
+        )
+        refs: list[OrderReference] = []
+        for name, (side, size, kind, price) in zip(("a", "b"), requests, strict=True):
+            refs.append(
+                await m.recovery.add_order_to_operation(
+                    op,
+                    contract.id,
+                    side,
+                    size,
+                    kind.name.lower(),
+                    price,
+                    leg=name,
+                    account_id=account,
+                )
+            )
+        await m.recovery.add_oco_pair(op, refs[0], refs[1])  # linked before anything is sent
+        pair = _Pair(
+            op, account, contract.id, [None, None], [r.custom_tag for r in refs], list(refs)
+        )
+        self._adopt(pair)
+        for tag in pair.tags:
+            if tag is not None:
+                self._by_tag[tag] = pair
+
+        async def send(i: int) -> str | None:
+            side, size, kind, price = requests[i]
+            ref = refs[i]
+            request = OrderRequest(
+                account_id=account,
+                contract_id=contract.id,
+                type=kind,
+                side=side,
+                size=size,
+                limit_price=price if kind is OrderType.LIMIT else None,
+                stop_price=price if kind is OrderType.STOP else None,
+                custom_tag=ref.custom_tag,
+            )
+            try:
+                placed = await m.submit(request)
+            except OrderRejectedError as exc:
+                await m.recovery.record_order_failure(op, ref, Rejected(exc.code, str(exc)))
+                return str(exc)
+            except OutcomeUnknownError as exc:
+                await m.recovery.record_order_failure(
+                    op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, exc.origin)
+                )
+                return None  # the driver keeps looking for the tag
+            except OrderGuardError as exc:
+                await m.recovery.record_order_failure(op, ref, exc)
+                return str(exc)
+            self._route(pair, i, placed.order_id)
+            await m.recovery.record_order_success(op, ref, placed)
+            return None
+
+        errors = [e for e in await asyncio.gather(send(0), send(1)) if e is not None]
+        self._start(pair)
+        pair.wake.set()
+        # A leg that failed is "ended without a fill": the driver cancels the other (OCO).
+        return OcoOrderResponse(
+            success=not errors,
+            operation_id=op.operation_id,
+            order1_id=pair.ids[0],
+            order2_id=pair.ids[1],
+            error_message="; ".join(errors) or None,
+        )
+
+    async def link(self, order1_id: int, order2_id: int) -> OcoLinkResult:
+        await self.resume()
+        for oid in (order1_id, order2_id):
+            if not isinstance(oid, int) or isinstance(oid, bool) or oid <= 0:
+                raise ValidationError(f"order id must be a positive int, got {oid!r}")
+        if order1_id == order2_id:
+            raise ValidationError("an order cannot be OCO-linked to itself")
+        m = self.manager
+        orders: list[Order] = []
+        for oid in (order1_id, order2_id):
+            order = await m.get_order_by_id(oid, refresh=True)
+            if order is None:
+                raise ValidationError(f"order {oid} does not exist")
+            if not order.is_working:
+                raise ValidationError(f"order {oid} is {order.status.name.lower()}, not working")
+            if _bracket_sibling(m, oid) is not None:
+                raise ValidationError(f"order {oid} is a bracket exit; its bracket links it")
+            orders.append(order)
+        if orders[0].account_id != orders[1].account_id:
+            raise ValidationError("OCO-linked orders must belong to the same account")
+        if self.linked(order1_id) == order2_id:
+            pair = self._by_order[order1_id]
+            return OcoLinkResult(True, pair.op.operation_id, order1_id, order2_id)
+        replaced: list[int] = []
+        for oid in (order1_id, order2_id):
+            old = await self.unlink(oid, reason="relinked")
+            if old is not None:
+                replaced.append(old)
+        op = await m.recovery.start_operation(
+            OperationType.OCO_PAIR,
+            account_id=orders[0].account_id,
+            contract_id=orders[0].contract_id,
+            extra={"linked_order_ids": [order1_id, order2_id]},
+        )
+        await m.recovery.transition_operation(op, OperationState.IN_PROGRESS, "orders linked")
+        pair = _Pair(
+            op,
+            orders[0].account_id,
+            orders[0].contract_id,
+            [None, None],
+            [orders[0].custom_tag, orders[1].custom_tag],
+            [None, None],
+        )
+        self._adopt(pair)
+        self._route(pair, 0, order1_id)
+        self._route(pair, 1, order2_id)
+        self._start(pair)
+        return OcoLinkResult(True, op.operation_id, order1_id, order2_id, tuple(replaced))
+
+    async def unlink(self, order_id: int, *, reason: str = "unlinked by the caller") -> int | None:
+        pair = self._by_order.get(order_id)
+        if pair is None:
+            return None
+        sibling = _other(pair, order_id)
+        await self._finish(pair, OperationState.COMPLETED, reason)
+        return sibling
+
+    def linked(self, order_id: int) -> int | None:
+        pair = self._by_order.get(order_id)
+        if pair is not None and not pair.done:
+            return _other(pair, order_id)
+        return _bracket_sibling(self.manager, order_id)
+
+    async def resume(self) -> int:
+        """Re-link the pairs of unfinished OCO_PAIR operations (after a restart). Once."""
+        if self._resumed:
+            return 0
+        self._resumed = True
+        count = 0
+        for op in list(self.manager.recovery.active_operations.values()):
+            if op.operation_type is not OperationType.OCO_PAIR or op.operation_id in self._pairs:
+                continue
+            linked = op.extra.get("linked_order_ids")
+            refs: list[OrderReference | None] = [op.orders.get("a"), op.orders.get("b")]
+            if isinstance(linked, list) and len(linked) == 2:
+                ids: list[int | None] = [int(linked[0]), int(linked[1])]
+                refs = [None, None]
+            else:
+                ids = [None if r is None else r.order_id for r in refs]
+            pair = _Pair(
+                op,
+                op.account_id or 0,
+                op.contract_id or "",
+                [None, None],
+                [None if r is None else r.custom_tag for r in refs],
+                refs,
+            )
+            self._adopt(pair)
+            for i, oid in enumerate(ids):
+                if oid is not None:
+                    self._route(pair, i, oid)
+            for tag in pair.tags:
+                if tag is not None:
+                    self._by_tag[tag] = pair
+            self._start(pair)
+            count += 1
+        return count
+
+    # -- the driver -------------------------------------------------------------------------------
+    async def _run(self, pair: _Pair) -> None:
+        m = self.manager
+        try:
+            while not pair.done:
+                pair.wake.clear()
+                if pair.refresh:
+                    pair.refresh = False
+                    await self._refresh(pair)
+                decision = self._decide(pair)
+                if decision is None:
+                    await self._idle(pair)
+                    continue
+                if decision.done:
+                    await self._finish(pair, OperationState.COMPLETED, "one leg ended the pair")
+                    break
+                if decision.winner is not None:
+                    pair.winner = decision.winner
+                acted = False
+                if decision.cancel:
+                    results = await asyncio.gather(
+                        *(self._cancel(pair, oid) for oid in decision.cancel)
+                    )
+                    acted = all(results)
+                elif decision.flatten_qty and decision.flatten_side is not None:
+                    acted = await self._flatten(pair, decision)
+                if not acted:
+                    pair.refresh = True
+                    await m.clock.sleep(min(self.poll_interval, 0.25 * (1 + pair.cancel_failures)))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("OCO pair %s: driver failed", pair.op.operation_id)
+        finally:
+            if not pair.done:
+                self._retire(pair)
+
+    def _decide(self, pair: _Pair) -> OcoDecision | None:
+        legs: list[OcoLegState] = []
+        for i, oid in enumerate(pair.ids):
+            ref = pair.refs[i]
+            if oid is None:
+                if ref is not None and ref.status in ("rejected",):
+                    # Never existed: treat as a leg that ended without a fill.
+                    legs.append(OcoLegState(-(i + 1), OrderSide(ref.side), 0, False))
+                    continue
+                return OcoDecision() if ref is None else None  # still resolving
+            view = self.manager.tracker.get(oid)
+            if view is None:
+                return None
+            legs.append(
+                OcoLegState(
+                    oid, view.side, self.manager.tracker.filled_volume(oid), view.is_working
+                )
+            )
+        decision = oco_reaction(legs[0], legs[1], winner=pair.winner, flattened=pair.flattened)
+        if decision.cancel:
+            decision = OcoDecision(
+                cancel=tuple(c for c in decision.cancel if c > 0),
+                winner=decision.winner,
+                done=decision.done,
+            )
+        if not decision.cancel and not decision.flatten_qty and not decision.done:
+            return None
+        return decision
+
+    async def _idle(self, pair: _Pair) -> None:
+        try:
+            await self.manager.clock.wait_for(pair.wake.wait(), self.poll_interval)
+        except TimeoutError:
+            pair.refresh = True  # events can be lost: re-read over REST
+
+    async def _refresh(self, pair: _Pair) -> None:
+        m = self.manager
+        for i in range(2):
+            try:
+                oid = pair.ids[i]
+                if oid is not None:
+                    await m.get_order_by_id(oid, pair.account_id, refresh=True)
+                    continue
+                ref = pair.refs[i]
+                if ref is not None and ref.status == "unknown":
+                    found = await m.find_order_by_tag(pair.account_id, ref.custom_tag)
+                    if found is not None:
+                        self._route(pair, i, found.id)
+                        await m.recovery.record_resolution(pair.op, ref, found)
+            except OrderGuardError as exc:
+                log.warning("OCO pair %s: refresh failed: %s", pair.op.operation_id, exc)
+
+    async def _cancel(self, pair: _Pair, order_id: int) -> bool:
+        try:
+            result = await self.manager.cancel_order(order_id, pair.account_id)
+        except OrderGuardError as exc:
+            log.warning("OCO pair %s: cancel failed: %s", pair.op.operation_id, exc)
+            pair.cancel_failures += 1
+            return False
+        final = result.status is not None and result.status.is_terminal
+        if not final:
+            pair.cancel_failures += 1
+        return final
+
+    async def _flatten(self, pair: _Pair, decision: OcoDecision) -> bool:
+        m = self.manager
+        assert decision.flatten_side is not None
+        if decision.incident and decision.incident not in pair.op.errors:
+            self.incidents += 1
+            pair.op.errors.append(decision.incident)
+            pair.op.extra.setdefault("incidents", []).append(decision.incident)
+            log.error("OCO pair %s: %s", pair.op.operation_id, decision.incident)
+        if pair.flatten_attempts >= self.max_attempts:
+            await self._finish(pair, OperationState.FAILED, "could not flatten a double fill")
+            return True
+        pair.flatten_attempts += 1
+        ref = await m.recovery.add_order_to_operation(
+            pair.op,
+            pair.contract_id,
+            decision.flatten_side,
+            decision.flatten_qty,
+            "market",
+            leg=f"flatten{pair.flatten_attempts - 1}",
+            account_id=pair.account_id,
+        )
+        signed = decision.flatten_qty * decision.flatten_side.sign
+        try:
+            order = await m.flatten_quantity(
+                pair.account_id, pair.contract_id, signed, ref.custom_tag
+            )
+        except OrderGuardError as exc:
+            await m.recovery.record_order_failure(pair.op, ref, exc)
+            return False
+        if order is None:
+            await m.recovery.record_order_failure(pair.op, ref, "flatten not confirmed")
+            return False
+        await m.recovery.record_order_state(pair.op, ref, order)
+        pair.flattened += order.fill_volume
+        return True
+
+    async def _finish(self, pair: _Pair, state: OperationState, reason: str) -> None:
+        if pair.done:
+            return
+        pair.done = True
+        m = self.manager
+        for i, ref in enumerate(pair.refs):
+            oid = pair.ids[i]
+            view = None if oid is None else m.tracker.get(oid)
+            if ref is not None and view is not None:
+                await m.recovery.record_order_state(pair.op, ref, view)
+        if not pair.op.state.is_terminal:
+            await m.recovery.transition_operation(pair.op, state, reason)
+        self._retire(pair)
+        if pair.task is not None and pair.task is not asyncio.current_task():
+            pair.task.cancel()
+
+    # -- routing ----------------------------------------------------------------------------------
+    def _start(self, pair: _Pair) -> None:
+        pair.task = self.manager._spawn(self._run(pair))
+
+    def _adopt(self, pair: _Pair) -> None:
+        self._pairs[pair.op.operation_id] = pair
+        if self._remove_listener is None:
+            self._remove_listener = self.manager.add_event_listener(self._on_event)
+
+    def _route(self, pair: _Pair, index: int, order_id: int) -> None:
+        pair.ids[index] = order_id
+        self._by_order[order_id] = pair
+        pair.wake.set()
+
+    def _retire(self, pair: _Pair) -> None:
+        pair.done = True
+        self._pairs.pop(pair.op.operation_id, None)
+        for oid in pair.ids:
+            if oid is not None and self._by_order.get(oid) is pair:
+                del self._by_order[oid]
+        for tag in pair.tags:
+            if tag is not None and self._by_tag.get(tag) is pair:
+                del self._by_tag[tag]
+        if not self._pairs and self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+
+    def _on_event(self, event: BrokerEvent) -> None:
+        if isinstance(event, OrderEvent):
+            order = event.order
+            pair = self._by_order.get(order.id)
+            if pair is None and order.custom_tag:
+                pair = self._by_tag.get(order.custom_tag)
+                if pair is not None:
+                    index = pair.tags.index(order.custom_tag)
+                    if pair.ids[index] is None:
+                        self._route(pair, index, order.id)
+            if pair is not None:
+                pair.wake.set()
+        elif isinstance(event, TradeEvent):
+            pair = self._by_order.get(event.trade.order_id)
+            if pair is not None:
+                pair.wake.set()
+        elif isinstance(event, ConnectionEvent):
+            for pair in self._pairs.values():
+                pair.refresh = True
+                pair.wake.set()
+
+
+def _other(pair: _Pair, order_id: int) -> int | None:
+    a, b = pair.ids
+    return b if order_id == a else a
+
+
+def _bracket_sibling(manager: OrderManager, order_id: int) -> int | None:
+    return bracket_engine(manager).linked_exit(order_id)
+
+
+_ENGINES: weakref.WeakKeyDictionary[OrderManager, OcoEngine] = weakref.WeakKeyDictionary()
+
+
+def oco_engine(manager: OrderManager) -> OcoEngine:
+    """The manager's OCO engine (created on first use)."""
+    engine = _ENGINES.get(manager)
+    if engine is None:
+        engine = _ENGINES[manager] = OcoEngine(manager)
+    return engine
+
+
+__all__ = ["OcoEngine", "OcoLeg", "OcoLinkResult", "OcoOrderResponse", "oco_engine"]
