@@ -1,0 +1,423 @@
+"""Position orders: ``add_stop_loss``, ``add_take_profit``, ``cancel_position_orders``.
+
+What the incumbent gets wrong and this does instead (FAILURES, "known failures"):
+
+* ``cancel_position_orders`` *really* cancels: it reads the contract's working orders from the
+  broker (open ones and Suspended bracket children), cancels the requested kinds, re-reads each
+  order's final state and reports it — an order that filled before its cancel is reported filled
+  (F11), and one still working afterwards is counted in ``failed`` with the reason.
+* protective orders never outlive their position: every stop or target placed here is *managed*
+  — the :class:`~orderguard.orders.position_watch.PositionWatcher` resizes it when the position
+  changes outside a bracket and cancels it when the position goes flat or flips (I2), including
+  after ``Position/closeContract``, which leaves exit orders behind at the broker.
+
+A protective order is placed as a journaled operation (type ``protective_order``): the intent and
+its deterministic customTag are recorded, and the exit is entered in the durable registry, *before*
+the order is sent — so after a crash the next process finds it by tag and keeps managing it
+(:meth:`PositionOrders.resume`). Every check is made before anything is written or sent; bad input
+raises a typed :class:`~orderguard.errors.ValidationError` (:class:`NoPositionError` when there is
+no position to protect).
+
+No locks anywhere: a callback may call back into any of these methods (F12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Iterable
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
+from orderguard.errors import (
+    InvalidPriceError,
+    InvalidSizeError,
+    NoPositionError,
+    OrderGuardError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    OutcomeUnknownError,
+    ValidationError,
+)
+from orderguard.models import Order, OrderRequest, OrderSide, OrderType
+from orderguard.orders.contracts import ContractResolver
+from orderguard.orders.position_registry import ExitRegistry, ManagedExit
+from orderguard.orders.position_results import (
+    CancelPositionOrdersResult,
+    PositionOrderOutcome,
+    ProtectiveOrderResponse,
+)
+from orderguard.orders.position_rules import (
+    ORDER_KINDS,
+    ExitKind,
+    check_protective_stop,
+    check_protective_target,
+    classify_order,
+    kind_of_type,
+    reducing_side,
+)
+from orderguard.orders.position_watch import PositionWatcher
+from orderguard.orders.validation import check_size, check_tick, coerce_price
+from orderguard.recovery.operations import OperationType
+
+if TYPE_CHECKING:
+    from orderguard.orders.manager import OrderManager
+
+log = logging.getLogger("orderguard.orders.positions")
+
+OrderKinds = Iterable[str]
+"""Which kinds ``cancel_position_orders`` cancels: any of "entry", "stop", "target"."""
+DEFAULT_ORDER_TYPES: tuple[str, ...] = ORDER_KINDS
+CANCEL_ATTEMPTS = 3
+"""Cancels per order in ``cancel_position_orders`` while it is still read back as working.
+
+Re-sending a cancel is safe (cancelling a finished order changes nothing), unlike a placement."""
+
+_LINKED_OPERATIONS = frozenset({OperationType.BRACKET_ORDER, OperationType.OCO_PAIR})
+
+
+class PositionOrders:
+    """Position-order management for one :class:`OrderManager` (one per manager)."""
+
+    def __init__(self, manager: OrderManager) -> None:
+        self._manager = manager
+        self._contracts = ContractResolver(manager.broker)
+        self.registry = ExitRegistry(manager.journal)
+        self.watcher = PositionWatcher(
+            manager,
+            self.registry,
+            enabled=manager.config.follow_position_orders,
+            interval=manager.config.position_recheck_interval,
+        )
+        self._remove_listener = manager.add_event_listener(self.watcher.on_event)
+        self._loaded = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def resume(self) -> int:
+        """Reload the managed exits from the journal and reconcile them now; returns how many.
+
+        Call after a restart (``OrderManager.start`` does not know about position orders yet).
+        """
+        await self._ensure_loaded()
+        if len(self.registry):
+            await self.watcher.recheck_all()
+            self.watcher.ensure_rechecks()
+        return len(self.registry)
+
+    async def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            await self.registry.load()
+            self._loaded = True
+
+    def managed_exits(self, contract_id: str | None = None) -> list[ManagedExit]:
+        """The exits whose size follows their position (optionally on one contract)."""
+        return [e for e in self.registry if contract_id is None or e.contract_id == contract_id]
+
+    # -- protective orders ------------------------------------------------------------------------
+    async def add_stop_loss(
+        self,
+        contract_id: str,
+        stop_price: Decimal | float | int | str,
+        size: int | None = None,
+        account_id: int | None = None,
+    ) -> ProtectiveOrderResponse:
+        """A stop on the reducing side of the current position, sized to it unless ``size``."""
+        return await self._add(ExitKind.STOP, contract_id, stop_price, size, account_id)
+
+    async def add_take_profit(
+        self,
+        contract_id: str,
+        limit_price: Decimal | float | int | str,
+        size: int | None = None,
+        account_id: int | None = None,
+    ) -> ProtectiveOrderResponse:
+        """A limit on the reducing side of the current position, sized to it unless ``size``."""
+        return await self._add(ExitKind.TARGET, contract_id, limit_price, size, account_id)
+
+    async def _add(
+        self,
+        kind: ExitKind,
+        contract_key: str,
+        price_in: object,
+        size_in: int | None,
+        account_in: int | None,
+    ) -> ProtectiveOrderResponse:
+        manager = self._manager
+        name = "stop_price" if kind is ExitKind.STOP else "limit_price"
+        # 1. Checks without I/O, then against reference data and broker truth: nothing is
+        #    journaled or sent until all of them pass.
+        price = coerce_price(price_in, name)
+        wanted = None if size_in is None else check_size(size_in, manager.config.max_order_size)
+        account = await manager._trading_account(account_in)
+        contract = await self._contracts.resolve(contract_key)
+        check_tick(contract, price, name)
+        signed = await manager.owned_position(account, contract.id)
+        side = reducing_side(signed)
+        if side is None:
+            raise NoPositionError(f"no open position on {contract.id} to protect")
+        if wanted is not None and wanted > abs(signed):
+            raise InvalidSizeError(
+                f"size {wanted} is larger than the position ({abs(signed)}) on {contract.id}"
+            )
+        quantity = wanted if wanted is not None else abs(signed)
+        check_size(quantity, await manager._max_order_size(account))
+        await self._check_market(kind, side, price, contract.id)
+        await self._ensure_loaded()
+
+        # 2. Journal first: the operation, the intent with its tag, the registry entry.
+        recovery = manager.recovery
+        op = await recovery.start_operation(
+            OperationType.PROTECTIVE_ORDER,
+            account_id=account,
+            contract_id=contract.id,
+            extra={"kind": kind.value, "position": signed, "price": str(price)},
+        )
+        ref = await recovery.add_order_to_operation(
+            op, contract.id, side, quantity, kind.value, price, leg=kind.value, account_id=account
+        )
+        await recovery.add_position_tracking(op, contract.id, ref, "protective")
+        managed = ManagedExit(
+            account_id=account,
+            contract_id=contract.id,
+            kind=kind,
+            side=side,
+            created_at=manager.clock.now(),
+            custom_tag=ref.custom_tag,
+            cover=None if quantity == abs(signed) else quantity,
+            operation_id=op.id,
+        )
+        await self.registry.add(managed)
+        request = OrderRequest(
+            account_id=account,
+            contract_id=contract.id,
+            type=OrderType.STOP if kind is ExitKind.STOP else OrderType.LIMIT,
+            side=side,
+            size=quantity,
+            stop_price=price if kind is ExitKind.STOP else None,
+            limit_price=price if kind is ExitKind.TARGET else None,
+            custom_tag=ref.custom_tag,
+        )
+
+        # 3. Send. Protection goes out even while the contract is latched (it removes risk).
+        try:
+            placed = await manager.submit(request, respect_latch=False)
+        except OutcomeUnknownError as exc:
+            # Not a failure: the registry keeps the tag and the watcher resolves it later.
+            await recovery.record_order_failure(
+                op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, str(exc))
+            )
+            self.watcher.ensure_rechecks()
+            raise
+        except OrderRejectedError as exc:
+            await recovery.record_order_failure(op, ref, Rejected(exc.code, str(exc), exc.order_id))
+            await recovery.complete_operation(op)
+            await self.registry.discard(managed)
+            raise
+        except ValidationError as exc:
+            await recovery.record_order_failure(op, ref, str(exc))
+            await recovery.complete_operation(op)
+            await self.registry.discard(managed)
+            raise
+        await recovery.record_order_success(op, ref, placed)
+        await recovery.complete_operation(op)
+        managed.order_id = placed.order_id
+        await self.registry.update(managed)
+        # The position may have moved while the order was in flight: check it once now.
+        self.watcher.schedule((account, contract.id))
+        self.watcher.ensure_rechecks()
+        return ProtectiveOrderResponse(
+            order_id=placed.order_id,
+            custom_tag=placed.custom_tag,
+            status=placed.status,
+            resolution=placed.resolution,
+            operation_id=op.id,
+            kind=kind.value,
+            size=quantity,
+            position_size=signed,
+        )
+
+    async def _check_market(
+        self, kind: ExitKind, side: OrderSide, price: Decimal, contract_id: str
+    ) -> None:
+        """A protective order on the wrong side of the market would execute at once."""
+        last = await self._manager.gateway.get_last_price(contract_id)
+        if last is None:
+            if self._manager.config.allow_stop_without_last_price:
+                return
+            raise InvalidPriceError(
+                f"the last price of {contract_id} is unknown, so the {kind.value} side cannot be "
+                "checked (set allow_stop_without_last_price to place it anyway)"
+            )
+        if kind is ExitKind.STOP:
+            check_protective_stop(side, price, last)
+        else:
+            check_protective_target(side, price, last)
+
+    async def register_exit(self, order_id: int, account_id: int | None = None) -> ManagedExit:
+        """Manage an existing working stop or limit: its size will follow the position.
+
+        Refused for orders that belong to a bracket or OCO pair (their saga manages them), for
+        orders not on the position's reducing side, and for anything but stops and limits.
+        """
+        manager = self._manager
+        await self._ensure_loaded()
+        order = await manager.get_order_by_id(order_id, account_id, refresh=True)
+        if order is None:
+            raise OrderNotFoundError(f"order {order_id} not found in any status")
+        if not order.is_working:
+            raise ValidationError(f"order {order_id} is {order.status.name.lower()}")
+        if order.parent_order_id is not None or self._linked(order):
+            raise ValidationError(f"order {order_id} is a bracket or OCO leg; its saga manages it")
+        kind = kind_of_type(order.type)
+        if kind is ExitKind.ENTRY:
+            raise ValidationError(f"only stops and limits can be managed exits, not {order.type!r}")
+        signed = await manager.owned_position(order.account_id, order.contract_id)
+        if order.side is not reducing_side(signed):
+            raise ValidationError(f"order {order_id} does not reduce the position ({signed})")
+        known = self.registry.by_order_id(order.id)
+        if known is not None:
+            return known
+        managed = ManagedExit(
+            account_id=order.account_id,
+            contract_id=order.contract_id,
+            kind=kind,
+            side=order.side,
+            created_at=manager.clock.now(),
+            custom_tag=order.custom_tag,
+            order_id=order.id,
+        )
+        await self.registry.add(managed)
+        self.watcher.schedule((order.account_id, order.contract_id))
+        self.watcher.ensure_rechecks()
+        return managed
+
+    def _linked(self, order: Order) -> bool:
+        recovery = self._manager.recovery
+        for op in (*recovery.active_operations.values(), *recovery.operation_history):
+            if op.operation_type in _LINKED_OPERATIONS and any(
+                r.order_id == order.id for r in op.orders.values()
+            ):
+                return True
+        return False
+
+    # -- cancelling -------------------------------------------------------------------------------
+    async def cancel_position_orders(
+        self,
+        contract_id: str,
+        order_types: OrderKinds = DEFAULT_ORDER_TYPES,
+        account_id: int | None = None,
+    ) -> CancelPositionOrdersResult:
+        """Cancel the contract's working orders of the given kinds; report each final state.
+
+        Kinds follow :func:`~orderguard.orders.position_rules.classify_order`: "stop" and
+        "target" are exits on the position's reducing side (or known exits and native bracket
+        legs), everything else is an "entry".
+        """
+        manager = self._manager
+        kinds = _check_kinds(order_types)
+        account = await manager._any_account(account_id, None)
+        contract = await self._contracts.resolve(contract_id)
+        await self._ensure_loaded()
+        signed = await manager.owned_position(account, contract.id)
+        chosen: list[tuple[Order, ExitKind]] = []
+        for order in await self._working_orders(account, contract.id):
+            managed = self.registry.by_order_id(order.id)
+            kind = classify_order(order, signed, managed.kind if managed is not None else None)
+            if kind.value in kinds:
+                chosen.append((order, kind))
+        outcomes = await asyncio.gather(*(self._cancel_one(order, kind) for order, kind in chosen))
+        for outcome in outcomes:
+            managed = self.registry.by_order_id(outcome.order_id)
+            if managed is not None and outcome.done:
+                await self.watcher.forget(
+                    managed,
+                    manager.tracker.get(outcome.order_id),
+                    "cancel_position_orders",
+                    cancelled_by_us=True,
+                )
+        result = CancelPositionOrdersResult(contract.id, tuple(outcomes))
+        log.info("cancel_position_orders %s: %s", contract.id, result.as_dict())
+        return result
+
+    async def _working_orders(self, account: int, contract_id: str) -> list[Order]:
+        """Open orders plus working orders of the search window (Suspended bracket children
+        are not in ``searchOpen``, and a cancel must not miss them)."""
+        manager = self._manager
+        found: dict[int, Order] = {}
+        for order in await manager.search_open_orders(contract_id, account_id=account):
+            found[order.id] = order
+        start = manager.clock.now() - _window(manager)
+        for order in await manager.gateway.search_orders(account, start=start):
+            if order.contract_id == contract_id and order.is_working:
+                found.setdefault(order.id, order)
+        return [found[k] for k in sorted(found)]
+
+    async def _cancel_one(self, order: Order, kind: ExitKind) -> PositionOrderOutcome:
+        manager = self._manager
+        error: str | None = None
+        state: Order | None = order
+        for _ in range(CANCEL_ATTEMPTS):
+            try:
+                result = await manager.cancel_order(order.id, order.account_id)
+                error = result.detail or None
+            except OrderGuardError as exc:
+                error = str(exc)
+            # Re-read after the cancel: the order may have filled first, or be gone.
+            try:
+                state = await manager.get_order_by_id(order.id, order.account_id, refresh=True)
+            except OrderGuardError as exc:
+                error = f"state not readable: {exc}"
+                state = None
+            if state is not None and state.is_terminal:
+                break
+        if state is not None and state.is_terminal:
+            error = None
+        return PositionOrderOutcome(
+            order_id=order.id,
+            kind=kind.value,
+            status=None if state is None else state.status,
+            fill_volume=0 if state is None else state.fill_volume,
+            error=error,
+        )
+
+
+def _window(manager: OrderManager) -> timedelta:
+    return timedelta(hours=manager.config.unknown_resolution_window_hours)
+
+
+def _check_kinds(order_types: Iterable[str]) -> frozenset[str]:
+    if isinstance(order_types, str):
+        order_types = (order_types,)
+    kinds = frozenset(str(t).lower() for t in order_types)
+    unknown = kinds - set(ORDER_KINDS)
+    if unknown:
+        raise ValidationError(
+            f"order_types must be among {ORDER_KINDS}, got unknown {sorted(unknown)}"
+        )
+    return kinds
+
+
+# One PositionOrders per manager, created on first use; the manager's thin methods delegate here.
+_INSTANCES: weakref.WeakKeyDictionary[OrderManager, PositionOrders] = weakref.WeakKeyDictionary()
+
+
+def position_orders_for(manager: OrderManager) -> PositionOrders:
+    """The manager's PositionOrders (created, and its watcher attached, on first use)."""
+    found = _INSTANCES.get(manager)
+    if found is None:
+        found = _INSTANCES[manager] = PositionOrders(manager)
+    return found
+
+
+__all__ = [
+    "CANCEL_ATTEMPTS",
+    "DEFAULT_ORDER_TYPES",
+    "CancelPositionOrdersResult",
+    "OrderKinds",
+    "PositionOrders",
+    "ProtectiveOrderResponse",
+    "position_orders_for",
+]
