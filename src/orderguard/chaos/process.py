@@ -1,0 +1,323 @@
+"""A simulated process boundary, so the chaos runner can kill a manager the way ``kill -9`` does.
+
+Everything one "process" touches outside its memory goes through a :class:`ProcessScope`: the
+broker (:class:`ScopedBroker`) and the journal (:class:`ScopedJournal`). Each broker mutation and
+each journal write is a *step*; a scope can be told to die at step ``n``, either before the step
+takes effect (the request never left / the write never reached the disk) or just after (the
+exchange executed it / the write is durable, but the process never learned so).
+
+After death every call through the scope raises :class:`ProcessKilled` (a ``BaseException``, so
+no ``except Exception`` in the dead process can swallow it and carry on), its event subscriptions
+are closed, and no further effect can reach the exchange or the journal. Requests already in the
+network (the fault injector's late executions) still land: that is what a real crash leaves.
+
+The scope also keeps the *wire log*: every placement that left, with the caller's intent key
+(:func:`intent_scope`), which the I3 check uses to prove that no intent was placed twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar, cast
+
+from orderguard.broker.base import (
+    AccountCapabilities,
+    Broker,
+    EventHandler,
+    Outcome,
+    Subscription,
+)
+from orderguard.chaos.invariants import WireRecord
+from orderguard.journal.base import Journal
+from orderguard.models import Account, Contract, Order, OrderRequest, Position, Trade
+
+T = TypeVar("T")
+
+_INTENT: ContextVar[str | None] = ContextVar("orderguard_chaos_intent", default=None)
+
+
+@contextlib.contextmanager
+def intent_scope(key: str) -> Iterator[None]:
+    """Attribute every placement made inside (this task and tasks it spawns) to intent ``key``."""
+    token = _INTENT.set(key)
+    try:
+        yield
+    finally:
+        _INTENT.reset(token)
+
+
+class ProcessKilled(BaseException):
+    """The simulated process died; nothing after this point of it may have effects."""
+
+
+class ProcessScope:
+    """Life and death of one simulated process (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        crash_at: int | None = None,
+        crash_after: bool = False,
+        crash_on: str | None = None,
+        on_death: Callable[[str], None] | None = None,
+        wire: list[WireRecord] | None = None,
+    ) -> None:
+        self.name = name
+        self.crash_at = crash_at
+        self.crash_after = crash_after
+        self.crash_on = crash_on  # count only steps of this kind ("place_order", "journal.x")
+        self.alive = True
+        self.steps = 0
+        self.death: str | None = None
+        self.calls: Counter[str] = Counter()
+        self.wire: list[WireRecord] = wire if wire is not None else []
+        self._on_death = on_death
+        self._subscriptions: list[Subscription] = []
+
+    def guard(self) -> None:
+        if not self.alive:
+            raise ProcessKilled(self.name)
+
+    def kill(self, where: str) -> None:
+        """Die now: close subscriptions, refuse everything from here on."""
+        if not self.alive:
+            return
+        self.alive = False
+        self.death = where
+        for subscription in self._subscriptions:
+            subscription.close()
+        self._subscriptions.clear()
+        if self._on_death is not None:
+            self._on_death(where)
+
+    def before_step(self, what: str) -> None:
+        self.guard()
+        if self.crash_on is not None and what != self.crash_on:
+            return
+        self.steps += 1
+        if self.steps == self.crash_at and not self.crash_after:
+            self.kill(f"step {self.steps} before {what}")
+            raise ProcessKilled(self.name)
+
+    def after_step(self, what: str) -> None:
+        counted = self.crash_on is None or what == self.crash_on
+        if counted and self.steps == self.crash_at and self.crash_after:
+            self.kill(f"step {self.steps} after {what}")
+            raise ProcessKilled(self.name)
+        self.guard()
+
+    async def effect(self, what: str, call: Callable[[], Any]) -> Any:
+        self.before_step(what)
+        result = await call()
+        self.after_step(what)
+        return result
+
+    def track(self, subscription: Subscription) -> Subscription:
+        self._subscriptions.append(subscription)
+        return subscription
+
+
+class ScopedBroker:
+    """The Broker port as seen from inside one process (see :class:`ProcessScope`)."""
+
+    def __init__(self, inner: Broker, scope: ProcessScope) -> None:
+        self.inner = inner
+        self.scope = scope
+
+    async def _query(self, name: str, call: Callable[[], Any]) -> Any:
+        self.scope.guard()
+        self.scope.calls[name] += 1
+        result = await call()
+        self.scope.guard()  # the answer reaches a dead process: nobody reads it
+        return result
+
+    async def _mutation(self, name: str, call: Callable[[], Any]) -> Outcome:
+        self.scope.calls[name] += 1
+        return cast(Outcome, await self.scope.effect(name, call))
+
+    async def place_order(self, request: OrderRequest) -> Outcome:
+        def send() -> Any:
+            self.scope.wire.append(
+                WireRecord(_INTENT.get(), request.custom_tag, request.account_id)
+            )
+            return self.inner.place_order(request)
+
+        return await self._mutation("place_order", send)
+
+    async def cancel_order(self, account_id: int, order_id: int) -> Outcome:
+        return await self._mutation(
+            "cancel_order", lambda: self.inner.cancel_order(account_id, order_id)
+        )
+
+    async def modify_order(
+        self,
+        account_id: int,
+        order_id: int,
+        *,
+        size: int | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trail_price: Decimal | None = None,
+    ) -> Outcome:
+        return await self._mutation(
+            "modify_order",
+            lambda: self.inner.modify_order(
+                account_id,
+                order_id,
+                size=size,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                trail_price=trail_price,
+            ),
+        )
+
+    async def close_position(self, account_id: int, contract_id: str) -> Outcome:
+        return await self._mutation(
+            "close_position", lambda: self.inner.close_position(account_id, contract_id)
+        )
+
+    async def partial_close_position(self, account_id: int, contract_id: str, size: int) -> Outcome:
+        return await self._mutation(
+            "partial_close_position",
+            lambda: self.inner.partial_close_position(account_id, contract_id, size),
+        )
+
+    async def search_orders(
+        self, account_id: int, start: datetime, end: datetime | None = None
+    ) -> list[Order]:
+        return cast(
+            list[Order],
+            await self._query(
+                "search_orders", lambda: self.inner.search_orders(account_id, start, end)
+            ),
+        )
+
+    async def search_open_orders(self, account_id: int) -> list[Order]:
+        return cast(
+            list[Order],
+            await self._query(
+                "search_open_orders", lambda: self.inner.search_open_orders(account_id)
+            ),
+        )
+
+    async def get_order(self, account_id: int, order_id: int) -> Order | None:
+        return cast(
+            Order | None,
+            await self._query("get_order", lambda: self.inner.get_order(account_id, order_id)),
+        )
+
+    async def search_positions(self, account_id: int) -> list[Position]:
+        return cast(
+            list[Position],
+            await self._query("search_positions", lambda: self.inner.search_positions(account_id)),
+        )
+
+    async def search_trades(
+        self, account_id: int, start: datetime, end: datetime | None = None
+    ) -> list[Trade]:
+        return cast(
+            list[Trade],
+            await self._query(
+                "search_trades", lambda: self.inner.search_trades(account_id, start, end)
+            ),
+        )
+
+    async def get_accounts(self) -> list[Account]:
+        return cast(list[Account], await self._query("get_accounts", self.inner.get_accounts))
+
+    async def get_contract(self, contract_id: str) -> Contract | None:
+        return cast(
+            Contract | None,
+            await self._query("get_contract", lambda: self.inner.get_contract(contract_id)),
+        )
+
+    async def search_contracts(self, text: str) -> list[Contract]:
+        return cast(
+            list[Contract],
+            await self._query("search_contracts", lambda: self.inner.search_contracts(text)),
+        )
+
+    async def get_capabilities(self, account_id: int) -> AccountCapabilities:
+        return cast(
+            AccountCapabilities,
+            await self._query("get_capabilities", lambda: self.inner.get_capabilities(account_id)),
+        )
+
+    async def get_last_price(self, contract_id: str) -> Decimal | None:
+        return cast(
+            Decimal | None,
+            await self._query("get_last_price", lambda: self.inner.get_last_price(contract_id)),
+        )
+
+    def subscribe(self, handler: EventHandler) -> Subscription:
+        self.scope.guard()
+        return self.scope.track(self.inner.subscribe(handler))
+
+
+_JOURNAL_WRITES = frozenset(
+    {
+        "start_operation",
+        "update_operation",
+        "record_intent",
+        "record_outcome",
+        "record_event",
+        "set_watermark",
+    }
+)
+
+
+class ScopedJournal:
+    """The journal as seen from inside one process: writes are steps, everything is guarded.
+
+    It forwards by name (the journal's API is still growing); :func:`scoped_journal` gives it the
+    :class:`~orderguard.journal.base.Journal` type.
+    """
+
+    def __init__(self, inner: Journal, scope: ProcessScope) -> None:
+        self._inner = inner
+        self._scope = scope
+        self.terminal_states = inner.terminal_states
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if not callable(target):
+            return target
+        scope = self._scope
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if name in _JOURNAL_WRITES:
+                return await scope.effect(f"journal.{name}", lambda: target(*args, **kwargs))
+            scope.guard()
+            return await target(*args, **kwargs)
+
+        return call
+
+    async def open(self) -> None:
+        self._scope.guard()
+        await self._inner.open()
+
+    async def close(self) -> None:
+        # A dead process closes nothing; a live one shuts down cleanly.
+        if self._scope.alive:
+            await self._inner.close()
+
+
+def scoped_journal(inner: Journal, scope: ProcessScope) -> Journal:
+    # ScopedJournal forwards every Journal method by name; mypy cannot see that structurally.
+    return cast(Journal, ScopedJournal(inner, scope))
+
+
+__all__ = [
+    "ProcessKilled",
+    "ProcessScope",
+    "ScopedBroker",
+    "ScopedJournal",
+    "intent_scope",
+    "scoped_journal",
+]

@@ -1,0 +1,217 @@
+"""Start-up reconciliation planning: pure functions from journal + broker truth to a plan.
+
+No I/O here. :mod:`orderguard.recovery.startup` reads the broker once per account (all orders in
+a window covering the oldest unfinished operation, and the positions), hands the answers to
+:func:`plan_recovery`, then applies the plan and runs the resumers.
+
+What the plan says per operation:
+
+* for every leg, the broker's order for it (found by customTag, the idempotency key, else by the
+  order id already recorded) or ``None`` — and because the search covered every status over the
+  whole window *and succeeded*, ``None`` is evidence: the request never executed;
+* what the operation owns afterwards (signed, from the broker's fill volumes);
+* which legs are still working, and whether the pivot (an entry fill) has passed;
+* how much of its ownership may be flattened: the account's actual net position is allocated to
+  the operations oldest first, so recovery never flattens more than the account holds or on the
+  wrong side (someone may have closed the position by hand while we were down).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from orderguard.models import Order, Position
+from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
+
+_UNSETTLED = frozenset({RefStatus.UNKNOWN, RefStatus.INTENDED})
+_ENTRY_EXCLUDED_PREFIXES = ("stop", "target", "sl", "tp", "take", "exit", "protect", "flatten")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """One account's broker truth, read once: all orders in the window and the positions."""
+
+    account_id: int
+    orders: tuple[Order, ...]
+    positions: tuple[Position, ...]
+
+    def net(self, contract_id: str) -> int:
+        for position in self.positions:
+            if position.contract_id == contract_id:
+                return position.signed_size
+        return 0
+
+
+class LegAction(StrEnum):
+    RESOLVE = "resolve"  # an unknown or intended leg: record what the broker says (or absence)
+    REFRESH = "refresh"  # a known leg: fold the broker's newer state in
+    KEEP = "keep"  # nothing at the broker to learn from
+
+
+@dataclass(frozen=True, slots=True)
+class LegFinding:
+    leg: str
+    action: LegAction
+    order: Order | None
+
+    @property
+    def working(self) -> bool:
+        return self.order is not None and self.order.is_working
+
+
+@dataclass(frozen=True, slots=True)
+class OperationPlan:
+    operation_id: str
+    findings: tuple[LegFinding, ...]
+    owned: int
+    """Signed quantity the operation's fills added to the account (after folding)."""
+    flattenable: int
+    """Signed quantity recovery may flatten: ``owned`` clamped by the account's position."""
+    pivot_passed: bool
+    """An entry leg has filled: roll forward (protect) rather than back, where a resumer can."""
+    contract_id: str | None
+    account_id: int | None
+    children: tuple[Order, ...] = ()
+    """Working native bracket children of the operation's orders. They carry no tag and may be
+    missing from the journal (a crash before they were recorded), yet they are its exits."""
+
+    @property
+    def live_legs(self) -> tuple[str, ...]:
+        return tuple(f.leg for f in self.findings if f.working)
+
+    def finding(self, leg: str) -> LegFinding | None:
+        return next((f for f in self.findings if f.leg == leg), None)
+
+
+def accounts_of(ops: Iterable[RecoveryOperation]) -> list[int]:
+    """Every account an operation or one of its legs names, sorted."""
+    found: set[int] = set()
+    for op in ops:
+        if op.account_id is not None:
+            found.add(op.account_id)
+        found.update(ref.account_id for ref in op.orders.values())
+    return sorted(found)
+
+
+def search_windows(
+    ops: Iterable[RecoveryOperation], margin: timedelta = timedelta(minutes=5)
+) -> dict[int, datetime]:
+    """Per account, the start of one ``Order/search`` window covering its oldest operation.
+
+    The margin absorbs clock skew between us and the gateway (orders are stamped by the broker).
+    """
+    starts: dict[int, datetime] = {}
+    for op in ops:
+        accounts = {ref.account_id for ref in op.orders.values()}
+        if op.account_id is not None:
+            accounts.add(op.account_id)
+        for account in accounts:
+            start = op.started_at - margin
+            if account not in starts or start < starts[account]:
+                starts[account] = start
+    return starts
+
+
+def _locate(
+    ref: OrderReference, by_tag: Mapping[tuple[int, str], Order], by_id: Mapping[int, Order]
+) -> Order | None:
+    found: Order | None = by_tag.get((ref.account_id, ref.custom_tag))
+    if found is None and ref.order_id is not None:
+        found = by_id.get(ref.order_id)
+    return found
+
+
+def is_entry_leg(ref: OrderReference) -> bool:
+    """Legs that open exposure (the pivot is their fill); exits and flattens are not."""
+    return not ref.leg.lower().startswith(_ENTRY_EXCLUDED_PREFIXES)
+
+
+def _finding(ref: OrderReference, order: Order | None) -> LegFinding:
+    if ref.status in _UNSETTLED:
+        return LegFinding(ref.leg, LegAction.RESOLVE, order)
+    if order is None:
+        return LegFinding(ref.leg, LegAction.KEEP, None)
+    return LegFinding(ref.leg, LegAction.REFRESH, order)
+
+
+def plan_recovery(
+    ops: Sequence[RecoveryOperation], snapshots: Mapping[int, AccountSnapshot]
+) -> list[OperationPlan]:
+    """One plan per operation, in the order given (callers pass oldest first)."""
+    by_tag: dict[tuple[int, str], Order] = {}
+    by_id: dict[int, Order] = {}
+    for snap in snapshots.values():
+        for known in snap.orders:
+            by_id[known.id] = known
+            if known.custom_tag:
+                by_tag[(known.account_id, known.custom_tag)] = known
+    # The account's net position, consumed oldest operation first by what each may flatten.
+    remaining: dict[tuple[int, str], int] = defaultdict(int)
+    for snap in snapshots.values():
+        for position in snap.positions:
+            remaining[(snap.account_id, position.contract_id)] = position.signed_size
+    children_of: dict[int, list[Order]] = defaultdict(list)
+    for known in by_id.values():
+        if known.parent_order_id is not None and known.is_working:
+            children_of[known.parent_order_id].append(known)
+    plans: list[OperationPlan] = []
+    for op in ops:
+        findings: list[LegFinding] = []
+        children: list[Order] = []
+        owned: dict[tuple[int, str], int] = defaultdict(int)
+        pivot = False
+        for ref in op.orders.values():
+            order = _locate(ref, by_tag, by_id)
+            findings.append(_finding(ref, order))
+            if order is not None:
+                children.extend(children_of.get(order.id, ()))
+            filled = max(ref.filled_size, order.fill_volume if order is not None else 0)
+            if order is None and ref.status in _UNSETTLED:
+                filled = 0  # never executed: any fill the journal guessed is not real
+            owned[(ref.account_id, ref.contract_id)] += filled if ref.side == 0 else -filled
+            pivot = pivot or (filled > 0 and is_entry_leg(ref))
+        flattenable = 0
+        for key, qty in owned.items():
+            flattenable += _allocate(remaining, key, qty)
+        first = next(iter(op.orders.values()), None)
+        plans.append(
+            OperationPlan(
+                operation_id=op.operation_id,
+                findings=tuple(findings),
+                owned=sum(owned.values()),
+                flattenable=flattenable,
+                pivot_passed=pivot,
+                contract_id=op.contract_id or (first.contract_id if first else None),
+                account_id=op.account_id
+                if op.account_id is not None
+                else (first.account_id if first else None),
+                children=tuple(sorted(children, key=lambda o: o.id)),
+            )
+        )
+    return plans
+
+
+def _allocate(remaining: dict[tuple[int, str], int], key: tuple[int, str], qty: int) -> int:
+    """Take up to ``qty`` (signed) from the account's remaining net position on ``key``."""
+    held = remaining.get(key, 0)
+    if qty == 0 or held == 0 or (qty > 0) != (held > 0):
+        return 0
+    take = min(abs(qty), abs(held)) * (1 if qty > 0 else -1)
+    remaining[key] = held - take
+    return take
+
+
+__all__ = [
+    "AccountSnapshot",
+    "LegAction",
+    "LegFinding",
+    "OperationPlan",
+    "accounts_of",
+    "is_entry_leg",
+    "plan_recovery",
+    "search_windows",
+]

@@ -1,0 +1,604 @@
+"""Start-up recovery: reconcile every unfinished operation with broker truth before trading.
+
+Call :func:`recover` once after ``OrderManager.start()`` and before accepting new operations::
+
+    await manager.start()
+    report = await recover(manager)
+    if report.unfinished:
+        ...  # broker truth was unavailable: refuse new exposure and try again
+
+What it does (FAILURES F6):
+
+1. Waits out requests the dead process may still have in flight (``in_flight_grace`` seconds after
+   the journal's last write), so that "not at the broker" really means "never executed".
+2. Reads the broker **once per account**: one ``search_orders`` over a window covering the oldest
+   unfinished operation (every status) and one ``search_positions``. The number of broker queries
+   does not grow with the number of operations; only the mutations recovery has to make do.
+3. Plans with the pure :func:`~orderguard.recovery.reconcile.plan_recovery` and folds each leg's
+   final state into its operation (Unknown and intended legs resolved by customTag).
+4. Hands each operation to its *resumer*, which rolls it forward or back by the pivot rule, and
+   returns a :class:`RecoveryReport` saying what was done per operation.
+
+Resumers
+--------
+A resumer is ``async def resumer(ctx: ResumeContext) -> None``. It finds the operation, its plan
+and the account's truth on ``ctx`` and acts through ``ctx`` (``cancel_live_legs``,
+``flatten_owned``, ``roll_back``, ``settle``, ``transition``, ``note``). Which one runs:
+
+1. ``operation.extra["resumer"]`` naming a registered resumer (for sagas that need their own);
+2. the resumer registered for the operation's type (:func:`register_resumer`);
+3. :func:`roll_back` for an operation that was already rolling back;
+4. the built-in default: :func:`roll_back` for brackets (cancel live legs with confirmation,
+   flatten exactly the owned quantity — safe, though it gives up the position), :func:`settle`
+   for everything else (record the truth, apply the OCO rule, never cancel or flatten a leg whose
+   purpose it cannot know).
+
+The bracket engine replaces the bracket default with one that re-protects after the pivot::
+
+    from orderguard.recovery.startup import register_resumer
+    from orderguard.recovery.operations import OperationType
+
+    async def resume_bracket(ctx: ResumeContext) -> None:
+        if not ctx.plan.pivot_passed:
+            await ctx.roll_back("entry never filled")
+            return
+        ...  # place or resize stop/target for ctx.plan.owned with the legs' tags, then
+        await ctx.transition(OperationState.COMPLETED, "re-protected after restart")
+
+    register_resumer(OperationType.BRACKET_ORDER, resume_bracket)
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from orderguard.broker.base import Broker, Unknown, UnknownOrigin
+from orderguard.clock import Clock
+from orderguard.errors import OrderGuardError
+from orderguard.journal.base import IntentKind
+from orderguard.models import Order, OrderSide, Position
+from orderguard.recovery.manager import (
+    OperationRecoveryManager,
+    OrderReference,
+    RecoveryOperation,
+    RefStatus,
+)
+from orderguard.recovery.operations import OperationState, OperationType
+from orderguard.recovery.reconcile import (
+    AccountSnapshot,
+    LegAction,
+    OperationPlan,
+    accounts_of,
+    plan_recovery,
+    search_windows,
+)
+from orderguard.resilience.retry import Retrier, RetryPolicy, retryable_query_error
+
+log = logging.getLogger("orderguard.recovery")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DEFAULT_IN_FLIGHT_GRACE = 10.0
+"""Seconds after the dead process's last journal write within which a request it sent may still
+execute at the gateway. Absence at the broker is only evidence after that."""
+
+DEFAULT_QUERY_RETRY = RetryPolicy(max_attempts=6, initial_delay=0.5, max_delay=5.0, max_total=60.0)
+
+
+class RecoveryHost(Protocol):
+    """What recovery needs from the OrderManager (kept small so recovery never imports orders)."""
+
+    @property
+    def recovery(self) -> OperationRecoveryManager: ...
+
+    @property
+    def broker(self) -> Broker: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    async def cancel_and_confirm(self, account_id: int, order_id: int) -> Order | None: ...
+
+    async def flatten_quantity(
+        self, account_id: int, contract_id: str, signed_size: int, custom_tag: str
+    ) -> Order | None: ...
+
+
+# ------------------------------------------------------------------------------------------------
+# the report
+# ------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class OperationRecovery:
+    """What recovery did to one operation."""
+
+    operation_id: str
+    type: str
+    state_before: str
+    state_after: str
+    resumer: str
+    actions: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return OperationState(self.state_after).is_terminal
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "operation_id": self.operation_id,
+            "type": self.type,
+            "state_before": self.state_before,
+            "state_after": self.state_after,
+            "resumer": self.resumer,
+            "actions": list(self.actions),
+            "error": self.error,
+        }
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    """Start-up recovery's account of itself; ``unfinished`` must be empty before trading."""
+
+    operations: list[OperationRecovery] = field(default_factory=list)
+    accounts: list[int] = field(default_factory=list)
+    queries: int = 0
+    """Broker queries made to read truth (retries included): 2 per account, whatever the count
+    of operations."""
+    waited: float = 0.0
+    error: str | None = None
+    """Set when broker truth could not be read; nothing was changed then."""
+
+    @property
+    def unfinished(self) -> list[OperationRecovery]:
+        return [o for o in self.operations if not o.finished]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.unfinished
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "operations": [o.as_dict() for o in self.operations],
+            "accounts": list(self.accounts),
+            "queries": self.queries,
+            "waited": self.waited,
+            "error": self.error,
+            "unfinished": [o.operation_id for o in self.unfinished],
+        }
+
+
+# ------------------------------------------------------------------------------------------------
+# resumers
+# ------------------------------------------------------------------------------------------------
+Resumer = Callable[["ResumeContext"], Awaitable[None]]
+
+_REGISTRY: dict[str, Resumer] = {}
+
+
+def _key(key: OperationType | str) -> str:
+    return key.value if isinstance(key, OperationType) else str(key)
+
+
+def register_resumer(key: OperationType | str, fn: Resumer) -> Callable[[], None]:
+    """Make ``fn`` resume operations of type ``key`` (or those naming ``key`` in
+    ``extra["resumer"]``). Replaces an earlier registration; returns a function undoing it."""
+    name = _key(key)
+    previous = _REGISTRY.get(name)
+    _REGISTRY[name] = fn
+
+    def unregister() -> None:
+        if _REGISTRY.get(name) is fn:
+            if previous is None:
+                del _REGISTRY[name]
+            else:
+                _REGISTRY[name] = previous
+
+    return unregister
+
+
+def registered_resumers() -> dict[str, Resumer]:
+    return dict(_REGISTRY)
+
+
+def resumer_for(
+    op: RecoveryOperation, registry: Mapping[str, Resumer] | None = None
+) -> tuple[str, Resumer]:
+    """The resumer that handles ``op`` and its name (see the module docstring for the order)."""
+    table = {**_BUILTIN, **_REGISTRY, **(registry or {})}
+    named = op.extra.get("resumer")
+    if isinstance(named, str) and named in table:
+        return named, table[named]
+    if op.operation_type.value in table:
+        return op.operation_type.value, table[op.operation_type.value]
+    if op.state is OperationState.ROLLING_BACK:
+        return "rollback", roll_back_resumer
+    if op.operation_type is OperationType.BRACKET_ORDER:
+        return "rollback", roll_back_resumer
+    return "settle", settle_resumer
+
+
+@dataclass(slots=True)
+class ResumeContext:
+    """One operation being resumed: its plan, its account's truth, and safe actions on it."""
+
+    host: RecoveryHost
+    operation: RecoveryOperation
+    plan: OperationPlan
+    snapshot: AccountSnapshot | None
+    actions: list[str] = field(default_factory=list)
+
+    @property
+    def recovery(self) -> OperationRecoveryManager:
+        return self.host.recovery
+
+    def note(self, text: str) -> None:
+        self.actions.append(text)
+
+    async def transition(self, target: OperationState, reason: str) -> None:
+        """Move the operation to ``target`` along the transition table, journaled."""
+        op = self.operation
+        if op.state is target:
+            return
+        # The recovery manager owns state changes (journal, indexes, statistics); this is the one
+        # place recovery reaches into it. A public ``transition`` there would replace this call.
+        await self.recovery._finish_via(op, target, reason)
+        self.note(f"state -> {target.value}: {reason}")
+
+    async def cancel_live_legs(self, legs: Iterable[str] | None = None) -> tuple[str, ...]:
+        """Cancel working legs (all, or ``legs``), confirming each final state; returns the legs
+        still live afterwards (a cancel can lose to a fill, or stay unconfirmed)."""
+        wanted = set(legs) if legs is not None else None
+        op = self.operation
+        for ref in list(op.orders.values()):
+            if wanted is not None and ref.leg not in wanted:
+                continue
+            if ref.order_id is None or ref.status not in (RefStatus.CONFIRMED, RefStatus.UNKNOWN):
+                continue
+            ref.cancel_attempted = True
+            try:
+                final = await self.host.cancel_and_confirm(ref.account_id, ref.order_id)
+            except OrderGuardError as exc:
+                ref.error_message = f"cancel failed: {exc}"
+                self.note(f"cancel {ref.leg} (order {ref.order_id}) failed: {exc}")
+                continue
+            if final is not None:
+                await self.recovery.record_order_state(op, ref, final)
+                ref.cancel_successful = ref.status == RefStatus.CANCELLED
+            self.note(
+                f"cancel {ref.leg} (order {ref.order_id}) -> "
+                + (final.status.name if final is not None else "unconfirmed")
+            )
+        return tuple(
+            r.leg
+            for r in op.orders.values()
+            if (wanted is None or r.leg in wanted)
+            and r.status in (RefStatus.CONFIRMED, RefStatus.UNKNOWN)
+        )
+
+    async def cancel_children(self) -> tuple[str, ...]:
+        """Cancel the working native bracket children the plan found (legs or not); returns
+        those still working afterwards."""
+        known = {r.order_id for r in self.operation.orders.values() if r.order_id is not None}
+        live: list[str] = []
+        for child in self.plan.children:
+            if child.id in known:
+                continue  # a recorded leg: cancel_live_legs handled it
+            try:
+                final = await self.host.cancel_and_confirm(child.account_id, child.id)
+            except OrderGuardError as exc:
+                self.note(f"cancel bracket child {child.id} failed: {exc}")
+                live.append(f"child{child.id}")
+                continue
+            state = final.status.name if final is not None else "unconfirmed"
+            self.note(f"cancel bracket child {child.id} -> {state}")
+            if final is None or final.is_working:
+                live.append(f"child{child.id}")
+        return tuple(live)
+
+    async def flatten_owned(self) -> int:
+        """Flatten what the operation owns, at most what the account holds (the plan's clamp).
+
+        Returns the signed quantity still to flatten (non-zero only if the flatten order could not
+        be confirmed). The flatten leg is journaled before it is sent, with its own tag, so a crash
+        here is recovered like any other leg.
+        """
+        residual = self.plan.flattenable - self._flattened()
+        if residual == 0:
+            return 0
+        op = self.operation
+        account = self.plan.account_id
+        contract = self.plan.contract_id
+        if account is None or contract is None:
+            self.note("cannot flatten: the operation names no account or contract")
+            return residual
+        n = sum(1 for leg in op.orders if leg.startswith("flatten"))
+        side = OrderSide.SELL if residual > 0 else OrderSide.BUY
+        ref = await self.recovery.add_order_to_operation(
+            op, contract, side, abs(residual), "market", leg=f"flatten{n}", account_id=account
+        )
+        try:
+            order = await self.host.flatten_quantity(account, contract, -residual, ref.custom_tag)
+        except OrderGuardError as exc:
+            await self._flatten_unconfirmed(op, ref, f"flatten failed: {exc}")
+            return residual
+        if order is None:
+            await self._flatten_unconfirmed(op, ref, "flatten order not confirmed")
+            return residual
+        ref.order_id = order.id
+        ref.placed_successfully = True
+        await self.recovery.record_order_state(op, ref, order)
+        self.note(f"flatten {-residual:+d} -> order {order.id} {order.status.name}")
+        return self.plan.flattenable - self._flattened()
+
+    async def _flatten_unconfirmed(
+        self, op: RecoveryOperation, ref: OrderReference, why: str
+    ) -> None:
+        # Not "rejected": the order may exist. Unknown keeps the operation open for the next pass.
+        await self.recovery.record_order_failure(
+            op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, why)
+        )
+        self.note(why)
+
+    def _flattened(self) -> int:
+        """Signed quantity flattened since the plan was made (earlier legs are in ``owned``)."""
+        planned = {f.leg for f in self.plan.findings}
+        return -sum(
+            r.signed_filled
+            for r in self.operation.orders.values()
+            if r.leg.startswith("flatten") and r.leg not in planned
+        )
+
+    async def roll_back(self, reason: str) -> None:
+        """Cancel live legs (confirmed), flatten the owned quantity, finish truthfully.
+
+        Leaves the operation ``rolling_back`` (unfinished, for the next pass) while anything is
+        still live or unknown; ``failed`` when the account held less than the operation owned.
+        """
+        op = self.operation
+        if not op.orders:
+            await self.transition(OperationState.FAILED, f"{reason}: nothing was sent")
+            return
+        if op.state is not OperationState.ROLLING_BACK:
+            await self.transition(OperationState.ROLLING_BACK, reason)
+        exits_and_entries = [r.leg for r in op.orders.values() if not r.leg.startswith("flatten")]
+        live = await self.cancel_live_legs(exits_and_entries)
+        live = (*live, *await self.cancel_children())
+        residual = await self.flatten_owned()
+        unknown = [r.leg for r in op.orders.values() if r.status == RefStatus.UNKNOWN]
+        if live or residual or unknown:
+            op.last_error = f"rollback incomplete: live {list(live)}, unknown {unknown}, " + (
+                f"to flatten {residual:+d}"
+            )
+            self.note(op.last_error)
+            return
+        left = op.net_filled
+        if left:
+            await self.transition(
+                OperationState.FAILED,
+                f"{reason}; owned {self.plan.owned:+d} but the account held only "
+                f"{self.plan.flattenable:+d}: {left:+d} left for an operator",
+            )
+            return
+        await self.transition(OperationState.ROLLED_BACK, reason)
+
+    async def settle(self) -> None:
+        """Record the truth and finish without cancelling or flattening legs of unknown purpose.
+
+        The one rule applied: an OCO leg filled means its sibling is cancelled (confirmed).
+        """
+        op = self.operation
+        for a, b in op.oco_pairs:
+            pair = [op.orders.get(a), op.orders.get(b)]
+            if any(r is not None and r.status == RefStatus.FILLED for r in pair):
+                await self.cancel_live_legs([a, b])
+        refs = list(op.orders.values())
+        if any(r.status in (RefStatus.UNKNOWN, RefStatus.INTENDED) for r in refs):
+            self.note("left open: a leg is still unknown")
+            return
+        if refs and all(r.placed_successfully for r in refs):
+            await self.transition(OperationState.COMPLETED, "every leg found at the broker")
+            return
+        absent = [r.leg for r in refs if not r.placed_successfully]
+        reason = (
+            f"interrupted by a restart; not placed: {absent}"
+            if absent
+            else ("interrupted by a restart before any order was sent")
+        )
+        await self.transition(OperationState.FAILED, reason)
+
+
+async def roll_back_resumer(ctx: ResumeContext) -> None:
+    """The safe default: roll back (cancel with confirmation, flatten exactly what is owned)."""
+    await ctx.roll_back("rolled back at start-up recovery")
+
+
+async def settle_resumer(ctx: ResumeContext) -> None:
+    """Default for operations that open no exposure of their own: record truth and finish."""
+    await ctx.settle()
+
+
+_BUILTIN: dict[str, Resumer] = {"rollback": roll_back_resumer, "settle": settle_resumer}
+
+
+# ------------------------------------------------------------------------------------------------
+# recover
+# ------------------------------------------------------------------------------------------------
+async def recover(
+    host: RecoveryHost,
+    *,
+    resumers: Mapping[str, Resumer] | None = None,
+    in_flight_grace: float = DEFAULT_IN_FLIGHT_GRACE,
+    query_retry: RetryPolicy = DEFAULT_QUERY_RETRY,
+    window_margin: timedelta = timedelta(minutes=5),
+) -> RecoveryReport:
+    """Reconcile and resume every unfinished operation (see the module docstring)."""
+    recovery = host.recovery
+    clock = host.clock
+    ops = sorted(recovery.active_operations.values(), key=lambda o: (o.started_at, o.operation_id))
+    report = RecoveryReport()
+    if not ops:
+        return report
+    last_write = max((o.updated_at or o.started_at) for o in ops)
+    wait = in_flight_grace - (clock.now() - last_write).total_seconds()
+    if wait > 0:
+        await clock.sleep(wait)
+        report.waited = wait
+
+    for op in ops:
+        adopted = await _adopt_orphan_intents(recovery, op)
+        if adopted:
+            log.warning("operation %s: adopted journaled legs %s", op.operation_id, adopted)
+
+    report.accounts = accounts_of(ops)
+    windows = search_windows(ops, window_margin)
+    retrier = Retrier(
+        query_retry, clock, random.Random(f"orderguard.recovery:{len(ops)}"),
+        retry_on=retryable_query_error,
+    )  # fmt: skip
+    snapshots: dict[int, AccountSnapshot] = {}
+
+    broker = host.broker
+    oldest = min(o.started_at for o in ops) - window_margin
+    try:
+        for account in report.accounts:
+            start = windows.get(account, oldest)
+            orders: list[Order] = await retrier.call(
+                _counted(report, broker.search_orders), account, start
+            )
+            positions: list[Position] = await retrier.call(
+                _counted(report, broker.search_positions), account
+            )
+            snapshots[account] = AccountSnapshot(account, tuple(orders), tuple(positions))
+    except OrderGuardError as exc:
+        # Without truth nothing may be decided: every operation stays as it is, unfinished.
+        report.error = f"broker truth unavailable: {exc}"
+        for op in ops:
+            report.operations.append(
+                OperationRecovery(
+                    op.operation_id, op.type, op.state.value, op.state.value, "none",
+                    error=report.error,
+                )
+            )  # fmt: skip
+        log.error("start-up recovery could not read the broker: %s", exc)
+        return report
+
+    for op, plan in zip(ops, plan_recovery(ops, snapshots), strict=True):
+        report.operations.append(
+            await _resume(host, op, plan, snapshots.get(plan.account_id or -1), resumers)
+        )
+    return report
+
+
+async def _adopt_orphan_intents(
+    recovery: OperationRecoveryManager, op: RecoveryOperation
+) -> list[str]:
+    """Legs whose intent is journaled but which the operation's record does not list.
+
+    A crash between writing a leg's intent and saving the operation leaves exactly that, and
+    the order may have been sent. Such legs join the operation as ``intended``, so the plan
+    resolves them by tag like any other (a journal read per operation, no broker call).
+    """
+    adopted: list[str] = []
+    for intent in await recovery.journal.intents_for(op.operation_id):
+        if intent.kind is not IntentKind.PLACE:
+            continue
+        known = op.orders.get(intent.leg)
+        if known is not None and known.custom_tag == intent.custom_tag:
+            continue
+        if known is not None and known.generation > intent.generation:
+            continue  # superseded by a later generation the record already holds
+        request = dict(intent.request)
+        price = request.get("price") or request.get("stop_price") or request.get("limit_price")
+        op.orders[intent.leg] = OrderReference(
+            leg=intent.leg,
+            custom_tag=intent.custom_tag,
+            contract_id=intent.contract_id,
+            side=int(request.get("side", 0)),
+            size=int(request.get("size", 0)),
+            order_type=str(request.get("type", "")),
+            price=None if price is None else Decimal(str(price)),
+            account_id=intent.account_id,
+            generation=intent.generation,
+            intent_id=intent.intent_id,
+        )
+        adopted.append(intent.leg)
+    return adopted
+
+
+def _counted(report: RecoveryReport, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """``fn`` counting each call (retries too) in ``report.queries``."""
+
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        report.queries += 1
+        return await fn(*args, **kwargs)
+
+    return call
+
+
+async def _resume(
+    host: RecoveryHost,
+    op: RecoveryOperation,
+    plan: OperationPlan,
+    snapshot: AccountSnapshot | None,
+    resumers: Mapping[str, Resumer] | None,
+) -> OperationRecovery:
+    before = op.state.value
+    name, fn = resumer_for(op, resumers)
+    ctx = ResumeContext(host, op, plan, snapshot)
+    outcome = OperationRecovery(op.operation_id, op.type, before, before, name, ctx.actions)
+    try:
+        await _fold(ctx)
+        await fn(ctx)
+    except OrderGuardError as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        log.warning("resuming operation %s failed: %s", op.operation_id, exc)
+    outcome.state_after = op.state.value
+    return outcome
+
+
+async def _fold(ctx: ResumeContext) -> None:
+    """Write what the broker said about each leg into the operation (journaled)."""
+    op, recovery = ctx.operation, ctx.recovery
+    for finding in ctx.plan.findings:
+        ref = op.orders.get(finding.leg)
+        if ref is None:
+            continue
+        if finding.action is LegAction.RESOLVE:
+            await recovery.record_resolution(op, ref, finding.order)
+            ctx.note(
+                f"resolved {ref.leg}: "
+                + (
+                    "absent"
+                    if finding.order is None
+                    else f"order {finding.order.id} "
+                    f"{finding.order.status.name} filled {finding.order.fill_volume}"
+                )
+            )
+        elif finding.action is LegAction.REFRESH and finding.order is not None:
+            if ref.order_id is None:
+                ref.order_id = finding.order.id
+                ref.placed_successfully = True
+            await recovery.record_order_state(op, ref, finding.order)
+
+
+__all__ = [
+    "DEFAULT_IN_FLIGHT_GRACE",
+    "OperationRecovery",
+    "RecoveryHost",
+    "RecoveryReport",
+    "ResumeContext",
+    "Resumer",
+    "recover",
+    "register_resumer",
+    "registered_resumers",
+    "resumer_for",
+    "roll_back_resumer",
+    "settle_resumer",
+]

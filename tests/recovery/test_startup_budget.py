@@ -1,0 +1,78 @@
+"""Start-up recovery reads the broker per account, never per operation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from orderguard.broker.base import Broker
+from orderguard.models import Order, OrderSide, Position
+from orderguard.recovery.operations import OperationType
+from orderguard.recovery.startup import RecoveryReport, recover
+
+from .startup_world import MNQ, World, bury
+
+
+class CountingBroker:
+    """Forwards to ``inner`` and counts every call by method name (a fake, not a mock)."""
+
+    def __init__(self, inner: Broker) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+        if name == "subscribe" or not callable(target):
+            return target
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await target(*args, **kwargs)
+
+        return call
+
+    async def search_orders(
+        self, account_id: int, start: datetime, end: datetime | None = None
+    ) -> list[Order]:
+        self.calls["search_orders"] += 1
+        return await self.inner.search_orders(account_id, start, end)
+
+    async def search_positions(self, account_id: int) -> list[Position]:
+        self.calls["search_positions"] += 1
+        return await self.inner.search_positions(account_id)
+
+
+async def calls_to_recover(operations: int) -> tuple[Counter[str], RecoveryReport]:
+    """Leave ``operations`` unfinished brackets (intents journaled, nothing sent); recover."""
+    world = World()
+
+    async def scenario() -> tuple[Counter[str], RecoveryReport]:
+        dead, _ = world.process()
+        await dead.start()
+        for _ in range(operations):
+            op = await dead.recovery.start_operation(OperationType.BRACKET_ORDER, account_id=1)
+            await dead.recovery.add_order_to_operation(
+                op, MNQ, OrderSide.BUY, 1, "market", leg="entry", account_id=1
+            )
+        bury(dead)
+        survivor, _ = world.process(wrap=CountingBroker)
+        await survivor.start()
+        counting = world.wrapped
+        assert isinstance(counting, CountingBroker)
+        counting.calls.clear()
+        report = await recover(survivor)
+        calls = Counter(counting.calls)
+        await survivor.cleanup()
+        return calls, report
+
+    return await world.clock.run(scenario())
+
+
+async def test_broker_calls_do_not_grow_with_the_number_of_operations() -> None:
+    """Two or forty unfinished operations cost the same two queries."""
+    few, few_report = await calls_to_recover(2)
+    many, many_report = await calls_to_recover(40)
+    assert few == many == Counter({"search_orders": 1, "search_positions": 1})
+    assert few_report.queries == many_report.queries == 2
+    assert len(many_report.operations) == 40 and many_report.ok
