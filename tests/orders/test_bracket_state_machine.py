@@ -21,7 +21,7 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -170,7 +170,7 @@ class BracketMachine(RuleBasedStateMachine):
     def quiet_point(self) -> None:
         """Faults off, time passes, then every invariant holds from exchange truth."""
         self.r.faulty.enabled = False
-        self.run(self.r.clock.advance(DEADLINE * 3))
+        self.run(self.r.clock.advance(DEADLINE * 2))
         self.check_truth()
         self.r.faulty.enabled = True
 
@@ -222,11 +222,13 @@ class BracketMachine(RuleBasedStateMachine):
 
 
 BracketMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("BRACKET_MACHINE_EXAMPLES", "60")),
-    stateful_step_count=30,
+    max_examples=int(os.environ.get("BRACKET_MACHINE_EXAMPLES", "8")),
+    stateful_step_count=int(os.environ.get("BRACKET_MACHINE_STEPS", "15")),
     deadline=None,
     derandomize=True,  # the same examples on every run, so a CI result is reproducible
     suppress_health_check=[HealthCheck.too_slow],
+    # Shrinking a long virtual-time run is slow; the failing run is printed unshrunk.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 # Known open defect (issue 4): under faults the machine still finds stops covering more than the
 # position (I1) and unprotected episodes past the deadline (I6). Kept running, not hidden: it flips

@@ -96,7 +96,9 @@ class BracketEngine:
         self._by_order: dict[int, BracketSaga] = {}
         self._by_tag: dict[str, BracketSaga] = {}
         self._by_parent: dict[int, BracketSaga] = {}
-        self._by_contract: dict[str, set[BracketSaga]] = {}
+        # Insertion-ordered (a dict, not a set): iteration must not depend on addresses, so a
+        # seeded run replays identically.
+        self._by_contract: dict[str, dict[BracketSaga, None]] = {}
         self._client_side: set[int] = set()  # accounts refused native brackets this session
         self._remove_listener: Callable[[], None] | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -488,7 +490,7 @@ class BracketEngine:
     # -- routing ----------------------------------------------------------------------------------
     def _adopt(self, saga: BracketSaga) -> None:
         self._sagas[saga.operation_id] = saga
-        self._by_contract.setdefault(saga.req.contract_id, set()).add(saga)
+        self._by_contract.setdefault(saga.req.contract_id, {})[saga] = None
         if self._remove_listener is None:
             self._remove_listener = self.manager.add_event_listener(self._on_event)
         if self._poller is None or self._poller.done():
@@ -515,7 +517,7 @@ class BracketEngine:
             del self._by_tag[tag]
         peers = self._by_contract.get(saga.req.contract_id)
         if peers is not None:
-            peers.discard(saga)
+            peers.pop(saga, None)
             if not peers:
                 del self._by_contract[saga.req.contract_id]
         if not self._sagas and self._remove_listener is not None:
@@ -606,8 +608,10 @@ class BracketEngine:
             for order in orders:
                 if not self._ours(order):
                     continue  # other orders are not ours to re-read (and cost on every poll)
+                before = m.tracker.get(order.id)
                 m._ingest_order(order)  # the tracker's monotonic merge: never backwards
-                self._route_order(order)
+                if before is None or m.tracker.get(order.id) != before:
+                    self._route_order(order)  # only news is news
         for saga in tuple(self._sagas.values()):
             saga.news()
 
