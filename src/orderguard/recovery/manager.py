@@ -729,7 +729,7 @@ class OperationRecoveryManager:
         if not any(r.placed_successfully for r in refs) and not any(
             r.status == RefStatus.UNKNOWN for r in refs
         ):
-            await self._finish_via(
+            await self.transition_operation(
                 operation, OperationState.FAILED, operation.last_error or "no leg was placed"
             )
             return False
@@ -828,7 +828,9 @@ class OperationRecoveryManager:
                     if op.orders and all(r.placed_successfully for r in op.orders.values())
                     else OperationState.FAILED
                 )
-                await self._finish_via(op, target, f"stale for more than {max_age_hours} h")
+                await self.transition_operation(
+                    op, target, f"stale for more than {max_age_hours} h"
+                )
             cleaned += 1
         return cleaned
 
@@ -920,15 +922,6 @@ class OperationRecoveryManager:
         if target.is_terminal:
             self._retire(op)
             self.recovery_stats[_TERMINAL_STAT[target]] += 1
-
-    async def _finish_via(self, op: RecoveryOperation, target: OperationState, reason: str) -> None:
-        """Reach the terminal ``target`` along allowed rows (via partially_completed if needed)."""
-        if can_transition(op.state, target):
-            await self._set_state(op, target, reason)
-            return
-        if can_transition(op.state, OperationState.PARTIALLY_COMPLETED):
-            await self._set_state(op, OperationState.PARTIALLY_COMPLETED, reason)
-        await self._set_state(op, target, reason)
 
     def _retire(self, op: RecoveryOperation) -> None:
         self.active_operations.pop(op.operation_id, None)

@@ -246,9 +246,8 @@ class ResumeContext:
         op = self.operation
         if op.state is target:
             return
-        # The recovery manager owns state changes (journal, indexes, statistics); this is the one
-        # place recovery reaches into it. A public ``transition`` there would replace this call.
-        await self.recovery._finish_via(op, target, reason)
+        # The recovery manager owns state changes (journal, indexes, statistics).
+        await self.recovery.transition_operation(op, target, reason)
         self.note(f"state -> {target.value}: {reason}")
 
     async def cancel_live_legs(self, legs: Iterable[str] | None = None) -> tuple[str, ...]:
