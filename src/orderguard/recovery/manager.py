@@ -639,7 +639,18 @@ class OperationRecoveryManager:
     async def record_resolution(
         self, operation: RecoveryOperation, order_ref: OrderReference, order: Order | None
     ) -> None:
-        """Record how an unknown outcome was resolved (the order found by tag, or absent)."""
+        """Record what a tag look-up found for a leg (the order, or absent).
+
+        A leg whose placement answered Unknown gets a ``resolved`` outcome, the statistic
+        ``unknown_outcomes_resolved`` counts. A leg that was only *intended* when the look-up ran
+        (its answer not yet in, or lost with a crashed process) never had an Unknown outcome to
+        resolve: it gets the plain truth, ``confirmed`` or ``rejected``, so the statistics never
+        show more outcomes resolved than seen.
+        """
+        was_unknown = (
+            order_ref.status is RefStatus.UNKNOWN
+            or self._last_kind.get(order_ref.intent_id) is OutcomeKind.UNKNOWN
+        )
         if order is None:
             order_ref.status = RefStatus.REJECTED
             order_ref.error_message = "not at the broker after the unknown outcome"
@@ -647,9 +658,15 @@ class OperationRecoveryManager:
             order_ref.order_id = order.id
             order_ref.placed_successfully = order.status is not OrderStatus.REJECTED
             self._apply_order(order_ref, order)
+        if was_unknown:
+            kind = OutcomeKind.RESOLVED
+        elif order is None or order.status is OrderStatus.REJECTED:
+            kind = OutcomeKind.REJECTED
+        else:
+            kind = OutcomeKind.CONFIRMED
         await self._outcome(
             order_ref,
-            OutcomeKind.RESOLVED,
+            kind,
             None if order is None else order.id,
             None,
             "absent" if order is None else f"found status={order.status.name}",

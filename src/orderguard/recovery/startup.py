@@ -301,14 +301,18 @@ class ResumeContext:
                 live.append(f"child{child.id}")
         return tuple(live)
 
-    async def flatten_owned(self) -> int:
+    async def flatten_owned(self, grown: int = 0) -> int:
         """Flatten what the operation owns, at most what the account holds (the plan's clamp).
+
+        ``grown`` is the signed quantity the operation's own legs filled after the plan's
+        snapshot (a cancel that lost to a fill): it is in the account's position as well, so it
+        raises the clamp by exactly that much.
 
         Returns the signed quantity still to flatten (non-zero only if the flatten order could not
         be confirmed). The flatten leg is journaled before it is sent, with its own tag, so a crash
         here is recovered like any other leg.
         """
-        residual = self.plan.flattenable - self._flattened()
+        residual = self.plan.flattenable + grown - self._flattened()
         if residual == 0:
             return 0
         op = self.operation
@@ -334,7 +338,7 @@ class ResumeContext:
         ref.placed_successfully = True
         await self.recovery.record_order_state(op, ref, order)
         self.note(f"flatten {-residual:+d} -> order {order.id} {order.status.name}")
-        return self.plan.flattenable - self._flattened()
+        return self.plan.flattenable + grown - self._flattened()
 
     async def _flatten_unconfirmed(
         self, op: RecoveryOperation, ref: OrderReference, why: str
@@ -344,6 +348,10 @@ class ResumeContext:
             op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, why)
         )
         self.note(why)
+
+    def _filled_by(self, legs: Iterable[str]) -> int:
+        orders = self.operation.orders
+        return sum(orders[leg].signed_filled for leg in legs if leg in orders)
 
     def _flattened(self) -> int:
         """Signed quantity flattened since the plan was made (earlier legs are in ``owned``)."""
@@ -367,9 +375,12 @@ class ResumeContext:
         if op.state is not OperationState.ROLLING_BACK:
             await self.transition(OperationState.ROLLING_BACK, reason)
         exits_and_entries = [r.leg for r in op.orders.values() if not r.leg.startswith("flatten")]
+        before = self._filled_by(exits_and_entries)
         live = await self.cancel_live_legs(exits_and_entries)
         live = (*live, *await self.cancel_children())
-        residual = await self.flatten_owned()
+        # A cancel can lose to a fill (an entry filling while recovery cancels it): that
+        # quantity is owned too, though the snapshot the plan was made from predates it.
+        residual = await self.flatten_owned(self._filled_by(exits_and_entries) - before)
         unknown = [r.leg for r in op.orders.values() if r.status == RefStatus.UNKNOWN]
         if live or residual or unknown:
             op.last_error = f"rollback incomplete: live {list(live)}, unknown {unknown}, " + (
