@@ -13,7 +13,7 @@ from typing import TypeVar
 from orderguard.broker.sim import SimBroker
 from orderguard.clock import VirtualClock
 from orderguard.config import OrderManagerConfig
-from orderguard.models import OrderSide
+from orderguard.models import OrderSide, OrderStatus
 from orderguard.orders import OrderManager
 from orderguard.orders.bracket import bracket_engine
 from orderguard.orders.bracket_types import BracketOutcome
@@ -113,3 +113,21 @@ def test_an_open_brackets_entry_outlives_the_bound() -> None:
     assert (entry_fill, outcome, owned) == (1, BracketOutcome.PROTECTED, 1)
     assert sim.exchange.position_size(1, MNQ) == 0
     assert not sim.exchange.open_orders(1)
+
+
+def test_a_dropped_order_is_read_from_the_broker() -> None:
+    """get_order_by_id of an order the tracker dropped asks the broker and finds it final."""
+    clock, _, manager = world(max_finished=5)
+
+    async def main() -> tuple[bool, OrderStatus | None]:
+        await manager.start()
+        first = await manager.place_limit_order(MNQ, OrderSide.BUY, 1, D("20900"))
+        await manager.cancel_order(first.order_id)
+        for _ in range(20):
+            await limit_round_trip(manager)
+        dropped = manager.tracker.get(first.order_id) is None
+        found = await manager.get_order_by_id(first.order_id)
+        await manager.cleanup()
+        return dropped, None if found is None else found.status
+
+    assert run(clock, main) == (True, OrderStatus.CANCELLED)

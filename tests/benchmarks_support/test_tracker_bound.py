@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType, Trade
 from orderguard.orders.tracking import OrderTracker
@@ -106,3 +108,39 @@ def test_negative_bound_is_refused() -> None:
     """A negative bound is a typed error at construction."""
     with pytest.raises(ValueError, match="max_finished"):
         OrderTracker(max_finished=-1)
+
+
+snapshots = st.lists(
+    st.tuples(
+        st.integers(1, 12),
+        st.sampled_from([OrderStatus.OPEN, OrderStatus.CANCELLED, OrderStatus.FILLED]),
+        st.integers(0, 5),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(snapshots, st.integers(0, 4))
+def test_bounding_never_changes_what_is_kept(
+    events: list[tuple[int, OrderStatus, int]], bound: int
+) -> None:
+    """Kept orders read exactly as without a bound; dropped ones never come back working."""
+    pinned = {1, 2}
+    bounded = OrderTracker(max_finished=bound, pinned=lambda: pinned)
+    full = OrderTracker(max_finished=None)
+    ever_dropped: set[int] = set()
+    for order_id, status, t in events:
+        snap = order(order_id, status, t=t, fill=1 if status is OrderStatus.FILLED else 0)
+        full.apply_order(snap)
+        bounded.apply_order(snap)
+        ever_dropped.update(i for i in range(1, 13) if full.get(i) and not bounded.get(i))
+        assert bounded.finished_count <= bound + max(1, bound // 10) + len(pinned)
+        for i in pinned:
+            assert (bounded.get(i) is None) == (full.get(i) is None)
+    for i in range(1, 13):
+        kept = bounded.get(i)
+        if i not in ever_dropped:
+            assert kept == full.get(i)
+        elif kept is not None:
+            assert kept.is_terminal
