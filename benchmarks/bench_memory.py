@@ -25,7 +25,7 @@ prints the sizes of the structures that could leak (tracker entries, operations 
 and OCO maps, background tasks, listeners, callbacks). Run::
 
     .venv/bin/python benchmarks/bench_memory.py [--ops 100000] [--warmup 2000]
-        [--journal memory|sqlite] [--checkpoints 10]
+        [--journal memory|sqlite] [--checkpoints 10] [--max-finished 10000|none]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
 from orderguard.orders.bracket import bracket_engine
 from orderguard.orders.oco import OcoLeg, oco_engine
+from orderguard.orders.tracking import DEFAULT_MAX_FINISHED
 
 MNQ = "CON.F.US.MNQ.Z26"
 D = Decimal
@@ -221,6 +222,7 @@ async def scenario(args: argparse.Namespace, clock: VirtualClock, folder: Path) 
     )
     config = OrderManagerConfig(rate_limit_requests=10**9)
     manager = OrderManager(sim, clock=clock, config=config, journal=journal, rng=random.Random(5))
+    manager.tracker.max_finished = args.max_finished
     await manager.start()
     work = Workload(manager, sim, clock)
     parts = Parts(manager, journal, sim)
@@ -250,7 +252,7 @@ async def scenario(args: argparse.Namespace, clock: VirtualClock, folder: Path) 
     for k in final:
         print(
             f"{k:<8} retained {base[k][0] / MB:7.1f} MB -> {final[k][0] / MB:7.1f} MB"
-            f" (+{(final[k][0] - base[k][0]) / MB:.1f} MB),"
+            f" ({(final[k][0] - base[k][0]) / MB:+.1f} MB),"
             f" objects {base[k][1]:,} -> {final[k][1]:,}"
         )
     print(
@@ -267,10 +269,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--checkpoints", type=int, default=10)
     parser.add_argument("--journal", choices=("memory", "sqlite"), default="memory")
+    parser.add_argument(
+        "--max-finished",
+        type=lambda v: None if v == "none" else int(v),
+        default=DEFAULT_MAX_FINISHED,
+        help="the tracker's bound on finished orders ('none': unbounded, as before issue 5)",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     clock = VirtualClock()
-    print(f"{args.ops:,} operations through one OrderManager, {args.journal} journal")
+    print(
+        f"{args.ops:,} operations through one OrderManager, {args.journal} journal,"
+        f" tracker bound {args.max_finished}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(clock.run(scenario(args, clock, Path(tmp))))
 

@@ -378,6 +378,9 @@ async def one_run(kind: str, n: int, folder: Path) -> Result:
         report: RecoveryReport = await recover(manager)
         recover_s = time.perf_counter() - t0
         calls = Counter(counting.calls)
+        # Every bracket's fill was flattened and the close closed its position: all flat.
+        held = {c: sim.exchange.position_size(ACCOUNT, c) for c in CONTRACTS}
+        assert not any(held.values()), held
         await manager.cleanup()
         await manager.journal.close()
         return Result(
