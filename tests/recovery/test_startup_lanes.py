@@ -55,3 +55,42 @@ async def test_one_contract_in_order_contracts_side_by_side() -> None:
         assert mine == [(k, op_id) for op_id in op_ids for k in ("start", "end")]
     first_end = min(t for kind, _, _, t in log if kind == "end")
     assert sum(1 for kind, _, _, t in log if kind == "start" and t < first_end) == 2
+
+
+class Died(BaseException):
+    """Stands in for a process killed mid-recovery (chaos raises a BaseException too)."""
+
+
+async def test_an_error_in_one_lane_surfaces_as_itself() -> None:
+    """A lane's unexpected error stops recovery and reaches the caller unwrapped."""
+    world = World()
+
+    async def probe(ctx: ResumeContext) -> None:
+        await world.clock.sleep(1.0)
+        if ctx.operation.contract_id == MES:
+            raise Died("killed")
+        await ctx.settle()
+
+    async def scenario() -> str:
+        dead, _ = world.process()
+        await dead.start()
+        for contract in (MNQ, MES):
+            op = await dead.recovery.start_operation(
+                OperationType.BRACKET_ORDER, account_id=1, contract_id=contract,
+                extra={"resumer": "probe"},
+            )  # fmt: skip
+            await dead.recovery.add_order_to_operation(
+                op, contract, OrderSide.BUY, 1, "market", leg="entry"
+            )
+        bury(dead)
+        survivor, _ = world.process()
+        await survivor.start()
+        try:
+            await recover(survivor, resumers={"probe": probe}, in_flight_grace=0)
+        except Died as exc:
+            return str(exc)
+        finally:
+            await survivor.cleanup()
+        return "no error"
+
+    assert await world.clock.run(scenario()) == "killed"

@@ -526,9 +526,13 @@ async def _resume_in_lanes(
         await lane(next(iter(lanes.values())))
     else:
         # A TaskGroup, so an unexpected error stops every lane (as it stopped the loop before).
-        async with asyncio.TaskGroup() as group:
-            for indexes in lanes.values():
-                group.create_task(lane(indexes))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for indexes in lanes.values():
+                    group.create_task(lane(indexes))
+        except BaseExceptionGroup as failed:
+            # Callers catch the error itself (a dying process's ProcessKilled), not a group.
+            raise failed.exceptions[0] from None
     return [done[i] for i in range(len(ops))]
 
 
