@@ -36,7 +36,8 @@ a long-running manager does not grow without end. Two guards keep that safe:
 The manager's readers treat a miss (``get`` returns None) as for any order the tracker never saw:
 they ask the broker.
 
-Pure: no I/O, no clock, no callbacks. The manager feeds it and decides what to announce.
+Pure: no I/O, no clock, no user callbacks (``pinned()`` only answers a question). The manager
+feeds it and decides what to announce.
 """
 
 from __future__ import annotations
