@@ -125,7 +125,8 @@ class OrderManager:
         self._accounts: dict[int, Account] = {}
         self._max_size: dict[int, int] = {}
         self._stats: Counter[str] = Counter()
-        self.tracker = OrderTracker()
+        # Finished orders are kept for a bounded count; legs of unfinished operations never drop.
+        self.tracker = OrderTracker(pinned=self._orders_in_use)
         self.latch = AmbiguityLatch()
         self._callbacks = CallbackRegistry(self._spawn)
         self._subscription: Subscription | None = None
@@ -224,6 +225,16 @@ class OrderManager:
         tb: TracebackType | None,
     ) -> None:
         await self.cleanup()
+
+    def _orders_in_use(self) -> set[int]:
+        """Orders unfinished operations still read from the tracker (a bracket owns its entry's
+        fill volume for as long as its exits work), so the tracker never drops them."""
+        return {
+            ref.order_id
+            for op in self.recovery.active_operations.values()
+            for ref in op.orders.values()
+            if ref.order_id is not None
+        }
 
     @property
     def background_tasks(self) -> int:

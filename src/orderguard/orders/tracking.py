@@ -23,11 +23,26 @@ incumbent lost fills here) still counts: the view's fill volume is the larger of
 ``fill_volume`` and the sum of its non-voided trades, and an order whose fills cover its size
 reads as ``Filled``.
 
-Pure: no I/O, no clock, no callbacks. The manager feeds it and decides what to announce.
+Finished orders are kept for a bounded count (``max_finished``, oldest finished dropped first), so
+a long-running manager does not grow without end. Two guards keep that safe:
+
+* ``pinned()`` (given by the manager) names orders still in use – the legs of unfinished
+  operations, whose views a saga reads however long ago they finished (a bracket owns its entry's
+  fill volume while its exits work). They are never dropped.
+* A dropped order leaves a tombstone (the last ``max(max_finished, 1024)`` are kept): a late
+  *working* snapshot of it is ignored, so its state never goes backwards, and a late duplicate
+  trade is not news. A late *terminal* snapshot (``Cancelled -> Filled``) is taken afresh.
+
+The manager's readers treat a miss (``get`` returns None) as for any order the tracker never saw:
+they ask the broker.
+
+Pure: no I/O, no clock, no user callbacks (``pinned()`` only answers a question). The manager
+feeds it and decides what to announce.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -52,6 +67,11 @@ _WORKING_RANK = {
 _NO_PRICE = Decimal(-1)
 
 StatusKey = tuple[int, float, int]
+
+DEFAULT_MAX_FINISHED = 10_000
+"""Finished orders kept in memory (about 1 KB each): the recent history that lookups and late
+events are served from without a broker query."""
+_MIN_TOMBSTONES = 1_024  # ids are cheap; even a tiny bound remembers this many dropped orders
 
 
 def _stamp(order: Order) -> float:
@@ -110,17 +130,35 @@ class OrderChange:
 class OrderTracker:
     """Monotonic merge of order snapshots and trades, keyed by order id (see module docstring)."""
 
-    __slots__ = ("_by_tag", "_records")
+    __slots__ = ("_by_tag", "_finished", "_pinned", "_records", "_tombstones", "max_finished")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        max_finished: int | None = DEFAULT_MAX_FINISHED,
+        *,
+        pinned: Callable[[], Collection[int]] | None = None,
+    ) -> None:
+        if max_finished is not None and max_finished < 0:
+            raise ValueError(f"max_finished must be >= 0 or None, got {max_finished!r}")
+        self.max_finished = max_finished
+        """Finished orders kept (None: all). May be changed at any time; applies on the next
+        order that finishes."""
+        self._pinned = pinned
         self._records: dict[int, _Record] = {}
         self._by_tag: dict[tuple[int, str], int] = {}
+        # Ids of orders whose view is terminal, oldest finished first (dicts keep insertion order).
+        self._finished: dict[int, None] = {}
+        self._tombstones: dict[int, None] = {}
 
     # -- feeding ------------------------------------------------------------------------------
     def apply_order(self, order: Order) -> OrderChange | None:
         """Merge one snapshot (event or query). Returns the change, or None if nothing moved."""
         rec = self._records.get(order.id)
         if rec is None:
+            if order.id in self._tombstones:
+                if not order.is_terminal:
+                    return None  # a late snapshot of a dropped, finished order: not news
+                del self._tombstones[order.id]
             rec = self._records[order.id] = _Record()
         # Ties (same stamp, status and fill: a modify and a read at one virtual instant) go to
         # the later arrival; that is the only case where delivery order can matter.
@@ -142,6 +180,8 @@ class OrderTracker:
         """
         rec = self._records.get(trade.order_id)
         if rec is None:
+            if trade.order_id in self._tombstones:
+                return False, None  # a late duplicate: the dropped view already counted it
             rec = self._records[trade.order_id] = _Record()
         known = rec.trades.get(trade.id)
         if known is not None and (known.voided or not trade.voided):
@@ -191,12 +231,60 @@ class OrderTracker:
         if view is None or view == previous:
             return None
         rec.view = view
+        if view.is_terminal:
+            self._finish(view.id)
         if (
             previous is not None
             and replace(previous, update_timestamp=view.update_timestamp) == view
         ):
             return None  # only the stamp moved: keep it, but there is nothing to announce
         return OrderChange(previous, view)
+
+    # -- bounding -----------------------------------------------------------------------------
+    def _finish(self, order_id: int) -> None:
+        """Note that ``order_id`` finished (again: ``Cancelled -> Filled`` makes it recent)."""
+        self._finished.pop(order_id, None)
+        self._finished[order_id] = None
+        bound = self.max_finished
+        # Prune in batches (a tenth of the bound) so the pinned set is asked for rarely.
+        if bound is not None and len(self._finished) > bound + max(1, bound // 10):
+            self.prune()
+
+    def prune(self) -> int:
+        """Drop the oldest finished orders beyond ``max_finished`` (never pinned ones); returns
+        how many were dropped."""
+        bound = self.max_finished
+        if bound is None or len(self._finished) <= bound:
+            return 0
+        pinned = self._pinned() if self._pinned is not None else ()
+        excess = len(self._finished) - bound
+        dropped = 0
+        for order_id in list(self._finished):
+            if dropped >= excess:
+                break
+            if order_id in pinned:
+                continue
+            del self._finished[order_id]
+            self._drop(order_id)
+            dropped += 1
+        return dropped
+
+    def _drop(self, order_id: int) -> None:
+        rec = self._records.pop(order_id, None)
+        view = rec.view if rec is not None else None
+        if view is not None and view.custom_tag:
+            key = (view.account_id, view.custom_tag)
+            if self._by_tag.get(key) == order_id:
+                del self._by_tag[key]
+        self._tombstones[order_id] = None
+        bound = max(self.max_finished or 0, _MIN_TOMBSTONES)
+        while len(self._tombstones) > bound:
+            del self._tombstones[next(iter(self._tombstones))]
+
+    @property
+    def finished_count(self) -> int:
+        """Finished orders currently kept."""
+        return len(self._finished)
 
     @staticmethod
     def _compose(rec: _Record) -> Order | None:
@@ -227,4 +315,4 @@ class OrderTracker:
         )
 
 
-__all__ = ["OrderChange", "OrderTracker"]
+__all__ = ["DEFAULT_MAX_FINISHED", "OrderChange", "OrderTracker"]
