@@ -26,6 +26,7 @@ from enum import StrEnum
 
 from orderguard.models import Order, Position
 from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
+from orderguard.recovery.operations import OperationState
 
 _UNSETTLED = frozenset({RefStatus.UNKNOWN, RefStatus.INTENDED})
 _ENTRY_EXCLUDED_PREFIXES = ("stop", "target", "sl", "tp", "take", "exit", "protect", "flatten")
@@ -205,13 +206,123 @@ def _allocate(remaining: dict[tuple[int, str], int], key: tuple[int, str], qty: 
     return take
 
 
+# ------------------------------------------------------------------------------------------------
+# continuous reconciliation (orders/reconciler.py does the I/O)
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PassPlan:
+    """What one pass of the continuous reconciler reads and does.
+
+    ``accounts`` empty: read nothing. Otherwise one ``Order/search`` per account from
+    ``window_start`` (and one ``Position/search`` per account when ``read_positions``), whatever
+    the number of suspects: queries stay constant as operations grow.
+    """
+
+    accounts: tuple[int, ...] = ()
+    window_start: datetime | None = None
+    read_positions: bool = False
+    retry_rollback: tuple[str, ...] = ()
+    """Operations left ``rolling_back`` (a rollback could not confirm a safe state): roll back
+    again."""
+    resume: tuple[str, ...] = ()
+    """Orphaned operations nobody drives (left unfinished by start-up recovery, or left
+    ``partially_completed`` with an unknown leg): resume them like start-up recovery does."""
+    reasons: tuple[str, ...] = ()
+
+
+def plan_pass(
+    *,
+    now: datetime,
+    threshold: timedelta,
+    last_read: datetime | None,
+    operations: Iterable[RecoveryOperation],
+    driven: frozenset[str],
+    leftover: frozenset[str],
+    unresolved: Iterable[tuple[int, datetime]],
+    working: Iterable[Order],
+    default_account: int | None,
+    full_resync: bool,
+    positions_due: bool,
+    margin: timedelta = timedelta(minutes=5),
+) -> PassPlan:
+    """Decide one pass (pure: see :class:`PassPlan`).
+
+    A suspect is anything whose truth we may have missed, older than ``threshold``: an unknown
+    placement outcome (``unresolved``: account and send time) or an unfinished operation not
+    updated since (its legs' fill events may be lost). Suspects are re-read at most once per
+    ``threshold`` (``last_read``), so a resting bracket entry costs one query per threshold, not
+    one per pass. ``driven`` operations belong to a running saga or rollback and are only
+    re-read, never acted on. A plain working order is no suspect of its own (that would spend
+    the rate budget on every resting order); a full resync (``full_resync``: after a reconnect
+    or a silence) re-reads it, and the periodic position check catches what its fill changed.
+    """
+
+    def stale(at: datetime) -> bool:
+        return now - at >= threshold
+
+    read_due = full_resync or last_read is None or stale(last_read)
+    accounts: set[int] = set()
+    starts: list[datetime] = []
+    reasons: list[str] = []
+    rollback: list[str] = []
+    resume: list[str] = []
+    for account, sent_at in unresolved:
+        if stale(sent_at):
+            accounts.add(account)
+            starts.append(sent_at)
+            reasons.append("unknown outcome")
+    if full_resync:
+        for order in working:
+            accounts.add(order.account_id)
+            starts.append(order.creation_timestamp)
+    needs_positions = False
+    for op in operations:
+        if op.state.is_terminal:
+            continue
+        touched = op.updated_at or op.started_at
+        op_accounts = set(accounts_of((op,)))
+        if not stale(touched) and not full_resync:
+            continue
+        accounts.update(op_accounts)
+        starts.append(op.started_at)
+        reasons.append(f"operation {op.state.value}")
+        if op.operation_id in driven or not stale(touched):
+            continue
+        if op.state is OperationState.ROLLING_BACK:
+            rollback.append(op.operation_id)
+            needs_positions = True
+        elif op.operation_id in leftover or (
+            op.state is OperationState.PARTIALLY_COMPLETED
+            and any(r.status in _UNSETTLED for r in op.orders.values())
+        ):
+            resume.append(op.operation_id)
+            needs_positions = True
+    if full_resync or positions_due:
+        if default_account is not None:
+            accounts.add(default_account)
+        reasons.append("full resync" if full_resync else "position check")
+    if not accounts or not (read_due or positions_due or rollback or resume):
+        return PassPlan()
+    window = min(starts, default=now) - margin
+    return PassPlan(
+        accounts=tuple(sorted(accounts)),
+        window_start=window,
+        read_positions=full_resync or positions_due or needs_positions,
+        retry_rollback=tuple(rollback),
+        resume=tuple(resume),
+        reasons=tuple(dict.fromkeys(reasons)),
+    )
+
+
 __all__ = [
     "AccountSnapshot",
     "LegAction",
     "LegFinding",
     "OperationPlan",
+    "PassPlan",
     "accounts_of",
     "is_entry_leg",
+    "plan_pass",
     "plan_recovery",
     "search_windows",
 ]

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -125,6 +125,9 @@ class OperationRecovery:
     resumer: str
     actions: list[str] = field(default_factory=list)
     error: str | None = None
+    handed_off: bool = False
+    """Left working on purpose: an OCO pair whose legs are all still working is its engine's
+    to drive (``OrderManager.resume_operations``), not recovery's to finish."""
 
     @property
     def finished(self) -> bool:
@@ -139,6 +142,7 @@ class OperationRecovery:
             "resumer": self.resumer,
             "actions": list(self.actions),
             "error": self.error,
+            "handed_off": self.handed_off,
         }
 
 
@@ -157,7 +161,11 @@ class RecoveryReport:
 
     @property
     def unfinished(self) -> list[OperationRecovery]:
-        return [o for o in self.operations if not o.finished]
+        return [o for o in self.operations if not o.finished and not o.handed_off]
+
+    @property
+    def handed_off(self) -> list[OperationRecovery]:
+        return [o for o in self.operations if o.handed_off]
 
     @property
     def ok(self) -> bool:
@@ -233,6 +241,7 @@ class ResumeContext:
     plan: OperationPlan
     snapshot: AccountSnapshot | None
     actions: list[str] = field(default_factory=list)
+    handed_off: bool = False
 
     @property
     def recovery(self) -> OperationRecoveryManager:
@@ -390,9 +399,19 @@ class ResumeContext:
     async def settle(self) -> None:
         """Record the truth and finish without cancelling or flattening legs of unknown purpose.
 
-        The one rule applied: an OCO leg filled means its sibling is cancelled (confirmed).
+        The one rule applied: an OCO leg filled means its sibling is cancelled (confirmed). A pair
+        whose legs are all still working is left as it is, for its engine to resume (finishing
+        it would drop the link while both orders can still fill).
         """
         op = self.operation
+        if self._live_oco_pair():
+            self.handed_off = True
+            self.note("OCO pair still working: left for its engine (resume_operations)")
+            return
+        linked = self._linked_orders()
+        if linked is not None and not op.orders:
+            await self._settle_linked(linked)
+            return
         for a, b in op.oco_pairs:
             pair = [op.orders.get(a), op.orders.get(b)]
             if any(r is not None and r.status == RefStatus.FILLED for r in pair):
@@ -411,6 +430,43 @@ class ResumeContext:
             else ("interrupted by a restart before any order was sent")
         )
         await self.transition(OperationState.FAILED, reason)
+
+    def _linked_orders(self) -> list[Order | None] | None:
+        """The two orders of a pair linked by id (``link_oco_orders``), from the snapshot."""
+        ids = self.operation.extra.get("linked_order_ids")
+        if not isinstance(ids, list) or len(ids) != 2 or self.snapshot is None:
+            return None
+        by_id = {o.id: o for o in self.snapshot.orders}
+        return [by_id.get(int(i)) for i in ids]
+
+    def _live_oco_pair(self) -> bool:
+        op = self.operation
+        for a, b in op.oco_pairs:
+            refs = [op.orders.get(a), op.orders.get(b)]
+            if all(
+                r is not None and r.status == RefStatus.CONFIRMED and r.filled_size == 0
+                for r in refs
+            ):
+                return True
+        linked = self._linked_orders()
+        return linked is not None and all(
+            o is not None and o.is_working and o.fill_volume == 0 for o in linked
+        )
+
+    async def _settle_linked(self, linked: list[Order | None]) -> None:
+        """A pair linked by id: a leg filled means the other is cancelled (confirmed)."""
+        if any(o is not None and o.fill_volume > 0 for o in linked):
+            for order in linked:
+                if order is None or not order.is_working:
+                    continue
+                final = await self.host.cancel_and_confirm(order.account_id, order.id)
+                state = final.status.name if final is not None else "unconfirmed"
+                self.note(f"cancel linked sibling {order.id} -> {state}")
+                if final is None or final.is_working:
+                    return  # still live: the next pass tries again
+        if any(o is not None and o.is_working for o in linked):
+            return  # one leg gone without a fill, the other working: nothing to enforce yet
+        await self.transition(OperationState.COMPLETED, "linked pair over at the broker")
 
 
 async def roll_back_resumer(ctx: ResumeContext) -> None:
@@ -488,11 +544,37 @@ async def recover(
         log.error("start-up recovery could not read the broker: %s", exc)
         return report
 
-    for op, plan in zip(ops, plan_recovery(ops, snapshots), strict=True):
-        report.operations.append(
-            await _resume(host, op, plan, snapshots.get(plan.account_id or -1), resumers)
-        )
+    report.operations.extend(
+        await resume_with_truth(host, ops, snapshots, resumers=resumers, adopt=False)
+    )
     return report
+
+
+async def resume_with_truth(
+    host: RecoveryHost,
+    ops: Sequence[RecoveryOperation],
+    snapshots: Mapping[int, AccountSnapshot],
+    *,
+    resumers: Mapping[str, Resumer] | None = None,
+    roll_back: bool = False,
+    adopt: bool = True,
+) -> list[OperationRecovery]:
+    """Plan and resume ``ops`` (oldest first) against broker truth already read.
+
+    The shared step of start-up recovery and of the continuous reconciler, which reads the same
+    one-query-per-account snapshots. ``roll_back`` forces the rollback resumer (the reconciler's
+    retry of a rollback that could not confirm a safe state).
+    """
+    if adopt:
+        for op in ops:
+            await _adopt_orphan_intents(host.recovery, op)
+    forced = ("rollback", roll_back_resumer) if roll_back else None
+    done: list[OperationRecovery] = []
+    for op, plan in zip(ops, plan_recovery(ops, snapshots), strict=True):
+        done.append(
+            await _resume(host, op, plan, snapshots.get(plan.account_id or -1), resumers, forced)
+        )
+    return done
 
 
 async def _adopt_orphan_intents(
@@ -547,9 +629,10 @@ async def _resume(
     plan: OperationPlan,
     snapshot: AccountSnapshot | None,
     resumers: Mapping[str, Resumer] | None,
+    forced: tuple[str, Resumer] | None = None,
 ) -> OperationRecovery:
     before = op.state.value
-    name, fn = resumer_for(op, resumers)
+    name, fn = forced if forced is not None else resumer_for(op, resumers)
     ctx = ResumeContext(host, op, plan, snapshot)
     outcome = OperationRecovery(op.operation_id, op.type, before, before, name, ctx.actions)
     try:
@@ -559,6 +642,7 @@ async def _resume(
         outcome.error = f"{type(exc).__name__}: {exc}"
         log.warning("resuming operation %s failed: %s", op.operation_id, exc)
     outcome.state_after = op.state.value
+    outcome.handed_off = ctx.handed_off and not op.state.is_terminal
     return outcome
 
 
@@ -597,6 +681,7 @@ __all__ = [
     "recover",
     "register_resumer",
     "registered_resumers",
+    "resume_with_truth",
     "resumer_for",
     "roll_back_resumer",
     "settle_resumer",
