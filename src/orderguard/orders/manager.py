@@ -223,8 +223,11 @@ class OrderManager:
         if self.recovery.active_operations:
             # Nothing may be stacked on operations whose broker state we have not read yet.
             self.latch.hold("start-up recovery has not reconciled the journal with the broker")
+        driven = self.saga_operations() | {
+            i for i in self.recovery.active_operations if self.recovery.rolling_back(i)
+        }
         try:
-            report = await recover(self)
+            report = await recover(self, exclude=driven)
         except OrderGuardError as exc:
             # A journal or broker failure while resuming: the report says so; retried later.
             report = RecoveryReport(error=f"start-up recovery failed: {exc}")

@@ -1,11 +1,13 @@
 """Start-up recovery: reconcile every unfinished operation with broker truth before trading.
 
-Call :func:`recover` once after ``OrderManager.start()`` and before accepting new operations::
+``OrderManager.start()`` calls :func:`recover` before it accepts new operations and keeps the
+report as ``manager.last_recovery``; while ``report.error`` says broker truth was unavailable, new
+exposure is refused and the manager's reconciler runs recovery again. Operations left unfinished
+(``report.unfinished``) are retried by the reconciler with the same machinery
+(:func:`resume_with_truth`). Called by hand, it is idempotent::
 
     await manager.start()
-    report = await recover(manager)
-    if report.unfinished:
-        ...  # broker truth was unavailable: refuse new exposure and try again
+    report = manager.last_recovery
 
 What it does (FAILURES F6):
 
@@ -52,7 +54,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -492,11 +494,19 @@ async def recover(
     in_flight_grace: float = DEFAULT_IN_FLIGHT_GRACE,
     query_retry: RetryPolicy = DEFAULT_QUERY_RETRY,
     window_margin: timedelta = timedelta(minutes=5),
+    exclude: Collection[str] = (),
 ) -> RecoveryReport:
-    """Reconcile and resume every unfinished operation (see the module docstring)."""
+    """Reconcile and resume every unfinished operation (see the module docstring).
+
+    ``exclude`` names operations a live saga of this process drives (a re-run of recovery in a
+    running process must not resume what is already being driven).
+    """
     recovery = host.recovery
     clock = host.clock
-    ops = sorted(recovery.active_operations.values(), key=lambda o: (o.started_at, o.operation_id))
+    ops = sorted(
+        (o for o in recovery.active_operations.values() if o.operation_id not in exclude),
+        key=lambda o: (o.started_at, o.operation_id),
+    )
     report = RecoveryReport()
     if not ops:
         return report
