@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from orderguard.models import Order, Position
+from orderguard.models import Order, OrderType, Position
 from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState
 
@@ -78,7 +78,10 @@ class OperationPlan:
     account_id: int | None
     children: tuple[Order, ...] = ()
     """Working native bracket children of the operation's orders. They carry no tag and may be
-    missing from the journal (a crash before they were recorded), yet they are its exits."""
+    missing from the journal (a crash before they were recorded), yet they are its exits; the
+    fills of those that are not legs count in ``owned``."""
+    child_fills: tuple[tuple[int, int], ...] = ()
+    """(order id, signed fill) of native children that are not legs and have filled."""
 
     @property
     def live_legs(self) -> tuple[str, ...]:
@@ -157,7 +160,7 @@ def plan_recovery(
             remaining[(snap.account_id, position.contract_id)] = position.signed_size
     children_of: dict[int, list[Order]] = defaultdict(list)
     for known in by_id.values():
-        if known.parent_order_id is not None and known.is_working:
+        if known.parent_order_id is not None:
             children_of[known.parent_order_id].append(known)
     plans: list[OperationPlan] = []
     for op in ops:
@@ -165,16 +168,37 @@ def plan_recovery(
         children: list[Order] = []
         owned: dict[tuple[int, str], int] = defaultdict(int)
         pivot = False
-        for ref in op.orders.values():
-            order = _locate(ref, by_tag, by_id)
+        child_fills: dict[int, int] = {}
+        found = {leg: _locate(ref, by_tag, by_id) for leg, ref in op.orders.items()}
+        legs = {o.id for o in found.values() if o is not None}
+        spare = [
+            child
+            for parent in sorted(legs)
+            for child in children_of.get(parent, ())
+            if child.id not in legs
+        ]
+        for leg, ref in op.orders.items():
+            order = found[leg]
+            if order is None:
+                # A native bracket exit carries no tag: a crash before its id was recorded
+                # leaves the leg unfound by tag, yet the exchange made it from our entry.
+                order = _claim_child(ref, spare)
             findings.append(_finding(ref, order))
-            if order is not None:
-                children.extend(children_of.get(order.id, ()))
             filled = max(ref.filled_size, order.fill_volume if order is not None else 0)
             if order is None and ref.status in _UNSETTLED:
                 filled = 0  # never executed: any fill the journal guessed is not real
             owned[(ref.account_id, ref.contract_id)] += filled if ref.side == 0 else -filled
             pivot = pivot or (filled > 0 and is_entry_leg(ref))
+        for child in spare:
+            if child.is_working:
+                children.append(child)
+            # A native exit no leg accounts for that filled (perhaps while we were down)
+            # closed part of what the operation owned.
+            key = (child.account_id, child.contract_id)
+            signed = child.fill_volume if child.side == 0 else -child.fill_volume
+            owned[key] += signed
+            if signed:
+                child_fills[child.id] = signed
         flattenable = 0
         for key, qty in owned.items():
             flattenable += _allocate(remaining, key, qty)
@@ -191,9 +215,29 @@ def plan_recovery(
                 if op.account_id is not None
                 else (first.account_id if first else None),
                 children=tuple(sorted(children, key=lambda o: o.id)),
+                child_fills=tuple(sorted(child_fills.items())),
             )
         )
     return plans
+
+
+_STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
+
+
+def _claim_child(ref: OrderReference, spare: list[Order]) -> Order | None:
+    """Take from ``spare`` the native child that is this exit leg (same side and kind)."""
+    name = ref.leg.lower()
+    if name.startswith(("stop", "sl")):
+        wanted = _STOP_TYPES
+    elif name.startswith(("target", "tp", "take")):
+        wanted = frozenset({OrderType.LIMIT})
+    else:
+        return None
+    for child in spare:
+        if int(child.side) == ref.side and child.type in wanted:
+            spare.remove(child)
+            return child
+    return None
 
 
 def _allocate(remaining: dict[tuple[int, str], int], key: tuple[int, str], qty: int) -> int:

@@ -659,6 +659,7 @@ async def _resume(
 async def _fold(ctx: ResumeContext) -> None:
     """Write what the broker said about each leg into the operation (journaled)."""
     op, recovery = ctx.operation, ctx.recovery
+    await _fold_child_fills(ctx)
     for finding in ctx.plan.findings:
         ref = op.orders.get(finding.leg)
         if ref is None:
@@ -679,6 +680,23 @@ async def _fold(ctx: ResumeContext) -> None:
                 ref.order_id = finding.order.id
                 ref.placed_successfully = True
             await recovery.record_order_state(op, ref, finding.order)
+
+
+async def _fold_child_fills(ctx: ResumeContext) -> None:
+    """Fills of native exits that are no leg closed part of what the operation owns: record
+    them (once per child and fill volume) as closed on its behalf, so its ``net_filled`` tells
+    the truth and nothing is flattened a second time."""
+    op = ctx.operation
+    seen = op.extra.setdefault("native_child_fills", {})
+    delta = 0
+    for child_id, signed in ctx.plan.child_fills:
+        before = int(seen.get(str(child_id), 0))
+        if signed != before:
+            delta += signed - before
+            seen[str(child_id)] = signed
+    if delta:
+        await ctx.recovery.record_external_close(op, delta)
+        ctx.note(f"native exits filled {delta:+d} for this operation")
 
 
 __all__ = [

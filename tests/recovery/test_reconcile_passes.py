@@ -1,0 +1,85 @@
+"""Pure planning: native bracket exits found without a tag, and the reconciler's pass plan."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from orderguard.models import OrderStatus, OrderType
+from orderguard.recovery.manager import RefStatus
+from orderguard.recovery.operations import OperationState
+from orderguard.recovery.reconcile import AccountSnapshot, LegAction, plan_pass, plan_recovery
+from orderguard.testing.builders import BUY, SELL, T0, operation, order, position, ref
+
+
+def _short_bracket() -> tuple[object, ...]:
+    op = operation(
+        "op1",
+        ref("entry", "op1-entry", SELL, 2, order_id=7, filled=2, status=RefStatus.FILLED),
+        ref("target0", "op1-target0", BUY, 2, status=RefStatus.INTENDED),
+        state=OperationState.IN_PROGRESS,
+    )
+    entry = order(7, "op1-entry", SELL, 2)
+    return op, entry
+
+
+def test_a_filled_native_target_without_a_tag_is_found_as_the_leg() -> None:
+    """The untagged child of our entry is the target leg: its fill closes what the op owns."""
+    op, entry = _short_bracket()
+    target = order(9, None, BUY, 2, kind=OrderType.LIMIT, parent=7)
+    stop = order(8, None, BUY, 2, kind=OrderType.STOP, status=OrderStatus.CANCELLED, parent=7)
+    snap = AccountSnapshot(1, (entry, stop, target), ())
+    (plan,) = plan_recovery([op], {1: snap})  # type: ignore[list-item]
+    finding = plan.finding("target0")
+    assert finding is not None and finding.action is LegAction.RESOLVE
+    assert finding.order is not None and finding.order.id == 9
+    assert (plan.owned, plan.flattenable) == (0, 0)
+    assert plan.children == ()  # nothing left working to cancel
+
+
+def test_a_working_native_stop_is_a_child_to_cancel() -> None:
+    """A working untagged stop no leg names stays a child for the rollback to cancel."""
+    op, entry = _short_bracket()
+    stop = order(8, None, BUY, 2, kind=OrderType.STOP, status=OrderStatus.OPEN, parent=7)
+    snap = AccountSnapshot(1, (entry, stop), (position(-2),))
+    (plan,) = plan_recovery([op], {1: snap})  # type: ignore[list-item]
+    assert [c.id for c in plan.children] == [8]
+    assert (plan.owned, plan.flattenable) == (-2, -2)
+
+
+def test_a_quiet_manager_plans_no_reads() -> None:
+    """Nothing in flight, no resync, no position check: nothing is read."""
+    plan = plan_pass(
+        now=T0, threshold=timedelta(seconds=5), last_read=None, operations=[],
+        driven=frozenset(), leftover=frozenset(), unresolved=[], working=[],
+        default_account=1, full_resync=False, positions_due=False,
+    )  # fmt: skip
+    assert plan.accounts == ()
+
+
+def test_a_stale_rolling_back_operation_is_retried_and_a_driven_one_is_not() -> None:
+    """rolling_back older than the threshold is retried, unless a saga or rollback drives it."""
+    stuck = operation("op1", ref("entry", "t1", BUY, 1), state=OperationState.ROLLING_BACK)
+    later = T0 + timedelta(seconds=6)
+    args = {
+        "now": later, "threshold": timedelta(seconds=5), "last_read": None, "operations": [stuck],
+        "leftover": frozenset(), "unresolved": [], "working": [], "default_account": 1,
+        "full_resync": False, "positions_due": False,
+    }  # fmt: skip
+    plan = plan_pass(driven=frozenset(), **args)  # type: ignore[arg-type]
+    assert plan.retry_rollback == ("op1",) and plan.read_positions and plan.accounts == (1,)
+    driven = plan_pass(driven=frozenset({"op1"}), **args)  # type: ignore[arg-type]
+    assert driven.retry_rollback == () and driven.accounts == (1,)  # re-read, not acted on
+    fresh = plan_pass(driven=frozenset(), **{**args, "now": T0 + timedelta(seconds=2)})  # type: ignore[arg-type]
+    assert fresh.accounts == ()
+
+
+def test_suspects_are_reread_at_most_once_per_threshold() -> None:
+    """An unknown outcome 10 s old is read, but not again 2 s after the last read."""
+    args = {
+        "now": T0 + timedelta(seconds=10), "threshold": timedelta(seconds=5), "operations": [],
+        "driven": frozenset(), "leftover": frozenset(), "unresolved": [(1, T0)], "working": [],
+        "default_account": 1, "full_resync": False, "positions_due": False,
+    }  # fmt: skip
+    assert plan_pass(last_read=None, **args).accounts == (1,)  # type: ignore[arg-type]
+    recent = T0 + timedelta(seconds=8)
+    assert plan_pass(last_read=recent, **args).accounts == ()  # type: ignore[arg-type]
