@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from orderguard.broker.faults import FaultKind
+from orderguard.errors import OutcomeUnknownError
 from orderguard.models import Order, OrderSide, OrderStatus
 from orderguard.recovery.operations import OperationState, OperationType
 
@@ -195,3 +198,16 @@ async def test_cleanup_leaves_no_background_task(make_rig: RigFactory) -> None:
     passes = rig.manager.reconciler.stats["passes"]
     await rig.settle(60.0)
     assert rig.manager.reconciler.stats["passes"] == passes
+
+
+async def test_an_unknown_placement_is_resolved_by_the_reconciler(make_rig: RigFactory) -> None:
+    """A placement answered Unknown that executes late is found (and unlatched) by the
+    reconciler within threshold + interval, long before the 120 s background re-check."""
+    rig = await make_rig(config=QUIET.model_copy(update={"status_check_max_delay": 120.0}))
+    rig.broker.fail_next("place_order", FaultKind.LATE, seconds=2.0)
+    with pytest.raises(OutcomeUnknownError):
+        await rig.clock.run(rig.manager.submit(limit_request("og-late-x-0")))
+    assert rig.manager.latch.is_latched(1, MNQ)
+    await rig.settle(FAST.reconcile_threshold + FAST.reconcile_interval + 2.0)
+    assert not rig.manager.latch.is_latched(1, MNQ)
+    assert rig.manager.tracker.by_tag(1, "og-late-x-0") is not None
