@@ -226,8 +226,11 @@ class OrderManager:
         driven = self.saga_operations() | {
             i for i in self.recovery.active_operations if self.recovery.rolling_back(i)
         }
+        mine = [i for i in self.recovery.active_operations if i not in driven]
         try:
-            report = await recover(self, exclude=driven)
+            # Claimed: the reconciler leaves these alone while recovery works on them.
+            with self.recovery.claimed(mine):
+                report = await recover(self, exclude=driven)
         except OrderGuardError as exc:
             # A journal or broker failure while resuming: the report says so; retried later.
             report = RecoveryReport(error=f"start-up recovery failed: {exc}")

@@ -115,16 +115,26 @@ class Reconciler:
     async def _run(self) -> None:
         clock = self._m.clock
         while True:
-            self._wake.clear()
-            if not self._resync:
+            # A requested resync runs at once, except while start-up recovery is still failing:
+            # its retry waits an interval (a failure can be instant, e.g. an open breaker).
+            if not self._resync or self._recovery_pending():
                 with contextlib.suppress(TimeoutError):
                     await clock.wait_for(self._wake.wait(), self._m.config.reconcile_interval)
+            self._wake.clear()
             try:
                 await self.run_pass()
             except OrderGuardError as exc:
                 # Broker or journal trouble: nothing was decided on missing truth; next pass.
                 self.stats["pass_errors"] += 1
                 log.warning("reconciliation pass failed: %s", exc)
+            except Exception:
+                # A bug must not silently end reconciliation for the life of the process.
+                self.stats["pass_errors"] += 1
+                log.exception("reconciliation pass failed unexpectedly")
+
+    def _recovery_pending(self) -> bool:
+        report = self._m.last_recovery
+        return report is not None and report.error is not None
 
     async def run_pass(self) -> PassPlan:
         """One pass (also callable directly, e.g. by tests and the CLI)."""
@@ -132,8 +142,10 @@ class Reconciler:
         cfg = m.config
         clock = m.clock
         mono = clock.monotonic()
-        if m.last_recovery is not None and m.last_recovery.error is not None:
+        if self._recovery_pending():
             await m.rerun_recovery()
+            if not self._recovery_pending():
+                self.request_resync()  # events may have been missed while it failed
             return PassPlan()
         recovery = m.recovery
         working = [o for o in m.tracker.orders() if o.is_working]

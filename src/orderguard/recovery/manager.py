@@ -320,6 +320,9 @@ class OperationRecoveryManager:
         self._stat_sources: list[Callable[[], Mapping[str, Any]]] = []
         # Operations whose rollback is running now (never two at once for one operation).
         self._rolling: set[str] = set()
+        # Operations a caller (start-up recovery, the reconciler) is working on: not rolled
+        # back by the reconciler meanwhile; the caller's own rollback of them still runs.
+        self._claimed: set[str] = set()
 
     # -- loading -----------------------------------------------------------------------------
     async def load(self) -> list[RecoveryOperation]:
@@ -981,20 +984,20 @@ class OperationRecoveryManager:
         await self._save(op)
 
     def rolling_back(self, operation_id: str) -> bool:
-        """True while a rollback of the operation is running in this process (so a reconciler
-        never starts a second one beside it)."""
-        return operation_id in self._rolling
+        """True while a rollback of the operation runs in this process, or a caller claimed it
+        (:meth:`claimed`), so a reconciler never starts a second one beside it."""
+        return operation_id in self._rolling or operation_id in self._claimed
 
     @contextlib.contextmanager
     def claimed(self, operation_ids: Iterable[str]) -> Iterator[None]:
         """Mark operations as being rolled back or resumed by the caller (the reconciler), so
         no second rollback of them starts meanwhile."""
-        ids = [i for i in operation_ids if i not in self._rolling]
-        self._rolling.update(ids)
+        ids = [i for i in operation_ids if i not in self._claimed]
+        self._claimed.update(ids)
         try:
             yield
         finally:
-            self._rolling.difference_update(ids)
+            self._claimed.difference_update(ids)
 
     async def _rollback(self, op: RecoveryOperation, reason: str) -> bool:
         """Cancel live legs (confirming each final state), then flatten owned fills exactly once.

@@ -515,6 +515,10 @@ async def recover(
     if wait > 0:
         await clock.sleep(wait)
         report.waited = wait
+        # Something may have finished them meanwhile (a live process re-running recovery).
+        ops = [o for o in ops if not o.state.is_terminal]
+        if not ops:
+            return report
 
     for op in ops:
         adopted = await _adopt_orphan_intents(recovery, op)
