@@ -26,7 +26,7 @@ async def _dead_with_naked_fill(world: World) -> None:
     op = await rec.start_operation(OperationType.BRACKET_ORDER, account_id=1, contract_id=MNQ)
     ref = await rec.add_order_to_operation(op, MNQ, OrderSide.BUY, 1, "market", leg="entry")
     await rec.record_order_success(op, ref, await doomed.place_market_order(MNQ, OrderSide.BUY, 1))
-    await world.clock.advance(0.5)
+    await world.clock.sleep(0.5)
     with pytest.raises(ProcessKilled):  # dies sending the protection
         await doomed.place_stop_order(MNQ, OrderSide.SELL, 1, Decimal("20990.00"))
     bury(doomed)
