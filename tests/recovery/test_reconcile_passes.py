@@ -83,3 +83,40 @@ def test_suspects_are_reread_at_most_once_per_threshold() -> None:
     assert plan_pass(last_read=None, **args).accounts == (1,)  # type: ignore[arg-type]
     recent = T0 + timedelta(seconds=8)
     assert plan_pass(last_read=recent, **args).accounts == ()  # type: ignore[arg-type]
+
+
+def test_a_leg_recorded_with_another_intents_order_is_rebound_by_its_tag() -> None:
+    """stop1 recorded as stop0's order: the tag decides (absent), and it owns nothing."""
+    op = operation(
+        "op1",
+        ref("entry", "op1-entry", BUY, 1, order_id=5, filled=1, status=RefStatus.FILLED),
+        ref("stop0", "op1-stop0", SELL, 1, order_id=6),
+        ref("stop1", "op1-stop1", SELL, 1, order_id=6, filled=1, status=RefStatus.FILLED),
+        state=OperationState.IN_PROGRESS,
+    )
+    stop0 = order(6, "op1-stop0", SELL, 1, kind=OrderType.STOP)  # it filled
+    snap = AccountSnapshot(1, (order(5, "op1-entry", BUY, 1), stop0), ())
+    (plan,) = plan_recovery([op], {1: snap})
+    rebound = plan.finding("stop1")
+    assert rebound is not None and rebound.action is LegAction.REBIND and rebound.order is None
+    assert plan.owned == 0  # entry +1, stop0 -1; stop1's borrowed fill is not counted
+
+
+def test_an_unsettled_leg_waits_for_the_in_flight_grace() -> None:
+    """A rollback with an unknown flatten is retried only once the grace has passed."""
+    stuck = operation(
+        "op1",
+        ref("entry", "t1", BUY, 1, order_id=5, filled=1, status=RefStatus.FILLED),
+        ref("flatten0", "t2", SELL, 1, status=RefStatus.UNKNOWN),
+        state=OperationState.ROLLING_BACK,
+    )
+    args = {
+        "threshold": timedelta(seconds=5), "last_read": None, "operations": [stuck],
+        "driven": frozenset(), "leftover": frozenset(), "unresolved": [], "working": [],
+        "default_account": 1, "full_resync": False, "positions_due": False,
+        "grace": timedelta(seconds=10),
+    }  # fmt: skip
+    early = plan_pass(now=T0 + timedelta(seconds=6), **args)  # type: ignore[arg-type]
+    assert early.retry_rollback == () and early.accounts == (1,)
+    late = plan_pass(now=T0 + timedelta(seconds=11), **args)  # type: ignore[arg-type]
+    assert late.retry_rollback == ("op1",)

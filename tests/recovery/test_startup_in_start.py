@@ -11,7 +11,7 @@ from orderguard.broker.faults import FaultKind, FaultPlan, FaultyBroker
 from orderguard.chaos.process import ProcessKilled, ProcessScope, ScopedBroker, scoped_journal
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import ExposureRefusedError
-from orderguard.models import OrderSide
+from orderguard.models import OrderRequest, OrderSide, OrderType
 from orderguard.orders import OrderManager
 from orderguard.recovery.operations import OperationType
 
@@ -25,7 +25,8 @@ async def _dead_with_naked_fill(world: World) -> None:
     rec = doomed.recovery
     op = await rec.start_operation(OperationType.BRACKET_ORDER, account_id=1, contract_id=MNQ)
     ref = await rec.add_order_to_operation(op, MNQ, OrderSide.BUY, 1, "market", leg="entry")
-    await rec.record_order_success(op, ref, await doomed.place_market_order(MNQ, OrderSide.BUY, 1))
+    request = OrderRequest(1, MNQ, OrderType.MARKET, OrderSide.BUY, 1, custom_tag=ref.custom_tag)
+    await rec.record_order_success(op, ref, await doomed.submit(request))
     await world.clock.sleep(0.5)
     with pytest.raises(ProcessKilled):  # dies sending the protection
         await doomed.place_stop_order(MNQ, OrderSide.SELL, 1, Decimal("20990.00"))

@@ -48,7 +48,7 @@ from orderguard.broker.base import (
 from orderguard.errors import OrderGuardError
 from orderguard.models import Position, PositionType
 from orderguard.recovery.reconcile import AccountSnapshot, PassPlan, plan_pass
-from orderguard.recovery.startup import resume_with_truth
+from orderguard.recovery.startup import DEFAULT_IN_FLIGHT_GRACE, resume_with_truth
 
 if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
@@ -169,6 +169,7 @@ class Reconciler:
             default_account=m._account_id,
             full_resync=full,
             positions_due=positions_due,
+            grace=timedelta(seconds=DEFAULT_IN_FLIGHT_GRACE),
         )
         self._resync = False
         if full and silent:

@@ -51,6 +51,7 @@ class LegAction(StrEnum):
     RESOLVE = "resolve"  # an unknown or intended leg: record what the broker says (or absence)
     REFRESH = "refresh"  # a known leg: fold the broker's newer state in
     KEEP = "keep"  # nothing at the broker to learn from
+    REBIND = "rebind"  # the recorded order id is another intent's order: the tag decides
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,17 @@ def _locate(
     found: Order | None = by_tag.get((ref.account_id, ref.custom_tag))
     if found is None and ref.order_id is not None:
         found = by_id.get(ref.order_id)
+        if found is not None and found.custom_tag not in (None, ref.custom_tag):
+            return None  # that id carries another intent's tag: it is not this leg's order
     return found
+
+
+def _misrecorded(ref: OrderReference, by_id: Mapping[int, Order]) -> bool:
+    """The leg's recorded order id is an order carrying another intent's tag."""
+    if ref.order_id is None:
+        return False
+    recorded = by_id.get(ref.order_id)
+    return recorded is not None and recorded.custom_tag not in (None, ref.custom_tag)
 
 
 def is_entry_leg(ref: OrderReference) -> bool:
@@ -134,7 +145,9 @@ def is_entry_leg(ref: OrderReference) -> bool:
     return not ref.leg.lower().startswith(_ENTRY_EXCLUDED_PREFIXES)
 
 
-def _finding(ref: OrderReference, order: Order | None) -> LegFinding:
+def _finding(ref: OrderReference, order: Order | None, misrecorded: bool = False) -> LegFinding:
+    if misrecorded:
+        return LegFinding(ref.leg, LegAction.REBIND, order)
     if ref.status in _UNSETTLED:
         return LegFinding(ref.leg, LegAction.RESOLVE, order)
     if order is None:
@@ -183,9 +196,12 @@ def plan_recovery(
                 # A native bracket exit carries no tag: a crash before its id was recorded
                 # leaves the leg unfound by tag, yet the exchange made it from our entry.
                 order = _claim_child(ref, spare)
-            findings.append(_finding(ref, order))
+            misrecorded = _misrecorded(ref, by_id)
+            findings.append(_finding(ref, order, misrecorded))
             filled = max(ref.filled_size, order.fill_volume if order is not None else 0)
-            if order is None and ref.status in _UNSETTLED:
+            if misrecorded:
+                filled = order.fill_volume if order is not None else 0  # the record's is not ours
+            elif order is None and ref.status in _UNSETTLED:
                 filled = 0  # never executed: any fill the journal guessed is not real
             owned[(ref.account_id, ref.contract_id)] += filled if ref.side == 0 else -filled
             pivot = pivot or (filled > 0 and is_entry_leg(ref))
@@ -288,6 +304,7 @@ def plan_pass(
     full_resync: bool,
     positions_due: bool,
     margin: timedelta = timedelta(minutes=5),
+    grace: timedelta = timedelta(seconds=10),
 ) -> PassPlan:
     """Decide one pass (pure: see :class:`PassPlan`).
 
@@ -296,9 +313,12 @@ def plan_pass(
     updated since (its legs' fill events may be lost). Suspects are re-read at most once per
     ``threshold`` (``last_read``), so a resting bracket entry costs one query per threshold, not
     one per pass. ``driven`` operations belong to a running saga or rollback and are only
-    re-read, never acted on. A plain working order is no suspect of its own (that would spend
-    the rate budget on every resting order); a full resync (``full_resync``: after a reconnect
-    or a silence) re-reads it, and the periodic position check catches what its fill changed.
+    re-read, never acted on. An operation with a leg still unknown or intended is acted on only
+    after ``grace`` too (a request may still execute that long after it was sent; before, its
+    absence from the broker is no evidence). A plain working order is no suspect of its own
+    (that would spend the rate budget on every resting order); a full resync (``full_resync``:
+    after a reconnect or a silence) re-reads it, and the periodic position check catches what
+    its fill changed.
     """
 
     def stale(at: datetime) -> bool:
@@ -331,6 +351,8 @@ def plan_pass(
         starts.append(op.started_at)
         reasons.append(f"operation {op.state.value}")
         if op.operation_id in driven or not stale(touched):
+            continue
+        if any(r.status in _UNSETTLED for r in op.orders.values()) and now - touched < grace:
             continue
         if op.state is OperationState.ROLLING_BACK:
             rollback.append(op.operation_id)

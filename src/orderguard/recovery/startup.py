@@ -679,6 +679,19 @@ async def _fold(ctx: ResumeContext) -> None:
                     f"{finding.order.status.name} filled {finding.order.fill_volume}"
                 )
             )
+        elif finding.action is LegAction.REBIND:
+            # The record points this leg at another intent's order (its tag says so): start
+            # the leg over from what its own tag finds (absent: never placed).
+            wrong = ref.order_id
+            ref.order_id = None
+            ref.status = RefStatus.INTENDED
+            ref.filled_size = 0
+            ref.placed_successfully = False
+            await recovery.record_resolution(op, ref, finding.order)
+            ctx.note(
+                f"{ref.leg} was recorded as order {wrong}, which carries another tag; by its "
+                "own tag: " + ("absent" if finding.order is None else f"order {finding.order.id}")
+            )
         elif finding.action is LegAction.REFRESH and finding.order is not None:
             if ref.order_id is None:
                 ref.order_id = finding.order.id
