@@ -211,3 +211,16 @@ async def test_an_unknown_placement_is_resolved_by_the_reconciler(make_rig: RigF
     await rig.settle(FAST.reconcile_threshold + FAST.reconcile_interval + 2.0)
     assert not rig.manager.latch.is_latched(1, MNQ)
     assert rig.manager.tracker.by_tag(1, "og-late-x-0") is not None
+
+
+@pytest.mark.parametrize("operations", [1, 20])
+async def test_a_pass_reads_once_per_account_whatever_the_count(
+    make_rig: RigFactory, operations: int
+) -> None:
+    """One or twenty stuck operations: the pass costs one Order/search, no more."""
+    rig = await make_rig(config=QUIET)
+    for _ in range(operations):
+        await _operation_limit(rig)
+    await rig.settle(FAST.reconcile_threshold + FAST.reconcile_interval)
+    stats = rig.manager.reconciler.stats
+    assert (stats["passes"], stats["order_reads"], stats["position_reads"]) == (1, 1, 0)
