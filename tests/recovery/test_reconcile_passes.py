@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from orderguard.models import OrderStatus, OrderType
 from orderguard.recovery.manager import RefStatus
 from orderguard.recovery.operations import OperationState
@@ -120,3 +123,55 @@ def test_an_unsettled_leg_waits_for_the_in_flight_grace() -> None:
     assert early.retry_rollback == () and early.accounts == (1,)
     late = plan_pass(now=T0 + timedelta(seconds=11), **args)  # type: ignore[arg-type]
     assert late.retry_rollback == ("op1",)
+
+
+_STATES = [s for s in OperationState if not s.is_terminal]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(_STATES),
+            st.integers(min_value=0, max_value=30),  # seconds since the last update
+            st.booleans(),  # driven by a saga or rollback
+            st.booleans(),  # left over by start-up recovery
+            st.sampled_from([RefStatus.CONFIRMED, RefStatus.UNKNOWN, RefStatus.FILLED]),
+        ),
+        max_size=12,
+    ),
+    full=st.booleans(),
+)
+def test_a_pass_never_acts_on_driven_fresh_or_in_flight_operations(
+    ops: list[tuple[OperationState, int, bool, bool, str]], full: bool
+) -> None:
+    """Whatever the mix: one read per account at most, and actions only on operations that
+    nobody drives, older than the threshold, and (with an unsettled leg) past the grace."""
+    now = T0 + timedelta(seconds=60)
+    built = []
+    driven: set[str] = set()
+    leftover: set[str] = set()
+    for i, (state, age, is_driven, is_left, leg_status) in enumerate(ops):
+        op = operation(f"op{i}", ref("entry", f"t{i}", BUY, 1, status=leg_status), state=state)
+        op.updated_at = now - timedelta(seconds=age)
+        built.append(op)
+        if is_driven:
+            driven.add(op.operation_id)
+        if is_left:
+            leftover.add(op.operation_id)
+    plan = plan_pass(
+        now=now, threshold=timedelta(seconds=5), last_read=None, operations=built,
+        driven=frozenset(driven), leftover=frozenset(leftover), unresolved=[], working=[],
+        default_account=1, full_resync=full, positions_due=False,
+        grace=timedelta(seconds=10),
+    )  # fmt: skip
+    assert plan.accounts in ((), (1,))
+    by_id = {op.operation_id: op for op in built}
+    for op_id in (*plan.retry_rollback, *plan.resume):
+        op = by_id[op_id]
+        age = now - (op.updated_at or T0)
+        assert op_id not in driven and age >= timedelta(seconds=5)
+        unsettled = any(r.status == RefStatus.UNKNOWN for r in op.orders.values())
+        assert not unsettled or age >= timedelta(seconds=10)
+    assert all(by_id[i].state is OperationState.ROLLING_BACK for i in plan.retry_rollback)
+    assert not set(plan.retry_rollback) & set(plan.resume)
