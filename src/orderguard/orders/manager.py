@@ -234,6 +234,11 @@ class OrderManager:
         except OrderGuardError as exc:
             # A journal or broker failure while resuming: the report says so; retried later.
             report = RecoveryReport(error=f"start-up recovery failed: {exc}")
+        except Exception as exc:
+            # A bug in a resumer must not leave the manager half-started with exposure allowed:
+            # it is logged loudly, exposure stays held, and the reconciler retries.
+            log.exception("start-up recovery raised")
+            report = RecoveryReport(error=f"start-up recovery raised {type(exc).__name__}: {exc}")
         self.last_recovery = report
         self._stats["startup_recoveries"] += 1
         if report.error is not None:
