@@ -5,13 +5,14 @@ A "dead" process leaves N unfinished operations in a journal, in the shapes a cr
 unknown, whose entry filled with stop and target live, or which were rolling back; OCO pairs;
 position closes; bulk cancels. The simulated exchange holds the matching truth: some orders
 filled, some working, some never arrived. A fresh ``OrderManager`` on the same journal (for SQLite:
-a new connection on the same file) then runs ``start()`` (which loads the journal) and
-``recover(manager)``.
+a new connection on the same file) then runs ``start()``, which loads the journal and runs
+start-up recovery (``recover(manager)``) before it returns.
 
 Reported per journal and size: the journal load alone (``OperationRecoveryManager.load()`` on a
-fresh manager), ``start()`` (accounts, capabilities and the same load), ``recover()`` in wall
-time and in process CPU time (the machine is shared: CPU time is the steadier figure; SQLite's
-wall time also holds its fsync waits, which are not CPU), the broker calls recover made by method
+fresh manager), and ``start()`` as a whole (accounts, capabilities, the same load and the
+recovery) in wall time and in process CPU time (the machine is shared: CPU time is the steadier
+figure; SQLite's wall time also holds its fsync waits, which are not CPU), the broker calls
+recovery made, by method
 (queries must not grow with N; cancels and flattens do, they are the work, and each is confirmed
 by one ``get_order``), and whether every operation finished; every contract must end flat.
 
@@ -51,7 +52,6 @@ from orderguard.models import Order, OrderRequest, OrderSide, OrderType, Positio
 from orderguard.orders import OrderManager
 from orderguard.recovery.manager import OperationRecoveryManager, OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
-from orderguard.recovery.startup import RecoveryReport, recover
 
 ACCOUNT = 1
 PRICES = {
@@ -63,6 +63,8 @@ PRICES = {
 CONTRACTS = tuple(PRICES)
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 QUERIES = frozenset({"search_orders", "search_positions"})
+# What start() asks before recovery, whatever the journal holds (reference data, not truth reads).
+START_CALLS = frozenset({"get_accounts", "get_capabilities", "get_contract", "search_contracts"})
 
 
 class CountingBroker:
@@ -374,15 +376,15 @@ async def one_run(kind: str, n: int, folder: Path) -> Result:
             account_id=ACCOUNT,
         )  # fmt: skip
         gc.collect()
-        t0 = time.perf_counter()
+        # start() runs start-up recovery before it returns (accounts, capabilities, the journal
+        # load, then recover()): the whole of it is what a restarting trader waits for.
+        t0, c0 = time.perf_counter(), time.process_time()
         await manager.start()
         start_s = time.perf_counter() - t0
-        counting.calls.clear()
-        t0, c0 = time.perf_counter(), time.process_time()
-        report: RecoveryReport = await recover(manager)
-        recover_s = time.perf_counter() - t0
-        recover_cpu_s = time.process_time() - c0
-        calls = Counter(counting.calls)
+        recover_s, recover_cpu_s = start_s, time.process_time() - c0
+        report = manager.last_recovery
+        assert report is not None
+        calls = Counter({k: v for k, v in counting.calls.items() if k not in START_CALLS})
         # Every bracket's fill was flattened and the close closed its position: all flat.
         held = {c: sim.exchange.position_size(ACCOUNT, c) for c in CONTRACTS}
         assert not any(held.values()), held
@@ -402,12 +404,11 @@ def _row(results: list[Result]) -> str:
     med = statistics.median
     load = med(x.load_s for x in results) * 1000
     start = med(x.start_s for x in results) * 1000
-    rec = med(x.recover_s for x in results) * 1000
     cpu = med(x.recover_cpu_s for x in results) * 1000
     queries = sum(r.calls[q] for q in QUERIES)
     mutations = {k: v for k, v in sorted(r.calls.items()) if k not in QUERIES}
     return (
-        f"{r.journal:<7} {r.ops:>6} {load:>9.1f} {start:>9.1f} {rec:>10.1f} {cpu:>8.1f}"
+        f"{r.journal:<7} {r.ops:>6} {load:>9.1f} {start:>9.1f} {cpu:>8.1f}"
         f"   {queries:>2} ({r.queries})   {mutations}  unfinished={r.unfinished} errors={r.errors}"
         f"  {dict(sorted(r.outcomes.items()))}"
     )
@@ -415,15 +416,13 @@ def _row(results: list[Result]) -> str:
 
 async def main(sizes: list[int], runs: int, journals: list[str]) -> None:
     print(f"start-up recovery, {len(SHAPES)} operation shapes in rotation; median of {runs} runs")
-    print(
-        "journal    ops   load ms  start ms  recover ms  cpu ms   queries (report)"
-        "   other broker calls"
-    )
+    print("journal    ops   load ms  start ms   cpu ms   queries (report)   other broker calls")
     with tempfile.TemporaryDirectory() as tmp:
         for kind in journals:
             for n in sizes:
                 results = [await one_run(kind, n, Path(tmp)) for _ in range(runs)]
                 print(_row(results), flush=True)
+    print("start ms: the whole start(), journal load and start-up recovery included")
     print("target: recover 1,000 operations in <= 1 s with a constant number of broker queries")
 
 

@@ -96,6 +96,18 @@ class OrderManagerConfig(BaseSettings):
     position_recheck_interval: float = Field(default=15.0, gt=0.0)
     """Seconds between REST re-checks of positions with managed exits (events can be lost)."""
 
+    # -- continuous reconciliation (orders/reconciler.py) ---------------------------------------
+    reconcile_interval: float = Field(default=2.0, gt=0.0)
+    """Seconds between passes of the in-flight checker (Unknown outcomes, stuck operations)."""
+    reconcile_threshold: float = Field(default=5.0, ge=0.0)
+    """Age in seconds after which an unknown outcome, a working order or an unfinished operation
+    is re-read from the broker (and an unconfirmed rollback retried)."""
+    silence_threshold: float = Field(default=15.0, gt=0.0)
+    """Seconds without any broker event after which the stream is presumed silently broken and
+    a full resync (orders and positions) is made."""
+    position_check_interval: float = Field(default=30.0, gt=0.0)
+    """Seconds between periodic reads of every account's positions."""
+
     @model_validator(mode="after")
     def _reserved_below_budget(self) -> Self:
         if self.rate_limit_reserved >= self.rate_limit_requests:

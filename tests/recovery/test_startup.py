@@ -15,7 +15,6 @@ from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.recovery.startup import (
     RecoveryReport,
     ResumeContext,
-    recover,
     register_resumer,
     resumer_for,
 )
@@ -38,8 +37,9 @@ async def crash_then_recover(
             await work(doomed)
         bury(doomed)
         survivor, _ = world.process()
-        await survivor.start()
-        report = await recover(survivor)
+        await survivor.start()  # runs start-up recovery before it accepts anything
+        report = survivor.last_recovery
+        assert report is not None
         await survivor.cleanup()
         return report
 

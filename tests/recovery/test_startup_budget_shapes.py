@@ -17,7 +17,7 @@ from orderguard.models import Order, OrderRequest, OrderSide, OrderType, Positio
 from orderguard.orders import OrderManager
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationType
-from orderguard.recovery.startup import RecoveryReport, recover
+from orderguard.recovery.startup import RecoveryReport
 
 from .startup_world import MNQ, PRICE, World, bury
 
@@ -113,11 +113,11 @@ async def recover_shapes(operations: int) -> tuple[Counter[str], RecoveryReport]
             await leave_shape(world, dead, i)
         bury(dead)
         survivor, _ = world.process(wrap=Counting)
-        await survivor.start()
+        await survivor.start()  # start-up recovery runs inside start()
         counting = world.wrapped
         assert isinstance(counting, Counting)
-        counting.calls.clear()
-        report = await recover(survivor)
+        report = survivor.last_recovery
+        assert report is not None
         calls = Counter(counting.calls)
         await survivor.cleanup()
         return calls, report

@@ -8,7 +8,6 @@ from typing import Any
 from orderguard.broker.base import Outcome
 from orderguard.models import OrderRequest, OrderSide, OrderType
 from orderguard.recovery.operations import OperationType
-from orderguard.recovery.startup import recover
 
 from .startup_world import MNQ, PRICE, World
 
@@ -54,8 +53,8 @@ async def test_an_entry_filling_while_rollback_cancels_it_is_flattened() -> None
 
     async def restart() -> Any:
         survivor, _ = world.process(wrap=lambda broker: FillsBeforeCancel(broker, world))
-        await survivor.start()
-        report = await recover(survivor)
+        await survivor.start()  # start-up recovery runs inside start()
+        report = survivor.last_recovery
         await survivor.cleanup()
         return report
 

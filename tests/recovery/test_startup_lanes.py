@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from orderguard.models import OrderSide
 from orderguard.recovery.operations import OperationType
-from orderguard.recovery.startup import RecoveryReport, ResumeContext, recover
+from orderguard.recovery.startup import RecoveryReport, ResumeContext, register_resumer
 
 from .startup_world import MNQ, World, bury
 
@@ -40,8 +40,13 @@ async def test_one_contract_in_order_contracts_side_by_side() -> None:
             await world.clock.sleep(0.1)
         bury(dead)
         survivor, _ = world.process()
-        await survivor.start()
-        report = await recover(survivor, resumers={"probe": probe}, in_flight_grace=0)
+        unregister = register_resumer("probe", probe)
+        try:
+            await survivor.start()  # start-up recovery runs inside start()
+        finally:
+            unregister()
+        report = survivor.last_recovery
+        assert report is not None
         await survivor.cleanup()
         return report, started
 
@@ -84,12 +89,13 @@ async def test_an_error_in_one_lane_surfaces_as_itself() -> None:
             )
         bury(dead)
         survivor, _ = world.process()
-        await survivor.start()
+        unregister = register_resumer("probe", probe)
         try:
-            await recover(survivor, resumers={"probe": probe}, in_flight_grace=0)
+            await survivor.start()  # start-up recovery runs inside start()
         except Died as exc:
             return str(exc)
         finally:
+            unregister()
             await survivor.cleanup()
         return "no error"
 

@@ -67,7 +67,7 @@ from orderguard.journal.memory import MemoryJournal
 from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
 from orderguard.recovery.manager import RecoveryOperation
-from orderguard.recovery.startup import RecoveryReport, recover
+from orderguard.recovery.startup import RecoveryReport
 
 ACCOUNT = 1
 PRICES = {POSITION_CONTRACT: Decimal("21000.00"), RESTING_CONTRACT: Decimal("6000.00")}
@@ -165,9 +165,10 @@ class _SeedRun:
             )
             self.log(f"start proc{self.generation} crash_at={crash_at} after={crash_after}")
             try:
-                await self._start_manager(manager)
-                if manager.recovery.active_operations:
-                    await self._recover(manager)
+                await self._start_manager(manager)  # start() runs start-up recovery itself
+                report = manager.last_recovery
+                if report is not None and (report.operations or report.error):
+                    self._note_recovery(report)
             except ProcessKilled:
                 self._bury(manager)
                 continue
@@ -185,7 +186,9 @@ class _SeedRun:
         await manager.start()  # one last try, faults or not: let the error surface
 
     async def _recover(self, manager: OrderManager) -> RecoveryReport:
-        report = await recover(manager)
+        return self._note_recovery(await manager.rerun_recovery())
+
+    def _note_recovery(self, report: RecoveryReport) -> RecoveryReport:
         self.result.recoveries += 1
         self.result.recovered_operations += len(report.operations)
         self.log(f"recovery queries={report.queries} waited={report.waited:.3f} ok={report.ok}")

@@ -28,10 +28,20 @@ class LatchEntry:
 class AmbiguityLatch:
     """Unresolved outcomes by (account, contract); a key is latched while any entry remains."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "hold_reason")
 
     def __init__(self) -> None:
         self._entries: dict[tuple[int, str], dict[str | None, LatchEntry]] = {}
+        # Everything latched at once (start-up recovery could not read broker truth): until
+        # the reconciler has reconciled, no contract is known to be free of unknown orders.
+        self.hold_reason: str | None = None
+
+    def hold(self, reason: str) -> None:
+        """Refuse new exposure everywhere until :meth:`lift`."""
+        self.hold_reason = reason
+
+    def lift(self) -> None:
+        self.hold_reason = None
 
     def latch(self, entry: LatchEntry) -> None:
         self._entries.setdefault((entry.account_id, entry.contract_id), {})[entry.custom_tag] = (
@@ -57,7 +67,11 @@ class AmbiguityLatch:
         return (account_id, contract_id) in self._entries
 
     def check(self, account_id: int, contract_id: str) -> None:
-        """Raise :class:`ExposureRefusedError` if the key is latched."""
+        """Raise :class:`ExposureRefusedError` if the key is latched (or everything is held)."""
+        if self.hold_reason is not None:
+            raise ExposureRefusedError(
+                f"new exposure on {contract_id} (account {account_id}) refused: {self.hold_reason}"
+            )
         bucket = self._entries.get((account_id, contract_id))
         if bucket:
             tags = ", ".join(sorted(str(t) for t in bucket))

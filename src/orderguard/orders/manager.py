@@ -72,6 +72,7 @@ from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.journaling import Intent, SendJournal, request_payload
 from orderguard.orders.latch import AmbiguityLatch, LatchEntry
 from orderguard.orders.operations import OrderOperations
+from orderguard.orders.reconciler import Reconciler
 from orderguard.orders.results import (
     CancelAllResult,
     CancelResult,
@@ -91,6 +92,7 @@ from orderguard.orders.validation import (
     coerce_side,
 )
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
+from orderguard.recovery.startup import RecoveryReport, recover
 from orderguard.resilience import PRIORITY_LANE, BreakerStatus, Priority
 
 log = logging.getLogger("orderguard.orders")
@@ -152,6 +154,10 @@ class OrderManager:
         self._journal = SendJournal(self.recovery, self._stats)
         self._operations = OrderOperations(self)
         self._event_listeners: list[Callable[[BrokerEvent], None]] = []
+        self.reconciler = Reconciler(self)
+        self.last_recovery: RecoveryReport | None = None
+        """What start-up recovery did (``start`` runs it); ``error`` set while broker truth
+        could not be read, during which new exposure is refused."""
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -172,7 +178,16 @@ class OrderManager:
         return self._tags
 
     async def start(self) -> None:
-        """Subscribe to broker events and resolve the default account. Idempotent."""
+        """Subscribe, resolve the default account, recover, reconcile continuously. Idempotent.
+
+        Before ``start`` returns, start-up recovery (:func:`~orderguard.recovery.startup.recover`)
+        has reconciled every unfinished operation of the journal with broker truth and rolled it
+        forward or back (the report is :attr:`last_recovery`); managed position exits are
+        re-checked; and the continuous :class:`~orderguard.orders.reconciler.Reconciler` runs.
+        If broker truth could not be read, ``start`` still returns, but new exposure is refused
+        (:class:`~orderguard.errors.ExposureRefusedError`) until the reconciler's retry of the
+        recovery succeeds; cancels, protection and flattening stay allowed.
+        """
         if self._account_id is not None:
             return
         # Subscribe before the first query so no event between the two is missed.
@@ -196,10 +211,87 @@ class OrderManager:
         log.info(
             "order manager started on account %s (tag session %s)", account.id, self._tags.session
         )
+        await self.rerun_recovery()
+        await self._resume_position_orders()
+        self.reconciler.start()
+
+    async def rerun_recovery(self) -> RecoveryReport:
+        """Run start-up recovery (again); new exposure is held while it cannot read the broker.
+
+        ``start`` calls it; the reconciler calls it again while the last report says broker truth
+        was unavailable. Operations it leaves unfinished are handed to the reconciler.
+        """
+        if self.recovery.active_operations:
+            # Nothing may be stacked on operations whose broker state we have not read yet.
+            self.latch.hold("start-up recovery has not reconciled the journal with the broker")
+        driven = self.saga_operations() | {
+            i for i in self.recovery.active_operations if self.recovery.rolling_back(i)
+        }
+        mine = [i for i in self.recovery.active_operations if i not in driven]
+        try:
+            # Claimed: the reconciler leaves these alone while recovery works on them.
+            with self.recovery.claimed(mine):
+                report = await recover(self, exclude=driven)
+        except OrderGuardError as exc:
+            # A journal or broker failure while resuming: the report says so; retried later.
+            report = RecoveryReport(error=f"start-up recovery failed: {exc}")
+        except Exception as exc:
+            # A bug in a resumer must not leave the manager half-started with exposure allowed:
+            # it is logged loudly, exposure stays held, and the reconciler retries.
+            log.exception("start-up recovery raised")
+            report = RecoveryReport(error=f"start-up recovery raised {type(exc).__name__}: {exc}")
+        self.last_recovery = report
+        self._stats["startup_recoveries"] += 1
+        if report.error is not None:
+            self._stats["startup_recovery_failures"] += 1
+            self.latch.hold(f"broker truth unavailable at start-up ({report.error}); retrying")
+            log.error("start-up recovery incomplete: %s; new exposure refused", report.error)
+            return report
+        self.latch.lift()
+        # Unfinished ones are retried; handed-off OCO pairs are watched (if nobody resumes
+        # their engine, the reconciler still applies the OCO rule when a leg fills).
+        self.reconciler.leftover.update(o.operation_id for o in report.unfinished)
+        self.reconciler.leftover.update(o.operation_id for o in report.handed_off)
+        if report.operations:
+            log.warning(
+                "start-up recovery: %d operations, %d left to the reconciler",
+                len(report.operations),
+                len(report.unfinished),
+            )
+        return report
+
+    async def _resume_position_orders(self) -> None:
+        """Managed exits journaled by an earlier process are re-checked against positions."""
+        try:
+            await self.position_orders.resume()
+        except OrderGuardError as exc:
+            # The watcher's periodic re-check and the reconciler try again.
+            log.warning("resuming managed position exits failed: %s", exc)
+
+    def unresolved_since(self) -> list[tuple[int, datetime]]:
+        """(account, since) of every placement whose outcome is still unknown."""
+        return [(e.account_id, e.since) for e in self.latch.entries()]
+
+    def saga_operations(self) -> set[str]:
+        """Operations a running bracket saga or OCO pair drives (they poll on their own)."""
+        # Looked up, never created: a manager that placed no bracket has no engine to ask.
+        ids: set[str] = set()
+        brackets = _bracket._ENGINES.get(self)
+        if brackets is not None:
+            ids.update(brackets.active())
+        pairs = _oco._ENGINES.get(self)
+        if pairs is not None:
+            ids.update(pairs._pairs)
+        return ids
 
     async def cleanup(self) -> None:
-        """Unsubscribe, cancel background tasks, drop callbacks. Idempotent."""
+        """Unsubscribe, stop the reconciler, cancel background tasks, drop callbacks. Idempotent.
+
+        Internal listeners (brackets, OCO, position orders) stay attached: they belong to
+        engines that live as long as the manager, so a later ``start`` finds them in place.
+        """
         self._close_subscription()
+        self.reconciler.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -209,7 +301,6 @@ class OrderManager:
         self._unresolved.clear()
         self._unresolved_intents.clear()
         self._callbacks.clear()
-        self._event_listeners.clear()
         self._account_id = None
         if self._owns_journal:
             await self.journal.close()
@@ -238,7 +329,9 @@ class OrderManager:
 
     @property
     def background_tasks(self) -> int:
-        return len(self._tasks)
+        """Background work in flight (re-checks, sagas, callbacks); the reconciler's own
+        always-running loop is not counted (see ``reconciler.running``)."""
+        return len(self._tasks) - (1 if self.reconciler.running else 0)
 
     @property
     def subscribed(self) -> bool:
@@ -835,13 +928,23 @@ class OrderManager:
                     self._announce(change)
                 if is_new:
                     self._callbacks.dispatch(TRADE_EXECUTED, event.trade)
-            elif isinstance(event, ConnectionEvent) and event.state is ConnectionState.RECONNECTED:
-                # Events in the gap are lost: re-read every order of the window from REST.
+            elif (
+                isinstance(event, ConnectionEvent)
+                and event.state is ConnectionState.RECONNECTED
+                and not self.reconciler.running
+            ):
+                # Events in the gap are lost: the reconciler resyncs orders and positions (it
+                # sees the event below); before it runs (mid-start), re-read the orders at least.
                 self._spawn(self._reconcile_after_gap())
+            self.reconciler.on_event(event)
         except Exception:
             self._stats["event_errors"] += 1
             log.exception("handling %s failed", type(event).__name__)
-        # Internal listeners (brackets, OCO, position orders) see the event after the tracker.
+        self._notify_listeners(event)
+
+    def _notify_listeners(self, event: BrokerEvent) -> None:
+        """Internal listeners (brackets, OCO, position orders) see the event after the tracker;
+        the reconciler also hands them what it found by REST."""
         for listener in tuple(self._event_listeners):
             try:
                 listener(event)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
 from orderguard.errors import (
     InvalidPriceError,
     InvalidSizeError,
+    JournalError,
     NoPositionError,
     OrderGuardError,
     OrderNotFoundError,
@@ -61,6 +63,7 @@ from orderguard.orders.position_rules import (
 )
 from orderguard.orders.position_watch import PositionWatcher
 from orderguard.orders.validation import check_size, check_tick, coerce_price
+from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationType
 
 if TYPE_CHECKING:
@@ -94,12 +97,14 @@ class PositionOrders:
         )
         self._remove_listener = manager.add_event_listener(self.watcher.on_event)
         self._loaded = False
+        self.stats: Counter[str] = Counter()
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def resume(self) -> int:
         """Reload the managed exits from the journal and reconcile them now; returns how many.
 
-        Call after a restart (``OrderManager.start`` does not know about position orders yet).
+        ``OrderManager.start`` calls it, so exits journaled by an earlier process are managed
+        again (and re-checked against their positions) before new work is accepted.
         """
         await self._ensure_loaded()
         if len(self.registry):
@@ -169,27 +174,39 @@ class PositionOrders:
 
         # 2. Journal first: the operation, the intent with its tag, the registry entry.
         recovery = manager.recovery
-        op = await recovery.start_operation(
-            OperationType.PROTECTIVE_ORDER,
-            account_id=account,
-            contract_id=contract.id,
-            extra={"kind": kind.value, "position": signed, "price": str(price)},
-        )
-        ref = await recovery.add_order_to_operation(
-            op, contract.id, side, quantity, kind.value, price, leg=kind.value, account_id=account
-        )
-        await recovery.add_position_tracking(op, contract.id, ref, "protective")
+        op: RecoveryOperation | None = None
+        ref: OrderReference | None = None
+        try:
+            op = await recovery.start_operation(
+                OperationType.PROTECTIVE_ORDER,
+                account_id=account,
+                contract_id=contract.id,
+                extra={"kind": kind.value, "position": signed, "price": str(price)},
+            )
+            ref = await recovery.add_order_to_operation(
+                op, contract.id, side, quantity, kind.value, price, leg=kind.value,
+                account_id=account,
+            )  # fmt: skip
+            await recovery.add_position_tracking(op, contract.id, ref, "protective")
+            tag = ref.custom_tag
+        except JournalError as exc:
+            # F15: protection still goes out when the journal cannot be written (it removes
+            # risk). It is managed in memory and sent under a plain tag, like any unjournaled
+            # risk-reducing send; an entry would have been refused instead.
+            log.error("journal unavailable (%s): placing the %s unjournaled", exc, kind.value)
+            self.stats["unjournaled_protection"] += 1
+            tag = manager.tags.next_tag()
         managed = ManagedExit(
             account_id=account,
             contract_id=contract.id,
             kind=kind,
             side=side,
             created_at=manager.clock.now(),
-            custom_tag=ref.custom_tag,
+            custom_tag=tag,
             cover=None if quantity == abs(signed) else quantity,
-            operation_id=op.id,
+            operation_id=op.id if op is not None and ref is not None else None,
         )
-        await self.registry.add(managed)
+        await self._registry_write(self.registry.add, managed)
         request = OrderRequest(
             account_id=account,
             contract_id=contract.id,
@@ -198,33 +215,41 @@ class PositionOrders:
             size=quantity,
             stop_price=price if kind is ExitKind.STOP else None,
             limit_price=price if kind is ExitKind.TARGET else None,
-            custom_tag=ref.custom_tag,
+            custom_tag=tag,
         )
+        leg = (op, ref) if op is not None and ref is not None else None
 
         # 3. Send. Protection goes out even while the contract is latched (it removes risk).
         try:
             placed = await manager.submit(request, respect_latch=False)
         except OutcomeUnknownError as exc:
             # Not a failure: the registry keeps the tag and the watcher resolves it later.
-            await recovery.record_order_failure(
-                op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, str(exc))
-            )
+            if leg is not None:
+                await _quietly(
+                    recovery.record_order_failure(
+                        *leg, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, str(exc))
+                    )
+                )
             self.watcher.ensure_rechecks()
             raise
-        except OrderRejectedError as exc:
-            await recovery.record_order_failure(op, ref, Rejected(exc.code, str(exc), exc.order_id))
-            await recovery.complete_operation(op)
-            await self.registry.discard(managed)
+        except (OrderRejectedError, ValidationError) as exc:
+            if leg is not None:
+                why = (
+                    Rejected(exc.code, str(exc), exc.order_id)
+                    if isinstance(exc, OrderRejectedError)
+                    else str(exc)
+                )
+                await _quietly(recovery.record_order_failure(*leg, why))
+                await _quietly(recovery.complete_operation(leg[0]))
+            await self._registry_write(self.registry.discard, managed)
             raise
-        except ValidationError as exc:
-            await recovery.record_order_failure(op, ref, str(exc))
-            await recovery.complete_operation(op)
-            await self.registry.discard(managed)
-            raise
-        await recovery.record_order_success(op, ref, placed)
-        await recovery.complete_operation(op)
+        if leg is not None:
+            # The order exists: a lost record of it must not hide it from the caller (the
+            # intent is durable, so recovery can resolve it by its tag).
+            await _quietly(recovery.record_order_success(*leg, placed))
+            await _quietly(recovery.complete_operation(leg[0]))
         managed.order_id = placed.order_id
-        await self.registry.update(managed)
+        await self._registry_write(self.registry.update, managed)
         # The position may have moved while the order was in flight: check it once now.
         self.watcher.schedule((account, contract.id))
         self.watcher.ensure_rechecks()
@@ -233,11 +258,23 @@ class PositionOrders:
             custom_tag=placed.custom_tag,
             status=placed.status,
             resolution=placed.resolution,
-            operation_id=op.id,
+            # "" when the journal could not record an operation (F15): there is none to name.
+            operation_id=op.id if leg is not None and op is not None else "",
             kind=kind.value,
             size=quantity,
             position_size=signed,
         )
+
+    async def _registry_write(
+        self, write: Callable[[ManagedExit], Awaitable[None]], managed: ManagedExit
+    ) -> None:
+        """Change the registry; when the journal refuses, memory still holds the change (the
+        watcher keeps managing the exit), and the next successful write persists it."""
+        try:
+            await write(managed)
+        except JournalError as exc:
+            self.stats["registry_write_failures"] += 1
+            log.error("managed exits not persisted (%s); kept in memory", exc)
 
     async def _check_market(
         self, kind: ExitKind, side: OrderSide, price: Decimal, contract_id: str
@@ -398,6 +435,14 @@ def _check_kinds(order_types: Iterable[str]) -> frozenset[str]:
             f"order_types must be among {ORDER_KINDS}, got unknown {sorted(unknown)}"
         )
     return kinds
+
+
+async def _quietly(step: Awaitable[None] | Awaitable[bool]) -> None:
+    """A bookkeeping step after the order was sent; a journal failure is logged, not raised."""
+    try:
+        await step
+    except JournalError as exc:
+        log.error("position order record not journaled: %s", exc)
 
 
 # One PositionOrders per manager, created on first use; the manager's thin methods delegate here.

@@ -24,7 +24,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -318,6 +318,11 @@ class OperationRecoveryManager:
         self._leg_intents: set[str] = set()
         # Extra statistics (brackets: time to protection, unprotected exposure), merged in.
         self._stat_sources: list[Callable[[], Mapping[str, Any]]] = []
+        # Operations whose rollback is running now (never two at once for one operation).
+        self._rolling: set[str] = set()
+        # Operations a caller (start-up recovery, the reconciler) is working on: not rolled
+        # back by the reconciler meanwhile; the caller's own rollback of them still runs.
+        self._claimed: set[str] = set()
 
     # -- loading -----------------------------------------------------------------------------
     async def load(self) -> list[RecoveryOperation]:
@@ -995,8 +1000,39 @@ class OperationRecoveryManager:
                 self._apply_order(ref, order)
         await self._save(op)
 
+    def rolling_back(self, operation_id: str) -> bool:
+        """True while a rollback of the operation runs in this process, or a caller claimed it
+        (:meth:`claimed`), so a reconciler never starts a second one beside it."""
+        return operation_id in self._rolling or operation_id in self._claimed
+
+    @contextlib.contextmanager
+    def claimed(self, operation_ids: Iterable[str]) -> Iterator[None]:
+        """Mark operations as being rolled back or resumed by the caller (the reconciler), so
+        no second rollback of them starts meanwhile."""
+        ids = [i for i in operation_ids if i not in self._claimed]
+        self._claimed.update(ids)
+        try:
+            yield
+        finally:
+            self._claimed.difference_update(ids)
+
     async def _rollback(self, op: RecoveryOperation, reason: str) -> bool:
-        """Cancel live legs (confirming each final state), then flatten owned fills exactly once."""
+        """Cancel live legs (confirming each final state), then flatten owned fills exactly once.
+
+        A rollback that cannot confirm a safe state (a cancel or the flatten unconfirmed, the
+        position unreadable) leaves the operation ``rolling_back`` with ``last_error`` saying
+        what is live: unfinished, so the reconciler retries it (FAILED would be terminal and
+        never looked at again, leaving the position as it is).
+        """
+        if op.operation_id in self._rolling:
+            return False  # one rollback per operation at a time; the running one reports
+        self._rolling.add(op.operation_id)
+        try:
+            return await self._rollback_once(op, reason)
+        finally:
+            self._rolling.discard(op.operation_id)
+
+    async def _rollback_once(self, op: RecoveryOperation, reason: str) -> bool:
         if op.state is OperationState.PENDING:
             # Nothing was ever sent: there is nothing to undo.
             await self._set_state(op, OperationState.ROLLED_BACK, reason)
@@ -1035,7 +1071,8 @@ class OperationRecoveryManager:
             if owned_left > 0:
                 detail += f" unflattened {owned_left}"
             op.last_error = f"rollback incomplete: {detail.strip()}"
-            await self._set_state(op, OperationState.FAILED, op.last_error)
+            op.errors.append(op.last_error)
+            await self._save(op)  # still rolling_back: the reconciler tries again
             return False
         await self._set_state(op, OperationState.ROLLED_BACK, reason)
         return True

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from orderguard.models import Order, Position
+from orderguard.models import Order, OrderType, Position
 from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
+from orderguard.recovery.operations import OperationState
 
 _UNSETTLED = frozenset({RefStatus.UNKNOWN, RefStatus.INTENDED})
 _ENTRY_EXCLUDED_PREFIXES = ("stop", "target", "sl", "tp", "take", "exit", "protect", "flatten")
@@ -50,6 +51,7 @@ class LegAction(StrEnum):
     RESOLVE = "resolve"  # an unknown or intended leg: record what the broker says (or absence)
     REFRESH = "refresh"  # a known leg: fold the broker's newer state in
     KEEP = "keep"  # nothing at the broker to learn from
+    REBIND = "rebind"  # the recorded order id is another intent's order: the tag decides
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,10 @@ class OperationPlan:
     account_id: int | None
     children: tuple[Order, ...] = ()
     """Working native bracket children of the operation's orders. They carry no tag and may be
-    missing from the journal (a crash before they were recorded), yet they are its exits."""
+    missing from the journal (a crash before they were recorded), yet they are its exits; the
+    fills of those that are not legs count in ``owned``."""
+    child_fills: tuple[tuple[int, int], ...] = ()
+    """(order id, signed fill) of native children that are not legs and have filled."""
 
     @property
     def live_legs(self) -> tuple[str, ...]:
@@ -122,7 +127,17 @@ def _locate(
     found: Order | None = by_tag.get((ref.account_id, ref.custom_tag))
     if found is None and ref.order_id is not None:
         found = by_id.get(ref.order_id)
+        if found is not None and found.custom_tag not in (None, ref.custom_tag):
+            return None  # that id carries another intent's tag: it is not this leg's order
     return found
+
+
+def _misrecorded(ref: OrderReference, by_id: Mapping[int, Order]) -> bool:
+    """The leg's recorded order id is an order carrying another intent's tag."""
+    if ref.order_id is None:
+        return False
+    recorded = by_id.get(ref.order_id)
+    return recorded is not None and recorded.custom_tag not in (None, ref.custom_tag)
 
 
 def is_entry_leg(ref: OrderReference) -> bool:
@@ -130,7 +145,9 @@ def is_entry_leg(ref: OrderReference) -> bool:
     return not ref.leg.lower().startswith(_ENTRY_EXCLUDED_PREFIXES)
 
 
-def _finding(ref: OrderReference, order: Order | None) -> LegFinding:
+def _finding(ref: OrderReference, order: Order | None, misrecorded: bool = False) -> LegFinding:
+    if misrecorded:
+        return LegFinding(ref.leg, LegAction.REBIND, order)
     if ref.status in _UNSETTLED:
         return LegFinding(ref.leg, LegAction.RESOLVE, order)
     if order is None:
@@ -156,7 +173,7 @@ def plan_recovery(
             remaining[(snap.account_id, position.contract_id)] = position.signed_size
     children_of: dict[int, list[Order]] = defaultdict(list)
     for known in by_id.values():
-        if known.parent_order_id is not None and known.is_working:
+        if known.parent_order_id is not None:
             children_of[known.parent_order_id].append(known)
     plans: list[OperationPlan] = []
     for op in ops:
@@ -164,16 +181,40 @@ def plan_recovery(
         children: list[Order] = []
         owned: dict[tuple[int, str], int] = defaultdict(int)
         pivot = False
-        for ref in op.orders.values():
-            order = _locate(ref, by_tag, by_id)
-            findings.append(_finding(ref, order))
-            if order is not None:
-                children.extend(children_of.get(order.id, ()))
+        child_fills: dict[int, int] = {}
+        found = {leg: _locate(ref, by_tag, by_id) for leg, ref in op.orders.items()}
+        legs = {o.id for o in found.values() if o is not None}
+        spare = [
+            child
+            for parent in sorted(legs)
+            for child in children_of.get(parent, ())
+            if child.id not in legs
+        ]
+        for leg, ref in op.orders.items():
+            order = found[leg]
+            if order is None:
+                # A native bracket exit carries no tag: a crash before its id was recorded
+                # leaves the leg unfound by tag, yet the exchange made it from our entry.
+                order = _claim_child(ref, spare)
+            misrecorded = _misrecorded(ref, by_id)
+            findings.append(_finding(ref, order, misrecorded))
             filled = max(ref.filled_size, order.fill_volume if order is not None else 0)
-            if order is None and ref.status in _UNSETTLED:
+            if misrecorded:
+                filled = order.fill_volume if order is not None else 0  # the record's is not ours
+            elif order is None and ref.status in _UNSETTLED:
                 filled = 0  # never executed: any fill the journal guessed is not real
             owned[(ref.account_id, ref.contract_id)] += filled if ref.side == 0 else -filled
             pivot = pivot or (filled > 0 and is_entry_leg(ref))
+        for child in spare:
+            if child.is_working:
+                children.append(child)
+            # A native exit no leg accounts for that filled (perhaps while we were down)
+            # closed part of what the operation owned.
+            key = (child.account_id, child.contract_id)
+            signed = child.fill_volume if child.side == 0 else -child.fill_volume
+            owned[key] += signed
+            if signed:
+                child_fills[child.id] = signed
         flattenable = 0
         for key, qty in owned.items():
             flattenable += _allocate(remaining, key, qty)
@@ -190,9 +231,29 @@ def plan_recovery(
                 if op.account_id is not None
                 else (first.account_id if first else None),
                 children=tuple(sorted(children, key=lambda o: o.id)),
+                child_fills=tuple(sorted(child_fills.items())),
             )
         )
     return plans
+
+
+_STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
+
+
+def _claim_child(ref: OrderReference, spare: list[Order]) -> Order | None:
+    """Take from ``spare`` the native child that is this exit leg (same side and kind)."""
+    name = ref.leg.lower()
+    if name.startswith(("stop", "sl")):
+        wanted = _STOP_TYPES
+    elif name.startswith(("target", "tp", "take")):
+        wanted = frozenset({OrderType.LIMIT})
+    else:
+        return None
+    for child in spare:
+        if int(child.side) == ref.side and child.type in wanted:
+            spare.remove(child)
+            return child
+    return None
 
 
 def _allocate(remaining: dict[tuple[int, str], int], key: tuple[int, str], qty: int) -> int:
@@ -205,13 +266,129 @@ def _allocate(remaining: dict[tuple[int, str], int], key: tuple[int, str], qty: 
     return take
 
 
+# ------------------------------------------------------------------------------------------------
+# continuous reconciliation (orders/reconciler.py does the I/O)
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PassPlan:
+    """What one pass of the continuous reconciler reads and does.
+
+    ``accounts`` empty: read nothing. Otherwise one ``Order/search`` per account from
+    ``window_start`` (and one ``Position/search`` per account when ``read_positions``), whatever
+    the number of suspects: queries stay constant as operations grow.
+    """
+
+    accounts: tuple[int, ...] = ()
+    window_start: datetime | None = None
+    read_positions: bool = False
+    retry_rollback: tuple[str, ...] = ()
+    """Operations left ``rolling_back`` (a rollback could not confirm a safe state): roll back
+    again."""
+    resume: tuple[str, ...] = ()
+    """Orphaned operations nobody drives (left unfinished by start-up recovery, or left
+    ``partially_completed`` with an unknown leg): resume them like start-up recovery does."""
+    reasons: tuple[str, ...] = ()
+
+
+def plan_pass(
+    *,
+    now: datetime,
+    threshold: timedelta,
+    last_read: datetime | None,
+    operations: Iterable[RecoveryOperation],
+    driven: frozenset[str],
+    leftover: frozenset[str],
+    unresolved: Iterable[tuple[int, datetime]],
+    working: Iterable[Order],
+    default_account: int | None,
+    full_resync: bool,
+    positions_due: bool,
+    margin: timedelta = timedelta(minutes=5),
+    grace: timedelta = timedelta(seconds=10),
+) -> PassPlan:
+    """Decide one pass (pure: see :class:`PassPlan`).
+
+    A suspect is anything whose truth we may have missed, older than ``threshold``: an unknown
+    placement outcome (``unresolved``: account and send time) or an unfinished operation not
+    updated since (its legs' fill events may be lost). Suspects are re-read at most once per
+    ``threshold`` (``last_read``), so a resting bracket entry costs one query per threshold, not
+    one per pass. ``driven`` operations belong to a running saga or rollback and are only
+    re-read, never acted on. An operation with a leg still unknown or intended is acted on only
+    after ``grace`` too (a request may still execute that long after it was sent; before, its
+    absence from the broker is no evidence). A plain working order is no suspect of its own
+    (that would spend the rate budget on every resting order); a full resync (``full_resync``:
+    after a reconnect or a silence) re-reads it, and the periodic position check catches what
+    its fill changed.
+    """
+
+    def stale(at: datetime) -> bool:
+        return now - at >= threshold
+
+    read_due = full_resync or last_read is None or stale(last_read)
+    accounts: set[int] = set()
+    starts: list[datetime] = []
+    reasons: list[str] = []
+    rollback: list[str] = []
+    resume: list[str] = []
+    for account, sent_at in unresolved:
+        if stale(sent_at):
+            accounts.add(account)
+            starts.append(sent_at)
+            reasons.append("unknown outcome")
+    if full_resync:
+        for order in working:
+            accounts.add(order.account_id)
+            starts.append(order.creation_timestamp)
+    needs_positions = False
+    for op in operations:
+        if op.state.is_terminal:
+            continue
+        touched = op.updated_at or op.started_at
+        op_accounts = set(accounts_of((op,)))
+        if not stale(touched) and not full_resync:
+            continue
+        accounts.update(op_accounts)
+        starts.append(op.started_at)
+        reasons.append(f"operation {op.state.value}")
+        if op.operation_id in driven or not stale(touched):
+            continue
+        if any(r.status in _UNSETTLED for r in op.orders.values()) and now - touched < grace:
+            continue
+        if op.state is OperationState.ROLLING_BACK:
+            rollback.append(op.operation_id)
+            needs_positions = True
+        elif op.operation_id in leftover or (
+            op.state is OperationState.PARTIALLY_COMPLETED
+            and any(r.status in _UNSETTLED for r in op.orders.values())
+        ):
+            resume.append(op.operation_id)
+            needs_positions = True
+    if full_resync or positions_due:
+        if default_account is not None:
+            accounts.add(default_account)
+        reasons.append("full resync" if full_resync else "position check")
+    if not accounts or not (read_due or positions_due or rollback or resume):
+        return PassPlan()
+    window = min(starts, default=now) - margin
+    return PassPlan(
+        accounts=tuple(sorted(accounts)),
+        window_start=window,
+        read_positions=full_resync or positions_due or needs_positions,
+        retry_rollback=tuple(rollback),
+        resume=tuple(resume),
+        reasons=tuple(dict.fromkeys(reasons)),
+    )
+
+
 __all__ = [
     "AccountSnapshot",
     "LegAction",
     "LegFinding",
     "OperationPlan",
+    "PassPlan",
     "accounts_of",
     "is_entry_leg",
+    "plan_pass",
     "plan_recovery",
     "search_windows",
 ]

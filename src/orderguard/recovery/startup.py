@@ -1,11 +1,13 @@
 """Start-up recovery: reconcile every unfinished operation with broker truth before trading.
 
-Call :func:`recover` once after ``OrderManager.start()`` and before accepting new operations::
+``OrderManager.start()`` calls :func:`recover` before it accepts new operations and keeps the
+report as ``manager.last_recovery``; while ``report.error`` says broker truth was unavailable, new
+exposure is refused and the manager's reconciler runs recovery again. Operations left unfinished
+(``report.unfinished``) are retried by the reconciler with the same machinery
+(:func:`resume_with_truth`). Called by hand, it is idempotent::
 
     await manager.start()
-    report = await recover(manager)
-    if report.unfinished:
-        ...  # broker truth was unavailable: refuse new exposure and try again
+    report = manager.last_recovery
 
 What it does (FAILURES F6):
 
@@ -55,7 +57,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -128,6 +130,9 @@ class OperationRecovery:
     resumer: str
     actions: list[str] = field(default_factory=list)
     error: str | None = None
+    handed_off: bool = False
+    """Left working on purpose: an OCO pair whose legs are all still working is its engine's
+    to drive (``OrderManager.resume_operations``), not recovery's to finish."""
 
     @property
     def finished(self) -> bool:
@@ -142,6 +147,7 @@ class OperationRecovery:
             "resumer": self.resumer,
             "actions": list(self.actions),
             "error": self.error,
+            "handed_off": self.handed_off,
         }
 
 
@@ -160,7 +166,11 @@ class RecoveryReport:
 
     @property
     def unfinished(self) -> list[OperationRecovery]:
-        return [o for o in self.operations if not o.finished]
+        return [o for o in self.operations if not o.finished and not o.handed_off]
+
+    @property
+    def handed_off(self) -> list[OperationRecovery]:
+        return [o for o in self.operations if o.handed_off]
 
     @property
     def ok(self) -> bool:
@@ -236,6 +246,7 @@ class ResumeContext:
     plan: OperationPlan
     snapshot: AccountSnapshot | None
     actions: list[str] = field(default_factory=list)
+    handed_off: bool = False
 
     @property
     def recovery(self) -> OperationRecoveryManager:
@@ -404,9 +415,19 @@ class ResumeContext:
     async def settle(self) -> None:
         """Record the truth and finish without cancelling or flattening legs of unknown purpose.
 
-        The one rule applied: an OCO leg filled means its sibling is cancelled (confirmed).
+        The one rule applied: an OCO leg filled means its sibling is cancelled (confirmed). A pair
+        whose legs are all still working is left as it is, for its engine to resume (finishing
+        it would drop the link while both orders can still fill).
         """
         op = self.operation
+        if self._live_oco_pair():
+            self.handed_off = True
+            self.note("OCO pair still working: left for its engine (resume_operations)")
+            return
+        linked = self._linked_orders()
+        if linked is not None and not op.orders:
+            await self._settle_linked(linked)
+            return
         for a, b in op.oco_pairs:
             pair = [op.orders.get(a), op.orders.get(b)]
             if any(r is not None and r.status == RefStatus.FILLED for r in pair):
@@ -425,6 +446,43 @@ class ResumeContext:
             else ("interrupted by a restart before any order was sent")
         )
         await self.transition(OperationState.FAILED, reason)
+
+    def _linked_orders(self) -> list[Order | None] | None:
+        """The two orders of a pair linked by id (``link_oco_orders``), from the snapshot."""
+        ids = self.operation.extra.get("linked_order_ids")
+        if not isinstance(ids, list) or len(ids) != 2 or self.snapshot is None:
+            return None
+        by_id = {o.id: o for o in self.snapshot.orders}
+        return [by_id.get(int(i)) for i in ids]
+
+    def _live_oco_pair(self) -> bool:
+        op = self.operation
+        for a, b in op.oco_pairs:
+            refs = [op.orders.get(a), op.orders.get(b)]
+            if all(
+                r is not None and r.status == RefStatus.CONFIRMED and r.filled_size == 0
+                for r in refs
+            ):
+                return True
+        linked = self._linked_orders()
+        return linked is not None and all(
+            o is not None and o.is_working and o.fill_volume == 0 for o in linked
+        )
+
+    async def _settle_linked(self, linked: list[Order | None]) -> None:
+        """A pair linked by id: a leg filled means the other is cancelled (confirmed)."""
+        if any(o is not None and o.fill_volume > 0 for o in linked):
+            for order in linked:
+                if order is None or not order.is_working:
+                    continue
+                final = await self.host.cancel_and_confirm(order.account_id, order.id)
+                state = final.status.name if final is not None else "unconfirmed"
+                self.note(f"cancel linked sibling {order.id} -> {state}")
+                if final is None or final.is_working:
+                    return  # still live: the next pass tries again
+        if any(o is not None and o.is_working for o in linked):
+            return  # one leg gone without a fill, the other working: nothing to enforce yet
+        await self.transition(OperationState.COMPLETED, "linked pair over at the broker")
 
 
 async def roll_back_resumer(ctx: ResumeContext) -> None:
@@ -450,11 +508,19 @@ async def recover(
     in_flight_grace: float = DEFAULT_IN_FLIGHT_GRACE,
     query_retry: RetryPolicy = DEFAULT_QUERY_RETRY,
     window_margin: timedelta = timedelta(minutes=5),
+    exclude: Collection[str] = (),
 ) -> RecoveryReport:
-    """Reconcile and resume every unfinished operation (see the module docstring)."""
+    """Reconcile and resume every unfinished operation (see the module docstring).
+
+    ``exclude`` names operations a live saga of this process drives (a re-run of recovery in a
+    running process must not resume what is already being driven).
+    """
     recovery = host.recovery
     clock = host.clock
-    ops = sorted(recovery.active_operations.values(), key=lambda o: (o.started_at, o.operation_id))
+    ops = sorted(
+        (o for o in recovery.active_operations.values() if o.operation_id not in exclude),
+        key=lambda o: (o.started_at, o.operation_id),
+    )
     report = RecoveryReport()
     if not ops:
         return report
@@ -463,6 +529,10 @@ async def recover(
     if wait > 0:
         await clock.sleep(wait)
         report.waited = wait
+        # Something may have finished them meanwhile (a live process re-running recovery).
+        ops = [o for o in ops if not o.state.is_terminal]
+        if not ops:
+            return report
 
     for op in ops:
         adopted = await _adopt_orphan_intents(recovery, op)
@@ -502,9 +572,33 @@ async def recover(
         log.error("start-up recovery could not read the broker: %s", exc)
         return report
 
-    plans = plan_recovery(ops, snapshots)
-    report.operations.extend(await _resume_in_lanes(host, ops, plans, snapshots, resumers))
+    report.operations.extend(
+        await resume_with_truth(host, ops, snapshots, resumers=resumers, adopt=False)
+    )
     return report
+
+
+async def resume_with_truth(
+    host: RecoveryHost,
+    ops: Sequence[RecoveryOperation],
+    snapshots: Mapping[int, AccountSnapshot],
+    *,
+    resumers: Mapping[str, Resumer] | None = None,
+    roll_back: bool = False,
+    adopt: bool = True,
+) -> list[OperationRecovery]:
+    """Plan and resume ``ops`` (oldest first per contract) against broker truth already read.
+
+    The shared step of start-up recovery and of the continuous reconciler, which reads the same
+    one-query-per-account snapshots. ``roll_back`` forces the rollback resumer (the reconciler's
+    retry of a rollback that could not confirm a safe state).
+    """
+    if adopt:
+        for op in ops:
+            await _adopt_orphan_intents(host.recovery, op)
+    forced = ("rollback", roll_back_resumer) if roll_back else None
+    plans = plan_recovery(ops, snapshots)
+    return await _resume_in_lanes(host, list(ops), plans, snapshots, resumers, forced)
 
 
 async def _resume_in_lanes(
@@ -513,6 +607,7 @@ async def _resume_in_lanes(
     plans: list[OperationPlan],
     snapshots: Mapping[int, AccountSnapshot],
     resumers: Mapping[str, Resumer] | None,
+    forced: tuple[str, Resumer] | None,
 ) -> list[OperationRecovery]:
     """Resume every operation; returns their recoveries in the order of ``ops``.
 
@@ -531,7 +626,7 @@ async def _resume_in_lanes(
         for i in indexes:
             plan = plans[i]
             snapshot = snapshots.get(plan.account_id or -1)
-            done[i] = await _resume(host, ops[i], plan, snapshot, resumers)
+            done[i] = await _resume(host, ops[i], plan, snapshot, resumers, forced)
 
     if len(lanes) == 1:
         await lane(next(iter(lanes.values())))
@@ -599,9 +694,10 @@ async def _resume(
     plan: OperationPlan,
     snapshot: AccountSnapshot | None,
     resumers: Mapping[str, Resumer] | None,
+    forced: tuple[str, Resumer] | None = None,
 ) -> OperationRecovery:
     before = op.state.value
-    name, fn = resumer_for(op, resumers)
+    name, fn = forced if forced is not None else resumer_for(op, resumers)
     ctx = ResumeContext(host, op, plan, snapshot)
     outcome = OperationRecovery(op.operation_id, op.type, before, before, name, ctx.actions)
     try:
@@ -611,12 +707,14 @@ async def _resume(
         outcome.error = f"{type(exc).__name__}: {exc}"
         log.warning("resuming operation %s failed: %s", op.operation_id, exc)
     outcome.state_after = op.state.value
+    outcome.handed_off = ctx.handed_off and not op.state.is_terminal
     return outcome
 
 
 async def _fold(ctx: ResumeContext) -> None:
     """Write what the broker said about each leg into the operation (journaled)."""
     op, recovery = ctx.operation, ctx.recovery
+    await _fold_child_fills(ctx)
     for finding in ctx.plan.findings:
         ref = op.orders.get(finding.leg)
         if ref is None:
@@ -632,11 +730,41 @@ async def _fold(ctx: ResumeContext) -> None:
                     f"{finding.order.status.name} filled {finding.order.fill_volume}"
                 )
             )
+        elif finding.action is LegAction.REBIND:
+            # The record points this leg at another intent's order (its tag says so): start
+            # the leg over from what its own tag finds (absent: never placed).
+            wrong = ref.order_id
+            ref.order_id = None
+            ref.status = RefStatus.INTENDED
+            ref.filled_size = 0
+            ref.placed_successfully = False
+            await recovery.record_resolution(op, ref, finding.order)
+            ctx.note(
+                f"{ref.leg} was recorded as order {wrong}, which carries another tag; by its "
+                "own tag: " + ("absent" if finding.order is None else f"order {finding.order.id}")
+            )
         elif finding.action is LegAction.REFRESH and finding.order is not None:
             if ref.order_id is None:
                 ref.order_id = finding.order.id
                 ref.placed_successfully = True
             await recovery.record_order_state(op, ref, finding.order)
+
+
+async def _fold_child_fills(ctx: ResumeContext) -> None:
+    """Fills of native exits that are no leg closed part of what the operation owns: record
+    them (once per child and fill volume) as closed on its behalf, so its ``net_filled`` tells
+    the truth and nothing is flattened a second time."""
+    op = ctx.operation
+    seen = op.extra.setdefault("native_child_fills", {})
+    delta = 0
+    for child_id, signed in ctx.plan.child_fills:
+        before = int(seen.get(str(child_id), 0))
+        if signed != before:
+            delta += signed - before
+            seen[str(child_id)] = signed
+    if delta:
+        await ctx.recovery.record_external_close(op, delta)
+        ctx.note(f"native exits filled {delta:+d} for this operation")
 
 
 __all__ = [
@@ -649,6 +777,7 @@ __all__ = [
     "recover",
     "register_resumer",
     "registered_resumers",
+    "resume_with_truth",
     "resumer_for",
     "roll_back_resumer",
     "settle_resumer",
