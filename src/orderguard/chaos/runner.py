@@ -61,7 +61,7 @@ from orderguard.chaos.workload import (
     batches,
     build_workload,
 )
-from orderguard.clock import VirtualClock
+from orderguard.clock import LivelockError, VirtualClock
 from orderguard.errors import OrderGuardError
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import OrderSide
@@ -358,11 +358,21 @@ async def _all_operations(journal: MemoryJournal, page: int = 500) -> list[Recov
 
 
 async def run_seed_async(seed: int, config: ChaosConfig) -> SeedResult:
-    """Run one seed on the current event loop under a fresh virtual clock."""
-    clock = VirtualClock()
+    """Run one seed on the current event loop under a fresh virtual clock.
+
+    A livelock (timers firing while virtual time stands still) ends the seed as an error at a
+    replayable point, keeping what the seed logged and found until then.
+    """
+    clock = VirtualClock(stall_limit=config.stall_limit)
     run = _SeedRun(seed, config, clock)
     try:
         return await clock.run(run.main())
+    except LivelockError as exc:
+        run.log(f"livelock: {exc}")
+        run.result.virtual_seconds = clock.monotonic()
+        run.result.faults.update({k.value: n for k, n in run.faulty.fault_counts.items()})
+        run.result.errors.append(f"livelock: {exc}; replay: {config.replay(seed)}")
+        return run.result
     finally:
         # Tasks of dead processes may still wait on the clock: nothing of theirs may outlive us.
         current = asyncio.current_task()
@@ -380,8 +390,10 @@ class SeedOverrunError(Exception):
 def run_seed(seed: int, config: ChaosConfig) -> SeedResult:
     """Run one seed on a new event loop, under a wall-clock watchdog (main thread only).
 
-    Virtual time cannot stop code that loops without awaiting, so a real-time alarm breaks in
-    (raising inside whatever Python code spins) and the seed is reported as an error.
+    Loops that wait on the clock without letting time pass are caught by the clock itself
+    (``config.stall_limit``). Virtual time cannot stop code that loops without awaiting at all,
+    so a real-time alarm breaks in (raising inside whatever Python code spins) and the seed is
+    reported as an error.
     """
     budget = config.wall_budget
     armed = (
