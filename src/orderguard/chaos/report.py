@@ -26,7 +26,8 @@ class ChaosConfig:
     max_crashes: int = 2
     step_timeout: float = 600.0
     wall_budget: float | None = 60.0
-    """Real seconds one seed may take before it is reported as a livelock and abandoned."""
+    """Real seconds one seed may take before it is abandoned as an error (the backstop for code
+    that spins without awaiting; a livelock that waits on the clock meets ``stall_limit`` first)."""
     stall_limit: int | None = STALL_LIMIT
     """Timers that may fire in a row with virtual time standing still before the seed is
     reported as a livelock (see :class:`~orderguard.clock.VirtualClock`)."""

@@ -15,6 +15,11 @@ After every batch comes a *quiet point*: faults off, in-flight faults drained, p
 given time to close; then I1–I5 are checked from the exchange's truth. I6 (unprotected exposure)
 is measured continuously from an exchange listener.
 
+A seed that *livelocks* — timers keep firing while virtual time stands still, e.g. a loop that
+re-arms a zero timeout — is stopped by the clock after ``config.stall_limit`` such timers and
+reported as an error with its replay command; what it logged and found until then is kept. (A
+wall-clock budget remains the backstop for code that spins without awaiting at all.)
+
 Everything random is derived from the seed, so the same seed gives a byte-identical event log.
 """
 
