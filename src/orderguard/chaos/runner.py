@@ -138,6 +138,15 @@ class _SeedRun:
             coverage(self.exchange.positions(ACCOUNT), self.exchange.open_orders(ACCOUNT)),
         )
 
+    def record_faults(self) -> None:
+        """Count the injected faults and append their log to the event log (end of the seed)."""
+        self.result.faults.update({k.value: n for k, n in self.faulty.fault_counts.items()})
+        for record in self.faulty.fault_log:
+            self.result.event_log.append(
+                f"{record.at:11.3f} fault {record.kind.value} {record.target}#{record.nth} "
+                f"{record.detail}"
+            )
+
     # -- processes ------------------------------------------------------------------------------
     def _on_death(self, where: str) -> None:
         self.log(f"crash proc{self.generation} at {where}")
@@ -246,12 +255,7 @@ class _SeedRun:
         self.result.episodes = len(episodes)
         self.result.unprotected_total = self.tracker.total_seconds(now)
         self.result.unprotected_max = self.tracker.max_seconds(now)
-        self.result.faults.update({k.value: n for k, n in self.faulty.fault_counts.items()})
-        for record in self.faulty.fault_log:
-            self.result.event_log.append(
-                f"{record.at:11.3f} fault {record.kind.value} {record.target}#{record.nth} "
-                f"{record.detail}"
-            )
+        self.record_faults()
         await process.manager.cleanup()
         for driver in drivers:
             await driver.stop()
@@ -375,7 +379,7 @@ async def run_seed_async(seed: int, config: ChaosConfig) -> SeedResult:
     except LivelockError as exc:
         run.log(f"livelock: {exc}")
         run.result.virtual_seconds = clock.monotonic()
-        run.result.faults.update({k.value: n for k, n in run.faulty.fault_counts.items()})
+        run.record_faults()
         run.result.errors.append(f"livelock: {exc}; replay: {config.replay(seed)}")
         return run.result
     finally:
