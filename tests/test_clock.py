@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
 
-from orderguard.clock import DEFAULT_EPOCH, DeadlockError, SystemClock, VirtualClock
+from orderguard.clock import (
+    DEFAULT_EPOCH,
+    DeadlockError,
+    LivelockError,
+    SystemClock,
+    VirtualClock,
+)
 
 
 async def test_virtual_sleep_wakes_only_when_time_advances() -> None:
@@ -103,6 +110,76 @@ async def test_run_honours_max_seconds() -> None:
     clock = VirtualClock()
     with pytest.raises(TimeoutError):
         await clock.run(clock.sleep(100), max_seconds=10)
+
+
+async def _rearm_a_zero_timeout_forever(clock: VirtualClock) -> None:
+    """The shape of a real livelock: wait for something with a deadline that has already passed."""
+    never: asyncio.Event = asyncio.Event()
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await clock.wait_for(never.wait(), 0)
+
+
+async def test_run_detects_a_livelock_at_a_standing_instant() -> None:
+    """Past ``stall_limit`` timers fired without time moving, run() raises LivelockError."""
+    clock = VirtualClock(stall_limit=50)
+    await clock.advance(7)
+    with pytest.raises(LivelockError, match=r"51 timers fired at virtual 7\.000000"):
+        await clock.run(_rearm_a_zero_timeout_forever(clock))
+    assert clock.monotonic() == 7.0 and clock.longest_stall == 51
+
+
+async def test_a_nanosecond_step_is_no_progress() -> None:
+    """A loop that re-arms a hair ahead of now is a livelock too, not progress."""
+    clock = VirtualClock(stall_limit=100)
+    never: asyncio.Event = asyncio.Event()
+
+    async def creep() -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await clock.wait_for(never.wait(), 1e-9)
+
+    with pytest.raises(LivelockError):
+        await clock.run(creep())
+    assert clock.monotonic() < 1e-6
+
+
+async def test_a_burst_at_one_instant_below_the_limit_is_not_a_livelock() -> None:
+    """Many timers due at one instant fire normally; the longest run of them is reported."""
+    clock = VirtualClock(stall_limit=100)
+    fired: list[int] = []
+    for i in range(80):
+        clock.call_later(5, lambda i=i: fired.append(i))
+
+    async def sleeper() -> float:
+        await clock.sleep(10)
+        return clock.monotonic()
+
+    assert await clock.run(sleeper()) == 10.0
+    assert fired == list(range(80))
+    assert clock.longest_stall == 79  # the first of the 80 moved time; 79 stood at t=5
+
+
+async def test_without_a_stall_limit_a_livelock_is_only_measured() -> None:
+    """The limit is opt-in: without it the clock never raises, it only counts."""
+    clock = VirtualClock()
+    with pytest.raises(TimeoutError):  # stopped from outside, here by a step budget
+        await clock.run(_bounded_rearm(clock, 500))
+    assert clock.longest_stall >= 500
+
+
+async def _bounded_rearm(clock: VirtualClock, times: int) -> None:
+    never: asyncio.Event = asyncio.Event()
+    for _ in range(times):
+        with contextlib.suppress(TimeoutError):
+            await clock.wait_for(never.wait(), 0)
+    raise TimeoutError("stopped")
+
+
+def test_stall_limit_must_be_positive() -> None:
+    """A limit below one would call every timer a livelock: refused."""
+    with pytest.raises(ValueError):
+        VirtualClock(stall_limit=0)
 
 
 def test_virtual_clock_requires_aware_start() -> None:

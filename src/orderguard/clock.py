@@ -89,21 +89,42 @@ class DeadlockError(RuntimeError):
     """Every task waits, and no virtual timer is left that could wake one."""
 
 
+class LivelockError(RuntimeError):
+    """Timers keep firing but virtual time stands still: something re-arms itself at ``now``."""
+
+
+# Timers closer together than this count as one instant for livelock detection: a loop that
+# re-arms itself a nanosecond ahead makes no more progress than one that re-arms at ``now``.
+_STALL_EPSILON = 1e-6
+
+
 class VirtualClock:
     """Deterministic time: moves only by ``advance`` or, inside ``run``, when all tasks wait on it.
 
     Timers due at the same instant fire in the order they were scheduled, so a run is a pure
     function of its inputs and seeds.
+
+    With ``stall_limit``, firing more than that many timers in a row without time moving (by at
+    least a microsecond) raises :class:`LivelockError`. It counts timers, not wall time, so the
+    verdict is as replayable as the run, and it comes after milliseconds instead of after a
+    wall-clock watchdog's budget.
     """
 
-    def __init__(self, start: datetime = DEFAULT_EPOCH) -> None:
+    def __init__(self, start: datetime = DEFAULT_EPOCH, *, stall_limit: int | None = None) -> None:
         if start.tzinfo is None:
             raise ValueError("VirtualClock needs a timezone-aware start")
+        if stall_limit is not None and stall_limit < 1:
+            raise ValueError("stall_limit must be at least 1")
         self._epoch = start
         self._t = 0.0
         self._heap: list[tuple[float, int, _VirtualTimer]] = []
         self._seq = itertools.count()
         self._io_inflight = 0
+        self._stall_limit = stall_limit
+        self._stall_origin = 0.0  # where the current run of same-instant firings started
+        self._stall_count = 0
+        self.longest_stall = 0
+        """The most timers fired in a row without time moving (for choosing ``stall_limit``)."""
 
     # -- reading ---------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -181,6 +202,22 @@ class VirtualClock:
                 # Real I/O (a journal write on its thread) is in flight: wait for it, don't spin.
                 await asyncio.sleep(0.0002)
 
+    def _fire(self, timer: _VirtualTimer) -> None:
+        """Move time to ``timer`` and run it, counting firings that leave time where it was."""
+        if timer.when - self._stall_origin >= _STALL_EPSILON:
+            self._stall_origin = timer.when
+            self._stall_count = 0
+        else:
+            self._stall_count += 1
+            self.longest_stall = max(self.longest_stall, self._stall_count)
+            if self._stall_limit is not None and self._stall_count > self._stall_limit:
+                raise LivelockError(
+                    f"{self._stall_count} timers fired at virtual {self._t:.6f} s "
+                    "without time moving"
+                )
+        self._t = max(self._t, timer.when)
+        timer.callback()
+
     def _pop_due(self, until: float) -> _VirtualTimer | None:
         while self._heap and self._heap[0][2].cancelled:
             heapq.heappop(self._heap)
@@ -193,8 +230,7 @@ class VirtualClock:
         target = self._t + max(0.0, seconds)
         await self.settle()
         while (timer := self._pop_due(target)) is not None:
-            self._t = max(self._t, timer.when)
-            timer.callback()
+            self._fire(timer)
             await self.settle()
         self._t = target
         await self.settle()
@@ -202,8 +238,9 @@ class VirtualClock:
     async def run(self, aw: Awaitable[T], *, max_seconds: float | None = None) -> T:
         """Await ``aw``, jumping to the next timer whenever every task is waiting.
 
-        Raises :class:`DeadlockError` if the awaited work waits with no timer left to wake it, and
-        ``TimeoutError`` if it needs more than ``max_seconds`` of virtual time.
+        Raises :class:`DeadlockError` if the awaited work waits with no timer left to wake it,
+        ``TimeoutError`` if it needs more than ``max_seconds`` of virtual time, and
+        :class:`LivelockError` past the ``stall_limit``.
         """
         task: asyncio.Future[T] = asyncio.ensure_future(aw)
         deadline = None if max_seconds is None else self._t + max_seconds
@@ -220,8 +257,7 @@ class VirtualClock:
                     raise DeadlockError("all tasks wait and no virtual timer is pending")
                 if deadline is not None and timer.when > deadline:
                     raise TimeoutError(f"virtual run exceeded {max_seconds} s")
-                self._t = max(self._t, timer.when)
-                timer.callback()
+                self._fire(timer)
         finally:
             if not task.done():
                 task.cancel()
@@ -231,4 +267,12 @@ class VirtualClock:
         return asyncio.run(self.run(main()))
 
 
-__all__ = ["DEFAULT_EPOCH", "Clock", "DeadlockError", "SystemClock", "TimerHandle", "VirtualClock"]
+__all__ = [
+    "DEFAULT_EPOCH",
+    "Clock",
+    "DeadlockError",
+    "LivelockError",
+    "SystemClock",
+    "TimerHandle",
+    "VirtualClock",
+]

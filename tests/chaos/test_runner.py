@@ -47,3 +47,18 @@ def test_unprotected_exposure_is_measured() -> None:
     report = run_chaos(range(2), ChaosConfig(operations=20, faults="none"))
     assert report.episodes > 0
     assert 0 < report.unprotected_max <= report.unprotected_total
+
+
+async def test_a_livelock_ends_the_seed_as_a_replayable_error() -> None:
+    """Past the stall limit a seed stops at once: an error with its replay, its log kept.
+
+    A limit of one timer is far below what a healthy seed fires at one instant (a handful; the
+    default allows 2000), so here it stands in for a loop that re-arms a zero timeout.
+    """
+    config = ChaosConfig(operations=20, faults="none", brackets=False, stall_limit=1)
+    first = await run_seed_async(0, config)
+    [error] = first.errors
+    assert error.startswith("livelock: ") and error.endswith(f"replay: {config.replay(0)}")
+    assert first.event_log[-1].split(maxsplit=1)[1].startswith("livelock: ")
+    second = await run_seed_async(0, config)
+    assert second.event_log == first.event_log  # counted in timers: it stops at the same event

@@ -15,6 +15,11 @@ After every batch comes a *quiet point*: faults off, in-flight faults drained, p
 given time to close; then I1–I5 are checked from the exchange's truth. I6 (unprotected exposure)
 is measured continuously from an exchange listener.
 
+A seed that *livelocks* — timers keep firing while virtual time stands still, e.g. a loop that
+re-arms a zero timeout — is stopped by the clock after ``config.stall_limit`` such timers and
+reported as an error with its replay command; what it logged and found until then is kept. (A
+wall-clock budget remains the backstop for code that spins without awaiting at all.)
+
 Everything random is derived from the seed, so the same seed gives a byte-identical event log.
 """
 
@@ -61,7 +66,7 @@ from orderguard.chaos.workload import (
     batches,
     build_workload,
 )
-from orderguard.clock import VirtualClock
+from orderguard.clock import LivelockError, VirtualClock
 from orderguard.errors import OrderGuardError
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import OrderSide
@@ -132,6 +137,15 @@ class _SeedRun:
             self.clock.monotonic(),
             coverage(self.exchange.positions(ACCOUNT), self.exchange.open_orders(ACCOUNT)),
         )
+
+    def record_faults(self) -> None:
+        """Count the injected faults and append their log to the event log (end of the seed)."""
+        self.result.faults.update({k.value: n for k, n in self.faulty.fault_counts.items()})
+        for record in self.faulty.fault_log:
+            self.result.event_log.append(
+                f"{record.at:11.3f} fault {record.kind.value} {record.target}#{record.nth} "
+                f"{record.detail}"
+            )
 
     # -- processes ------------------------------------------------------------------------------
     def _on_death(self, where: str) -> None:
@@ -244,12 +258,7 @@ class _SeedRun:
         self.result.episodes = len(episodes)
         self.result.unprotected_total = self.tracker.total_seconds(now)
         self.result.unprotected_max = self.tracker.max_seconds(now)
-        self.result.faults.update({k.value: n for k, n in self.faulty.fault_counts.items()})
-        for record in self.faulty.fault_log:
-            self.result.event_log.append(
-                f"{record.at:11.3f} fault {record.kind.value} {record.target}#{record.nth} "
-                f"{record.detail}"
-            )
+        self.record_faults()
         await process.manager.cleanup()
         for driver in drivers:
             await driver.stop()
@@ -361,11 +370,21 @@ async def _all_operations(journal: MemoryJournal, page: int = 500) -> list[Recov
 
 
 async def run_seed_async(seed: int, config: ChaosConfig) -> SeedResult:
-    """Run one seed on the current event loop under a fresh virtual clock."""
-    clock = VirtualClock()
+    """Run one seed on the current event loop under a fresh virtual clock.
+
+    A livelock (timers firing while virtual time stands still) ends the seed as an error at a
+    replayable point, keeping what the seed logged and found until then.
+    """
+    clock = VirtualClock(stall_limit=config.stall_limit)
     run = _SeedRun(seed, config, clock)
     try:
         return await clock.run(run.main())
+    except LivelockError as exc:
+        run.log(f"livelock: {exc}")
+        run.result.virtual_seconds = clock.monotonic()
+        run.record_faults()
+        run.result.errors.append(f"livelock: {exc}; replay: {config.replay(seed)}")
+        return run.result
     finally:
         # Tasks of dead processes may still wait on the clock: nothing of theirs may outlive us.
         current = asyncio.current_task()
@@ -383,8 +402,10 @@ class SeedOverrunError(Exception):
 def run_seed(seed: int, config: ChaosConfig) -> SeedResult:
     """Run one seed on a new event loop, under a wall-clock watchdog (main thread only).
 
-    Virtual time cannot stop code that loops without awaiting, so a real-time alarm breaks in
-    (raising inside whatever Python code spins) and the seed is reported as an error.
+    Loops that wait on the clock without letting time pass are caught by the clock itself
+    (``config.stall_limit``). Virtual time cannot stop code that loops without awaiting at all,
+    so a real-time alarm breaks in (raising inside whatever Python code spins) and the seed is
+    reported as an error.
     """
     budget = config.wall_budget
     armed = (

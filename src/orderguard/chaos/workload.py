@@ -346,7 +346,9 @@ class WorkloadActor:
             return "no resting order"
         order = await self.manager.get_order_by_id(order_id)
         if order is None or order.is_terminal:
-            self.state.resting.remove(order_id)
+            # A bulk-cancel step of the same batch may have forgotten it while we looked it up.
+            if order_id in self.state.resting:
+                self.state.resting.remove(order_id)
             return f"order {order_id} already final"
         offset = RESTING_DISTANCE_TICKS + step.ticks
         price = self._price(RESTING_CONTRACT, -order.side.sign * offset)

@@ -164,3 +164,20 @@ def test_every_fill_has_a_trade_linked_to_its_order(
         D("21000"),
         False,
     )
+
+
+def test_pnl_from_a_repeating_average_is_rounded_to_cents(
+    market: SimExchange, req: RequestFactory
+) -> None:
+    """Long 3 averaging 21000.41666… closed at 21001: 1.75 points x $2 = $3.50, not $3.499999998."""
+    market.place(req(OrderType.MARKET, "buy", 1))  # 21000.25
+    market.set_price(MNQ, D("21000.25"))
+    market.place(req(OrderType.MARKET, "buy", 2))  # 21000.50
+    [position] = market.positions(1)
+    assert position.average_price == D("21000.416666667")  # the wire's 9 places
+    market.set_price(MNQ, D("21001"))
+    market.place(req(OrderType.MARKET, "sell", 3))
+    pnl = market.trades(1)[-1].profit_and_loss
+    assert pnl is not None and pnl.as_tuple().exponent == -2
+    assert pnl == D("3.50")
+    assert market.account(1).balance == D("50000") + D("3.50") - FEE * 6

@@ -20,7 +20,8 @@ not pin down, made here on purpose:
 * **Positions**: one net position per (account, contract) with average-cost accounting. A position
   gets a new id when it opens from flat and when a fill flips it through zero (the old one is first
   reported flat, ``size`` 0, keeping its direction). Fees are charged per contract on every fill;
-  the balance moves by realised P&L minus fees on each fill.
+  the balance moves by realised P&L minus fees on each fill. Average prices keep the wire's 9
+  decimal places; realised P&L is rounded to cents (half to even) as it leaves the exchange.
 * **Liquidity**: with ``liquidity=N`` each order fills at most N contracts per matching run (one
   ``set_price``, or the placement/modify of that order). Position closes are exempt and flatten at
   once at the touch.
@@ -82,6 +83,7 @@ from .matching import (
     execution_price,
     initial_trail_stop,
     join_price,
+    money,
     quote_for,
     touch,
 )
@@ -643,7 +645,7 @@ class SimExchange:
         change = apply_fill(position.size, position.average_price, order.side.sign * qty, price)
         pnl: Decimal | None = None
         if change.closed:
-            pnl = change.points / contract.tick_size * contract.tick_value
+            pnl = money(change.points / contract.tick_size * contract.tick_value)
         fees = self.fee_per_contract * qty
         account.balance += (_ZERO if pnl is None else pnl) - fees
         trade = Trade(

@@ -32,15 +32,18 @@ Order types (ProjectX integers)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from orderguard.models import OrderSide, OrderType
 
 _LIMIT_LIKE = frozenset({OrderType.LIMIT, OrderType.JOIN_BID, OrderType.JOIN_ASK})
 _STOP_LIKE = frozenset({OrderType.STOP, OrderType.TRAILING_STOP})
 
-# Money and average prices are exact where they can be, else rounded to the wire's 9 places.
+# Average prices are exact where they can be, else rounded to the wire's 9 places.
 _AVERAGE_QUANTUM = Decimal("1e-9")
+# Money leaves the exchange in cents: P&L computed from a 9-place average would otherwise carry
+# residue like 3.499999998 into trades and the balance.
+_CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,11 @@ def average(notional: Decimal, quantity: int) -> Decimal:
     return avg.quantize(_AVERAGE_QUANTUM)
 
 
+def money(amount: Decimal) -> Decimal:
+    """``amount`` rounded to cents, half to even (no drift either way over many trades)."""
+    return amount.quantize(_CENT, rounding=ROUND_HALF_EVEN)
+
+
 # ---------------------------------------------------------------------------------------------
 # Net positions
 # ---------------------------------------------------------------------------------------------
@@ -220,6 +228,7 @@ __all__ = [
     "initial_trail_stop",
     "join_price",
     "limit_executable",
+    "money",
     "quote_for",
     "stop_triggered",
     "touch",
