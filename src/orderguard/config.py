@@ -108,6 +108,12 @@ class OrderManagerConfig(BaseSettings):
     position_check_interval: float = Field(default=30.0, gt=0.0)
     """Seconds between periodic reads of every account's positions."""
 
+    # -- memory ------------------------------------------------------------------------------
+    tracked_finished_orders: int | None = Field(default=10_000, ge=0)
+    """Finished orders the order tracker keeps in memory, oldest dropped first (``None``: all).
+    Orders an unfinished operation still refers to are never dropped; a dropped order is read
+    from the broker when asked for."""
+
     @model_validator(mode="after")
     def _reserved_below_budget(self) -> Self:
         if self.rate_limit_reserved >= self.rate_limit_requests:

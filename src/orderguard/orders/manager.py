@@ -128,7 +128,9 @@ class OrderManager:
         self._max_size: dict[int, int] = {}
         self._stats: Counter[str] = Counter()
         # Finished orders are kept for a bounded count; legs of unfinished operations never drop.
-        self.tracker = OrderTracker(pinned=self._orders_in_use)
+        self.tracker = OrderTracker(
+            max_finished=self.config.tracked_finished_orders, pinned=self._orders_in_use
+        )
         self.latch = AmbiguityLatch()
         self._callbacks = CallbackRegistry(self._spawn)
         self._subscription: Subscription | None = None
