@@ -13,13 +13,19 @@ error rolls the whole batch back and every caller in it gets :class:`JournalErro
 or read-only leave the journal usable (the error is ``retryable``); I/O errors, corruption or a lost
 connection mark it failed for good, because after a failed fsync the file can no longer be trusted.
 
-Deferred writes (``durable=False``: operations, state updates, outcomes) are queued on the same
-writer and return at once; they commit with the next batch. Only intents must be durable before
-their mutation is sent, and because batches commit in queue order, an intent that returns durable
-carries every record queued before it into the same or an earlier commit. A crash can therefore
-lose only deferred records queued after the last durable write, which recovery re-derives from the
-broker (see :class:`~orderguard.journal.base.Journal`). Concurrent intents (a stop and a target)
-queued together share one commit. A deferred write that later fails is logged and counted in
+Deferred writes (``durable=False``: operations, state updates, outcomes) return at once and wait
+on the event loop's side, in order, for the next durable write (or :meth:`~SqliteJournal.flush`,
+:meth:`~SqliteJournal.close`, or ``linger`` seconds, whichever comes first); then they go to the
+writer ahead of it and commit in the same transaction. They never start a commit of their own
+while a durable write is coming: an operation's start record and its state changes would
+otherwise occupy the writer, and the intent that follows would wait for that commit and then for
+its own (two fsyncs in a row instead of one). Only intents must be durable before their mutation
+is sent, and because batches commit in queue order, an intent that returns durable carries every
+record queued before it into the same or an earlier commit. A crash can therefore lose only
+deferred records queued after the last durable write (at most ``linger`` seconds' worth when no
+intent follows), which recovery re-derives from the broker (see
+:class:`~orderguard.journal.base.Journal`). Concurrent intents (a stop and a target) queued
+together share one commit. A deferred write that later fails is logged and counted in
 ``deferred_failures``; a fatal failure marks the journal failed, so the next intent raises.
 
 Reads use a second, query-only connection: in WAL mode it sees only committed data and never waits
@@ -151,7 +157,10 @@ class SqliteJournal:
         terminal_states: Collection[str] = DEFAULT_TERMINAL_STATES,
         max_batch: int = 512,
         busy_timeout: float = 5.0,
+        linger: float = 0.05,
     ) -> None:
+        if linger < 0:
+            raise ValueError(f"linger must be >= 0, got {linger!r}")
         self.path = Path(path)
         self.terminal_states = frozenset(terminal_states)
         self._clock: Clock = clock or SystemClock()
@@ -163,6 +172,10 @@ class SqliteJournal:
         self._failure: JournalError | None = None
         self._batches_before = 0
         self._deferred: set[asyncio.Future[int]] = set()
+        # Deferred writes not yet handed to the writer (see module docstring), in queue order.
+        self._held: list[Write] = []
+        self._linger = linger
+        self._linger_timer: asyncio.TimerHandle | None = None
         self.deferred_failures = 0
         """Deferred writes that failed after their caller had moved on (logged)."""
 
@@ -207,6 +220,7 @@ class SqliteJournal:
         if self._thread is not None and self._accepting:
             await self.flush()
         self._accepting = False
+        self._release()  # normally empty after flush(); never leave a held write behind
         thread, self._thread = self._thread, None
         reader, self._reader = self._reader, None
         async with self._clock.io():
@@ -233,15 +247,40 @@ class SqliteJournal:
         await self.close()
 
     # -- the writer ------------------------------------------------------------------------------
-    def _enqueue(self, sql: str, params: Sequence[Any], conflict: str) -> asyncio.Future[int]:
+    def _enqueue(
+        self, sql: str, params: Sequence[Any], conflict: str, *, hold: bool = False
+    ) -> asyncio.Future[int]:
         if self._failure is not None:
             raise JournalError(f"journal {self.path} has failed: {self._failure}")
         thread = self._thread
         if not self._accepting or thread is None:
             raise JournalError(f"journal {self.path} is not open")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        thread.submit(Write(sql, params, future, conflict))
-        return future
+        loop = asyncio.get_running_loop()
+        write = Write(sql, params, loop.create_future(), conflict)
+        if hold:
+            self._held.append(write)
+            if self._linger_timer is None:
+                self._linger_timer = loop.call_later(self._linger, self._release)
+        else:
+            # What was held goes first and in the same transaction: one commit, not two.
+            self._release(write)
+        return write.future
+
+    def _release(self, durable: Write | None = None) -> None:
+        """Hand the held deferred writes (then ``durable``) to the writer as one submission."""
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        writes, self._held = self._held, []
+        if durable is not None:
+            writes.append(durable)
+        if not writes:
+            return
+        if self._thread is None:  # closed meanwhile: nobody will commit these
+            for w in writes:
+                _fail(w.future, JournalError(f"journal {self.path} is not open"))
+            return
+        self._thread.submit(writes)
 
     async def _submit(self, sql: str, params: Sequence[Any], conflict: str) -> int:
         """Queue one statement; return its row count once it is committed."""
@@ -254,7 +293,7 @@ class SqliteJournal:
         self, sql: str, params: Sequence[Any], conflict: str, *, must_change: str = ""
     ) -> None:
         """Queue one statement without waiting; failures are logged and counted later."""
-        future = self._enqueue(sql, params, conflict)
+        future = self._enqueue(sql, params, conflict, hold=True)
         self._deferred.add(future)
 
         def settled(f: asyncio.Future[int]) -> None:
@@ -271,6 +310,7 @@ class SqliteJournal:
 
     async def flush(self) -> None:
         """Wait until every deferred write queued so far has committed (or failed)."""
+        self._release()
         pending = list(self._deferred)
         if pending:
             async with self._clock.io():

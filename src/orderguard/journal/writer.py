@@ -77,7 +77,8 @@ class WriterThread:
         self._busy_ms = busy_ms
         self._max_batch = max_batch
         self._conn: sqlite3.Connection | None = None
-        self._queue: queue.SimpleQueue[Write | None] = queue.SimpleQueue()
+        # One item per submission: writes submitted together always share a transaction.
+        self._queue: queue.SimpleQueue[list[Write] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.batches = 0
 
@@ -90,8 +91,9 @@ class WriterThread:
         )
         self._thread.start()
 
-    def submit(self, write: Write) -> None:
-        self._queue.put(write)
+    def submit(self, writes: list[Write]) -> None:
+        """Queue writes that must commit together (the list may exceed ``max_batch``)."""
+        self._queue.put(writes)
 
     def stop(self) -> None:
         """Ask the thread to commit what is queued, close the connection and end."""
@@ -131,7 +133,7 @@ class WriterThread:
                 first = self._queue.get()
                 if first is None:
                     break
-                batch = [first]
+                batch = list(first)
                 while len(batch) < self._max_batch:
                     try:
                         more = self._queue.get_nowait()
@@ -140,7 +142,7 @@ class WriterThread:
                     if more is None:
                         stopping = True
                         break
-                    batch.append(more)
+                    batch.extend(more)
                 outcome: list[int | sqlite3.IntegrityError] | BatchFailedError
                 try:
                     outcome = self.commit([(w.sql, w.params) for w in batch])
