@@ -68,9 +68,8 @@ async def test_held_records_commit_after_linger_without_any_intent(
     path = tmp_path / "j.db"
     async with SqliteJournal(path, linger=0.0) as journal:
         await journal.start_operation(make.op("op-1"), durable=False)
-        pending = list(journal._deferred)  # white-box: await the record without flush()
-        assert len(pending) == 1
-        await asyncio.gather(*pending)
+        assert _count(path, "operations") == 0
+        await journal._settled(1)  # white-box: wait for the commit without flush()'s release
         assert _count(path, "operations") == 1
 
 

@@ -171,7 +171,11 @@ class SqliteJournal:
         self._accepting = False
         self._failure: JournalError | None = None
         self._batches_before = 0
-        self._deferred: set[asyncio.Future[int]] = set()
+        # Deferred writes queued and settled (committed or failed) so far: batches settle in
+        # queue order, so flush() waits for the settled count to reach the queued count.
+        self._deferred_queued = 0
+        self._deferred_settled = 0
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         # Deferred writes not yet handed to the writer (see module docstring), in queue order.
         self._held: list[Write] = []
         self._linger = linger
@@ -247,24 +251,11 @@ class SqliteJournal:
         await self.close()
 
     # -- the writer ------------------------------------------------------------------------------
-    def _enqueue(
-        self, sql: str, params: Sequence[Any], conflict: str, *, hold: bool = False
-    ) -> asyncio.Future[int]:
+    def _check_open(self) -> None:
         if self._failure is not None:
             raise JournalError(f"journal {self.path} has failed: {self._failure}")
-        thread = self._thread
-        if not self._accepting or thread is None:
+        if not self._accepting or self._thread is None:
             raise JournalError(f"journal {self.path} is not open")
-        loop = asyncio.get_running_loop()
-        write = Write(sql, params, loop.create_future(), conflict)
-        if hold:
-            self._held.append(write)
-            if self._linger_timer is None:
-                self._linger_timer = loop.call_later(self._linger, self._release)
-        else:
-            # What was held goes first and in the same transaction: one commit, not two.
-            self._release(write)
-        return write.future
 
     def _release(self, durable: Write | None = None) -> None:
         """Hand the held deferred writes (then ``durable``) to the writer as one submission."""
@@ -277,14 +268,18 @@ class SqliteJournal:
         if not writes:
             return
         if self._thread is None:  # closed meanwhile: nobody will commit these
-            for w in writes:
-                _fail(w.future, JournalError(f"journal {self.path} is not open"))
+            self._deliver(
+                writes, BatchFailedError(JournalError("journal closed"), rolled_back=True)
+            )
             return
         self._thread.submit(writes)
 
     async def _submit(self, sql: str, params: Sequence[Any], conflict: str) -> int:
         """Queue one statement; return its row count once it is committed."""
-        future = self._enqueue(sql, params, conflict)
+        self._check_open()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        # What was held goes first and in the same transaction: one commit, not two.
+        self._release(Write(sql, params, future, conflict))
         # The caller is waiting on disk I/O: a virtual clock must not jump meanwhile.
         async with self._clock.io():
             return await future
@@ -292,29 +287,33 @@ class SqliteJournal:
     def _defer(
         self, sql: str, params: Sequence[Any], conflict: str, *, must_change: str = ""
     ) -> None:
-        """Queue one statement without waiting; failures are logged and counted later."""
-        future = self._enqueue(sql, params, conflict, hold=True)
-        self._deferred.add(future)
-
-        def settled(f: asyncio.Future[int]) -> None:
-            self._deferred.discard(f)
-            if f.cancelled():
-                return
-            exc = f.exception()
-            if exc is None and not (must_change and f.result() == 0):
-                return
-            self.deferred_failures += 1
-            log.error("deferred journal write failed: %s", exc or must_change)
-
-        future.add_done_callback(settled)
+        """Hold one statement for the next commit; failures are logged and counted later."""
+        self._check_open()
+        self._held.append(Write(sql, params, None, conflict, must_change))
+        self._deferred_queued += 1
+        if self._linger_timer is None:
+            loop = asyncio.get_running_loop()
+            self._linger_timer = loop.call_later(self._linger, self._release)
 
     async def flush(self) -> None:
         """Wait until every deferred write queued so far has committed (or failed)."""
         self._release()
-        pending = list(self._deferred)
-        if pending:
-            async with self._clock.io():
-                await asyncio.gather(*pending, return_exceptions=True)
+        await self._settled(self._deferred_queued)
+
+    async def _settled(self, count: int) -> None:
+        """Wait until the first ``count`` deferred writes have committed or failed."""
+        if self._deferred_settled >= count:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((count, waiter))
+        async with self._clock.io():
+            await waiter
+
+    def _deferred_done(self, error: BaseException | str | None) -> None:
+        self._deferred_settled += 1
+        if error is not None:
+            self.deferred_failures += 1
+            log.error("deferred journal write failed: %s", error)
 
     def _deliver(
         self, batch: list[Write], outcome: list[int | sqlite3.IntegrityError] | BatchFailedError
@@ -325,15 +324,32 @@ class SqliteJournal:
                 self._failure = _journal_error("journal failed", outcome.cause)
                 self._accepting = False
             for w in batch:
-                _fail(
-                    w.future, _journal_error(f"journal write failed ({self.path})", outcome.cause)
-                )
-            return
-        for w, result in zip(batch, outcome, strict=True):
-            if isinstance(result, BaseException):
-                _fail(w.future, _journal_error(w.conflict, result))
-            elif not w.future.done():
-                w.future.set_result(result)
+                error = _journal_error(f"journal write failed ({self.path})", outcome.cause)
+                if w.future is None:
+                    self._deferred_done(error)
+                else:
+                    _fail(w.future, error)
+        else:
+            for w, result in zip(batch, outcome, strict=True):
+                if w.future is None:
+                    if isinstance(result, BaseException):
+                        self._deferred_done(result)
+                    else:
+                        self._deferred_done(w.must_change if w.must_change and not result else None)
+                elif isinstance(result, BaseException):
+                    _fail(w.future, _journal_error(w.conflict, result))
+                elif not w.future.done():
+                    w.future.set_result(result)
+        if self._flush_waiters:
+            settled = self._deferred_settled
+            still = []
+            for count, waiter in self._flush_waiters:
+                if count <= settled:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                else:
+                    still.append((count, waiter))
+            self._flush_waiters = still
 
     # -- writes ----------------------------------------------------------------------------------
     async def start_operation(self, rec: OperationRecord, *, durable: bool = True) -> None:

@@ -52,12 +52,17 @@ def prepare_file(path: Path) -> None:
 
 @dataclass(slots=True)
 class Write:
-    """One queued record: a single statement, and the future of the caller awaiting its commit."""
+    """One queued record: a single statement, and the future of the caller awaiting its commit.
+
+    A deferred record has no future (nobody awaits it; a future per record would cost the loop a
+    callback each): its result is checked where the batch is delivered.
+    """
 
     sql: str
     params: Sequence[Any]
-    future: asyncio.Future[int]
+    future: asyncio.Future[int] | None
     conflict: str  # message if the statement breaks a constraint
+    must_change: str = ""  # deferred only: failure message if the statement changed no row
 
 
 Deliver = Callable[[list[Write], "list[int | sqlite3.IntegrityError] | BatchFailedError"], None]
