@@ -1,11 +1,11 @@
 """The embedded journal: SQLite in WAL mode with ``synchronous=FULL`` and group commit.
 
-One writer connection lives on one dedicated thread (``writer.py`` says why not aiosqlite). Writers
-enqueue a single statement and await a future; the thread takes everything queued, runs it in one
-transaction and resolves the futures only after ``COMMIT`` returned, so every acknowledged record
-is durable, and records queued while a commit is in flight share the next one (group commit: one
-fsync for many callers). Batches commit in queue order, so a durable record implies that every
-record queued before it is durable too.
+One writer connection lives on one dedicated thread (``writer.py`` says why not aiosqlite).
+Durable writes enqueue a single statement and await a future; the thread takes everything queued,
+runs it in one transaction and resolves the futures only after ``COMMIT`` returned, so every
+acknowledged record is durable, and records queued while a commit is in flight share the next one
+(group commit: one fsync for many callers). Batches commit in queue order, so a durable record
+implies that every record queued before it is durable too.
 
 Each record is exactly one statement (triggers add the state-change rows), so a constraint failure
 of one record aborts only that statement and the rest of the batch still commits. Any other SQLite
@@ -147,7 +147,13 @@ def _outcome(row: Sequence[Any]) -> OutcomeRecord:
 
 
 class SqliteJournal:
-    """The :class:`~orderguard.journal.base.Journal` contract on a SQLite file."""
+    """The :class:`~orderguard.journal.base.Journal` contract on a SQLite file.
+
+    ``max_batch`` caps the records of one transaction (records submitted together, such as held
+    deferred records and the intent they ride with, are never split); ``busy_timeout`` is how
+    long a write waits for another connection's lock; ``linger`` is the longest a deferred
+    record waits for a durable write to ride with before it is committed on its own.
+    """
 
     def __init__(
         self,
