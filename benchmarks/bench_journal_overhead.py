@@ -23,11 +23,13 @@ single-row SQLite commit, WAL, ``synchronous=FULL``, in the same directory, meas
 after the runs: no batching can wait less than one of these per durable step), and the wall time
 per operation during which at least one journal call was pending (the three gathered intents of
 one bracket wait on the same commit; the headline counts that wait three times, this figure once).
-``--dir`` puts the journal elsewhere (e.g. a tmpfs, to see the cost without the disk).
+``--dir`` puts the journal elsewhere (e.g. a tmpfs, to see the cost without the disk);
+``--linger S`` makes the SQLite journal hold deferred records for the next intent (at most S s).
 
 Targets (issue 3): journal time <= 2 ms per operation; journal-on throughput >= 50% of off.
 
-Run: ``.venv/bin/python benchmarks/bench_journal_overhead.py [--ops N] [--concurrency C] [--dir D]``
+Run: ``.venv/bin/python benchmarks/bench_journal_overhead.py [--ops N] [--concurrency C]
+[--dir D] [--linger S]``
 """
 
 from __future__ import annotations
@@ -192,8 +194,11 @@ def commit_floor_ms(where: str | None, n: int = 200) -> float:
     return statistics.median(times) * 1000
 
 
+_OPTIONS: dict[str, float | None] = {"linger": None}
+
+
 def _sqlite(path: Path) -> SqliteJournal:
-    return SqliteJournal(path)
+    return SqliteJournal(path, linger=_OPTIONS["linger"])
 
 
 def _memory(path: Path) -> MemoryJournal:
@@ -205,7 +210,9 @@ async def main() -> None:
     parser.add_argument("--ops", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--dir", default=None, help="directory for the journal (default: temp)")
+    parser.add_argument("--linger", type=float, default=None, help="SqliteJournal(linger=...)")
     args = parser.parse_args()
+    _OPTIONS["linger"] = args.linger
     where = args.dir
     floor = [commit_floor_ms(where)]
     results = {}
@@ -217,7 +224,7 @@ async def main() -> None:
                 results[name] = r
     floor.append(commit_floor_ms(where))
     print(f"{args.ops} bracket-sized operations, {args.concurrency} in flight, via OrderManager")
-    print(f"journal directory: {where or tempfile.gettempdir()}")
+    print(f"journal directory: {where or tempfile.gettempdir()}; linger: {args.linger}")
     print(f"{'journal':<8} {'median ms/op':>13} {'p95 ms/op':>10} {'wall ms/op':>11} {'ops/s':>9}")
     for name, r in results.items():
         print(

@@ -1,13 +1,14 @@
 """Writer process for the crash test: appends records until killed.
 
-Usage: ``python crash_writer.py DB_PATH [deferred]``. Eight tasks run operations concurrently (so
-records are group-committed); once a record is durable, one line goes to stdout: ``op <id>``
-(started), ``state <id> <state>``, ``intent <id>``, ``outcome <id>``.
+Usage: ``python crash_writer.py DB_PATH [deferred|held]``. Eight tasks run operations
+concurrently (so records are group-committed); once a record is durable, one line goes to stdout:
+``op <id>`` (started), ``state <id> <state>``, ``intent <id>``, ``outcome <id>``.
 
 With ``deferred``, operations, outcomes and state moves are written the way the recovery engine
 writes them (``durable=False``): they are acknowledged only when the next intent of the same task
 returns, since that is the journal's promise (everything queued before a durable write is durable
-with it).
+with it). ``held`` does the same on a journal that holds deferred records for the next intent
+(``linger``).
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ async def worker(journal: SqliteJournal, w: int, deferred: bool) -> None:
 
 
 async def main() -> None:
-    async with SqliteJournal(sys.argv[1]) as journal:
+    mode = sys.argv[2] if len(sys.argv) > 2 else ""
+    async with SqliteJournal(sys.argv[1], linger=0.05 if mode == "held" else None) as journal:
         ack("ready")
-        deferred = sys.argv[2:] == ["deferred"]
+        deferred = mode in ("deferred", "held")
         await asyncio.gather(*(worker(journal, w, deferred) for w in range(8)))
 
 

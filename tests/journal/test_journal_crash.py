@@ -54,14 +54,16 @@ async def test_every_acknowledged_record_survives_sigkill(tmp_path: Path, kill_a
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after", [3, 400, 2500])
+@pytest.mark.parametrize(
+    ("kill_after", "mode"), [(3, "deferred"), (2500, "deferred"), (3, "held"), (1500, "held")]
+)
 async def test_deferred_records_survive_sigkill_with_the_next_intent(
-    tmp_path: Path, kill_after: int
+    tmp_path: Path, kill_after: int, mode: str
 ) -> None:
     """Deferred operations, outcomes and moves (held until the next intent) obey the same
     rules after SIGKILL, and an intent on disk implies everything its task queued before it."""
     db = tmp_path / "crash.db"
-    acked = _run_and_kill(db, kill_after, "deferred")
+    acked = _run_and_kill(db, kill_after, mode)
     async with SqliteJournal(db) as journal:
         ops = await _check(journal, acked)
         for op in ops.values():

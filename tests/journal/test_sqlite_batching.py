@@ -1,4 +1,5 @@
-"""SQLite batching rules: deferred records ride with the next intent, and intents stay first.
+"""SQLite batching rules: deferred records (held with ``linger`` until the next intent, or sent at
+once by default) never break "an intent is durable before its send", nor queue order.
 
 "Durable" is checked the strict way: a second, independent connection must see the rows (WAL
 readers see committed transactions only), at the moment the intent's write returns or the moment
@@ -97,6 +98,17 @@ async def test_held_deferred_failure_is_counted_once_released(
         assert journal.deferred_failures == 1
 
 
+async def test_without_linger_deferred_records_commit_on_their_own(
+    tmp_path: Path, make: RecordFactory
+) -> None:
+    """By default nothing is held: a deferred record reaches the writer at once."""
+    path = tmp_path / "j.db"
+    async with SqliteJournal(path) as journal:
+        await journal.start_operation(make.op("op-1"), durable=False)
+        await journal._settled(1)  # white-box: wait for the commit without flush()
+        assert _count(path, "operations") == 1
+
+
 def test_negative_linger_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="linger"):
         SqliteJournal(tmp_path / "j.db", linger=-1.0)
@@ -125,15 +137,16 @@ class _Witness:
         return await self._inner.place_order(request)
 
 
+@pytest.mark.parametrize("linger", [None, NEVER])
 async def test_leg_intent_and_deferred_operation_are_durable_before_the_send(
-    tmp_path: Path,
+    tmp_path: Path, linger: float | None
 ) -> None:
     """Through the OrderManager: the operation start is deferred, yet when each leg reaches the
     broker its intent (with its customTag) and its operation are already committed."""
     path = tmp_path / "j.db"
     clock = SystemClock()
     price = Decimal("21000.00")
-    async with SqliteJournal(path, linger=NEVER) as journal:
+    async with SqliteJournal(path, linger=linger) as journal:
         broker = _Witness(SimBroker.create(clock, prices={MNQ: price}), path)
         manager = OrderManager(
             broker,  # type: ignore[arg-type]  # forwards everything else to the SimBroker

@@ -13,16 +13,20 @@ error rolls the whole batch back and every caller in it gets :class:`JournalErro
 or read-only leave the journal usable (the error is ``retryable``); I/O errors, corruption or a lost
 connection mark it failed for good, because after a failed fsync the file can no longer be trusted.
 
-Deferred writes (``durable=False``: operations, state updates, outcomes) return at once and wait
-on the event loop's side, in order, for the next durable write (or :meth:`~SqliteJournal.flush`,
-:meth:`~SqliteJournal.close`, or ``linger`` seconds, whichever comes first); then they go to the
-writer ahead of it and commit in the same transaction. They never start a commit of their own
-while a durable write is coming: an operation's start record and its state changes would
-otherwise occupy the writer, and the intent that follows would wait for that commit and then for
-its own (two fsyncs in a row instead of one). Only intents must be durable before their mutation
-is sent, and because batches commit in queue order, an intent that returns durable carries every
-record queued before it into the same or an earlier commit. A crash can therefore lose only
-deferred records queued after the last durable write (at most ``linger`` seconds' worth when no
+Deferred writes (``durable=False``: operations, state updates, outcomes) return at once; nobody
+awaits them, so they carry no future (a future each cost the loop one callback per record); their
+results are checked where their batch is delivered. By default they go to the writer at once and
+commit with whatever is queued with them. With ``linger`` set they wait on the event loop's side,
+in order, for the next durable write (or :meth:`~SqliteJournal.flush`,
+:meth:`~SqliteJournal.close`, or ``linger`` seconds), then go to the writer ahead of it in the
+same transaction: an operation's start record then never occupies the writer while its first
+intent waits (one fsync per operation instead of two or three in a row). Measured on the bracket
+benchmark (see ``benchmarks/RESULTS.md``) that raises throughput with one operation in flight
+but lengthens the intents' waits with twenty, because every held record rides in an intent's
+transaction; hence off by default. Only intents must be durable before their mutation is sent,
+and because batches commit in queue order, an intent that returns durable carries every record
+queued before it into the same or an earlier commit. A crash can therefore lose only deferred
+records queued after the last durable write (with ``linger``, at most that long's worth when no
 intent follows), which recovery re-derives from the broker (see
 :class:`~orderguard.journal.base.Journal`). Concurrent intents (a stop and a target) queued
 together share one commit. A deferred write that later fails is logged and counted in
@@ -151,8 +155,9 @@ class SqliteJournal:
 
     ``max_batch`` caps the records of one transaction (records submitted together, such as held
     deferred records and the intent they ride with, are never split); ``busy_timeout`` is how
-    long a write waits for another connection's lock; ``linger`` is the longest a deferred
-    record waits for a durable write to ride with before it is committed on its own.
+    long a write waits for another connection's lock. ``linger`` (seconds, default None: off)
+    holds deferred records for the next durable write; see the module docstring for the
+    trade-off.
     """
 
     def __init__(
@@ -163,10 +168,10 @@ class SqliteJournal:
         terminal_states: Collection[str] = DEFAULT_TERMINAL_STATES,
         max_batch: int = 512,
         busy_timeout: float = 5.0,
-        linger: float = 0.05,
+        linger: float | None = None,
     ) -> None:
-        if linger < 0:
-            raise ValueError(f"linger must be >= 0, got {linger!r}")
+        if linger is not None and linger < 0:
+            raise ValueError(f"linger must be None or >= 0, got {linger!r}")
         self.path = Path(path)
         self.terminal_states = frozenset(terminal_states)
         self._clock: Clock = clock or SystemClock()
@@ -297,7 +302,9 @@ class SqliteJournal:
         self._check_open()
         self._held.append(Write(sql, params, None, conflict, must_change))
         self._deferred_queued += 1
-        if self._linger_timer is None:
+        if self._linger is None:
+            self._release()  # to the writer now: it commits with whatever is queued with it
+        elif self._linger_timer is None:
             loop = asyncio.get_running_loop()
             self._linger_timer = loop.call_later(self._linger, self._release)
 
