@@ -346,7 +346,7 @@ class SqliteJournal:
             for w, result in zip(batch, outcome, strict=True):
                 if w.future is None:
                     if isinstance(result, BaseException):
-                        self._deferred_done(result)
+                        self._deferred_done(_journal_error(w.conflict, result))
                     else:
                         self._deferred_done(w.must_change if w.must_change and not result else None)
                 elif isinstance(result, BaseException):
