@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from orderguard.journal import SqliteJournal
+from orderguard.journal import OperationRecord, SqliteJournal
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 STATES = ["pending", "in_progress", "partially_completed", "completed"]
 
 
-def _run_and_kill(db: Path, acks_before_kill: int) -> list[str]:
+def _run_and_kill(db: Path, acks_before_kill: int, *args: str) -> list[str]:
     """Start the writer, SIGKILL it after that many acknowledgements; return the acked lines."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, str(WRITER), str(db)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, str(WRITER), str(db), *args], stdout=subprocess.PIPE, text=True, env=env
     )
     assert proc.stdout is not None
     acked: list[str] = []
@@ -50,31 +50,61 @@ async def test_every_acknowledged_record_survives_sigkill(tmp_path: Path, kill_a
     db = tmp_path / "crash.db"
     acked = _run_and_kill(db, kill_after)
     async with SqliteJournal(db) as journal:
-        ops = {o.operation_id: o for o in await journal.operations(limit=1_000_000)}
-        for line in acked:
-            kind, ident, *rest = line.split()
-            if kind == "op":
-                assert ident in ops
-            elif kind == "intent":
-                assert await journal.intent_by_tag(f"tag-{ident}") is not None
-            elif kind == "outcome":
-                assert await journal.outcome_for(ident) is not None
-            else:
-                reached = STATES.index(ops[ident].state)
-                assert reached >= STATES.index(rest[0])
+        await _check(journal, acked)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kill_after", "mode"), [(3, "deferred"), (2500, "deferred"), (3, "held"), (1500, "held")]
+)
+async def test_deferred_records_survive_sigkill_with_the_next_intent(
+    tmp_path: Path, kill_after: int, mode: str
+) -> None:
+    """Deferred operations, outcomes and moves (held until the next intent) obey the same
+    rules after SIGKILL, and an intent on disk implies everything its task queued before it."""
+    db = tmp_path / "crash.db"
+    acked = _run_and_kill(db, kill_after, mode)
+    async with SqliteJournal(db) as journal:
+        ops = await _check(journal, acked)
         for op in ops.values():
-            # The state-change log is a gapless chain from creation to the current state, and
-            # the data written with each move is the data of that move: nothing torn.
-            changes = await journal.state_changes(op.operation_id)
-            chain = [c.to_state for c in changes]
-            assert chain == STATES[: len(chain)] and chain[-1] == op.state
-            assert [c.from_state for c in changes] == [None, *chain[:-1]]
             step = STATES.index(op.state) - 1
-            assert op.data == ({"n": op.data["n"]} if step < 0 else {"step": step})
             intents = await journal.intents_for(op.operation_id)
-            for i, intent in enumerate(intents):
-                assert intent.intent_id == f"{op.operation_id}-i{i}"
-            # Each step is intent, outcome, then the state move: never a move without both.
-            assert len(intents) >= step + 1
-            for intent in intents[: step + 1]:
-                assert await journal.outcome_for(intent.intent_id) is not None
+            # Intent k is queued after step k-1's move: on disk, so is the move.
+            assert len(intents) <= step + 2
+            if intents:  # ...and after the task's previous operation had completed
+                worker, n = op.operation_id.split("-op")
+                if int(n) > 0:
+                    previous = ops[f"{worker}-op{int(n) - 1}"]
+                    assert previous.state == "completed"
+
+
+async def _check(journal: SqliteJournal, acked: list[str]) -> dict[str, OperationRecord]:
+    ops = {o.operation_id: o for o in await journal.operations(limit=1_000_000)}
+    for line in acked:
+        kind, ident, *rest = line.split()
+        if kind == "op":
+            assert ident in ops
+        elif kind == "intent":
+            assert await journal.intent_by_tag(f"tag-{ident}") is not None
+        elif kind == "outcome":
+            assert await journal.outcome_for(ident) is not None
+        else:
+            reached = STATES.index(ops[ident].state)
+            assert reached >= STATES.index(rest[0])
+    for op in ops.values():
+        # The state-change log is a gapless chain from creation to the current state, and
+        # the data written with each move is the data of that move: nothing torn.
+        changes = await journal.state_changes(op.operation_id)
+        chain = [c.to_state for c in changes]
+        assert chain == STATES[: len(chain)] and chain[-1] == op.state
+        assert [c.from_state for c in changes] == [None, *chain[:-1]]
+        step = STATES.index(op.state) - 1
+        assert op.data == ({"n": op.data["n"]} if step < 0 else {"step": step})
+        intents = await journal.intents_for(op.operation_id)
+        for i, intent in enumerate(intents):
+            assert intent.intent_id == f"{op.operation_id}-i{i}"
+        # Each step is intent, outcome, then the state move: never a move without both.
+        assert len(intents) >= step + 1
+        for intent in intents[: step + 1]:
+            assert await journal.outcome_for(intent.intent_id) is not None
+    return ops

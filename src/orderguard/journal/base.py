@@ -233,7 +233,8 @@ class Journal(Protocol):
     tags, and outcomes for unknown intents, are refused with ``JournalError`` too.
 
     The exception is a write made with ``durable=False`` (operations, state updates, outcomes):
-    it is queued and returns at once, and becomes durable with the next commit. That is safe
+    it is queued and returns at once, and becomes durable no later than the next durable write
+    (a backend may hold it until then, or until ``flush``/``close`` or a short timer). That is safe
     because of two properties every backend keeps: (1) records commit in the order they were
     written, so once a later durable write (an intent) returns, every earlier deferred record is
     durable too; (2) what a crash can lose is only a *suffix* of deferred records — an outcome or a

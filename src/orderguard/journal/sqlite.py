@@ -1,11 +1,11 @@
 """The embedded journal: SQLite in WAL mode with ``synchronous=FULL`` and group commit.
 
-One writer connection lives on one dedicated thread (``writer.py`` says why not aiosqlite). Writers
-enqueue a single statement and await a future; the thread takes everything queued, runs it in one
-transaction and resolves the futures only after ``COMMIT`` returned, so every acknowledged record
-is durable, and records queued while a commit is in flight share the next one (group commit: one
-fsync for many callers). Batches commit in queue order, so a durable record implies that every
-record queued before it is durable too.
+One writer connection lives on one dedicated thread (``writer.py`` says why not aiosqlite).
+Durable writes enqueue a single statement and await a future; the thread takes everything queued,
+runs it in one transaction and resolves the futures only after ``COMMIT`` returned, so every
+acknowledged record is durable, and records queued while a commit is in flight share the next one
+(group commit: one fsync for many callers). Batches commit in queue order, so a durable record
+implies that every record queued before it is durable too.
 
 Each record is exactly one statement (triggers add the state-change rows), so a constraint failure
 of one record aborts only that statement and the rest of the batch still commits. Any other SQLite
@@ -13,13 +13,23 @@ error rolls the whole batch back and every caller in it gets :class:`JournalErro
 or read-only leave the journal usable (the error is ``retryable``); I/O errors, corruption or a lost
 connection mark it failed for good, because after a failed fsync the file can no longer be trusted.
 
-Deferred writes (``durable=False``: operations, state updates, outcomes) are queued on the same
-writer and return at once; they commit with the next batch. Only intents must be durable before
-their mutation is sent, and because batches commit in queue order, an intent that returns durable
-carries every record queued before it into the same or an earlier commit. A crash can therefore
-lose only deferred records queued after the last durable write, which recovery re-derives from the
-broker (see :class:`~orderguard.journal.base.Journal`). Concurrent intents (a stop and a target)
-queued together share one commit. A deferred write that later fails is logged and counted in
+Deferred writes (``durable=False``: operations, state updates, outcomes) return at once; nobody
+awaits them, so they carry no future (a future each cost the loop one callback per record); their
+results are checked where their batch is delivered. By default they go to the writer at once and
+commit with whatever is queued with them. With ``linger`` set they wait on the event loop's side,
+in order, for the next durable write (or :meth:`~SqliteJournal.flush`,
+:meth:`~SqliteJournal.close`, or ``linger`` seconds), then go to the writer ahead of it in the
+same transaction: an operation's start record then never occupies the writer while its first
+intent waits (one fsync per operation instead of two or three in a row). Measured on the bracket
+benchmark (see ``benchmarks/RESULTS.md``) that raises throughput with one operation in flight
+but lengthens the intents' waits with twenty, because every held record rides in an intent's
+transaction; hence off by default. Only intents must be durable before their mutation is sent,
+and because batches commit in queue order, an intent that returns durable carries every record
+queued before it into the same or an earlier commit. A crash can therefore lose only deferred
+records queued after the last durable write (with ``linger``, at most that long's worth when no
+intent follows), which recovery re-derives from the broker (see
+:class:`~orderguard.journal.base.Journal`). Concurrent intents (a stop and a target) queued
+together share one commit. A deferred write that later fails is logged and counted in
 ``deferred_failures``; a fatal failure marks the journal failed, so the next intent raises.
 
 Reads use a second, query-only connection: in WAL mode it sees only committed data and never waits
@@ -141,7 +151,14 @@ def _outcome(row: Sequence[Any]) -> OutcomeRecord:
 
 
 class SqliteJournal:
-    """The :class:`~orderguard.journal.base.Journal` contract on a SQLite file."""
+    """The :class:`~orderguard.journal.base.Journal` contract on a SQLite file.
+
+    ``max_batch`` caps the records of one transaction (records submitted together, such as held
+    deferred records and the intent they ride with, are never split); ``busy_timeout`` is how
+    long a write waits for another connection's lock. ``linger`` (seconds, default None: off)
+    holds deferred records for the next durable write; see the module docstring for the
+    trade-off.
+    """
 
     def __init__(
         self,
@@ -151,7 +168,10 @@ class SqliteJournal:
         terminal_states: Collection[str] = DEFAULT_TERMINAL_STATES,
         max_batch: int = 512,
         busy_timeout: float = 5.0,
+        linger: float | None = None,
     ) -> None:
+        if linger is not None and linger < 0:
+            raise ValueError(f"linger must be None or >= 0, got {linger!r}")
         self.path = Path(path)
         self.terminal_states = frozenset(terminal_states)
         self._clock: Clock = clock or SystemClock()
@@ -162,7 +182,15 @@ class SqliteJournal:
         self._accepting = False
         self._failure: JournalError | None = None
         self._batches_before = 0
-        self._deferred: set[asyncio.Future[int]] = set()
+        # Deferred writes queued and settled (committed or failed) so far: batches settle in
+        # queue order, so flush() waits for the settled count to reach the queued count.
+        self._deferred_queued = 0
+        self._deferred_settled = 0
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Deferred writes not yet handed to the writer (see module docstring), in queue order.
+        self._held: list[Write] = []
+        self._linger = linger
+        self._linger_timer: asyncio.TimerHandle | None = None
         self.deferred_failures = 0
         """Deferred writes that failed after their caller had moved on (logged)."""
 
@@ -207,6 +235,7 @@ class SqliteJournal:
         if self._thread is not None and self._accepting:
             await self.flush()
         self._accepting = False
+        self._release()  # normally empty after flush(); never leave a held write behind
         thread, self._thread = self._thread, None
         reader, self._reader = self._reader, None
         async with self._clock.io():
@@ -233,19 +262,35 @@ class SqliteJournal:
         await self.close()
 
     # -- the writer ------------------------------------------------------------------------------
-    def _enqueue(self, sql: str, params: Sequence[Any], conflict: str) -> asyncio.Future[int]:
+    def _check_open(self) -> None:
         if self._failure is not None:
             raise JournalError(f"journal {self.path} has failed: {self._failure}")
-        thread = self._thread
-        if not self._accepting or thread is None:
+        if not self._accepting or self._thread is None:
             raise JournalError(f"journal {self.path} is not open")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        thread.submit(Write(sql, params, future, conflict))
-        return future
+
+    def _release(self, durable: Write | None = None) -> None:
+        """Hand the held deferred writes (then ``durable``) to the writer as one submission."""
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        writes, self._held = self._held, []
+        if durable is not None:
+            writes.append(durable)
+        if not writes:
+            return
+        if self._thread is None:  # closed meanwhile: nobody will commit these
+            self._deliver(
+                writes, BatchFailedError(JournalError("journal closed"), rolled_back=True)
+            )
+            return
+        self._thread.submit(writes)
 
     async def _submit(self, sql: str, params: Sequence[Any], conflict: str) -> int:
         """Queue one statement; return its row count once it is committed."""
-        future = self._enqueue(sql, params, conflict)
+        self._check_open()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        # What was held goes first and in the same transaction: one commit, not two.
+        self._release(Write(sql, params, future, conflict))
         # The caller is waiting on disk I/O: a virtual clock must not jump meanwhile.
         async with self._clock.io():
             return await future
@@ -253,28 +298,35 @@ class SqliteJournal:
     def _defer(
         self, sql: str, params: Sequence[Any], conflict: str, *, must_change: str = ""
     ) -> None:
-        """Queue one statement without waiting; failures are logged and counted later."""
-        future = self._enqueue(sql, params, conflict)
-        self._deferred.add(future)
-
-        def settled(f: asyncio.Future[int]) -> None:
-            self._deferred.discard(f)
-            if f.cancelled():
-                return
-            exc = f.exception()
-            if exc is None and not (must_change and f.result() == 0):
-                return
-            self.deferred_failures += 1
-            log.error("deferred journal write failed: %s", exc or must_change)
-
-        future.add_done_callback(settled)
+        """Hold one statement for the next commit; failures are logged and counted later."""
+        self._check_open()
+        self._held.append(Write(sql, params, None, conflict, must_change))
+        self._deferred_queued += 1
+        if self._linger is None:
+            self._release()  # to the writer now: it commits with whatever is queued with it
+        elif self._linger_timer is None:
+            loop = asyncio.get_running_loop()
+            self._linger_timer = loop.call_later(self._linger, self._release)
 
     async def flush(self) -> None:
         """Wait until every deferred write queued so far has committed (or failed)."""
-        pending = list(self._deferred)
-        if pending:
-            async with self._clock.io():
-                await asyncio.gather(*pending, return_exceptions=True)
+        self._release()
+        await self._settled(self._deferred_queued)
+
+    async def _settled(self, count: int) -> None:
+        """Wait until the first ``count`` deferred writes have committed or failed."""
+        if self._deferred_settled >= count:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((count, waiter))
+        async with self._clock.io():
+            await waiter
+
+    def _deferred_done(self, error: BaseException | str | None) -> None:
+        self._deferred_settled += 1
+        if error is not None:
+            self.deferred_failures += 1
+            log.error("deferred journal write failed: %s", error)
 
     def _deliver(
         self, batch: list[Write], outcome: list[int | sqlite3.IntegrityError] | BatchFailedError
@@ -285,15 +337,32 @@ class SqliteJournal:
                 self._failure = _journal_error("journal failed", outcome.cause)
                 self._accepting = False
             for w in batch:
-                _fail(
-                    w.future, _journal_error(f"journal write failed ({self.path})", outcome.cause)
-                )
-            return
-        for w, result in zip(batch, outcome, strict=True):
-            if isinstance(result, BaseException):
-                _fail(w.future, _journal_error(w.conflict, result))
-            elif not w.future.done():
-                w.future.set_result(result)
+                error = _journal_error(f"journal write failed ({self.path})", outcome.cause)
+                if w.future is None:
+                    self._deferred_done(error)
+                else:
+                    _fail(w.future, error)
+        else:
+            for w, result in zip(batch, outcome, strict=True):
+                if w.future is None:
+                    if isinstance(result, BaseException):
+                        self._deferred_done(_journal_error(w.conflict, result))
+                    else:
+                        self._deferred_done(w.must_change if w.must_change and not result else None)
+                elif isinstance(result, BaseException):
+                    _fail(w.future, _journal_error(w.conflict, result))
+                elif not w.future.done():
+                    w.future.set_result(result)
+        if self._flush_waiters:
+            settled = self._deferred_settled
+            still = []
+            for count, waiter in self._flush_waiters:
+                if count <= settled:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                else:
+                    still.append((count, waiter))
+            self._flush_waiters = still
 
     # -- writes ----------------------------------------------------------------------------------
     async def start_operation(self, rec: OperationRecord, *, durable: bool = True) -> None:

@@ -52,12 +52,17 @@ def prepare_file(path: Path) -> None:
 
 @dataclass(slots=True)
 class Write:
-    """One queued record: a single statement, and the future of the caller awaiting its commit."""
+    """One queued record: a single statement, and the future of the caller awaiting its commit.
+
+    A deferred record has no future (nobody awaits it; a future per record would cost the loop a
+    callback each): its result is checked where the batch is delivered.
+    """
 
     sql: str
     params: Sequence[Any]
-    future: asyncio.Future[int]
+    future: asyncio.Future[int] | None
     conflict: str  # message if the statement breaks a constraint
+    must_change: str = ""  # deferred only: failure message if the statement changed no row
 
 
 Deliver = Callable[[list[Write], "list[int | sqlite3.IntegrityError] | BatchFailedError"], None]
@@ -77,7 +82,8 @@ class WriterThread:
         self._busy_ms = busy_ms
         self._max_batch = max_batch
         self._conn: sqlite3.Connection | None = None
-        self._queue: queue.SimpleQueue[Write | None] = queue.SimpleQueue()
+        # One item per submission: writes submitted together always share a transaction.
+        self._queue: queue.SimpleQueue[list[Write] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.batches = 0
 
@@ -90,8 +96,9 @@ class WriterThread:
         )
         self._thread.start()
 
-    def submit(self, write: Write) -> None:
-        self._queue.put(write)
+    def submit(self, writes: list[Write]) -> None:
+        """Queue writes that must commit together (the list may exceed ``max_batch``)."""
+        self._queue.put(writes)
 
     def stop(self) -> None:
         """Ask the thread to commit what is queued, close the connection and end."""
@@ -131,7 +138,7 @@ class WriterThread:
                 first = self._queue.get()
                 if first is None:
                     break
-                batch = [first]
+                batch = list(first)
                 while len(batch) < self._max_batch:
                     try:
                         more = self._queue.get_nowait()
@@ -140,7 +147,7 @@ class WriterThread:
                     if more is None:
                         stopping = True
                         break
-                    batch.append(more)
+                    batch.extend(more)
                 outcome: list[int | sqlite3.IntegrityError] | BatchFailedError
                 try:
                     outcome = self.commit([(w.sql, w.params) for w in batch])
