@@ -265,6 +265,7 @@ _JOURNAL_WRITES = frozenset(
         "start_operation",
         "update_operation",
         "record_intent",
+        "record_intents",
         "record_outcome",
         "record_event",
         "set_watermark",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -286,6 +286,16 @@ class Journal(Protocol):
 
     async def record_intent(self, rec: IntentRecord) -> None:
         """Always durable on return: the mutation it announces is sent only afterwards."""
+        ...
+
+    async def record_intents(self, recs: Sequence[IntentRecord]) -> None:
+        """Several intents in one durable write: one transaction, one wait.
+
+        For an operation that knows several legs up front (a bracket's entry, stop and target).
+        Each record is checked as by :meth:`record_intent`; on return every one is durable, or
+        the first failure is raised (an intent whose order was never sent is harmless: recovery
+        looks its tag up and finds nothing).
+        """
         ...
 
     async def record_outcome(self, rec: OutcomeRecord, *, durable: bool = True) -> None: ...

@@ -11,7 +11,7 @@ commit to wait for, and raising early is the stricter behaviour for tests.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -126,6 +126,21 @@ class MemoryJournal:
 
     async def record_intent(self, rec: IntentRecord) -> None:
         self._check_writable()
+        self._check_intent(rec)
+        self._add_intent(rec)
+
+    async def record_intents(self, recs: Sequence[IntentRecord]) -> None:
+        self._check_writable()
+        ids = [r.intent_id for r in recs]
+        tags = [(r.custom_tag, r.account_id) for r in recs]
+        if len(set(ids)) != len(ids) or len(set(tags)) != len(tags):
+            raise JournalError("the intents of one write repeat an intent id or a customTag")
+        for rec in recs:
+            self._check_intent(rec)
+        for rec in recs:
+            self._add_intent(rec)
+
+    def _check_intent(self, rec: IntentRecord) -> None:
         if rec.intent_id in self._intents:
             raise JournalError(f"intent {rec.intent_id!r} already recorded")
         tag_key = (rec.custom_tag, rec.account_id)
@@ -133,6 +148,9 @@ class MemoryJournal:
             raise JournalError(f"customTag {rec.custom_tag!r} already used on this account")
         if rec.operation_id is not None and rec.operation_id not in self._ops:
             raise JournalError(f"intent for unknown operation {rec.operation_id!r}")
+
+    def _add_intent(self, rec: IntentRecord) -> None:
+        tag_key = (rec.custom_tag, rec.account_id)
         self._intents[rec.intent_id] = (rec, _canonical(rec.request))
         self._tags[tag_key] = rec.intent_id
         if rec.operation_id is not None:

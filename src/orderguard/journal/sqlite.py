@@ -268,14 +268,13 @@ class SqliteJournal:
         if not self._accepting or self._thread is None:
             raise JournalError(f"journal {self.path} is not open")
 
-    def _release(self, durable: Write | None = None) -> None:
+    def _release(self, *durable: Write) -> None:
         """Hand the held deferred writes (then ``durable``) to the writer as one submission."""
         if self._linger_timer is not None:
             self._linger_timer.cancel()
             self._linger_timer = None
         writes, self._held = self._held, []
-        if durable is not None:
-            writes.append(durable)
+        writes.extend(durable)
         if not writes:
             return
         if self._thread is None:  # closed meanwhile: nobody will commit these
@@ -414,23 +413,26 @@ class SqliteJournal:
             raise OperationError(f"unknown operation {operation_id!r}")
 
     async def record_intent(self, rec: IntentRecord) -> None:
-        await self._submit(
-            f"INSERT INTO intents ({_INTENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                rec.intent_id,
-                rec.operation_id,
-                rec.leg,
-                rec.generation,
-                rec.custom_tag,
-                rec.account_id,
-                rec.contract_id,
-                rec.kind.value,
-                dumps(dict(rec.request)),
-                format_time(rec.created_at),
-                rec.correlation_id,
-            ),
-            f"intent {rec.intent_id!r} (customTag {rec.custom_tag!r}) conflicts with the journal",
-        )
+        await self._submit(*_intent_write(rec))
+
+    async def record_intents(self, recs: Sequence[IntentRecord]) -> None:
+        """One submission: the intents commit in one transaction (never split), one wait."""
+        self._check_open()
+        if not recs:
+            return
+        loop = asyncio.get_running_loop()
+        writes = []
+        for rec in recs:
+            sql, params, conflict = _intent_write(rec)
+            writes.append(Write(sql, params, loop.create_future(), conflict))
+        self._release(*writes)
+        async with self._clock.io():
+            results = await asyncio.gather(
+                *(w.future for w in writes if w.future is not None), return_exceptions=True
+            )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def record_outcome(self, rec: OutcomeRecord, *, durable: bool = True) -> None:
         write = self._submit if durable else self._defer
@@ -603,3 +605,24 @@ def _fail(future: asyncio.Future[int], error: BaseException) -> None:
 
 
 __all__ = ["SqliteJournal"]
+
+
+def _intent_write(rec: IntentRecord) -> tuple[str, tuple[Any, ...], str]:
+    """The INSERT of one intent: statement, parameters, conflict message."""
+    return (
+        f"INSERT INTO intents ({_INTENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rec.intent_id,
+            rec.operation_id,
+            rec.leg,
+            rec.generation,
+            rec.custom_tag,
+            rec.account_id,
+            rec.contract_id,
+            rec.kind.value,
+            dumps(dict(rec.request)),
+            format_time(rec.created_at),
+            rec.correlation_id,
+        ),
+        f"intent {rec.intent_id!r} (customTag {rec.custom_tag!r}) conflicts with the journal",
+    )

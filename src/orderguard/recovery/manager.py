@@ -24,7 +24,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -275,6 +275,21 @@ _TERMINAL_STAT = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class LegIntent:
+    """One order leg to register with :meth:`OperationRecoveryManager.add_orders_to_operation`."""
+
+    contract_id: str
+    side: int
+    size: int
+    order_type: str
+    price: Decimal | None = None
+    leg: str | None = None
+    account_id: int | None = None
+    generation: int = 0
+    request: Mapping[str, Any] | None = None
+
+
 class OperationRecoveryManager:
     """Tracks operations durably and brings failed ones back to a safe state.
 
@@ -458,49 +473,81 @@ class OperationRecoveryManager:
         request: Mapping[str, Any] | None = None,
     ) -> OrderReference:
         """Register an order intent; its tag is durable in the journal before this returns."""
+        spec = LegIntent(
+            contract_id, side, size, order_type, price,
+            leg=leg, account_id=account_id, generation=generation, request=request,
+        )  # fmt: skip
+        (ref,) = await self.add_orders_to_operation(operation, [spec])
+        return ref
+
+    async def add_orders_to_operation(
+        self, operation: RecoveryOperation, legs: Sequence[LegIntent]
+    ) -> list[OrderReference]:
+        """Register several order intents with one durable journal write (one commit, one wait).
+
+        For legs known up front (a bracket's entry, stop and target): their tags are durable
+        together before this returns. Returns the references in the order of ``legs``.
+        """
         if operation.state.is_terminal:
             raise OperationError(f"operation {operation.id} is {operation.state.value}")
-        leg = leg or f"{order_type}{len(operation.orders)}"
-        if leg in operation.orders and operation.orders[leg].generation == generation:
-            raise OperationError(f"leg {leg!r} already exists in operation {operation.id}")
-        acct = account_id if account_id is not None else (operation.account_id or 0)
-        ref = OrderReference(
-            leg=leg,
-            custom_tag=self.tag_for(operation, leg, generation),
-            contract_id=contract_id,
-            side=int(side),
-            size=size,
-            order_type=order_type,
-            price=price,
-            account_id=acct,
-            generation=generation,
-            intent_id=f"{operation.operation_id}:{leg}:{generation}",
-        )
-        await self.journal.record_intent(
-            IntentRecord(
-                intent_id=ref.intent_id,
-                operation_id=operation.operation_id,
+        refs: list[OrderReference] = []
+        records: list[IntentRecord] = []
+        taken: set[str] = set()
+        for spec in legs:
+            leg = spec.leg or f"{spec.order_type}{len(operation.orders) + len(refs)}"
+            existing = operation.orders.get(leg)
+            if (existing is not None and existing.generation == spec.generation) or leg in taken:
+                raise OperationError(f"leg {leg!r} already exists in operation {operation.id}")
+            taken.add(leg)
+            acct = spec.account_id if spec.account_id is not None else (operation.account_id or 0)
+            ref = OrderReference(
                 leg=leg,
-                generation=generation,
-                custom_tag=ref.custom_tag,
+                custom_tag=self.tag_for(operation, leg, spec.generation),
+                contract_id=spec.contract_id,
+                side=int(spec.side),
+                size=spec.size,
+                order_type=spec.order_type,
+                price=spec.price,
                 account_id=acct,
-                contract_id=contract_id,
-                kind=IntentKind.PLACE,
-                request=dict(request or {"side": int(side), "size": size, "type": order_type}),
-                created_at=self.clock.now(),
-                correlation_id=operation.operation_id,
+                generation=spec.generation,
+                intent_id=f"{operation.operation_id}:{leg}:{spec.generation}",
             )
-        )
-        operation.orders[leg] = ref
-        self._tag_index[(acct, ref.custom_tag)] = (operation.operation_id, leg)
-        self._leg_intents.add(ref.intent_id)
+            refs.append(ref)
+            records.append(
+                IntentRecord(
+                    intent_id=ref.intent_id,
+                    operation_id=operation.operation_id,
+                    leg=leg,
+                    generation=spec.generation,
+                    custom_tag=ref.custom_tag,
+                    account_id=acct,
+                    contract_id=spec.contract_id,
+                    kind=IntentKind.PLACE,
+                    request=dict(
+                        spec.request
+                        or {"side": int(spec.side), "size": spec.size, "type": spec.order_type}
+                    ),
+                    created_at=self.clock.now(),
+                    correlation_id=operation.operation_id,
+                )
+            )
+        if not records:
+            return refs
+        if len(records) == 1:
+            await self.journal.record_intent(records[0])
+        else:
+            await self.journal.record_intents(records)
+        for ref in refs:
+            operation.orders[ref.leg] = ref
+            self._tag_index[(ref.account_id, ref.custom_tag)] = (operation.operation_id, ref.leg)
+            self._leg_intents.add(ref.intent_id)
         if operation.state is OperationState.PENDING:
             await self._set_state(operation, OperationState.IN_PROGRESS, "first order intent")
         elif operation.state is OperationState.PARTIALLY_COMPLETED:
             await self._set_state(operation, OperationState.IN_PROGRESS, "retrying forward")
         else:
             await self._save(operation)
-        return ref
+        return refs
 
     async def record_intent(
         self,
