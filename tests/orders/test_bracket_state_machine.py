@@ -222,18 +222,15 @@ class BracketMachine(RuleBasedStateMachine):
 
 
 BracketMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("BRACKET_MACHINE_EXAMPLES", "8")),
-    stateful_step_count=int(os.environ.get("BRACKET_MACHINE_STEPS", "15")),
+    max_examples=int(os.environ.get("BRACKET_MACHINE_EXAMPLES", "40")),
+    stateful_step_count=int(os.environ.get("BRACKET_MACHINE_STEPS", "25")),
     deadline=None,
-    derandomize=True,  # the same examples on every run, so a CI result is reproducible
-    suppress_health_check=[HealthCheck.too_slow],
+    # The same examples on every CI run, so a result is reproducible; BRACKET_MACHINE_RANDOM=1
+    # explores new ones locally.
+    derandomize=os.environ.get("BRACKET_MACHINE_RANDOM", "0") != "1",
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     # Shrinking a long virtual-time run is slow; the failing run is printed unshrunk.
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
-# Known open defect (issue 4): under faults the machine still finds stops covering more than the
-# position (I1) and unprotected episodes past the deadline (I6). Kept running, not hidden: it flips
-# to XPASS the day the saga is fixed. Some derandomized examples livelock, hence the 30 s cap.
-TestBracketMachine = pytest.mark.xfail(
-    reason="issue 4 open: bracket saga over-covers / overruns the protection deadline under faults",
-    strict=False,
-)(pytest.mark.timeout(30)(BracketMachine.TestCase))
+# Virtual time: the default run takes a few seconds of real time; the cap catches a livelock.
+TestBracketMachine = pytest.mark.timeout(120)(BracketMachine.TestCase)

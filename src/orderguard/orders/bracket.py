@@ -499,6 +499,9 @@ class BracketEngine:
     def route_order(self, saga: BracketSaga, order_id: int) -> None:
         self._by_order[order_id] = saga
 
+    def route_tag(self, saga: BracketSaga, custom_tag: str) -> None:
+        self._by_tag[custom_tag] = saga
+
     def route_parent(self, saga: BracketSaga, order_id: int) -> None:
         if saga.native:
             self._by_parent[order_id] = saga
@@ -610,7 +613,13 @@ class BracketEngine:
                     continue  # other orders are not ours to re-read (and cost on every poll)
                 before = m.tracker.get(order.id)
                 m._ingest_order(order)  # the tracker's monotonic merge: never backwards
-                if before is None or m.tracker.get(order.id) != before:
+                if (
+                    before is None
+                    or m.tracker.get(order.id) != before
+                    # Known to the tracker by another path (the manager resolving an unknown
+                    # placement by its tag) but never routed: the saga has not adopted it.
+                    or order.id not in self._by_order
+                ):
                     self._route_order(order)  # only news is news
         for saga in tuple(self._sagas.values()):
             saga.news()
@@ -648,6 +657,7 @@ def _restore(saga: BracketSaga) -> None:
             if not leg.startswith(kind.value) or not leg[len(kind.value) :].isdigit():
                 continue
             slot = saga.slots[kind]
+            saga.engine.route_tag(saga, ref.custom_tag)
             index = int(leg[len(kind.value) :])
             slot.count = max(slot.count, index + 1)
             if ref.order_id is not None:

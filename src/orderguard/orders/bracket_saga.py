@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,9 @@ from orderguard.orders.bracket_plan import (
     BracketFacts,
     CancelEntry,
     CancelLeg,
+    CancelStray,
     EntryPhase,
+    FindChildren,
     Finish,
     Flatten,
     GoFlat,
@@ -56,6 +59,7 @@ from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome
 from orderguard.orders.exposure import ExposureMeter
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationState
+from orderguard.resilience import Priority
 
 if TYPE_CHECKING:
     from orderguard.orders.bracket import BracketEngine
@@ -143,6 +147,7 @@ class _Flatten:
     order_id: int | None = None
     pending: bool = True  # sent (or about to be) but not confirmed
     attempts: int = 0
+    placed_at: float = 0.0  # when it was acknowledged (a market order normally fills at once)
 
 
 @dataclass(slots=True)
@@ -187,6 +192,9 @@ class BracketSaga:
         self.entry = _Entry()
         self.slots = {kind: _Slot(kind) for kind in LegKind}
         self.exit_ids: list[int] = []
+        # Exit orders of ours no slot holds, being cancelled: order id -> (failures, retry at).
+        self._stray_retry: dict[int, tuple[int, float]] = {}
+        self.children_searched = False  # native: the entry's children were looked up over REST
         self.flattens: list[_Flatten] = []
         self.meter = ExposureMeter()
         self.going_flat: str | None = None
@@ -195,11 +203,16 @@ class BracketSaga:
         self.check_position = False
         self.refresh_due = False
         self.flatten_read_failures = 0
+        self._refresh_failures = 0
+        # The entry's fill volume and update time at our last look, and when that was.
+        self._fill_seen: tuple[int, datetime | None, float] = (0, None, float("-inf"))
+        self._refresh_at = 0.0  # a failed REST re-read is retried from then on
         self._wake = _Wake()
         self._poll = settings.poll_interval
         self._errors = 0
         self._facts: BracketFacts | None = None
         self.task: asyncio.Task[None] | None = None
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # what an action acts on -> its task
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -261,14 +274,18 @@ class BracketSaga:
     def _adopt_child(self, order: Order) -> None:
         kind = LegKind.TARGET if order.type is OrderType.LIMIT else LegKind.STOP
         slot = self.slots[kind]
-        if slot.order_id is not None and slot.order_id != order.id:
-            return  # a second child of the same kind: not ours to manage
-        if slot.order_id is None:
+        if order.id in self.exit_ids:
+            return
+        # Its fills close what we own whichever way it is handled: always count it.
+        self.exit_ids.append(order.id)
+        self.engine.route_order(self, order.id)
+        if slot.order_id is None and slot.ref is None and slot.phase is LegPhase.NONE:
             slot.renew(None, order.size, native=True)
             slot.order_id = order.id
             slot.phase = LegPhase.LIVE
-            self.exit_ids.append(order.id)
-            self.engine.route_order(self, order.id)
+        # Otherwise the slot already holds (or is placing) a client-side leg for this kind —
+        # the child's events came late. Both would cover the same contracts: the child is a
+        # stray and gets cancelled (facts().strays).
 
     def _adopt_leg(self, slot: _Slot, order_id: int) -> None:
         slot.order_id = order_id
@@ -318,7 +335,6 @@ class BracketSaga:
             due=now >= slot.retry_at,
             attempts=slot.attempts,
             error=slot.error,
-            stuck=slot.failures >= self.settings.max_attempts,
         )
 
     def _entry_phase(self) -> EntryPhase:
@@ -344,6 +360,7 @@ class BracketSaga:
         stop = self._leg_facts(self.slots[LegKind.STOP], now)
         target = self._leg_facts(self.slots[LegKind.TARGET], now)
         exits = sum(self._filled(oid) for oid in self.exit_ids)
+        strays = self._strays()
         facts = BracketFacts(
             entry=entry,
             entry_filled=self._filled(self.entry.order_id),
@@ -353,16 +370,61 @@ class BracketSaga:
             target=target,
             max_attempts=self.settings.max_attempts,
             entry_cancel_reason=cancel_reason,
-            entry_cancel_stuck=self.entry.cancel_attempts >= self.settings.max_attempts,
             entry_cancel_due=now >= self.entry.cancel_retry_at,
             deadline_passed=self.meter.open_for(now) >= self.settings.flatten_after,
             going_flat=self.going_flat,
             flatten_pending=any(f.pending for f in self.flattens),
             flatten_attempts=sum(f.attempts for f in self.flattens) + self.flatten_read_failures,
             closed_outside=self.op.closed_externally != 0,
+            strays=strays,
+            flatten_working=any(
+                f.order_id is not None and self._working(f.order_id) for f in self.flattens
+            ),
+            strays_due=tuple(
+                oid for oid in strays if now >= self._stray_retry.get(oid, (0, 0.0))[1]
+            ),
+            children_unknown=self._children_unknown(),
         )
         self._facts = facts
         return facts
+
+    def _strays(self) -> tuple[int, ...]:
+        """Working orders of ours that no slot holds (see ``BracketFacts.strays``)."""
+        held = {slot.order_id for slot in self.slots.values()}
+        out: list[int] = []
+        now = self._now()
+        flattens = [
+            f.order_id
+            for f in self.flattens
+            if f.order_id is not None and now - f.placed_at >= self._flatten_grace
+        ]
+        for oid in [*self.exit_ids, *flattens]:
+            if oid in held or oid in out:
+                continue
+            if self._working(oid):
+                out.append(oid)
+        return tuple(out)
+
+    def _working(self, order_id: int) -> bool:
+        view = self.m.tracker.get(order_id)
+        return view is None or not view.is_terminal
+
+    @property
+    def _flatten_grace(self) -> float:
+        """How long a flatten's unfilled rest may work before it is cancelled and sent again
+        (each new market order takes what the book offers at once)."""
+        return self.settings.retry_delay * 4
+
+    def _children_unknown(self) -> bool:
+        return (
+            self.native
+            and not self.children_searched
+            and self.entry.order_id is not None
+            and any(
+                s.order_id is None and s.ref is None and s.phase is LegPhase.NONE
+                for s in self.slots.values()
+            )
+        )
 
     def evaluate(self) -> BracketFacts:
         """Re-measure exposure from current knowledge (sync); wakes ``wait`` callers."""
@@ -398,10 +460,21 @@ class BracketSaga:
         if self.entry.order_id is None:
             return None
         view = self.m.tracker.get(self.entry.order_id)
-        if view is None or view.update_timestamp is None or view.fill_volume == 0:
+        if view is None or view.update_timestamp is None:
+            return None
+        if view.fill_volume == 0:
+            self._fill_seen = (0, view.update_timestamp, now)
             return None
         lag = (self.m.clock.now() - view.update_timestamp).total_seconds()
-        return now - max(0.0, lag)
+        started = now - max(0.0, lag)
+        # A trade folded in before its order update grows the volume under the old timestamp:
+        # then the timestamp says nothing about this fill, which we had not seen at our last
+        # look, so it happened after that look. (A new timestamp is the exchange's word.)
+        volume, stamp, last_look = self._fill_seen
+        if view.fill_volume > volume and view.update_timestamp == stamp:
+            started = max(started, last_look)
+        self._fill_seen = (view.fill_volume, view.update_timestamp, now)
+        return started
 
     # -- waiting ------------------------------------------------------------------------------
     async def wait(self, predicate: Callable[[BracketSaga], bool]) -> None:
@@ -414,26 +487,35 @@ class BracketSaga:
 
     # -- the driver ---------------------------------------------------------------------------
     async def run(self) -> None:
+        """The driver: re-plan from facts on every piece of news; never blocked by broker I/O.
+
+        Each action runs as its own task, keyed by what it acts on (a leg, the entry, one
+        order, the flatten): while one is in flight, the planner's repeat of it is skipped, but
+        everything else goes ahead. So a cancel whose confirmation waits behind a full rate
+        window never holds up the flatten beside it, and the flatten point is noticed on time.
+        """
         try:
             while self.final is None:
                 self._wake.news.clear()
                 try:
-                    await self._sync()
+                    self._sync()
+                    await self._journal_discoveries()
                     facts = self.evaluate()
                     decision = plan(facts)
                     if isinstance(decision, Finish):
-                        await self._finish(decision)
-                        break
-                    if decision:
-                        await self._execute(decision)
-                        self._errors = 0
-                    else:
-                        await self._idle(facts)
+                        if not self._inflight:
+                            await self._finish(decision)
+                            break
+                    elif decision and await self._execute(decision):
+                        continue  # went flat: plan again at once
+                    await self._idle(facts)
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     raise
                 except Exception as exc:
                     await self._internal_error(exc)
         finally:
+            for task in self._inflight.values():
+                task.cancel()
             self.evaluate()
             self.engine.retire(self)
 
@@ -471,6 +553,11 @@ class BracketSaga:
             and facts.entry_cancel_reason is None
         ):
             due.append(self.entry.acked_at + timeout - now)
+        if self.refresh_due and self._refresh_at > now:
+            due.append(self._refresh_at - now)
+        for fl in self.flattens:
+            if fl.order_id is not None and self._working(fl.order_id):
+                due.append(fl.placed_at + self._flatten_grace - now)
         lookup = self.entry.phase is EntryPhase.UNKNOWN and self.entry.order_id is None
         if lookup:
             due.append(self._poll)
@@ -483,53 +570,65 @@ class BracketSaga:
                 self.refresh_due = True  # look the entry's tag up again, backing off
                 self._poll = min(self._poll * 2, self.settings.poll_max_interval)
 
-    async def _sync(self) -> None:
-        """REST re-reads when due, then journal what events revealed."""
-        if self.refresh_due:
+    def _sync(self) -> None:
+        """Start the REST re-reads that are due (in the background, like actions)."""
+        if self.refresh_due and self._now() >= self._refresh_at and "refresh" not in self._inflight:
             self.refresh_due = False
-            await self._refresh()
-        if self.check_position:
+            self._launch("refresh", self._refresh())
+        if self.check_position and "position" not in self._inflight:
             self.check_position = False
-            await self._check_closed_outside()
-        await self._journal_discoveries()
+            self._launch("position", self._check_closed_outside())
 
     async def _refresh(self) -> None:
-        """Re-read our orders over REST (events may have been lost); absence proves nothing."""
-        acct = self.req.account_id
-        e = self.entry
-        try:
-            if e.order_id is None and e.ref is not None and e.phase is EntryPhase.UNKNOWN:
-                e.lookups += 1
-                found = await self.m.find_order_by_tag(acct, e.ref.custom_tag)
-                if found is not None:
-                    self._adopt_entry(found)
-                elif e.lookups >= self.settings.entry_lookups:
-                    e.phase = EntryPhase.REJECTED
-                    self.going_flat = self.going_flat or "the entry's outcome was never resolved"
-            ids = [e.order_id] if e.order_id is not None else []
-            ids += [s.order_id for s in self.slots.values() if s.order_id is not None]
-            ids += [f.order_id for f in self.flattens if f.order_id is not None]
-            for oid in ids:
-                await self.m.get_order_by_id(oid, acct, refresh=True)
-            if self.native and e.order_id is not None:
-                await self._discover_children(acct, e.order_id)
-            for slot in self.slots.values():
-                if slot.phase is LegPhase.UNKNOWN and slot.ref is not None:
-                    found = await self.m.find_order_by_tag(acct, slot.ref.custom_tag)
-                    if found is not None:
-                        self._adopt_leg(slot, found.id)
-        except OrderGuardError as exc:
-            log.warning("bracket %s: refresh failed: %s", self.operation_id, exc)
-            self.refresh_due = True
+        """Re-read our orders over REST (events may have been lost); absence proves nothing.
 
-    async def _discover_children(self, acct: int, entry_id: int) -> None:
-        if all(s.order_id is not None for s in self.slots.values()):
+        One ``Order/search`` over the operation's window answers everything at once — the
+        entry's or a leg's tag in doubt, fill volumes, native children — instead of a read per
+        order: under a full rate-limit window, per-order reads starved the protective work."""
+        e = self.entry
+        if not await self._read_orders():
+            self.refresh_due = True  # retried when the backoff is over (see _sync)
             return
-        start = self.op.started_at
-        for order in await self.m.gateway.search_orders(acct, start=start):
-            if order.parent_order_id == entry_id and order.id not in self.exit_ids:
-                await self.m.get_order_by_id(order.id, acct, refresh=True)
-                self._adopt_child(order)
+        if e.order_id is None and e.ref is not None and e.phase is EntryPhase.UNKNOWN:
+            e.lookups += 1
+            if e.lookups >= self.settings.entry_lookups:
+                e.phase = EntryPhase.REJECTED
+                self.going_flat = self.going_flat or "the entry's outcome was never resolved"
+
+    async def _read_orders(self) -> bool:
+        """Fold every order of ours in the operation's window into the tracker and the saga
+        (adopting what tags and parent ids reveal). False when the read failed."""
+        acct = self.req.account_id
+        try:
+            orders = await self.m.gateway.search_orders(
+                acct, start=self.m._window_start(self.op.started_at)
+            )
+        except OrderGuardError as exc:
+            self._refresh_failures += 1
+            self._refresh_at = self._backoff(self._refresh_failures)
+            log.warning("bracket %s: refresh failed: %s", self.operation_id, exc)
+            return False
+        self._refresh_failures = 0
+        tags = {ref.custom_tag for ref in self.op.orders.values()}
+        if self.entry.ref is not None:
+            tags.add(self.entry.ref.custom_tag)
+        for order in orders:
+            mine = (
+                order.id in self.exit_ids
+                or order.id == self.entry.order_id
+                or (order.custom_tag is not None and order.custom_tag in tags)
+                or (
+                    self.native
+                    and order.parent_order_id is not None
+                    and order.parent_order_id == self.entry.order_id
+                )
+                or any(f.order_id == order.id for f in self.flattens)
+            )
+            if mine:
+                self.m._ingest_order(order)  # the tracker's monotonic merge: never backwards
+                view = self.m.tracker.get(order.id)
+                self.on_order(order if view is None else view)
+        return True
 
     async def _journal_discoveries(self) -> None:
         """Journal what events revealed: a resolved entry, adopted legs, native children."""
@@ -590,28 +689,35 @@ class BracketSaga:
             )
 
     # -- actions ------------------------------------------------------------------------------
-    async def _execute(self, actions: list[Action]) -> None:
+    async def _execute(self, actions: list[Action]) -> bool:
+        """Start the actions not already in flight; True when the saga just went flat."""
         for action in actions:
             if isinstance(action, GoFlat):
                 await self._go_flat(action.reason)
-                return
+                return True
         # Independent actions (stop and target, entry cancel) go out together: time to
         # protection is one round trip, not two.
-        work = asyncio.gather(*(self._do(a) for a in actions))
-        limit = self._until_flatten_point()
-        if limit is None:
-            await work
-            return
-        try:
-            # A send can spend seconds resolving a lost answer; the flatten point does not wait.
-            await self.m.clock.wait_for(work, limit)
-        except TimeoutError:
-            log.warning("bracket %s: flatten point reached mid-action", self.operation_id)
+        for action in actions:
+            key = _target(action)
+            if key not in self._inflight:
+                self._launch(key, self._do(action))
+        return False
 
-    def _until_flatten_point(self) -> float | None:
-        if self.going_flat is not None or self.meter.open_since is None:
-            return None
-        return max(0.0, self.meter.open_since + self.settings.flatten_after - self._now())
+    def _launch(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        self._inflight[key] = self.m._spawn(self._guarded(key, work))
+
+    async def _guarded(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+            self._errors = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._internal_error(exc)
+        finally:
+            if self._inflight.get(key) is asyncio.current_task():
+                del self._inflight[key]
+            self.news()  # the driver re-plans with what this action changed
 
     async def _do(self, action: Action) -> None:
         if isinstance(action, PlaceLeg):
@@ -622,6 +728,10 @@ class BracketSaga:
             await self._resize_leg(action.kind, action.order_id, action.size)
         elif isinstance(action, CancelLeg):
             await self._cancel_leg(action.kind, action.order_id)
+        elif isinstance(action, CancelStray):
+            await self._cancel_stray(action.order_id)
+        elif isinstance(action, FindChildren):
+            await self._find_children()
         elif isinstance(action, CancelEntry):
             await self._cancel_entry(action.reason)
         elif isinstance(action, Flatten):
@@ -630,7 +740,10 @@ class BracketSaga:
             await self._resolve_flatten()
 
     def _backoff(self, attempts: int) -> float:
-        return self._now() + self.settings.retry_delay * float(2 ** max(0, attempts - 1))
+        # Capped: cancels and resizes are never given up on (an exit left working after the
+        # bracket ended would be unwatched), so the pause must stay bounded.
+        pause = self.settings.retry_delay * float(2 ** min(max(0, attempts - 1), 16))
+        return self._now() + min(pause, self.settings.poll_max_interval)
 
     async def _place_leg(self, kind: LegKind, size: int) -> None:
         slot = self.slots[kind]
@@ -648,6 +761,7 @@ class BracketSaga:
         )
         slot.count += 1
         slot.renew(ref, size)
+        self.engine.route_tag(self, ref.custom_tag)  # the shared poll finds it by tag
         await self.m.recovery.add_position_tracking(self.op, self.req.contract_id, ref)
         await self._send_leg(slot)
 
@@ -753,10 +867,31 @@ class BracketSaga:
                 slot.retry_at = self._backoff(slot.failures)
         self.evaluate()
 
+    async def _cancel_stray(self, order_id: int) -> None:
+        if await self._cancel(order_id):
+            self._stray_retry.pop(order_id, None)
+        else:
+            failures = self._stray_retry.get(order_id, (0, 0.0))[0] + 1
+            self._stray_retry[order_id] = (failures, self._backoff(failures))
+        self.evaluate()
+
+    async def _find_children(self) -> None:
+        """Native mode: the children exist from the entry's acceptance on; find them over REST
+        rather than place client-side legs that would cover the same contracts twice."""
+        if self._now() < self._refresh_at:
+            await self.m.clock.sleep(self._refresh_at - self._now())  # a read just failed
+        if await self._read_orders():
+            self.children_searched = True
+        self.evaluate()
+
     async def _cancel(self, order_id: int) -> bool:
         """Cancel and confirm; True when the order is final (cancelled, or filled first)."""
         try:
-            result = await self.m.cancel_order(order_id, self.req.account_id)
+            # The protective lane: cancelling an exit or an entry rest only reduces exposure,
+            # and a sibling left working while the window is full can over-close.
+            result = await self.m.cancel_journaled(
+                order_id, self.req.account_id, priority=Priority.PROTECTIVE
+            )
         except OrderGuardError as exc:
             log.warning("bracket %s: cancel of %s failed: %s", self.operation_id, order_id, exc)
             return False
@@ -793,24 +928,29 @@ class BracketSaga:
                 self.op.errors.append(note)
                 self.engine.record_incident()
                 log.error("bracket %s: %s", self.operation_id, note)
-        try:
-            held = await self.m.owned_position(acct, contract)
-        except OrderGuardError as exc:
-            # No evidence, no blind flatten: count the attempt, back off, plan again.
-            log.warning("bracket %s: position read failed: %s", self.operation_id, exc)
-            self.flatten_read_failures += 1
-            await self.m.clock.sleep(self.settings.retry_delay * self.flatten_read_failures)
-            return
         remove = sign * owned  # signed account quantity to take away
-        if held == 0 or (held > 0) != (remove > 0):
-            # Already gone at the broker (closed by someone else): credit it, send nothing.
-            await self.m.recovery.record_external_close(self.op, -remove)
-            return
-        qty = min(abs(remove), abs(held))
-        if qty < abs(remove):
-            await self.m.recovery.record_external_close(
-                self.op, -(abs(remove) - qty) * (1 if remove > 0 else -1)
-            )
+        qty = abs(remove)
+        if owned > 0:
+            try:
+                held = await self._held()
+            except OrderGuardError as exc:
+                # No evidence, no blind flatten: count the attempt, back off, plan again.
+                log.warning("bracket %s: position read failed: %s", self.operation_id, exc)
+                self.flatten_read_failures += 1
+                await self.m.clock.sleep(self.settings.retry_delay * self.flatten_read_failures)
+                return
+            if held == 0 or (held > 0) != (remove > 0):
+                # Already gone at the broker (closed by someone else): credit it, send nothing.
+                await self.m.recovery.record_external_close(self.op, -remove)
+                return
+            qty = min(abs(remove), abs(held))
+            if qty < abs(remove):
+                await self.m.recovery.record_external_close(
+                    self.op, -(abs(remove) - qty) * (1 if remove > 0 else -1)
+                )
+        # An over-close (owned < 0) is bought back without that check: the excess is made of
+        # our own fills, and the account's net position on a contract shared with other
+        # operations (possibly larger the other way) says nothing about it.
         side = OrderSide.SELL if remove > 0 else OrderSide.BUY
         ref = await self.m.recovery.add_order_to_operation(
             self.op,
@@ -823,17 +963,37 @@ class BracketSaga:
         )
         fl = _Flatten(ref, side, qty)
         self.flattens.append(fl)
+        self.engine.route_tag(self, ref.custom_tag)
         await self._send_flatten(fl)
+
+    async def _held(self) -> int:
+        """The account's signed net position on our contract (broker truth), read in the
+        flattening lane: it gates a flatten, so it must not wait behind ordinary reads."""
+        positions = await self.m.gateway.search_positions(
+            self.req.account_id, priority=Priority.FLATTEN
+        )
+        for position in positions:
+            if position.contract_id == self.req.contract_id:
+                return position.signed_size
+        return 0
 
     async def _send_flatten(self, fl: _Flatten) -> None:
         fl.attempts += 1
         fl.pending = True
-        signed = fl.size if fl.side is OrderSide.BUY else -fl.size
         rec = self.m.recovery
+        request = OrderRequest(
+            account_id=self.req.account_id,
+            contract_id=self.req.contract_id,
+            type=OrderType.MARKET,
+            side=fl.side,
+            size=fl.size,
+            custom_tag=fl.ref.custom_tag,
+        )
         try:
-            order = await self.m.flatten_quantity(
-                self.req.account_id, self.req.contract_id, signed, fl.ref.custom_tag
-            )
+            # Not flatten_quantity: it also polls until the order is final, and those reads
+            # queue behind every other read when the rate window is full. Fills arrive as
+            # events (or by the shared poll); a rest that does not fill is cancelled (strays).
+            placed = await self.m.submit(request, respect_latch=False, priority=Priority.FLATTEN)
         except OrderRejectedError as exc:
             found = await self._find_flatten(fl)
             if not found:
@@ -843,11 +1003,9 @@ class BracketSaga:
         except OrderGuardError as exc:
             log.warning("bracket %s: flatten failed: %s", self.operation_id, exc)
             return  # stays pending: resolved by tag, then re-sent with the same tag
-        if order is not None:
-            fl.order_id, fl.pending = order.id, False
-            self.engine.route_order(self, order.id)
-            await rec.record_order_state(self.op, fl.ref, order)
-            fl.ref.placed_successfully = True
+        fl.order_id, fl.pending, fl.placed_at = placed.order_id, False, self._now()
+        self.engine.route_order(self, placed.order_id)
+        await rec.record_order_success(self.op, fl.ref, placed)
         self.evaluate()
 
     async def _find_flatten(self, fl: _Flatten) -> bool:
@@ -857,7 +1015,7 @@ class BracketSaga:
             return False
         if found is None:
             return False
-        fl.order_id, fl.pending = found.id, False
+        fl.order_id, fl.pending, fl.placed_at = found.id, False, self._now()
         self.engine.route_order(self, found.id)
         await self.m.recovery.record_resolution(self.op, fl.ref, found)
         return True
@@ -939,6 +1097,21 @@ class BracketSaga:
             finished=self.final is not None,
             reason=reason,
         )
+
+
+def _target(action: Action) -> str:
+    """What an action acts on: two actions on one target never run at the same time."""
+    if isinstance(action, PlaceLeg | RetryLeg | ResizeLeg | CancelLeg):
+        return f"leg:{action.kind.value}"
+    if isinstance(action, CancelStray):
+        return f"order:{action.order_id}"
+    if isinstance(action, CancelEntry):
+        return "entry"
+    if isinstance(action, Flatten | ResolveFlatten):
+        return "flatten"
+    if isinstance(action, FindChildren):
+        return "refresh"  # the same REST read
+    return type(action).__name__
 
 
 __all__ = ["BracketRequest", "BracketSaga"]
