@@ -100,6 +100,7 @@ class BracketEngine:
         # seeded run replays identically.
         self._by_contract: dict[str, dict[BracketSaga, None]] = {}
         self._client_side: set[int] = set()  # accounts refused native brackets this session
+        self._native_caps: dict[int, bool] = {}  # accounts' native-bracket capability, read once
         self._remove_listener: Callable[[], None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._poll_now = asyncio.Event()
@@ -338,8 +339,13 @@ class BracketEngine:
             # The account setting cannot be read on the real API: an explicit request tries it,
             # and the "Position Brackets" rejection falls back to client-side.
             return True
-        caps = await self.manager.gateway.get_capabilities(account_id)
-        return caps.native_brackets
+        known = self._native_caps.get(account_id)
+        if known is None:
+            # Once per account and session: a read per bracket spent the rate budget, and the
+            # setting does not change under a session (a refusal switches to client-side).
+            caps = await self.manager.gateway.get_capabilities(account_id)
+            known = self._native_caps[account_id] = caps.native_brackets
+        return known
 
     # -- the entry ------------------------------------------------------------------------------
     async def _place_entry(self, saga: BracketSaga, contract: Contract) -> str | None:

@@ -242,10 +242,16 @@ def flat_reason(f: BracketFacts) -> str | None:
 
 
 def _cancel_live(f: BracketFacts) -> list[Action]:
+    # While something is owned the stop keeps working until the flatten has filled: a flatten
+    # can wait (a full rate window, a thin book) and cancelling first would leave the position
+    # naked meanwhile. If the stop fills in the race, the over-close is bought back.
     actions: list[Action] = [
         CancelLeg(leg.kind, leg.order_id)
         for leg in f.legs
-        if leg.phase is LegPhase.LIVE and leg.order_id is not None and leg.due
+        if leg.phase is LegPhase.LIVE
+        and leg.order_id is not None
+        and leg.due
+        and not (leg.kind is LegKind.STOP and f.owned > 0 and f.going_flat is not None)
     ]
     return actions + _cancel_strays(f)
 

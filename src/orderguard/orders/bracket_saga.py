@@ -27,6 +27,7 @@ from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
 from orderguard.errors import (
     CircuitOpenError,
     ConnectionFailedError,
+    ExposureRefusedError,
     OrderGuardError,
     OrderRejectedError,
     OutcomeUnknownError,
@@ -213,6 +214,7 @@ class BracketSaga:
         self._facts: BracketFacts | None = None
         self.task: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}  # what an action acts on -> its task
+        self._inflight_action: dict[str, Action] = {}
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -699,12 +701,28 @@ class BracketSaga:
         # protection is one round trip, not two.
         for action in actions:
             key = _target(action)
-            if key not in self._inflight:
-                self._launch(key, self._do(action))
+            running = self._inflight.get(key)
+            if running is not None:
+                if not (
+                    isinstance(action, CancelLeg)
+                    and isinstance(self._inflight_action.get(key), ResizeLeg)
+                ):
+                    continue
+                # A resize (its lane waits when the rate window is full) must not hold up the
+                # cancel of the same leg: it is moot now. Cancelled while queued it never left;
+                # cancelled in flight its outcome is re-read like any other.
+                running.cancel()
+            self._launch(key, self._do(action), action)
         return False
 
-    def _launch(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+    def _launch(
+        self, key: str, work: Coroutine[Any, Any, None], action: Action | None = None
+    ) -> None:
         self._inflight[key] = self.m._spawn(self._guarded(key, work))
+        if action is None:
+            self._inflight_action.pop(key, None)
+        else:
+            self._inflight_action[key] = action
 
     async def _guarded(self, key: str, work: Coroutine[Any, Any, None]) -> None:
         try:
@@ -717,6 +735,7 @@ class BracketSaga:
         finally:
             if self._inflight.get(key) is asyncio.current_task():
                 del self._inflight[key]
+                self._inflight_action.pop(key, None)
             self.news()  # the driver re-plans with what this action changed
 
     async def _do(self, action: Action) -> None:
@@ -845,6 +864,16 @@ class BracketSaga:
         try:
             result = await self.m.modify_order(order_id, size=size, account_id=self.req.account_id)
             ok = result.success
+        except ExposureRefusedError as exc:
+            # Growing an order is refused while the contract is latched (an unknown outcome),
+            # but a bigger exit is no new exposure. Replace it instead: a new generation of the
+            # leg for the whole owned quantity goes out now (exits pass the latch), and the old
+            # order, no longer held by the slot, is cancelled as a stray.
+            log.warning("bracket %s: %s; replacing the %s", self.operation_id, exc, kind)
+            if slot.order_id == order_id:
+                slot.renew(None, 0)
+            self.evaluate()
+            return
         except OrderGuardError as exc:
             log.warning("bracket %s: resize of %s failed: %s", self.operation_id, kind, exc)
             ok = False

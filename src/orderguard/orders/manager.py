@@ -419,7 +419,12 @@ class OrderManager:
         ):
             if price is not None:
                 check_tick(contract, price, name)
-        if request.stop_price is not None:
+        if request.stop_price is not None and priority not in PRIORITY_LANE:
+            # Entries and user stops only. A protective or flattening leg is not held back by a
+            # last-price read (a round trip, and a queued read when the rate window is full):
+            # a stop already through the market is rejected — the bracket's forward recovery
+            # handles that — or triggers at once, which is the right exit anyway. (Protective
+            # orders a caller asks for, add_stop_loss, are checked against the market first.)
             await self._check_stop(contract, request.side, request.stop_price)
         if respect_latch:
             self.latch.check(request.account_id, contract.id)
