@@ -49,12 +49,6 @@ def test_json_output_is_one_object_with_the_documented_keys() -> None:
     assert isinstance(data["violations"], list)
 
 
-@pytest.mark.xfail(
-    reason="open finding: with brackets in the workload runs are not replayable (the bracket "
-    "engine iterates a set of sagas, orders/bracket.py _by_contract, in address order); "
-    "without brackets test_runner proves byte-identical logs",
-    strict=False,
-)
 def test_event_log_is_byte_identical_across_processes(tmp_path: Path) -> None:
     """The console script writes the same event log twice, even with different hash seeds."""
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
