@@ -100,3 +100,23 @@ async def test_stop_keeps_working_until_the_flatten_has_filled() -> None:
     await rig.run(rig.manager.wait_for_completion(r.operation_id), seconds=60)
     assert rig.position() == 0 and rig.working() == []
     await rig.manager.cleanup()
+
+
+async def test_force_rollback_of_a_running_bracket_goes_through_its_saga() -> None:
+    """force_rollback_operation on a running bracket is the saga's own close: one actor, the
+    position flattened exactly once, nothing left working, the operation ROLLED_BACK."""
+    rig = await make_rig()
+    r = await rig.run(
+        rig.manager.place_bracket_order(
+            MNQ, BUY, 2, None, D("20990"), D("21010"), entry_type="market"
+        )
+    )
+    assert r.outcome is BracketOutcome.PROTECTED and rig.position() == 2
+    assert await rig.run(rig.manager.force_rollback_operation(r.operation_id))
+    assert rig.position() == 0 and rig.working() == []
+    flattened = [o for o in rig.ex.orders(1) if o.custom_tag and "-flatten" in o.custom_tag]
+    assert [o.fill_volume for o in flattened] == [2]  # the saga's flatten, and only it
+    status = rig.manager.get_operation_status(r.operation_id)
+    assert status is not None and status["state"] == "rolled_back"
+    assert rig.manager.brackets.active() == []
+    await rig.manager.cleanup()

@@ -1044,6 +1044,26 @@ class OrderManager:
         return self.recovery.get_operation_status(operation_id)
 
     async def force_rollback_operation(self, operation_id: str) -> bool:
+        """Roll an operation back: cancel its orders, flatten exactly what it owns. True when
+        it ended safe (nothing owned, nothing working).
+
+        A running bracket is rolled back by its own saga (``close_bracket``): one actor per
+        operation. The recovery manager working on it beside the saga raced it — it flattened
+        before the stop's cancel was confirmed, and the saga re-protected what it flattened.
+        """
+        engine = _bracket.bracket_engine(self)
+        if operation_id in engine.active():
+            await engine.close(operation_id, reason="forced by the caller")
+            settings = engine.settings
+            done = await engine.wait_for_completion(
+                operation_id, timeout=settings.protection_deadline + settings.poll_max_interval * 4
+            )
+            # A finished FLAT bracket has nothing working either (the saga ends only then).
+            return (
+                done.finished
+                and done.owned_size == 0
+                and done.outcome is _bracket.BracketOutcome.FLAT
+            )
         return await self.recovery.force_rollback_operation(operation_id)
 
     async def cleanup_stale_operations(self, max_age_hours: float = 24.0) -> int:
