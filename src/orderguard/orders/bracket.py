@@ -69,8 +69,9 @@ from orderguard.orders.bracket_saga import BracketRequest, BracketSaga
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.exposure import EpisodeEnd, ExposureStats
 from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
-from orderguard.recovery.manager import RefStatus
+from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState, OperationType
+from orderguard.recovery.startup import ResumeContext, register_resumer
 
 if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
@@ -225,33 +226,37 @@ class BracketEngine:
         self._resumed = True
         started = 0
         for op in list(self.manager.recovery.active_operations.values()):
-            if (
-                op.operation_type is not OperationType.BRACKET_ORDER
-                or op.operation_id in self._sagas
-            ):
-                continue
-            data = op.extra.get("bracket")
-            if not isinstance(data, dict):
-                continue
-            settings = replace(
-                self.settings,
-                protection_deadline=float(
-                    op.extra.get("protection_deadline", self.settings.protection_deadline)
-                ),
-            )
-            saga = BracketSaga(
-                self,
-                op,
-                BracketRequest.from_dict(data),
-                settings,
-                native=bool(op.extra.get("native")),
-            )
-            _restore(saga)
-            self._adopt(saga)
-            saga.refresh_due = True
-            self._start(saga)
-            started += 1
+            if self.resume_operation(op) is not None:
+                started += 1
         return started
+
+    def resume_operation(self, op: RecoveryOperation) -> BracketSaga | None:
+        """Restart the saga of one unfinished bracket from its journaled legs (None when it is
+        not a bracket of this engine's making, or already driven).
+
+        The saga reads its orders over REST before it plans anything (a new process's tracker
+        knows nothing yet: "no fill seen" must not read as "nothing owned"); live legs are
+        adopted, missing ones placed as a new generation (a tag is never placed twice), and
+        everything is sized to exactly the quantity the operation owns."""
+        if op.operation_type is not OperationType.BRACKET_ORDER or op.operation_id in self._sagas:
+            return None
+        data = op.extra.get("bracket")
+        if not isinstance(data, dict):
+            return None
+        settings = replace(
+            self.settings,
+            protection_deadline=float(
+                op.extra.get("protection_deadline", self.settings.protection_deadline)
+            ),
+        )
+        saga = BracketSaga(
+            self, op, BracketRequest.from_dict(data), settings, native=bool(op.extra.get("native"))
+        )
+        _restore(saga)
+        saga.primed = False
+        self._adopt(saga)
+        self._start(saga)
+        return saga
 
     async def shutdown(self) -> None:
         """Stop every driver (positions stay protected by the orders at the broker)."""
@@ -646,7 +651,10 @@ def _final(saga: BracketSaga) -> bool:
 def _restore(saga: BracketSaga) -> None:
     """Rebuild a saga's in-memory state from its journaled legs (after a restart)."""
     op = saga.op
-    for leg, ref in op.orders.items():
+    for leg, ref in sorted(op.orders.items(), key=lambda item: _leg_order(item[0])):
+        if leg.startswith("flatten") and leg[len("flatten") :].isdigit():
+            saga.restore_flatten(ref)
+            continue
         if leg == "entry":
             saga.entry.ref = ref
             saga.entry.order_id = ref.order_id
@@ -672,14 +680,62 @@ def _restore(saga: BracketSaga) -> None:
             if slot.ref is None or index >= int(slot.ref.leg[len(kind.value) :]):
                 slot.ref, slot.order_id, slot.size = ref, ref.order_id, ref.size
                 slot.native = leg in op.extra.get("native_legs", [])
+                # A rejected leg (or one found absent after the crash) is placed again as a new
+                # generation: forward recovery gets its retry, and a rejection that repeats
+                # sends the bracket flat as before.
                 slot.phase = {
                     RefStatus.CONFIRMED: LegPhase.LIVE,
                     RefStatus.FILLED: LegPhase.DONE,
                     RefStatus.CANCELLED: LegPhase.DONE,
-                    RefStatus.REJECTED: LegPhase.FAILED,
+                    RefStatus.REJECTED: LegPhase.NONE,
                 }.get(ref.status, LegPhase.UNKNOWN)
+                if slot.phase is LegPhase.NONE:
+                    slot.order_id = None
     if op.state in (OperationState.ROLLING_BACK, OperationState.PARTIALLY_COMPLETED):
         saga.going_flat = op.last_error or "resumed a rollback after a restart"
+
+
+def _leg_order(leg: str) -> tuple[str, int]:
+    """Legs by kind, then by generation index (stop2 after stop10 would be wrong)."""
+    head = leg.rstrip("0123456789")
+    tail = leg[len(head) :]
+    return head, int(tail) if tail else -1
+
+
+async def resume_bracket(ctx: ResumeContext) -> None:
+    """Start-up recovery of a BRACKET_ORDER operation (registered for the type).
+
+    After the pivot (an entry fill) it rolls forward: the bracket's own saga is restarted on
+    the folded journal and re-protects exactly the owned quantity with the legs' tags (live
+    legs adopted, missing ones placed as a new generation). The operation stays in progress,
+    driven by that saga. Before the pivot, or while it was already rolling back, or for a
+    bracket-typed operation the engine did not make, it rolls back as the default does.
+
+    The registry is process-wide and one process may run several managers (the chaos runner):
+    the engine is the one of the manager recovering now (``ctx.host``), never one captured.
+    """
+    op = ctx.operation
+    engine = getattr(ctx.host, "brackets", None)
+    if not isinstance(engine, BracketEngine):
+        await ctx.roll_back("rolled back at start-up recovery (no bracket engine)")
+        return
+    if op.operation_id in engine._sagas:
+        ctx.note("already driven by its saga")
+        return
+    if op.state is OperationState.ROLLING_BACK or not isinstance(op.extra.get("bracket"), dict):
+        await ctx.roll_back("rolled back at start-up recovery")
+        return
+    if not ctx.plan.pivot_passed:
+        await ctx.roll_back("the entry had not filled before the restart")
+        return
+    if ctx.snapshot is not None:
+        for order in ctx.snapshot.orders:
+            engine.manager._ingest_order(order)  # the saga starts from the truth just read
+    engine.resume_operation(op)
+    ctx.note(f"saga restarted: re-protecting {ctx.plan.owned:+d} with the legs' tags")
+
+
+register_resumer(OperationType.BRACKET_ORDER, resume_bracket)
 
 
 _ENGINES: weakref.WeakKeyDictionary[OrderManager, BracketEngine] = weakref.WeakKeyDictionary()
@@ -700,4 +756,5 @@ __all__ = [
     "BracketOutcome",
     "BracketSettings",
     "bracket_engine",
+    "resume_bracket",
 ]

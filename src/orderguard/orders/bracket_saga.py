@@ -58,7 +58,7 @@ from orderguard.orders.bracket_plan import (
 )
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.exposure import ExposureMeter
-from orderguard.recovery.manager import OrderReference, RecoveryOperation
+from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState
 from orderguard.resilience import Priority
 
@@ -215,6 +215,10 @@ class BracketSaga:
         self.task: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}  # what an action acts on -> its task
         self._inflight_action: dict[str, Action] = {}
+        self._fatal: BaseException | None = None
+        self.primed = True
+        """False for a saga restarted from the journal until its first REST read succeeded."""
+        self._born = self._now()  # no fill of this saga's is measured from before it existed
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -468,7 +472,7 @@ class BracketSaga:
             self._fill_seen = (0, view.update_timestamp, now)
             return None
         lag = (self.m.clock.now() - view.update_timestamp).total_seconds()
-        started = now - max(0.0, lag)
+        started = max(now - max(0.0, lag), self._born)
         # A trade folded in before its order update grows the volume under the old timestamp:
         # then the timestamp says nothing about this fill, which we had not seen at our last
         # look, so it happened after that look. (A new timestamp is the exchange's word.)
@@ -499,7 +503,13 @@ class BracketSaga:
         try:
             while self.final is None:
                 self._wake.news.clear()
+                if self._fatal is not None:
+                    log.error("bracket %s: stopped: %r", self.operation_id, self._fatal)
+                    return
                 try:
+                    if not self.primed:
+                        await self._prime()
+                        continue
                     self._sync()
                     await self._journal_discoveries()
                     facts = self.evaluate()
@@ -571,6 +581,26 @@ class BracketSaga:
             if lookup and wait >= self._poll - 1e-9:
                 self.refresh_due = True  # look the entry's tag up again, backing off
                 self._poll = min(self._poll * 2, self.settings.poll_max_interval)
+
+    async def _prime(self) -> None:
+        """A restarted saga reads broker truth before its first plan (an empty tracker would
+        read as "nothing owned" and cancel the protection of a filled position)."""
+        if await self._read_orders():
+            self.primed = True
+            return
+        await self.m.clock.sleep(max(self._refresh_at - self._now(), self.settings.retry_delay))
+
+    def restore_flatten(self, ref: OrderReference) -> None:
+        """Take a journaled flatten leg back (after a restart): its fills count in ``owned``,
+        and one still in doubt is resolved by its tag before anything is flattened again."""
+        sent = ref.order_id is not None
+        doubt = not sent and ref.status in (RefStatus.UNKNOWN, RefStatus.INTENDED)
+        fl = _Flatten(ref, OrderSide(ref.side), ref.size, ref.order_id, doubt, attempts=1)
+        fl.placed_at = self._now()
+        self.flattens.append(fl)
+        self.engine.route_tag(self, ref.custom_tag)
+        if ref.order_id is not None:
+            self.engine.route_order(self, ref.order_id)
 
     def _sync(self) -> None:
         """Start the REST re-reads that are due (in the background, like actions)."""
@@ -732,6 +762,10 @@ class BracketSaga:
             raise
         except Exception as exc:
             await self._internal_error(exc)
+        except BaseException as exc:
+            # Not an error to retry (the process is going down): the driver ends with it
+            # instead of launching the next action into the same wall.
+            self._fatal = exc
         finally:
             if self._inflight.get(key) is asyncio.current_task():
                 del self._inflight[key]
