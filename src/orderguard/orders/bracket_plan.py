@@ -361,7 +361,7 @@ def _plan_leg(f: BracketFacts, leg: LegFacts, owned: int) -> list[Action]:
     if owned > 0:
         if phase is LegPhase.NONE and f.children_unknown:
             return [FindChildren()]
-        if phase in (LegPhase.NONE, LegPhase.DONE):
+        if phase is LegPhase.NONE or (phase is LegPhase.DONE and leg.due):
             return [PlaceLeg(leg.kind, owned)]
         if phase in (LegPhase.RETRY, LegPhase.UNKNOWN):
             return [RetryLeg(leg.kind)] if leg.due else []

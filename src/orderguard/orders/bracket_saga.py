@@ -128,6 +128,7 @@ class _Slot:
     failures: int = 0  # failed cancels/resizes of the live order
     retry_at: float = 0.0
     error: str | None = None
+    cancelling: bool = False  # we asked the broker to cancel the current order
 
     def renew(self, ref: OrderReference | None, size: int, *, native: bool = False) -> None:
         self.ref, self.size, self.native = ref, size, native
@@ -138,6 +139,7 @@ class _Slot:
             0,
             None,
         )
+        self.cancelling = False
 
 
 @dataclass(slots=True)
@@ -324,6 +326,12 @@ class BracketSaga:
             if view is not None:
                 if view.is_terminal:
                     phase = slot.phase = LegPhase.DONE
+                    if view.status is not OrderStatus.FILLED and not slot.cancelling:
+                        # Ended without our cancel: most likely its sibling filled (a native
+                        # bracket's server-side OCO) and that fill's events are late or lost.
+                        # Read before placing a replacement, or it closes the same contracts.
+                        slot.retry_at = now + self.settings.retry_delay
+                        self.refresh_due = True
                 if slot.native:
                     # The server sizes native legs; a Suspended child protects nothing yet.
                     size = view.size
@@ -437,7 +445,10 @@ class BracketSaga:
         facts = self.facts()
         self._sync_refs()
         now = self._now()
-        end = self.meter.update(now, facts.owned, facts.stop.covering, self._fill_time(now))
+        # An episode opened by an entry fill dates from that fill; an over-close (both exits
+        # filled) from now.
+        started = self._fill_time(now) if facts.owned > 0 else None
+        end = self.meter.update(now, facts.owned, facts.stop.covering, started)
         if end is not None:
             self.engine.record_episode(end)
         changed, self._wake.changed = self._wake.changed, asyncio.Event()
@@ -921,6 +932,8 @@ class BracketSaga:
 
     async def _cancel_leg(self, kind: LegKind, order_id: int) -> None:
         slot = self.slots[kind]
+        if slot.order_id == order_id:
+            slot.cancelling = True
         final = await self._cancel(order_id)
         if slot.order_id == order_id:
             if final:
