@@ -447,7 +447,8 @@ class BracketSaga:
         now = self._now()
         # An episode opened by an entry fill dates from that fill; an over-close (both exits
         # filled) from now.
-        started = self._fill_time(now) if facts.owned > 0 else None
+        fill_time = self._fill_time(now)  # called on every look: it keeps its own bookkeeping
+        started = fill_time if facts.owned > 0 else None
         end = self.meter.update(now, facts.owned, facts.stop.covering, started)
         if end is not None:
             self.engine.record_episode(end)
