@@ -674,6 +674,12 @@ def _restore(saga: BracketSaga) -> None:
             saga.engine.route_tag(saga, ref.custom_tag)
             index = int(leg[len(kind.value) :])
             slot.count = max(slot.count, index + 1)
+            if saga.native and ref.order_id is None and ref.status != RefStatus.CONFIRMED:
+                # Native mode: an unresolved leg is most likely a server-side child journaled
+                # without its id (children carry no tag, so "absent by tag" proves nothing).
+                # The slot stays empty: the children are looked up by parent id first, and an
+                # order carrying the leg's tag is still adopted (as a stray) if it exists.
+                continue
             if ref.order_id is not None:
                 saga.exit_ids.append(ref.order_id)
                 saga.engine.route_order(saga, ref.order_id)

@@ -260,7 +260,19 @@ class BracketSaga:
                 if fl.order_id is None and tag == fl.ref.custom_tag:
                     fl.order_id, fl.pending = order.id, False
                     self.engine.route_order(self, order.id)
+            if tag and order.id not in self.exit_ids and self._is_exit_tag(tag):
+                # One of our exit intents that no slot holds (an earlier generation whose
+                # outcome was in doubt at a restart): its fills count, and it is cancelled as
+                # a stray if it works.
+                self.exit_ids.append(order.id)
+                self.engine.route_order(self, order.id)
         self.news()
+
+    def _is_exit_tag(self, tag: str) -> bool:
+        return any(
+            ref.custom_tag == tag and leg.startswith((LegKind.STOP.value, LegKind.TARGET.value))
+            for leg, ref in self.op.orders.items()
+        )
 
     def news(self, *, refresh: bool = False) -> None:
         if refresh:
