@@ -238,7 +238,11 @@ class BracketEngine:
         knows nothing yet: "no fill seen" must not read as "nothing owned"); live legs are
         adopted, missing ones placed as a new generation (a tag is never placed twice), and
         everything is sized to exactly the quantity the operation owns."""
-        if op.operation_type is not OperationType.BRACKET_ORDER or op.operation_id in self._sagas:
+        if (
+            op.operation_type is not OperationType.BRACKET_ORDER
+            or op.operation_id in self._sagas
+            or op.state.is_terminal  # finished meanwhile (by a saga of this process)
+        ):
             return None
         data = op.extra.get("bracket")
         if not isinstance(data, dict):
@@ -725,8 +729,8 @@ async def resume_bracket(ctx: ResumeContext) -> None:
     if not isinstance(engine, BracketEngine):
         await ctx.roll_back("rolled back at start-up recovery (no bracket engine)")
         return
-    if op.operation_id in engine._sagas:
-        ctx.note("already driven by its saga")
+    if op.operation_id in engine._sagas or op.state.is_terminal:
+        ctx.note("already driven by its saga" if not op.state.is_terminal else "already over")
         return
     if op.state is OperationState.ROLLING_BACK or not isinstance(op.extra.get("bracket"), dict):
         await ctx.roll_back("rolled back at start-up recovery")
