@@ -400,7 +400,10 @@ class BracketSaga:
             deadline_passed=self.meter.open_for(now) >= self.settings.flatten_after,
             going_flat=self.going_flat,
             flatten_pending=any(f.pending for f in self.flattens),
-            flatten_attempts=sum(f.attempts for f in self.flattens) + self.flatten_read_failures,
+            # A flatten that took contracts was no failed attempt (a thin book fills a market
+            # order in pieces; each rest is re-sent): only the ones that took nothing count.
+            flatten_attempts=sum(f.attempts for f in self.flattens if not self._filled(f.order_id))
+            + self.flatten_read_failures,
             closed_outside=self.op.closed_externally != 0,
             strays=strays,
             flatten_working=any(
