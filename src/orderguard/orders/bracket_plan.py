@@ -11,18 +11,24 @@ was owned (both OCO exits filled): the excess is bought back and recorded as an 
 
 The rules, in order of precedence:
 
-1. Once the saga decides to go flat it cancels the entry and every live exit (confirming each
-   final state, since a cancel can lose to a fill) and, at the same time, flattens exactly
-   ``owned``: exposure first. An exit that fills in the race over-closes; that excess is bought
-   back once everything is final.
+1. Once the saga decides to go flat it cancels the entry, the target and every stray and, at the
+   same time, flattens exactly ``owned``: exposure first. The stop keeps working until the
+   flatten has filled (a flatten can wait for the rate window or a thin book; cancelling the stop
+   first left the position naked meanwhile). An exit that fills in the race over-closes; that
+   excess is bought back once everything is final. While a flatten order works no second one is
+   sent; its unfilled rest is cancelled once overdue and the remainder flattened anew.
    It decides so after the pivot when a leg is definitively refused, a leg could not be confirmed
    after ``max_attempts`` sends, or a fill stayed unprotected past the flatten point.
 2. Over-closed: cancel what is live, then flatten the excess (an incident).
 3. Forward: each exit (stop, target) must cover exactly ``owned`` — place it, resize it, or cancel
-   it when nothing is owned. Server-side (native) legs are grown by the server, never by us.
+   it when nothing is owned. Server-side (native) legs are grown by the server, never by us, and
+   a native bracket's children are looked up over REST before a client-side leg is placed in
+   their stead. Working orders of ours that no slot holds (strays) are cancelled.
 4. The entry's unfilled rest is cancelled on the entry timeout, or once the exits closed
    everything (later fills would arrive unprotected for a trade that is over).
-5. Finished when the entry is final, nothing is owned and no exit is live or in doubt.
+5. Finished when the entry is final, nothing is owned and nothing of ours works or is in doubt.
+   Cancels are never given up on (they back off): a bracket that ended with an order working
+   would leave it unwatched.
 """
 
 from __future__ import annotations

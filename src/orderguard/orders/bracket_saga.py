@@ -4,9 +4,12 @@ A :class:`BracketSaga` owns one driver task. Events never run broker I/O: the en
 folds them into the saga's in-memory state (which order ids are ours, when we heard of a fill),
 re-measures exposure and wakes the driver. The driver rebuilds :class:`BracketFacts` from the
 tracker (broker truth merged monotonically from events and REST), asks the pure
-:func:`~orderguard.orders.bracket_plan.plan` what to do, does it (stop and target concurrently),
-and waits for news, a poll, a retry or the flatten point — never for a fill, and never forever:
-when no event arrives it re-reads its orders over REST (events can be lost).
+:func:`~orderguard.orders.bracket_plan.plan` what to do, and starts each action as its own task,
+keyed by what it acts on (one leg, the entry, one order, the flatten): stop and target go out
+together, a repeat of an action still in flight is skipped, and no slow request (a read queued
+behind a full rate window) holds up the others or the flatten point. Then it waits for news, a
+poll, a retry or the flatten point — never for a fill, and never forever: when no event arrives
+it re-reads its orders over REST (events can be lost).
 
 Every order intent is journaled with its deterministic tag before it is sent; a leg that
 provably never left, or whose outcome is unknown and whose tag is absent at the broker, is sent
