@@ -142,3 +142,39 @@ async def test_bracket_exits_report_each_other_as_oco_siblings() -> None:
     assert rig.manager.get_oco_linked_order(r.stop_order_id) == r.target_order_id
     assert rig.manager.get_oco_linked_order(r.target_order_id) == r.stop_order_id
     await rig.manager.cleanup()
+
+
+class _CountingReads:
+    """Wraps a SimBroker; counts the order reads made through it."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._inner, name)
+        if name in ("search_orders", "get_order", "search_open_orders"):
+
+            async def counted(*args: object, **kwargs: object) -> object:
+                self.reads += 1
+                return await attr(*args, **kwargs)
+
+            return counted
+        return attr
+
+
+async def test_quiet_pairs_share_one_backed_off_poll() -> None:
+    """Five quiet pairs for a minute stay far inside the 200 requests / 60 s budget: their
+    re-reads are shared and back off (a read per pair and leg every 2 s spent it all)."""
+    rig = await make_rig(wrap=_CountingReads)  # type: ignore[arg-type]
+    for i in range(5):
+        target = OcoLeg(SELL, 1, D("21010") + i, "limit")
+        stop = OcoLeg(SELL, 1, D("20990") - i, "stop")
+        await rig.run(rig.manager.place_oco_order(MNQ, target, stop))
+    counter = rig.broker
+    assert isinstance(counter, _CountingReads)
+    before = counter.reads
+    await rig.settle(60.0)
+    assert counter.reads - before <= 15
+    assert len(rig.working()) == 10  # nothing happened to the pairs meanwhile
+    await rig.manager.cleanup()

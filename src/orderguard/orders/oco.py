@@ -107,6 +107,7 @@ class _Pair:
     done: bool = False
     refresh: bool = True
     quiet_polls: int = 0  # REST re-reads in a row that found nothing new (they back off)
+    idle_since: float = float("-inf")  # when the pair last started waiting for news
 
 
 class OcoEngine:
@@ -342,6 +343,7 @@ class OcoEngine:
                     acted = await self._flatten(pair, decision)
                 if not acted:
                     pair.refresh = True
+                    pair.idle_since = m.clock.monotonic()  # re-read after this, not before
                     await m.clock.sleep(min(self.poll_interval, 0.25 * (1 + pair.cancel_failures)))
         except asyncio.CancelledError:
             raise
@@ -384,6 +386,7 @@ class OcoEngine:
         # Quiet pairs back off (x2 up to poll_max_interval): a re-read per pair every 2 s spent
         # the account's whole rate budget with a handful of pairs, starving protective orders.
         wait = min(self.poll_interval * 2**pair.quiet_polls, self.poll_max_interval)
+        pair.idle_since = self.manager.clock.monotonic()
         try:
             await self.manager.clock.wait_for(pair.wake.wait(), wait)
             pair.quiet_polls = 0
@@ -391,19 +394,19 @@ class OcoEngine:
             pair.refresh = True  # events can be lost: re-read over REST
             pair.quiet_polls = min(pair.quiet_polls + 1, 8)
 
-    async def _read_all(self) -> None:
-        """One ``Order/search`` per account for every pair together. Pairs re-reading at about
-        the same time share one read (a read that ended less than half a poll interval ago is
-        fresh enough)."""
-        clock = self.manager.clock
+    async def _read_all(self, since: float) -> None:
+        """One ``Order/search`` per account for every pair together: a pair whose wait began
+        at ``since`` shares a read that is running, or one that started after ``since`` (what
+        it returned is as fresh as the pair's own read would have been)."""
         if self._reading is None or self._reading.done():
-            if clock.monotonic() - self._last_read < self.poll_interval / 2:
+            if self._last_read >= since:
                 return
             self._reading = self.manager._spawn(self._search_all())
         await asyncio.shield(self._reading)
 
     async def _search_all(self) -> None:
         m = self.manager
+        began = m.clock.monotonic()
         starts: dict[int, datetime] = {}
         for pair in self._pairs.values():
             acct, started = pair.account_id, pair.op.started_at
@@ -421,12 +424,12 @@ class OcoEngine:
                         m._ingest_order(order)  # the tracker's monotonic merge
                         owner.wake.set()
         finally:
-            self._last_read = m.clock.monotonic()
+            self._last_read = began
 
     async def _refresh(self, pair: _Pair) -> None:
         m = self.manager
         if any(oid is not None for oid in pair.ids):
-            await self._read_all()
+            await self._read_all(pair.idle_since)
         for i in range(2):
             try:
                 if pair.ids[i] is not None:
