@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
@@ -59,6 +57,14 @@ from orderguard.orders.bracket_plan import (
     outcome_of,
     plan,
 )
+from orderguard.orders.bracket_state import (
+    BracketRequest,
+    EntryState,
+    FlattenOrder,
+    Slot,
+    Wake,
+    action_target,
+)
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.exposure import ExposureMeter
 from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
@@ -70,111 +76,6 @@ if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
 
 log = logging.getLogger("orderguard.orders.bracket")
-
-
-@dataclass(frozen=True, slots=True)
-class BracketRequest:
-    """A validated bracket: everything the saga needs, serialisable into the journal."""
-
-    account_id: int
-    contract_id: str
-    side: OrderSide
-    size: int
-    market: bool
-    entry_price: Decimal | None
-    stop_price: Decimal
-    target_price: Decimal
-    entry_timeout: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "account_id": self.account_id,
-            "contract_id": self.contract_id,
-            "side": int(self.side),
-            "size": self.size,
-            "market": self.market,
-            "entry_price": None if self.entry_price is None else str(self.entry_price),
-            "stop_price": str(self.stop_price),
-            "target_price": str(self.target_price),
-            "entry_timeout": self.entry_timeout,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BracketRequest:
-        entry = d.get("entry_price")
-        timeout = d.get("entry_timeout")
-        return cls(
-            account_id=int(d["account_id"]),
-            contract_id=str(d["contract_id"]),
-            side=OrderSide(int(d["side"])),
-            size=int(d["size"]),
-            market=bool(d["market"]),
-            entry_price=None if entry is None else Decimal(str(entry)),
-            stop_price=Decimal(str(d["stop_price"])),
-            target_price=Decimal(str(d["target_price"])),
-            entry_timeout=None if timeout is None else float(timeout),
-        )
-
-
-@dataclass(slots=True)
-class _Slot:
-    """The current order of one exit kind (earlier ones keep counting in ``exit_ids``)."""
-
-    kind: LegKind
-    phase: LegPhase = LegPhase.NONE
-    ref: OrderReference | None = None
-    order_id: int | None = None
-    size: int = 0
-    native: bool = False
-    count: int = 0  # intents made for this kind: the next leg is f"{kind}{count}"
-    attempts: int = 0
-    failures: int = 0  # failed cancels/resizes of the live order
-    retry_at: float = 0.0
-    error: str | None = None
-    cancelling: bool = False  # we asked the broker to cancel the current order
-
-    def renew(self, ref: OrderReference | None, size: int, *, native: bool = False) -> None:
-        self.ref, self.size, self.native = ref, size, native
-        self.phase, self.order_id, self.attempts, self.failures, self.error = (
-            LegPhase.NONE,
-            None,
-            0,
-            0,
-            None,
-        )
-        self.cancelling = False
-
-
-@dataclass(slots=True)
-class _Flatten:
-    ref: OrderReference
-    side: OrderSide
-    size: int
-    order_id: int | None = None
-    pending: bool = True  # sent (or about to be) but not confirmed
-    attempts: int = 0
-    placed_at: float = 0.0  # when it was acknowledged (a market order normally fills at once)
-
-
-@dataclass(slots=True)
-class _Entry:
-    ref: OrderReference | None = None
-    order_id: int | None = None
-    phase: EntryPhase = EntryPhase.UNKNOWN
-    lookups: int = 0
-    cancel_attempts: int = 0
-    cancel_retry_at: float = 0.0
-    acked_at: float | None = None
-    cancel_reason: str | None = None
-    journaled: bool = True  # False: found by tag/event, resolution not yet journaled
-
-
-@dataclass(slots=True)
-class _Wake:
-    """An event the listener sets and the driver waits on, plus pulse for ``wait`` callers."""
-
-    news: asyncio.Event = field(default_factory=asyncio.Event)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class BracketSaga:
@@ -195,13 +96,13 @@ class BracketSaga:
         self.req = request
         self.settings = settings
         self.native = native
-        self.entry = _Entry()
-        self.slots = {kind: _Slot(kind) for kind in LegKind}
+        self.entry = EntryState()
+        self.slots = {kind: Slot(kind) for kind in LegKind}
         self.exit_ids: list[int] = []
         # Exit orders of ours no slot holds, being cancelled: order id -> (failures, retry at).
         self._stray_retry: dict[int, tuple[int, float]] = {}
         self.children_searched = False  # native: the entry's children were looked up over REST
-        self.flattens: list[_Flatten] = []
+        self.flattens: list[FlattenOrder] = []
         self.meter = ExposureMeter()
         self.going_flat: str | None = None
         self.final: Finish | None = None
@@ -213,7 +114,7 @@ class BracketSaga:
         # The entry's fill volume and update time at our last look, and when that was.
         self._fill_seen: tuple[int, datetime | None, float] = (0, None, float("-inf"))
         self._refresh_at = 0.0  # a failed REST re-read is retried from then on
-        self._wake = _Wake()
+        self._wake = Wake()
         self._poll = settings.poll_interval
         self._errors = 0
         self._facts: BracketFacts | None = None
@@ -310,7 +211,7 @@ class BracketSaga:
         # the child's events came late. Both would cover the same contracts: the child is a
         # stray and gets cancelled (facts().strays).
 
-    def _adopt_leg(self, slot: _Slot, order_id: int) -> None:
+    def _adopt_leg(self, slot: Slot, order_id: int) -> None:
         slot.order_id = order_id
         slot.phase = LegPhase.LIVE
         if order_id not in self.exit_ids:
@@ -332,7 +233,7 @@ class BracketSaga:
         total += self.op.closed_externally
         return sign * total
 
-    def _leg_facts(self, slot: _Slot, now: float) -> LegFacts:
+    def _leg_facts(self, slot: Slot, now: float) -> LegFacts:
         phase = slot.phase
         size = slot.size
         active = True
@@ -625,7 +526,7 @@ class BracketSaga:
         and one still in doubt is resolved by its tag before anything is flattened again."""
         sent = ref.order_id is not None
         doubt = not sent and ref.status in (RefStatus.UNKNOWN, RefStatus.INTENDED)
-        fl = _Flatten(ref, OrderSide(ref.side), ref.size, ref.order_id, doubt, attempts=1)
+        fl = FlattenOrder(ref, OrderSide(ref.side), ref.size, ref.order_id, doubt, attempts=1)
         fl.placed_at = self._now()
         self.flattens.append(fl)
         self.engine.route_tag(self, ref.custom_tag)
@@ -760,7 +661,7 @@ class BracketSaga:
         # Independent actions (stop and target, entry cancel) go out together: time to
         # protection is one round trip, not two.
         for action in actions:
-            key = _target(action)
+            key = action_target(action)
             running = self._inflight.get(key)
             if running is not None:
                 if not (
@@ -848,7 +749,7 @@ class BracketSaga:
         await self.m.recovery.add_position_tracking(self.op, self.req.contract_id, ref)
         await self._send_leg(slot)
 
-    async def _send_leg(self, slot: _Slot) -> None:
+    async def _send_leg(self, slot: Slot) -> None:
         ref = slot.ref
         assert ref is not None
         is_stop = slot.kind is LegKind.STOP
@@ -899,7 +800,7 @@ class BracketSaga:
             await rec.record_order_success(self.op, ref, placed)
         self.evaluate()
 
-    async def _found_by_tag(self, slot: _Slot) -> bool:
+    async def _found_by_tag(self, slot: Slot) -> bool:
         assert slot.ref is not None
         try:
             found = await self.m.find_order_by_tag(self.req.account_id, slot.ref.custom_tag)
@@ -1056,7 +957,7 @@ class BracketSaga:
             leg=f"flatten{len(self.flattens)}",
             account_id=acct,
         )
-        fl = _Flatten(ref, side, qty)
+        fl = FlattenOrder(ref, side, qty)
         self.flattens.append(fl)
         self.engine.route_tag(self, ref.custom_tag)
         await self._send_flatten(fl)
@@ -1072,7 +973,7 @@ class BracketSaga:
                 return position.signed_size
         return 0
 
-    async def _send_flatten(self, fl: _Flatten) -> None:
+    async def _send_flatten(self, fl: FlattenOrder) -> None:
         fl.attempts += 1
         fl.pending = True
         rec = self.m.recovery
@@ -1103,7 +1004,7 @@ class BracketSaga:
         await rec.record_order_success(self.op, fl.ref, placed)
         self.evaluate()
 
-    async def _find_flatten(self, fl: _Flatten) -> bool:
+    async def _find_flatten(self, fl: FlattenOrder) -> bool:
         try:
             found = await self.m.find_order_by_tag(self.req.account_id, fl.ref.custom_tag)
         except OrderGuardError:
@@ -1192,21 +1093,6 @@ class BracketSaga:
             finished=self.final is not None,
             reason=reason,
         )
-
-
-def _target(action: Action) -> str:
-    """What an action acts on: two actions on one target never run at the same time."""
-    if isinstance(action, PlaceLeg | RetryLeg | ResizeLeg | CancelLeg):
-        return f"leg:{action.kind.value}"
-    if isinstance(action, CancelStray):
-        return f"order:{action.order_id}"
-    if isinstance(action, CancelEntry):
-        return "entry"
-    if isinstance(action, Flatten | ResolveFlatten):
-        return "flatten"
-    if isinstance(action, FindChildren):
-        return "refresh"  # the same REST read
-    return type(action).__name__
 
 
 __all__ = ["BracketRequest", "BracketSaga"]
