@@ -199,3 +199,18 @@ async def test_native_bracket_restart_adopts_the_children() -> None:
     assert all(o.parent_order_id is not None for o in working(world))
     assert sum(o.size - o.fill_volume for o in working(world, OrderType.STOP)) == 2
     await survivor.cleanup()
+
+
+async def test_the_resumer_acts_for_the_manager_that_recovers() -> None:
+    """The resumer registry is process-wide; two managers recovering in one process each get
+    their own bracket restarted in their own engine (nothing captured from the first)."""
+    crash = {"crash_on": "place_order", "crash_at": 1, "crash_after": True}
+    first, second = World(), World()
+    a, report_a = await crash_then_restart(first, crash, market_bracket())
+    b, report_b = await crash_then_restart(second, crash, market_bracket(size=1))
+    op_a, op_b = report_a.operations[0].operation_id, report_b.operations[0].operation_id
+    assert a.brackets.active() == [op_a] and b.brackets.active() == [op_b]
+    assert_protected_exactly(first, 2)
+    assert_protected_exactly(second, 1)
+    await a.cleanup()
+    await b.cleanup()
