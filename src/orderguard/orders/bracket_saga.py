@@ -393,24 +393,28 @@ class BracketSaga:
                 ref.filled_size = max(ref.filled_size, self._filled(oid))
 
     def _fill_time(self, now: float) -> float | None:
-        """The exchange time of the entry's latest fill on our monotonic scale, if known."""
+        """When an exposure that opens now began: the exchange time of an entry fill we had not
+        seen at our last look (on our monotonic scale), else None (from now).
+
+        A fill we saw before was covered until something else changed (a stop that ended): that
+        exposure starts now, not at the fill. Called on every look (it keeps the bookkeeping).
+        """
         if self.entry.order_id is None:
             return None
         view = self.m.tracker.get(self.entry.order_id)
         if view is None or view.update_timestamp is None:
             return None
-        if view.fill_volume == 0:
-            self._fill_seen = (0, view.update_timestamp, now)
+        volume, stamp, last_look = self._fill_seen
+        self._fill_seen = (view.fill_volume, view.update_timestamp, now)
+        if view.fill_volume <= volume:
             return None
         lag = (self.m.clock.now() - view.update_timestamp).total_seconds()
         started = max(now - max(0.0, lag), self._born)
         # A trade folded in before its order update grows the volume under the old timestamp:
         # then the timestamp says nothing about this fill, which we had not seen at our last
         # look, so it happened after that look. (A new timestamp is the exchange's word.)
-        volume, stamp, last_look = self._fill_seen
-        if view.fill_volume > volume and view.update_timestamp == stamp:
+        if view.update_timestamp == stamp:
             started = max(started, last_look)
-        self._fill_seen = (view.fill_volume, view.update_timestamp, now)
         return started
 
     # -- waiting ------------------------------------------------------------------------------
