@@ -278,9 +278,14 @@ class GuardedBroker:
         )
 
     async def search_orders(
-        self, account_id: int, start: datetime, end: datetime | None = None
+        self,
+        account_id: int,
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        priority: Priority = Priority.QUERY,
     ) -> list[Order]:
-        return await self.query(lambda: self.inner.search_orders(account_id, start, end))
+        return await self.query(lambda: self.inner.search_orders(account_id, start, end), priority)
 
     async def search_open_orders(self, account_id: int) -> list[Order]:
         return await self.query(lambda: self.inner.search_open_orders(account_id))

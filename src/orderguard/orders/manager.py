@@ -471,7 +471,7 @@ class OrderManager:
                 order_id=outcome.order_id,
             )
         origin = outcome.origin.value if isinstance(outcome, Unknown) else "confirmed_without_id"
-        return await self._resolve_placement(request, tag, origin, sent_at, intent)
+        return await self._resolve_placement(request, tag, origin, sent_at, intent, priority)
 
     async def _mutate(self, send: Callable[[], Awaitable[Outcome]]) -> Outcome:
         """Run one mutation; re-send only when the broker proves the request never left."""
@@ -498,14 +498,23 @@ class OrderManager:
                 return Unknown(_exception_origin(exc), type(exc).__name__)
 
     async def _resolve_placement(
-        self, request: OrderRequest, tag: str, origin: str, sent_at: datetime, intent: Intent
+        self,
+        request: OrderRequest,
+        tag: str,
+        origin: str,
+        sent_at: datetime,
+        intent: Intent,
+        priority: Priority = Priority.QUERY,
     ) -> OrderPlaceResponse:
         """Find the order by its tag among all the account's orders, with bounded look-ups."""
         account_id = request.account_id
         for delay in status_check_delays(self.config, self._jitter):
             if delay:
                 await self._clock.sleep(delay)
-            found = await self._find_by_tag(account_id, tag, sent_at)
+            # A protective or flattening order in doubt is looked up in its own lane: behind
+            # ordinary reads in a full rate window, the look-up outlasted the protection deadline.
+            lane = priority if priority in PRIORITY_LANE else Priority.QUERY
+            found = await self._find_by_tag(account_id, tag, sent_at, lane)
             if found is not None:
                 self._stats["placements_resolved_by_tag"] += 1
                 await self._journal.resolved(intent, found)
@@ -520,12 +529,16 @@ class OrderManager:
             custom_tag=tag,
         )
 
-    async def _find_by_tag(self, account_id: int, tag: str, sent_at: datetime) -> Order | None:
+    async def _find_by_tag(
+        self, account_id: int, tag: str, sent_at: datetime, priority: Priority = Priority.QUERY
+    ) -> Order | None:
         known = self.tracker.by_tag(account_id, tag)
         if known is not None:
             return known
         try:
-            orders = await self.gateway.search_orders(account_id, start=self._window_start(sent_at))
+            orders = await self.gateway.search_orders(
+                account_id, start=self._window_start(sent_at), priority=priority
+            )
         except OrderGuardError as exc:
             # A failed query is no evidence either way; the next attempt asks again.
             log.warning("order search for %s failed: %s", tag, exc)
