@@ -105,6 +105,7 @@ class BracketEngine:
         self._remove_listener: Callable[[], None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._poll_now = asyncio.Event()
+        self._next_poll: asyncio.Future[bool] | None = None  # sagas waiting for a fresh read
         self.polls = 0
         self._resumed = False
         manager.recovery.register_statistics(self.stats.as_dict)
@@ -609,9 +610,33 @@ class BracketEngine:
                 break
             await self.poll()
 
+    async def shared_read(self) -> bool:
+        """A REST re-read for one saga, shared with every other saga asking meanwhile: the next
+        poll starts at once and serves them all (one ``Order/search`` per account instead of
+        one per saga — with many brackets in doubt, per-saga reads spent the rate budget).
+        True when every account was read."""
+        if self._next_poll is None:
+            self._next_poll = asyncio.get_running_loop().create_future()
+        waiter = self._next_poll
+        self._poll_now.set()
+        if self._poller is None or self._poller.done():
+            self._poller = self.manager._spawn(self._poll_loop())
+        return await asyncio.shield(waiter)
+
     async def poll(self) -> None:
         """Re-read every order of the running brackets' window and route it like an event."""
+        # Only a poll that starts after a request answers it (an older one may predate it).
+        waiter, self._next_poll = self._next_poll, None
+        complete = True
+        try:
+            complete = await self._poll_accounts()
+        finally:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(complete)
+
+    async def _poll_accounts(self) -> bool:
         m = self.manager
+        complete = True
         starts: dict[int, datetime] = {}
         for saga in self._sagas.values():
             acct = saga.req.account_id
@@ -621,6 +646,7 @@ class BracketEngine:
                 orders = await m.gateway.search_orders(acct, start=start)
             except OrderGuardError as exc:
                 log.warning("bracket poll of account %s failed: %s", acct, exc)
+                complete = False
                 continue
             self.polls += 1
             for order in orders:
@@ -638,6 +664,7 @@ class BracketEngine:
                     self._route_order(order)  # only news is news
         for saga in tuple(self._sagas.values()):
             saga.news()
+        return complete
 
 
 def _protected_or_final(saga: BracketSaga) -> bool:

@@ -549,13 +549,16 @@ class BracketSaga:
     async def _refresh(self) -> None:
         """Re-read our orders over REST (events may have been lost); absence proves nothing.
 
-        One ``Order/search`` over the operation's window answers everything at once — the
-        entry's or a leg's tag in doubt, fill volumes, native children — instead of a read per
-        order: under a full rate-limit window, per-order reads starved the protective work."""
+        The engine's shared poll answers everything at once — the entry's or a leg's tag in
+        doubt, fill volumes, native children — for every saga asking meanwhile: under a full
+        rate-limit window, reads per order, then per saga, starved the protective work."""
         e = self.entry
-        if not await self._read_orders():
+        if not await self.engine.shared_read():
+            self._refresh_failures += 1
+            self._refresh_at = self._backoff(self._refresh_failures)
             self.refresh_due = True  # retried when the backoff is over (see _sync)
             return
+        self._refresh_failures = 0
         if e.order_id is None and e.ref is not None and e.phase is EntryPhase.UNKNOWN:
             e.lookups += 1
             if e.lookups >= self.settings.entry_lookups:
