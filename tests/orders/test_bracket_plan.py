@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,6 +11,7 @@ from orderguard.orders.bracket_plan import (
     BracketFacts,
     CancelEntry,
     CancelLeg,
+    CancelStray,
     EntryPhase,
     Finish,
     Flatten,
@@ -35,7 +38,6 @@ def legs(kind: LegKind) -> st.SearchStrategy[LegFacts]:
         active=st.booleans(),
         due=st.booleans(),
         attempts=st.integers(0, 5),
-        stuck=st.booleans(),
     )
 
 
@@ -49,7 +51,9 @@ facts_st = st.builds(
     target=legs(LegKind.TARGET),
     max_attempts=st.just(4),
     entry_cancel_reason=st.none() | st.just("timeout"),
-    entry_cancel_stuck=st.booleans(),
+    strays=st.lists(st.integers(100, 105), unique=True, max_size=2).map(tuple),
+    children_unknown=st.booleans(),
+    flatten_working=st.booleans(),
     entry_cancel_due=st.booleans(),
     deadline_passed=st.booleans(),
     going_flat=st.none() | st.just("why"),
@@ -60,8 +64,11 @@ facts_st = st.builds(
 
 
 def live(f: BracketFacts) -> bool:
-    return (f.entry is EntryPhase.WORKING and not f.entry_cancel_stuck) or any(
-        leg.phase is LegPhase.LIVE and not leg.stuck for leg in f.legs
+    return (
+        f.entry is EntryPhase.WORKING
+        or bool(f.strays)
+        or f.flatten_working
+        or any(leg.phase is LegPhase.LIVE for leg in f.legs)
     )
 
 
@@ -124,6 +131,42 @@ def test_cancels_only_cancellable_orders(f: BracketFacts) -> None:
                 assert leg.phase is LegPhase.LIVE and leg.order_id == action.order_id
             if isinstance(action, CancelEntry):
                 assert f.entry is EntryPhase.WORKING
+
+
+@given(facts_st)
+def test_never_flattens_beside_a_working_flatten(f: BracketFacts) -> None:
+    """While a flatten order works, another would close the same contracts twice."""
+    decision = plan(f)
+    if f.flatten_working and isinstance(decision, list):
+        assert not any(isinstance(a, Flatten) for a in decision)
+
+
+@given(facts_st)
+def test_never_places_a_leg_while_native_children_may_exist(f: BracketFacts) -> None:
+    """Unseen native children are looked for first: a client-side leg beside them would cover
+    the same contracts twice (I1 over-coverage)."""
+    decision = plan(f)
+    if f.children_unknown and isinstance(decision, list):
+        assert not any(
+            isinstance(a, PlaceLeg)
+            and (f.stop if a.kind is LegKind.STOP else f.target).phase is LegPhase.NONE
+            for a in decision
+        )
+
+
+@given(facts_st, st.data())
+def test_strays_are_cancelled_and_never_left_behind(f: BracketFacts, data: st.DataObject) -> None:
+    """A working stray blocks a successful finish; a due one is cancelled unless exposure (a
+    flatten in doubt, an over-close) comes first."""
+    due = tuple(data.draw(st.lists(st.sampled_from(f.strays), unique=True)) if f.strays else ())
+    f = replace(f, strays_due=due)
+    decision = plan(f)
+    if f.strays and isinstance(decision, Finish):
+        assert decision.state is OperationState.FAILED
+    if isinstance(decision, list):
+        for action in decision:
+            if isinstance(action, CancelStray):
+                assert action.order_id in f.strays_due
 
 
 def test_rejected_leg_after_fill_goes_flat() -> None:

@@ -36,6 +36,7 @@ from .bracket_helpers import MNQ, Rig, make_rig
 
 ES = "CON.F.US.EP.Z26"
 DEADLINE = 10.0
+RATE_WINDOW = 60.0  # OrderManagerConfig.rate_limit_window
 TICK = Decimal("0.25")
 PLAN = FaultPlan(
     query=QueryFaults(query_error=0.03, delay=0.1, delay_range=(0.05, 0.5)),
@@ -168,9 +169,23 @@ class BracketMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.rig is not None)
     @rule()
     def quiet_point(self) -> None:
-        """Faults off, time passes, then every invariant holds from exchange truth."""
+        """Faults off, time passes, then every invariant holds from exchange truth.
+
+        A burst of brackets can spend the gateway's whole budget (200 requests / 60 s, the
+        priority lane's reserve included); then no request goes out until the window rolls
+        over, and nothing can be settled sooner. The quiet point waits for that (at most one
+        window) before it judges coverage. I6 is not relaxed: an unprotected episode longer
+        than the deadline fails however it came about.
+        """
         self.r.faulty.enabled = False
         self.run(self.r.clock.advance(DEADLINE * 2))
+        limiter = self.r.manager.gateway.limiter
+        waited = 0.0
+        while limiter.waiting and waited < RATE_WINDOW:
+            self.run(self.r.clock.advance(5.0))
+            waited += 5.0
+        if waited:
+            self.run(self.r.clock.advance(DEADLINE * 2))  # then settle as after any burst
         self.check_truth()
         self.r.faulty.enabled = True
 
@@ -222,18 +237,15 @@ class BracketMachine(RuleBasedStateMachine):
 
 
 BracketMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("BRACKET_MACHINE_EXAMPLES", "8")),
-    stateful_step_count=int(os.environ.get("BRACKET_MACHINE_STEPS", "15")),
+    max_examples=int(os.environ.get("BRACKET_MACHINE_EXAMPLES", "40")),
+    stateful_step_count=int(os.environ.get("BRACKET_MACHINE_STEPS", "25")),
     deadline=None,
-    derandomize=True,  # the same examples on every run, so a CI result is reproducible
-    suppress_health_check=[HealthCheck.too_slow],
+    # The same examples on every CI run, so a result is reproducible; BRACKET_MACHINE_RANDOM=1
+    # explores new ones locally.
+    derandomize=os.environ.get("BRACKET_MACHINE_RANDOM", "0") != "1",
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     # Shrinking a long virtual-time run is slow; the failing run is printed unshrunk.
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
-# Known open defect (issue 4): under faults the machine still finds stops covering more than the
-# position (I1) and unprotected episodes past the deadline (I6). Kept running, not hidden: it flips
-# to XPASS the day the saga is fixed. Some derandomized examples livelock, hence the 30 s cap.
-TestBracketMachine = pytest.mark.xfail(
-    reason="issue 4 open: bracket saga over-covers / overruns the protection deadline under faults",
-    strict=False,
-)(pytest.mark.timeout(30)(BracketMachine.TestCase))
+# Virtual time: the default run takes a few seconds of real time; the cap catches a livelock.
+TestBracketMachine = pytest.mark.timeout(120)(BracketMachine.TestCase)

@@ -6,6 +6,7 @@ import pytest
 
 from orderguard.broker.sim import LatencyModel
 from orderguard.clock import VirtualClock
+from orderguard.config import OrderManagerConfig
 from orderguard.errors import ValidationError
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import OrderStatus
@@ -114,7 +115,7 @@ async def test_unlink_returns_sibling_and_leaves_orders_working() -> None:
 
 
 async def test_links_survive_a_restart() -> None:
-    """A new manager on the same journal re-links the pair and still enforces it."""
+    """A new manager on the same journal re-links the pair at start and still enforces it."""
     first = await make_rig(journal=MemoryJournal(VirtualClock()))
     journal = first.manager.journal
     a = await first.manager.place_limit_order(MNQ, BUY, 1, D("20990"))
@@ -122,8 +123,9 @@ async def test_links_survive_a_restart() -> None:
     await first.run(first.manager.link_oco_orders(a.order_id, b.order_id))
     await first.manager.cleanup()  # the process goes away without unlinking
     second = await make_rig(journal=journal, sim=first.sim, clock=first.clock, seed=9)
-    assert await second.manager.resume_operations() == 1
+    # start() re-linked it (start-up recovery left the working pair to its engine).
     assert second.manager.get_oco_linked_order(a.order_id) == b.order_id
+    assert await second.manager.resume_operations() == 0  # nothing left to resume by hand
     second.price("20989")  # a fills
     await second.settle(3.0)
     assert status(second, a.order_id) is OrderStatus.FILLED
@@ -141,4 +143,43 @@ async def test_bracket_exits_report_each_other_as_oco_siblings() -> None:
     )
     assert rig.manager.get_oco_linked_order(r.stop_order_id) == r.target_order_id
     assert rig.manager.get_oco_linked_order(r.target_order_id) == r.stop_order_id
+    await rig.manager.cleanup()
+
+
+class _CountingReads:
+    """Wraps a SimBroker; counts the order reads made through it."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._inner, name)
+        if name in ("search_orders", "get_order", "search_open_orders"):
+
+            async def counted(*args: object, **kwargs: object) -> object:
+                self.reads += 1
+                return await attr(*args, **kwargs)
+
+            return counted
+        return attr
+
+
+async def test_quiet_pairs_share_one_backed_off_poll() -> None:
+    """Five quiet pairs for a minute stay far inside the 200 requests / 60 s budget: their
+    re-reads are shared and back off (a read per pair and leg every 2 s spent it all)."""
+    # The continuous reconciler's own safety re-read (once per reconcile_threshold while
+    # anything is in flight) is kept out of this count: the test is about the pairs' poll.
+    quiet = OrderManagerConfig(reconcile_threshold=3600.0)
+    rig = await make_rig(wrap=_CountingReads, config=quiet)  # type: ignore[arg-type]
+    for i in range(5):
+        target = OcoLeg(SELL, 1, D("21010") + i, "limit")
+        stop = OcoLeg(SELL, 1, D("20990") - i, "stop")
+        await rig.run(rig.manager.place_oco_order(MNQ, target, stop))
+    counter = rig.broker
+    assert isinstance(counter, _CountingReads)
+    before = counter.reads
+    await rig.settle(60.0)
+    assert counter.reads - before <= 15
+    assert len(rig.working()) == 10  # nothing happened to the pairs meanwhile
     await rig.manager.cleanup()

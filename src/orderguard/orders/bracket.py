@@ -69,8 +69,9 @@ from orderguard.orders.bracket_saga import BracketRequest, BracketSaga
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.exposure import EpisodeEnd, ExposureStats
 from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
-from orderguard.recovery.manager import RefStatus
+from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState, OperationType
+from orderguard.recovery.startup import ResumeContext, register_resumer
 
 if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
@@ -100,9 +101,11 @@ class BracketEngine:
         # seeded run replays identically.
         self._by_contract: dict[str, dict[BracketSaga, None]] = {}
         self._client_side: set[int] = set()  # accounts refused native brackets this session
+        self._native_caps: dict[int, bool] = {}  # accounts' native-bracket capability, read once
         self._remove_listener: Callable[[], None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._poll_now = asyncio.Event()
+        self._next_poll: asyncio.Future[bool] | None = None  # sagas waiting for a fresh read
         self.polls = 0
         self._resumed = False
         manager.recovery.register_statistics(self.stats.as_dict)
@@ -123,7 +126,8 @@ class BracketEngine:
         protection_deadline: float | None = None,
         native: bool | None = None,
     ) -> BracketOrderResponse:
-        await self.resume()
+        # No implicit resume() here: start-up recovery restarts the sagas of unfinished
+        # brackets (resume_bracket), and a second actor beside a rollback would race it.
         request, contract = await self._validate(
             contract_id,
             side,
@@ -224,33 +228,42 @@ class BracketEngine:
         self._resumed = True
         started = 0
         for op in list(self.manager.recovery.active_operations.values()):
-            if (
-                op.operation_type is not OperationType.BRACKET_ORDER
-                or op.operation_id in self._sagas
-            ):
-                continue
-            data = op.extra.get("bracket")
-            if not isinstance(data, dict):
-                continue
-            settings = replace(
-                self.settings,
-                protection_deadline=float(
-                    op.extra.get("protection_deadline", self.settings.protection_deadline)
-                ),
-            )
-            saga = BracketSaga(
-                self,
-                op,
-                BracketRequest.from_dict(data),
-                settings,
-                native=bool(op.extra.get("native")),
-            )
-            _restore(saga)
-            self._adopt(saga)
-            saga.refresh_due = True
-            self._start(saga)
-            started += 1
+            if self.resume_operation(op) is not None:
+                started += 1
         return started
+
+    def resume_operation(self, op: RecoveryOperation) -> BracketSaga | None:
+        """Restart the saga of one unfinished bracket from its journaled legs (None when it is
+        not a bracket of this engine's making, or already driven).
+
+        The saga reads its orders over REST before it plans anything (a new process's tracker
+        knows nothing yet: "no fill seen" must not read as "nothing owned"); live legs are
+        adopted, missing ones placed as a new generation (a tag is never placed twice), and
+        everything is sized to exactly the quantity the operation owns."""
+        if (
+            op.operation_type is not OperationType.BRACKET_ORDER
+            or op.operation_id in self._sagas
+            or op.state.is_terminal  # finished meanwhile (by a saga of this process)
+            or op.state is OperationState.ROLLING_BACK  # a rollback drives it: one actor
+        ):
+            return None
+        data = op.extra.get("bracket")
+        if not isinstance(data, dict):
+            return None
+        settings = replace(
+            self.settings,
+            protection_deadline=float(
+                op.extra.get("protection_deadline", self.settings.protection_deadline)
+            ),
+        )
+        saga = BracketSaga(
+            self, op, BracketRequest.from_dict(data), settings, native=bool(op.extra.get("native"))
+        )
+        _restore(saga)
+        saga.primed = False
+        self._adopt(saga)
+        self._start(saga)
+        return saga
 
     async def shutdown(self) -> None:
         """Stop every driver (positions stay protected by the orders at the broker)."""
@@ -338,8 +351,13 @@ class BracketEngine:
             # The account setting cannot be read on the real API: an explicit request tries it,
             # and the "Position Brackets" rejection falls back to client-side.
             return True
-        caps = await self.manager.gateway.get_capabilities(account_id)
-        return caps.native_brackets
+        known = self._native_caps.get(account_id)
+        if known is None:
+            # Once per account and session: a read per bracket spent the rate budget, and the
+            # setting does not change under a session (a refusal switches to client-side).
+            caps = await self.manager.gateway.get_capabilities(account_id)
+            known = self._native_caps[account_id] = caps.native_brackets
+        return known
 
     # -- the entry ------------------------------------------------------------------------------
     async def _place_entry(self, saga: BracketSaga, contract: Contract) -> str | None:
@@ -499,6 +517,9 @@ class BracketEngine:
     def route_order(self, saga: BracketSaga, order_id: int) -> None:
         self._by_order[order_id] = saga
 
+    def route_tag(self, saga: BracketSaga, custom_tag: str) -> None:
+        self._by_tag[custom_tag] = saga
+
     def route_parent(self, saga: BracketSaga, order_id: int) -> None:
         if saga.native:
             self._by_parent[order_id] = saga
@@ -591,9 +612,33 @@ class BracketEngine:
                 break
             await self.poll()
 
+    async def shared_read(self) -> bool:
+        """A REST re-read for one saga, shared with every other saga asking meanwhile: the next
+        poll starts at once and serves them all (one ``Order/search`` per account instead of
+        one per saga — with many brackets in doubt, per-saga reads spent the rate budget).
+        True when every account was read."""
+        if self._next_poll is None:
+            self._next_poll = asyncio.get_running_loop().create_future()
+        waiter = self._next_poll
+        self._poll_now.set()
+        if self._poller is None or self._poller.done():
+            self._poller = self.manager._spawn(self._poll_loop())
+        return await asyncio.shield(waiter)
+
     async def poll(self) -> None:
         """Re-read every order of the running brackets' window and route it like an event."""
+        # Only a poll that starts after a request answers it (an older one may predate it).
+        waiter, self._next_poll = self._next_poll, None
+        complete = True
+        try:
+            complete = await self._poll_accounts()
+        finally:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(complete)
+
+    async def _poll_accounts(self) -> bool:
         m = self.manager
+        complete = True
         starts: dict[int, datetime] = {}
         for saga in self._sagas.values():
             acct = saga.req.account_id
@@ -603,6 +648,7 @@ class BracketEngine:
                 orders = await m.gateway.search_orders(acct, start=start)
             except OrderGuardError as exc:
                 log.warning("bracket poll of account %s failed: %s", acct, exc)
+                complete = False
                 continue
             self.polls += 1
             for order in orders:
@@ -610,10 +656,17 @@ class BracketEngine:
                     continue  # other orders are not ours to re-read (and cost on every poll)
                 before = m.tracker.get(order.id)
                 m._ingest_order(order)  # the tracker's monotonic merge: never backwards
-                if before is None or m.tracker.get(order.id) != before:
+                if (
+                    before is None
+                    or m.tracker.get(order.id) != before
+                    # Known to the tracker by another path (the manager resolving an unknown
+                    # placement by its tag) but never routed: the saga has not adopted it.
+                    or order.id not in self._by_order
+                ):
                     self._route_order(order)  # only news is news
         for saga in tuple(self._sagas.values()):
             saga.news()
+        return complete
 
 
 def _protected_or_final(saga: BracketSaga) -> bool:
@@ -631,7 +684,10 @@ def _final(saga: BracketSaga) -> bool:
 def _restore(saga: BracketSaga) -> None:
     """Rebuild a saga's in-memory state from its journaled legs (after a restart)."""
     op = saga.op
-    for leg, ref in op.orders.items():
+    for leg, ref in sorted(op.orders.items(), key=lambda item: _leg_order(item[0])):
+        if leg.startswith("flatten") and leg[len("flatten") :].isdigit():
+            saga.restore_flatten(ref)
+            continue
         if leg == "entry":
             saga.entry.ref = ref
             saga.entry.order_id = ref.order_id
@@ -648,22 +704,78 @@ def _restore(saga: BracketSaga) -> None:
             if not leg.startswith(kind.value) or not leg[len(kind.value) :].isdigit():
                 continue
             slot = saga.slots[kind]
+            saga.engine.route_tag(saga, ref.custom_tag)
             index = int(leg[len(kind.value) :])
             slot.count = max(slot.count, index + 1)
+            if saga.native and ref.order_id is None and ref.status != RefStatus.CONFIRMED:
+                # Native mode: an unresolved leg is most likely a server-side child journaled
+                # without its id (children carry no tag, so "absent by tag" proves nothing).
+                # The slot stays empty: the children are looked up by parent id first, and an
+                # order carrying the leg's tag is still adopted (as a stray) if it exists.
+                continue
             if ref.order_id is not None:
                 saga.exit_ids.append(ref.order_id)
                 saga.engine.route_order(saga, ref.order_id)
             if slot.ref is None or index >= int(slot.ref.leg[len(kind.value) :]):
                 slot.ref, slot.order_id, slot.size = ref, ref.order_id, ref.size
                 slot.native = leg in op.extra.get("native_legs", [])
+                # A rejected leg (or one found absent after the crash) is placed again as a new
+                # generation: forward recovery gets its retry, and a rejection that repeats
+                # sends the bracket flat as before.
                 slot.phase = {
                     RefStatus.CONFIRMED: LegPhase.LIVE,
                     RefStatus.FILLED: LegPhase.DONE,
                     RefStatus.CANCELLED: LegPhase.DONE,
-                    RefStatus.REJECTED: LegPhase.FAILED,
+                    RefStatus.REJECTED: LegPhase.NONE,
                 }.get(ref.status, LegPhase.UNKNOWN)
+                if slot.phase is LegPhase.NONE:
+                    slot.order_id = None
     if op.state in (OperationState.ROLLING_BACK, OperationState.PARTIALLY_COMPLETED):
         saga.going_flat = op.last_error or "resumed a rollback after a restart"
+
+
+def _leg_order(leg: str) -> tuple[str, int]:
+    """Legs by kind, then by generation index (stop2 after stop10 would be wrong)."""
+    head = leg.rstrip("0123456789")
+    tail = leg[len(head) :]
+    return head, int(tail) if tail else -1
+
+
+async def resume_bracket(ctx: ResumeContext) -> None:
+    """Start-up recovery of a BRACKET_ORDER operation (registered for the type).
+
+    After the pivot (an entry fill) it rolls forward: the bracket's own saga is restarted on
+    the folded journal and re-protects exactly the owned quantity with the legs' tags (live
+    legs adopted, missing ones placed as a new generation). The operation stays in progress,
+    driven by that saga. Before the pivot, or while it was already rolling back, or for a
+    bracket-typed operation the engine did not make, it rolls back as the default does.
+
+    The registry is process-wide and one process may run several managers (the chaos runner):
+    the engine is the one of the manager recovering now (``ctx.host``), never one captured.
+    """
+    op = ctx.operation
+    engine = getattr(ctx.host, "brackets", None)
+    if not isinstance(engine, BracketEngine):
+        await ctx.roll_back("rolled back at start-up recovery (no bracket engine)")
+        return
+    if op.operation_id in engine._sagas or op.state.is_terminal:
+        ctx.note("already driven by its saga" if not op.state.is_terminal else "already over")
+        return
+    if op.state is OperationState.ROLLING_BACK or not isinstance(op.extra.get("bracket"), dict):
+        await ctx.roll_back("rolled back at start-up recovery")
+        return
+    if not ctx.plan.pivot_passed:
+        await ctx.roll_back("the entry had not filled before the restart")
+        return
+    if ctx.snapshot is not None:
+        for order in ctx.snapshot.orders:
+            engine.manager._ingest_order(order)  # the saga starts from the truth just read
+    engine.resume_operation(op)
+    ctx.handed_off = True  # unfinished on purpose: its saga drives it from here
+    ctx.note(f"saga restarted: re-protecting {ctx.plan.owned:+d} with the legs' tags")
+
+
+register_resumer(OperationType.BRACKET_ORDER, resume_bracket)
 
 
 _ENGINES: weakref.WeakKeyDictionary[OrderManager, BracketEngine] = weakref.WeakKeyDictionary()
@@ -684,4 +796,5 @@ __all__ = [
     "BracketOutcome",
     "BracketSettings",
     "bracket_engine",
+    "resume_bracket",
 ]

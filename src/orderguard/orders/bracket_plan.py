@@ -11,18 +11,24 @@ was owned (both OCO exits filled): the excess is bought back and recorded as an 
 
 The rules, in order of precedence:
 
-1. Once the saga decides to go flat it cancels the entry and every live exit (confirming each
-   final state, since a cancel can lose to a fill) and, at the same time, flattens exactly
-   ``owned``: exposure first. An exit that fills in the race over-closes; that excess is bought
-   back once everything is final.
+1. Once the saga decides to go flat it cancels the entry, the target and every stray and, at the
+   same time, flattens exactly ``owned``: exposure first. The stop keeps working until the
+   flatten has filled (a flatten can wait for the rate window or a thin book; cancelling the stop
+   first left the position naked meanwhile). An exit that fills in the race over-closes; that
+   excess is bought back once everything is final. While a flatten order works no second one is
+   sent; its unfilled rest is cancelled once overdue and the remainder flattened anew.
    It decides so after the pivot when a leg is definitively refused, a leg could not be confirmed
    after ``max_attempts`` sends, or a fill stayed unprotected past the flatten point.
 2. Over-closed: cancel what is live, then flatten the excess (an incident).
 3. Forward: each exit (stop, target) must cover exactly ``owned`` — place it, resize it, or cancel
-   it when nothing is owned. Server-side (native) legs are grown by the server, never by us.
+   it when nothing is owned. Server-side (native) legs are grown by the server, never by us, and
+   a native bracket's children are looked up over REST before a client-side leg is placed in
+   their stead. Working orders of ours that no slot holds (strays) are cancelled.
 4. The entry's unfilled rest is cancelled on the entry timeout, or once the exits closed
    everything (later fills would arrive unprotected for a trade that is over).
-5. Finished when the entry is final, nothing is owned and no exit is live or in doubt.
+5. Finished when the entry is final, nothing is owned and nothing of ours works or is in doubt.
+   Cancels are never given up on (they back off): a bracket that ended with an order working
+   would leave it unwatched.
 """
 
 from __future__ import annotations
@@ -72,8 +78,6 @@ class LegFacts:
     """A RETRY/UNKNOWN leg may be acted on now (its retry delay has passed)."""
     attempts: int = 0
     error: str | None = None
-    stuck: bool = False
-    """Cancels or resizes of this order failed ``max_attempts`` times: stop asking."""
 
     @property
     def remaining(self) -> int:
@@ -97,7 +101,6 @@ class BracketFacts:
     max_attempts: int
     entry_cancel_reason: str | None = None
     """Set when the entry's unfilled rest is due to be cancelled (entry timeout)."""
-    entry_cancel_stuck: bool = False
     entry_cancel_due: bool = True
     """A cancel of the entry may be sent now (a failed one waits for its retry delay)."""
     deadline_passed: bool = False
@@ -107,6 +110,19 @@ class BracketFacts:
     """A flatten order is in doubt (sent, unresolved): resolve it before anything else."""
     flatten_attempts: int = 0
     closed_outside: bool = False
+    strays: tuple[int, ...] = ()
+    """Working orders of this bracket that no slot holds: a native child that showed up after
+    a client-side leg was placed for its kind, or the unfilled rest of a flatten that did not
+    fill at once (a thin market). They are cancelled; their fills still count in ``owned``."""
+    flatten_working: bool = False
+    """A flatten order is working (part of ``strays``): no new flatten until it is final, or
+    both would fill and over-close."""
+    strays_due: tuple[int, ...] = ()
+    """The strays whose cancel may be sent now (a failed one waits for its retry delay)."""
+    children_unknown: bool = False
+    """Native mode: the entry's server-side children have not been seen yet (their events may
+    be late or lost). Look for them over REST before placing a client-side leg in their place,
+    or both would cover the same contracts."""
 
     @property
     def legs(self) -> tuple[LegFacts, LegFacts]:
@@ -152,6 +168,16 @@ class CancelLeg:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelStray:
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FindChildren:
+    """Native mode: look the entry's children up over REST (adopting them into their slots)."""
+
+
+@dataclass(frozen=True, slots=True)
 class CancelEntry:
     reason: str
 
@@ -181,7 +207,16 @@ class Finish:
 
 
 Action = (
-    PlaceLeg | RetryLeg | ResizeLeg | CancelLeg | CancelEntry | GoFlat | Flatten | ResolveFlatten
+    PlaceLeg
+    | RetryLeg
+    | ResizeLeg
+    | CancelLeg
+    | CancelStray
+    | FindChildren
+    | CancelEntry
+    | GoFlat
+    | Flatten
+    | ResolveFlatten
 )
 Plan = list[Action] | Finish
 
@@ -213,12 +248,22 @@ def flat_reason(f: BracketFacts) -> str | None:
 
 
 def _cancel_live(f: BracketFacts) -> list[Action]:
+    # While something is owned the stop keeps working until the flatten has filled: a flatten
+    # can wait (a full rate window, a thin book) and cancelling first would leave the position
+    # naked meanwhile. If the stop fills in the race, the over-close is bought back.
     actions: list[Action] = [
         CancelLeg(leg.kind, leg.order_id)
         for leg in f.legs
-        if leg.phase is LegPhase.LIVE and leg.order_id is not None and not leg.stuck and leg.due
+        if leg.phase is LegPhase.LIVE
+        and leg.order_id is not None
+        and leg.due
+        and not (leg.kind is LegKind.STOP and f.owned > 0 and f.going_flat is not None)
     ]
-    return actions
+    return actions + _cancel_strays(f)
+
+
+def _cancel_strays(f: BracketFacts) -> list[Action]:
+    return [CancelStray(order_id) for order_id in f.strays_due]
 
 
 def _resolve_unknown_legs(f: BracketFacts) -> list[Action]:
@@ -231,15 +276,19 @@ def _resolve_unknown_legs(f: BracketFacts) -> list[Action]:
 
 
 def _still_live(f: BracketFacts) -> bool:
-    """The entry or an exit can still fill (and we have not given up cancelling it)."""
-    return (f.entry is EntryPhase.WORKING and not f.entry_cancel_stuck) or any(
-        leg.phase is LegPhase.LIVE and not leg.stuck for leg in f.legs
+    """The entry or an exit can still fill. Cancels are never given up on (they back off): a
+    bracket that finished with an order still working would leave it unwatched."""
+    return (
+        f.entry is EntryPhase.WORKING
+        or bool(f.strays)
+        or f.flatten_working
+        or any(leg.phase is LegPhase.LIVE for leg in f.legs)
     )
 
 
 def _cancel_everything(f: BracketFacts, reason: str) -> list[Action]:
     actions: list[Action] = []
-    if f.entry is EntryPhase.WORKING and not f.entry_cancel_stuck and f.entry_cancel_due:
+    if f.entry is EntryPhase.WORKING and f.entry_cancel_due:
         actions.append(CancelEntry(reason))
     return actions + _cancel_live(f)
 
@@ -247,6 +296,10 @@ def _cancel_everything(f: BracketFacts, reason: str) -> list[Action]:
 def _plan_flat(f: BracketFacts, reason: str) -> Plan:
     if f.flatten_pending:
         return [ResolveFlatten()]
+    if f.flatten_working:
+        # Its fills are still coming (or its rest is cancelled once overdue): flattening
+        # again now would sell the same contracts twice.
+        return _cancel_everything(f, reason)
     if _still_live(f):
         actions = _cancel_everything(f, reason)
         if f.owned > 0 and f.flatten_attempts < f.max_attempts:
@@ -278,7 +331,7 @@ def _plan_flat(f: BracketFacts, reason: str) -> Plan:
 def _plan_overclosed(f: BracketFacts) -> Plan:
     if f.flatten_pending:
         return [ResolveFlatten()]
-    if _still_live(f):
+    if f.flatten_working or _still_live(f):
         return _cancel_everything(f, "the exits closed more than the bracket owned")
     if f.flatten_attempts >= f.max_attempts:
         return Finish(
@@ -294,7 +347,8 @@ def _plan_forward(f: BracketFacts) -> Plan:
     actions: list[Action] = []
     if f.flatten_pending:
         actions.append(ResolveFlatten())
-    if f.entry is EntryPhase.WORKING and not f.entry_cancel_stuck and f.entry_cancel_due:
+    actions += _cancel_strays(f)
+    if f.entry is EntryPhase.WORKING and f.entry_cancel_due:
         if f.entry_cancel_reason is not None:
             actions.append(CancelEntry(f.entry_cancel_reason))
         elif owned == 0 and (f.exits_filled > 0 or f.closed_outside):
@@ -311,11 +365,13 @@ def _plan_forward(f: BracketFacts) -> Plan:
 def _plan_leg(f: BracketFacts, leg: LegFacts, owned: int) -> list[Action]:
     phase = leg.phase
     if owned > 0:
-        if phase in (LegPhase.NONE, LegPhase.DONE):
+        if phase is LegPhase.NONE and f.children_unknown:
+            return [FindChildren()]
+        if phase is LegPhase.NONE or (phase is LegPhase.DONE and leg.due):
             return [PlaceLeg(leg.kind, owned)]
         if phase in (LegPhase.RETRY, LegPhase.UNKNOWN):
             return [RetryLeg(leg.kind)] if leg.due else []
-        if phase is LegPhase.LIVE and leg.order_id is not None and not leg.stuck and leg.due:
+        if phase is LegPhase.LIVE and leg.order_id is not None and leg.due:
             if leg.remaining == owned or not leg.active:
                 return []
             if leg.native and leg.remaining < owned and f.entry is EntryPhase.WORKING:
@@ -323,7 +379,7 @@ def _plan_leg(f: BracketFacts, leg: LegFacts, owned: int) -> list[Action]:
             return [ResizeLeg(leg.kind, leg.order_id, leg.filled + owned)]
         return []
     # Nothing owned: an exit must not outlive its position (I2) ...
-    if phase is LegPhase.LIVE and leg.order_id is not None and not leg.stuck and leg.due:
+    if phase is LegPhase.LIVE and leg.order_id is not None and leg.due:
         waiting_native = (
             leg.native
             and f.entry is EntryPhase.WORKING
@@ -339,10 +395,15 @@ def _plan_leg(f: BracketFacts, leg: LegFacts, owned: int) -> list[Action]:
 
 
 def _any_pending(f: BracketFacts) -> bool:
-    return f.flatten_pending or any(
-        (leg.phase is LegPhase.LIVE and not leg.stuck)
-        or (leg.phase is LegPhase.UNKNOWN and leg.attempts < f.max_attempts)
-        for leg in f.legs
+    return (
+        f.flatten_pending
+        or f.flatten_working
+        or bool(f.strays)
+        or any(
+            leg.phase is LegPhase.LIVE
+            or (leg.phase is LegPhase.UNKNOWN and leg.attempts < f.max_attempts)
+            for leg in f.legs
+        )
     )
 
 
@@ -417,7 +478,9 @@ __all__ = [
     "BracketFacts",
     "CancelEntry",
     "CancelLeg",
+    "CancelStray",
     "EntryPhase",
+    "FindChildren",
     "Finish",
     "Flatten",
     "GoFlat",

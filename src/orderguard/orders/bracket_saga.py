@@ -4,9 +4,12 @@ A :class:`BracketSaga` owns one driver task. Events never run broker I/O: the en
 folds them into the saga's in-memory state (which order ids are ours, when we heard of a fill),
 re-measures exposure and wakes the driver. The driver rebuilds :class:`BracketFacts` from the
 tracker (broker truth merged monotonically from events and REST), asks the pure
-:func:`~orderguard.orders.bracket_plan.plan` what to do, does it (stop and target concurrently),
-and waits for news, a poll, a retry or the flatten point — never for a fill, and never forever:
-when no event arrives it re-reads its orders over REST (events can be lost).
+:func:`~orderguard.orders.bracket_plan.plan` what to do, and starts each action as its own task,
+keyed by what it acts on (one leg, the entry, one order, the flatten): stop and target go out
+together, a repeat of an action still in flight is skipped, and no slow request (a read queued
+behind a full rate window) holds up the others or the flatten point. Then it waits for news, a
+poll, a retry or the flatten point — never for a fill, and never forever: when no event arrives
+it re-reads its orders over REST (events can be lost).
 
 Every order intent is journaled with its deterministic tag before it is sent; a leg that
 provably never left, or whose outcome is unknown and whose tag is absent at the broker, is sent
@@ -17,15 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
 from orderguard.errors import (
     CircuitOpenError,
     ConnectionFailedError,
+    ExposureRefusedError,
     OrderGuardError,
     OrderRejectedError,
     OutcomeUnknownError,
@@ -38,7 +41,9 @@ from orderguard.orders.bracket_plan import (
     BracketFacts,
     CancelEntry,
     CancelLeg,
+    CancelStray,
     EntryPhase,
+    FindChildren,
     Finish,
     Flatten,
     GoFlat,
@@ -52,118 +57,25 @@ from orderguard.orders.bracket_plan import (
     outcome_of,
     plan,
 )
+from orderguard.orders.bracket_state import (
+    BracketRequest,
+    EntryState,
+    FlattenOrder,
+    Slot,
+    Wake,
+    action_target,
+)
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.exposure import ExposureMeter
-from orderguard.recovery.manager import OrderReference, RecoveryOperation
+from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState
+from orderguard.resilience import Priority
 
 if TYPE_CHECKING:
     from orderguard.orders.bracket import BracketEngine
     from orderguard.orders.manager import OrderManager
 
 log = logging.getLogger("orderguard.orders.bracket")
-
-
-@dataclass(frozen=True, slots=True)
-class BracketRequest:
-    """A validated bracket: everything the saga needs, serialisable into the journal."""
-
-    account_id: int
-    contract_id: str
-    side: OrderSide
-    size: int
-    market: bool
-    entry_price: Decimal | None
-    stop_price: Decimal
-    target_price: Decimal
-    entry_timeout: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "account_id": self.account_id,
-            "contract_id": self.contract_id,
-            "side": int(self.side),
-            "size": self.size,
-            "market": self.market,
-            "entry_price": None if self.entry_price is None else str(self.entry_price),
-            "stop_price": str(self.stop_price),
-            "target_price": str(self.target_price),
-            "entry_timeout": self.entry_timeout,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BracketRequest:
-        entry = d.get("entry_price")
-        timeout = d.get("entry_timeout")
-        return cls(
-            account_id=int(d["account_id"]),
-            contract_id=str(d["contract_id"]),
-            side=OrderSide(int(d["side"])),
-            size=int(d["size"]),
-            market=bool(d["market"]),
-            entry_price=None if entry is None else Decimal(str(entry)),
-            stop_price=Decimal(str(d["stop_price"])),
-            target_price=Decimal(str(d["target_price"])),
-            entry_timeout=None if timeout is None else float(timeout),
-        )
-
-
-@dataclass(slots=True)
-class _Slot:
-    """The current order of one exit kind (earlier ones keep counting in ``exit_ids``)."""
-
-    kind: LegKind
-    phase: LegPhase = LegPhase.NONE
-    ref: OrderReference | None = None
-    order_id: int | None = None
-    size: int = 0
-    native: bool = False
-    count: int = 0  # intents made for this kind: the next leg is f"{kind}{count}"
-    attempts: int = 0
-    failures: int = 0  # failed cancels/resizes of the live order
-    retry_at: float = 0.0
-    error: str | None = None
-
-    def renew(self, ref: OrderReference | None, size: int, *, native: bool = False) -> None:
-        self.ref, self.size, self.native = ref, size, native
-        self.phase, self.order_id, self.attempts, self.failures, self.error = (
-            LegPhase.NONE,
-            None,
-            0,
-            0,
-            None,
-        )
-
-
-@dataclass(slots=True)
-class _Flatten:
-    ref: OrderReference
-    side: OrderSide
-    size: int
-    order_id: int | None = None
-    pending: bool = True  # sent (or about to be) but not confirmed
-    attempts: int = 0
-
-
-@dataclass(slots=True)
-class _Entry:
-    ref: OrderReference | None = None
-    order_id: int | None = None
-    phase: EntryPhase = EntryPhase.UNKNOWN
-    lookups: int = 0
-    cancel_attempts: int = 0
-    cancel_retry_at: float = 0.0
-    acked_at: float | None = None
-    cancel_reason: str | None = None
-    journaled: bool = True  # False: found by tag/event, resolution not yet journaled
-
-
-@dataclass(slots=True)
-class _Wake:
-    """An event the listener sets and the driver waits on, plus pulse for ``wait`` callers."""
-
-    news: asyncio.Event = field(default_factory=asyncio.Event)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class BracketSaga:
@@ -184,10 +96,13 @@ class BracketSaga:
         self.req = request
         self.settings = settings
         self.native = native
-        self.entry = _Entry()
-        self.slots = {kind: _Slot(kind) for kind in LegKind}
+        self.entry = EntryState()
+        self.slots = {kind: Slot(kind) for kind in LegKind}
         self.exit_ids: list[int] = []
-        self.flattens: list[_Flatten] = []
+        # Exit orders of ours no slot holds, being cancelled: order id -> (failures, retry at).
+        self._stray_retry: dict[int, tuple[int, float]] = {}
+        self.children_searched = False  # native: the entry's children were looked up over REST
+        self.flattens: list[FlattenOrder] = []
         self.meter = ExposureMeter()
         self.going_flat: str | None = None
         self.final: Finish | None = None
@@ -195,11 +110,21 @@ class BracketSaga:
         self.check_position = False
         self.refresh_due = False
         self.flatten_read_failures = 0
-        self._wake = _Wake()
+        self._refresh_failures = 0
+        # The entry's fill volume and update time at our last look, and when that was.
+        self._fill_seen: tuple[int, datetime | None, float] = (0, None, float("-inf"))
+        self._refresh_at = 0.0  # a failed REST re-read is retried from then on
+        self._wake = Wake()
         self._poll = settings.poll_interval
         self._errors = 0
         self._facts: BracketFacts | None = None
         self.task: asyncio.Task[None] | None = None
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # what an action acts on -> its task
+        self._inflight_action: dict[str, Action] = {}
+        self._fatal: BaseException | None = None
+        self.primed = True
+        """False for a saga restarted from the journal until its first REST read succeeded."""
+        self._born = self._now()  # no fill of this saga's is measured from before it existed
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -239,7 +164,19 @@ class BracketSaga:
                 if fl.order_id is None and tag == fl.ref.custom_tag:
                     fl.order_id, fl.pending = order.id, False
                     self.engine.route_order(self, order.id)
+            if tag and order.id not in self.exit_ids and self._is_exit_tag(tag):
+                # One of our exit intents that no slot holds (an earlier generation whose
+                # outcome was in doubt at a restart): its fills count, and it is cancelled as
+                # a stray if it works.
+                self.exit_ids.append(order.id)
+                self.engine.route_order(self, order.id)
         self.news()
+
+    def _is_exit_tag(self, tag: str) -> bool:
+        return any(
+            ref.custom_tag == tag and leg.startswith((LegKind.STOP.value, LegKind.TARGET.value))
+            for leg, ref in self.op.orders.items()
+        )
 
     def news(self, *, refresh: bool = False) -> None:
         if refresh:
@@ -261,16 +198,20 @@ class BracketSaga:
     def _adopt_child(self, order: Order) -> None:
         kind = LegKind.TARGET if order.type is OrderType.LIMIT else LegKind.STOP
         slot = self.slots[kind]
-        if slot.order_id is not None and slot.order_id != order.id:
-            return  # a second child of the same kind: not ours to manage
-        if slot.order_id is None:
+        if order.id in self.exit_ids:
+            return
+        # Its fills close what we own whichever way it is handled: always count it.
+        self.exit_ids.append(order.id)
+        self.engine.route_order(self, order.id)
+        if slot.order_id is None and slot.ref is None and slot.phase is LegPhase.NONE:
             slot.renew(None, order.size, native=True)
             slot.order_id = order.id
             slot.phase = LegPhase.LIVE
-            self.exit_ids.append(order.id)
-            self.engine.route_order(self, order.id)
+        # Otherwise the slot already holds (or is placing) a client-side leg for this kind —
+        # the child's events came late. Both would cover the same contracts: the child is a
+        # stray and gets cancelled (facts().strays).
 
-    def _adopt_leg(self, slot: _Slot, order_id: int) -> None:
+    def _adopt_leg(self, slot: Slot, order_id: int) -> None:
         slot.order_id = order_id
         slot.phase = LegPhase.LIVE
         if order_id not in self.exit_ids:
@@ -292,7 +233,7 @@ class BracketSaga:
         total += self.op.closed_externally
         return sign * total
 
-    def _leg_facts(self, slot: _Slot, now: float) -> LegFacts:
+    def _leg_facts(self, slot: Slot, now: float) -> LegFacts:
         phase = slot.phase
         size = slot.size
         active = True
@@ -301,6 +242,12 @@ class BracketSaga:
             if view is not None:
                 if view.is_terminal:
                     phase = slot.phase = LegPhase.DONE
+                    if view.status is not OrderStatus.FILLED and not slot.cancelling:
+                        # Ended without our cancel: most likely its sibling filled (a native
+                        # bracket's server-side OCO) and that fill's events are late or lost.
+                        # Read before placing a replacement, or it closes the same contracts.
+                        slot.retry_at = now + self.settings.retry_delay
+                        self.refresh_due = True
                 if slot.native:
                     # The server sizes native legs; a Suspended child protects nothing yet.
                     size = view.size
@@ -318,7 +265,6 @@ class BracketSaga:
             due=now >= slot.retry_at,
             attempts=slot.attempts,
             error=slot.error,
-            stuck=slot.failures >= self.settings.max_attempts,
         )
 
     def _entry_phase(self) -> EntryPhase:
@@ -344,6 +290,7 @@ class BracketSaga:
         stop = self._leg_facts(self.slots[LegKind.STOP], now)
         target = self._leg_facts(self.slots[LegKind.TARGET], now)
         exits = sum(self._filled(oid) for oid in self.exit_ids)
+        strays = self._strays()
         facts = BracketFacts(
             entry=entry,
             entry_filled=self._filled(self.entry.order_id),
@@ -353,23 +300,75 @@ class BracketSaga:
             target=target,
             max_attempts=self.settings.max_attempts,
             entry_cancel_reason=cancel_reason,
-            entry_cancel_stuck=self.entry.cancel_attempts >= self.settings.max_attempts,
             entry_cancel_due=now >= self.entry.cancel_retry_at,
             deadline_passed=self.meter.open_for(now) >= self.settings.flatten_after,
             going_flat=self.going_flat,
             flatten_pending=any(f.pending for f in self.flattens),
-            flatten_attempts=sum(f.attempts for f in self.flattens) + self.flatten_read_failures,
+            # A flatten that took contracts was no failed attempt (a thin book fills a market
+            # order in pieces; each rest is re-sent): only the ones that took nothing count.
+            flatten_attempts=sum(f.attempts for f in self.flattens if not self._filled(f.order_id))
+            + self.flatten_read_failures,
             closed_outside=self.op.closed_externally != 0,
+            strays=strays,
+            flatten_working=any(
+                f.order_id is not None and self._working(f.order_id) for f in self.flattens
+            ),
+            strays_due=tuple(
+                oid for oid in strays if now >= self._stray_retry.get(oid, (0, 0.0))[1]
+            ),
+            children_unknown=self._children_unknown(),
         )
         self._facts = facts
         return facts
+
+    def _strays(self) -> tuple[int, ...]:
+        """Working orders of ours that no slot holds (see ``BracketFacts.strays``)."""
+        held = {slot.order_id for slot in self.slots.values()}
+        out: list[int] = []
+        now = self._now()
+        flattens = [
+            f.order_id
+            for f in self.flattens
+            if f.order_id is not None and now - f.placed_at >= self._flatten_grace
+        ]
+        for oid in [*self.exit_ids, *flattens]:
+            if oid in held or oid in out:
+                continue
+            if self._working(oid):
+                out.append(oid)
+        return tuple(out)
+
+    def _working(self, order_id: int) -> bool:
+        view = self.m.tracker.get(order_id)
+        return view is None or not view.is_terminal
+
+    @property
+    def _flatten_grace(self) -> float:
+        """How long a flatten's unfilled rest may work before it is cancelled and sent again
+        (each new market order takes what the book offers at once)."""
+        return self.settings.retry_delay * 4
+
+    def _children_unknown(self) -> bool:
+        return (
+            self.native
+            and not self.children_searched
+            and self.entry.order_id is not None
+            and any(
+                s.order_id is None and s.ref is None and s.phase is LegPhase.NONE
+                for s in self.slots.values()
+            )
+        )
 
     def evaluate(self) -> BracketFacts:
         """Re-measure exposure from current knowledge (sync); wakes ``wait`` callers."""
         facts = self.facts()
         self._sync_refs()
         now = self._now()
-        end = self.meter.update(now, facts.owned, facts.stop.covering, self._fill_time(now))
+        # An episode opened by an entry fill dates from that fill; an over-close (both exits
+        # filled) from now.
+        fill_time = self._fill_time(now)  # called on every look: it keeps its own bookkeeping
+        started = fill_time if facts.owned > 0 else None
+        end = self.meter.update(now, facts.owned, facts.stop.covering, started)
         if end is not None:
             self.engine.record_episode(end)
         changed, self._wake.changed = self._wake.changed, asyncio.Event()
@@ -394,14 +393,29 @@ class BracketSaga:
                 ref.filled_size = max(ref.filled_size, self._filled(oid))
 
     def _fill_time(self, now: float) -> float | None:
-        """The exchange time of the entry's latest fill on our monotonic scale, if known."""
+        """When an exposure that opens now began: the exchange time of an entry fill we had not
+        seen at our last look (on our monotonic scale), else None (from now).
+
+        A fill we saw before was covered until something else changed (a stop that ended): that
+        exposure starts now, not at the fill. Called on every look (it keeps the bookkeeping).
+        """
         if self.entry.order_id is None:
             return None
         view = self.m.tracker.get(self.entry.order_id)
-        if view is None or view.update_timestamp is None or view.fill_volume == 0:
+        if view is None or view.update_timestamp is None:
+            return None
+        volume, stamp, last_look = self._fill_seen
+        self._fill_seen = (view.fill_volume, view.update_timestamp, now)
+        if view.fill_volume <= volume:
             return None
         lag = (self.m.clock.now() - view.update_timestamp).total_seconds()
-        return now - max(0.0, lag)
+        started = max(now - max(0.0, lag), self._born)
+        # A trade folded in before its order update grows the volume under the old timestamp:
+        # then the timestamp says nothing about this fill, which we had not seen at our last
+        # look, so it happened after that look. (A new timestamp is the exchange's word.)
+        if view.update_timestamp == stamp:
+            started = max(started, last_look)
+        return started
 
     # -- waiting ------------------------------------------------------------------------------
     async def wait(self, predicate: Callable[[BracketSaga], bool]) -> None:
@@ -414,26 +428,41 @@ class BracketSaga:
 
     # -- the driver ---------------------------------------------------------------------------
     async def run(self) -> None:
+        """The driver: re-plan from facts on every piece of news; never blocked by broker I/O.
+
+        Each action runs as its own task, keyed by what it acts on (a leg, the entry, one
+        order, the flatten): while one is in flight, the planner's repeat of it is skipped, but
+        everything else goes ahead. So a cancel whose confirmation waits behind a full rate
+        window never holds up the flatten beside it, and the flatten point is noticed on time.
+        """
         try:
             while self.final is None:
                 self._wake.news.clear()
+                if self._fatal is not None:
+                    log.error("bracket %s: stopped: %r", self.operation_id, self._fatal)
+                    return
                 try:
-                    await self._sync()
+                    if not self.primed:
+                        await self._prime()
+                        continue
+                    self._sync()
+                    await self._journal_discoveries()
                     facts = self.evaluate()
                     decision = plan(facts)
                     if isinstance(decision, Finish):
-                        await self._finish(decision)
-                        break
-                    if decision:
-                        await self._execute(decision)
-                        self._errors = 0
-                    else:
-                        await self._idle(facts)
+                        if not self._inflight:
+                            await self._finish(decision)
+                            break
+                    elif decision and await self._execute(decision):
+                        continue  # went flat: plan again at once
+                    await self._idle(facts)
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     raise
                 except Exception as exc:
                     await self._internal_error(exc)
         finally:
+            for task in self._inflight.values():
+                task.cancel()
             self.evaluate()
             self.engine.retire(self)
 
@@ -471,6 +500,11 @@ class BracketSaga:
             and facts.entry_cancel_reason is None
         ):
             due.append(self.entry.acked_at + timeout - now)
+        if self.refresh_due and self._refresh_at > now:
+            due.append(self._refresh_at - now)
+        for fl in self.flattens:
+            if fl.order_id is not None and self._working(fl.order_id):
+                due.append(fl.placed_at + self._flatten_grace - now)
         lookup = self.entry.phase is EntryPhase.UNKNOWN and self.entry.order_id is None
         if lookup:
             due.append(self._poll)
@@ -483,53 +517,88 @@ class BracketSaga:
                 self.refresh_due = True  # look the entry's tag up again, backing off
                 self._poll = min(self._poll * 2, self.settings.poll_max_interval)
 
-    async def _sync(self) -> None:
-        """REST re-reads when due, then journal what events revealed."""
-        if self.refresh_due:
+    async def _prime(self) -> None:
+        """A restarted saga reads broker truth before its first plan (an empty tracker would
+        read as "nothing owned" and cancel the protection of a filled position)."""
+        if await self._read_orders():
+            self.primed = True
+            return
+        await self.m.clock.sleep(max(self._refresh_at - self._now(), self.settings.retry_delay))
+
+    def restore_flatten(self, ref: OrderReference) -> None:
+        """Take a journaled flatten leg back (after a restart): its fills count in ``owned``,
+        and one still in doubt is resolved by its tag before anything is flattened again."""
+        sent = ref.order_id is not None
+        doubt = not sent and ref.status in (RefStatus.UNKNOWN, RefStatus.INTENDED)
+        fl = FlattenOrder(ref, OrderSide(ref.side), ref.size, ref.order_id, doubt, attempts=1)
+        fl.placed_at = self._now()
+        self.flattens.append(fl)
+        self.engine.route_tag(self, ref.custom_tag)
+        if ref.order_id is not None:
+            self.engine.route_order(self, ref.order_id)
+
+    def _sync(self) -> None:
+        """Start the REST re-reads that are due (in the background, like actions)."""
+        if self.refresh_due and self._now() >= self._refresh_at and "refresh" not in self._inflight:
             self.refresh_due = False
-            await self._refresh()
-        if self.check_position:
+            self._launch("refresh", self._refresh())
+        if self.check_position and "position" not in self._inflight:
             self.check_position = False
-            await self._check_closed_outside()
-        await self._journal_discoveries()
+            self._launch("position", self._check_closed_outside())
 
     async def _refresh(self) -> None:
-        """Re-read our orders over REST (events may have been lost); absence proves nothing."""
-        acct = self.req.account_id
-        e = self.entry
-        try:
-            if e.order_id is None and e.ref is not None and e.phase is EntryPhase.UNKNOWN:
-                e.lookups += 1
-                found = await self.m.find_order_by_tag(acct, e.ref.custom_tag)
-                if found is not None:
-                    self._adopt_entry(found)
-                elif e.lookups >= self.settings.entry_lookups:
-                    e.phase = EntryPhase.REJECTED
-                    self.going_flat = self.going_flat or "the entry's outcome was never resolved"
-            ids = [e.order_id] if e.order_id is not None else []
-            ids += [s.order_id for s in self.slots.values() if s.order_id is not None]
-            ids += [f.order_id for f in self.flattens if f.order_id is not None]
-            for oid in ids:
-                await self.m.get_order_by_id(oid, acct, refresh=True)
-            if self.native and e.order_id is not None:
-                await self._discover_children(acct, e.order_id)
-            for slot in self.slots.values():
-                if slot.phase is LegPhase.UNKNOWN and slot.ref is not None:
-                    found = await self.m.find_order_by_tag(acct, slot.ref.custom_tag)
-                    if found is not None:
-                        self._adopt_leg(slot, found.id)
-        except OrderGuardError as exc:
-            log.warning("bracket %s: refresh failed: %s", self.operation_id, exc)
-            self.refresh_due = True
+        """Re-read our orders over REST (events may have been lost); absence proves nothing.
 
-    async def _discover_children(self, acct: int, entry_id: int) -> None:
-        if all(s.order_id is not None for s in self.slots.values()):
+        The engine's shared poll answers everything at once — the entry's or a leg's tag in
+        doubt, fill volumes, native children — for every saga asking meanwhile: under a full
+        rate-limit window, reads per order, then per saga, starved the protective work."""
+        e = self.entry
+        if not await self.engine.shared_read():
+            self._refresh_failures += 1
+            self._refresh_at = self._backoff(self._refresh_failures)
+            self.refresh_due = True  # retried when the backoff is over (see _sync)
             return
-        start = self.op.started_at
-        for order in await self.m.gateway.search_orders(acct, start=start):
-            if order.parent_order_id == entry_id and order.id not in self.exit_ids:
-                await self.m.get_order_by_id(order.id, acct, refresh=True)
-                self._adopt_child(order)
+        self._refresh_failures = 0
+        if e.order_id is None and e.ref is not None and e.phase is EntryPhase.UNKNOWN:
+            e.lookups += 1
+            if e.lookups >= self.settings.entry_lookups:
+                e.phase = EntryPhase.REJECTED
+                self.going_flat = self.going_flat or "the entry's outcome was never resolved"
+
+    async def _read_orders(self) -> bool:
+        """Fold every order of ours in the operation's window into the tracker and the saga
+        (adopting what tags and parent ids reveal). False when the read failed."""
+        acct = self.req.account_id
+        try:
+            orders = await self.m.gateway.search_orders(
+                acct, start=self.m._window_start(self.op.started_at)
+            )
+        except OrderGuardError as exc:
+            self._refresh_failures += 1
+            self._refresh_at = self._backoff(self._refresh_failures)
+            log.warning("bracket %s: refresh failed: %s", self.operation_id, exc)
+            return False
+        self._refresh_failures = 0
+        tags = {ref.custom_tag for ref in self.op.orders.values()}
+        if self.entry.ref is not None:
+            tags.add(self.entry.ref.custom_tag)
+        for order in orders:
+            mine = (
+                order.id in self.exit_ids
+                or order.id == self.entry.order_id
+                or (order.custom_tag is not None and order.custom_tag in tags)
+                or (
+                    self.native
+                    and order.parent_order_id is not None
+                    and order.parent_order_id == self.entry.order_id
+                )
+                or any(f.order_id == order.id for f in self.flattens)
+            )
+            if mine:
+                self.m._ingest_order(order)  # the tracker's monotonic merge: never backwards
+                view = self.m.tracker.get(order.id)
+                self.on_order(order if view is None else view)
+        return True
 
     async def _journal_discoveries(self) -> None:
         """Journal what events revealed: a resolved entry, adopted legs, native children."""
@@ -590,28 +659,56 @@ class BracketSaga:
             )
 
     # -- actions ------------------------------------------------------------------------------
-    async def _execute(self, actions: list[Action]) -> None:
+    async def _execute(self, actions: list[Action]) -> bool:
+        """Start the actions not already in flight; True when the saga just went flat."""
         for action in actions:
             if isinstance(action, GoFlat):
                 await self._go_flat(action.reason)
-                return
+                return True
         # Independent actions (stop and target, entry cancel) go out together: time to
         # protection is one round trip, not two.
-        work = asyncio.gather(*(self._do(a) for a in actions))
-        limit = self._until_flatten_point()
-        if limit is None:
-            await work
-            return
-        try:
-            # A send can spend seconds resolving a lost answer; the flatten point does not wait.
-            await self.m.clock.wait_for(work, limit)
-        except TimeoutError:
-            log.warning("bracket %s: flatten point reached mid-action", self.operation_id)
+        for action in actions:
+            key = action_target(action)
+            running = self._inflight.get(key)
+            if running is not None:
+                if not (
+                    isinstance(action, CancelLeg)
+                    and isinstance(self._inflight_action.get(key), ResizeLeg)
+                ):
+                    continue
+                # A resize (its lane waits when the rate window is full) must not hold up the
+                # cancel of the same leg: it is moot now. Cancelled while queued it never left;
+                # cancelled in flight its outcome is re-read like any other.
+                running.cancel()
+            self._launch(key, self._do(action), action)
+        return False
 
-    def _until_flatten_point(self) -> float | None:
-        if self.going_flat is not None or self.meter.open_since is None:
-            return None
-        return max(0.0, self.meter.open_since + self.settings.flatten_after - self._now())
+    def _launch(
+        self, key: str, work: Coroutine[Any, Any, None], action: Action | None = None
+    ) -> None:
+        self._inflight[key] = self.m._spawn(self._guarded(key, work))
+        if action is None:
+            self._inflight_action.pop(key, None)
+        else:
+            self._inflight_action[key] = action
+
+    async def _guarded(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+            self._errors = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._internal_error(exc)
+        except BaseException as exc:
+            # Not an error to retry (the process is going down): the driver ends with it
+            # instead of launching the next action into the same wall.
+            self._fatal = exc
+        finally:
+            if self._inflight.get(key) is asyncio.current_task():
+                del self._inflight[key]
+                self._inflight_action.pop(key, None)
+            self.news()  # the driver re-plans with what this action changed
 
     async def _do(self, action: Action) -> None:
         if isinstance(action, PlaceLeg):
@@ -622,6 +719,10 @@ class BracketSaga:
             await self._resize_leg(action.kind, action.order_id, action.size)
         elif isinstance(action, CancelLeg):
             await self._cancel_leg(action.kind, action.order_id)
+        elif isinstance(action, CancelStray):
+            await self._cancel_stray(action.order_id)
+        elif isinstance(action, FindChildren):
+            await self._find_children()
         elif isinstance(action, CancelEntry):
             await self._cancel_entry(action.reason)
         elif isinstance(action, Flatten):
@@ -630,7 +731,10 @@ class BracketSaga:
             await self._resolve_flatten()
 
     def _backoff(self, attempts: int) -> float:
-        return self._now() + self.settings.retry_delay * float(2 ** max(0, attempts - 1))
+        # Capped: cancels and resizes are never given up on (an exit left working after the
+        # bracket ended would be unwatched), so the pause must stay bounded.
+        pause = self.settings.retry_delay * float(2 ** min(max(0, attempts - 1), 16))
+        return self._now() + min(pause, self.settings.poll_max_interval)
 
     async def _place_leg(self, kind: LegKind, size: int) -> None:
         slot = self.slots[kind]
@@ -648,10 +752,11 @@ class BracketSaga:
         )
         slot.count += 1
         slot.renew(ref, size)
+        self.engine.route_tag(self, ref.custom_tag)  # the shared poll finds it by tag
         await self.m.recovery.add_position_tracking(self.op, self.req.contract_id, ref)
         await self._send_leg(slot)
 
-    async def _send_leg(self, slot: _Slot) -> None:
+    async def _send_leg(self, slot: Slot) -> None:
         ref = slot.ref
         assert ref is not None
         is_stop = slot.kind is LegKind.STOP
@@ -702,7 +807,7 @@ class BracketSaga:
             await rec.record_order_success(self.op, ref, placed)
         self.evaluate()
 
-    async def _found_by_tag(self, slot: _Slot) -> bool:
+    async def _found_by_tag(self, slot: Slot) -> bool:
         assert slot.ref is not None
         try:
             found = await self.m.find_order_by_tag(self.req.account_id, slot.ref.custom_tag)
@@ -731,6 +836,16 @@ class BracketSaga:
         try:
             result = await self.m.modify_order(order_id, size=size, account_id=self.req.account_id)
             ok = result.success
+        except ExposureRefusedError as exc:
+            # Growing an order is refused while the contract is latched (an unknown outcome),
+            # but a bigger exit is no new exposure. Replace it instead: a new generation of the
+            # leg for the whole owned quantity goes out now (exits pass the latch), and the old
+            # order, no longer held by the slot, is cancelled as a stray.
+            log.warning("bracket %s: %s; replacing the %s", self.operation_id, exc, kind)
+            if slot.order_id == order_id:
+                slot.renew(None, 0)
+            self.evaluate()
+            return
         except OrderGuardError as exc:
             log.warning("bracket %s: resize of %s failed: %s", self.operation_id, kind, exc)
             ok = False
@@ -744,6 +859,8 @@ class BracketSaga:
 
     async def _cancel_leg(self, kind: LegKind, order_id: int) -> None:
         slot = self.slots[kind]
+        if slot.order_id == order_id:
+            slot.cancelling = True
         final = await self._cancel(order_id)
         if slot.order_id == order_id:
             if final:
@@ -753,10 +870,31 @@ class BracketSaga:
                 slot.retry_at = self._backoff(slot.failures)
         self.evaluate()
 
+    async def _cancel_stray(self, order_id: int) -> None:
+        if await self._cancel(order_id):
+            self._stray_retry.pop(order_id, None)
+        else:
+            failures = self._stray_retry.get(order_id, (0, 0.0))[0] + 1
+            self._stray_retry[order_id] = (failures, self._backoff(failures))
+        self.evaluate()
+
+    async def _find_children(self) -> None:
+        """Native mode: the children exist from the entry's acceptance on; find them over REST
+        rather than place client-side legs that would cover the same contracts twice."""
+        if self._now() < self._refresh_at:
+            await self.m.clock.sleep(self._refresh_at - self._now())  # a read just failed
+        if await self._read_orders():
+            self.children_searched = True
+        self.evaluate()
+
     async def _cancel(self, order_id: int) -> bool:
         """Cancel and confirm; True when the order is final (cancelled, or filled first)."""
         try:
-            result = await self.m.cancel_order(order_id, self.req.account_id)
+            # The protective lane: cancelling an exit or an entry rest only reduces exposure,
+            # and a sibling left working while the window is full can over-close.
+            result = await self.m.cancel_journaled(
+                order_id, self.req.account_id, priority=Priority.PROTECTIVE
+            )
         except OrderGuardError as exc:
             log.warning("bracket %s: cancel of %s failed: %s", self.operation_id, order_id, exc)
             return False
@@ -793,24 +931,29 @@ class BracketSaga:
                 self.op.errors.append(note)
                 self.engine.record_incident()
                 log.error("bracket %s: %s", self.operation_id, note)
-        try:
-            held = await self.m.owned_position(acct, contract)
-        except OrderGuardError as exc:
-            # No evidence, no blind flatten: count the attempt, back off, plan again.
-            log.warning("bracket %s: position read failed: %s", self.operation_id, exc)
-            self.flatten_read_failures += 1
-            await self.m.clock.sleep(self.settings.retry_delay * self.flatten_read_failures)
-            return
         remove = sign * owned  # signed account quantity to take away
-        if held == 0 or (held > 0) != (remove > 0):
-            # Already gone at the broker (closed by someone else): credit it, send nothing.
-            await self.m.recovery.record_external_close(self.op, -remove)
-            return
-        qty = min(abs(remove), abs(held))
-        if qty < abs(remove):
-            await self.m.recovery.record_external_close(
-                self.op, -(abs(remove) - qty) * (1 if remove > 0 else -1)
-            )
+        qty = abs(remove)
+        if owned > 0:
+            try:
+                held = await self._held()
+            except OrderGuardError as exc:
+                # No evidence, no blind flatten: count the attempt, back off, plan again.
+                log.warning("bracket %s: position read failed: %s", self.operation_id, exc)
+                self.flatten_read_failures += 1
+                await self.m.clock.sleep(self.settings.retry_delay * self.flatten_read_failures)
+                return
+            if held == 0 or (held > 0) != (remove > 0):
+                # Already gone at the broker (closed by someone else): credit it, send nothing.
+                await self.m.recovery.record_external_close(self.op, -remove)
+                return
+            qty = min(abs(remove), abs(held))
+            if qty < abs(remove):
+                await self.m.recovery.record_external_close(
+                    self.op, -(abs(remove) - qty) * (1 if remove > 0 else -1)
+                )
+        # An over-close (owned < 0) is bought back without that check: the excess is made of
+        # our own fills, and the account's net position on a contract shared with other
+        # operations (possibly larger the other way) says nothing about it.
         side = OrderSide.SELL if remove > 0 else OrderSide.BUY
         ref = await self.m.recovery.add_order_to_operation(
             self.op,
@@ -821,19 +964,39 @@ class BracketSaga:
             leg=f"flatten{len(self.flattens)}",
             account_id=acct,
         )
-        fl = _Flatten(ref, side, qty)
+        fl = FlattenOrder(ref, side, qty)
         self.flattens.append(fl)
+        self.engine.route_tag(self, ref.custom_tag)
         await self._send_flatten(fl)
 
-    async def _send_flatten(self, fl: _Flatten) -> None:
+    async def _held(self) -> int:
+        """The account's signed net position on our contract (broker truth), read in the
+        flattening lane: it gates a flatten, so it must not wait behind ordinary reads."""
+        positions = await self.m.gateway.search_positions(
+            self.req.account_id, priority=Priority.FLATTEN
+        )
+        for position in positions:
+            if position.contract_id == self.req.contract_id:
+                return position.signed_size
+        return 0
+
+    async def _send_flatten(self, fl: FlattenOrder) -> None:
         fl.attempts += 1
         fl.pending = True
-        signed = fl.size if fl.side is OrderSide.BUY else -fl.size
         rec = self.m.recovery
+        request = OrderRequest(
+            account_id=self.req.account_id,
+            contract_id=self.req.contract_id,
+            type=OrderType.MARKET,
+            side=fl.side,
+            size=fl.size,
+            custom_tag=fl.ref.custom_tag,
+        )
         try:
-            order = await self.m.flatten_quantity(
-                self.req.account_id, self.req.contract_id, signed, fl.ref.custom_tag
-            )
+            # Not flatten_quantity: it also polls until the order is final, and those reads
+            # queue behind every other read when the rate window is full. Fills arrive as
+            # events (or by the shared poll); a rest that does not fill is cancelled (strays).
+            placed = await self.m.submit(request, respect_latch=False, priority=Priority.FLATTEN)
         except OrderRejectedError as exc:
             found = await self._find_flatten(fl)
             if not found:
@@ -843,21 +1006,19 @@ class BracketSaga:
         except OrderGuardError as exc:
             log.warning("bracket %s: flatten failed: %s", self.operation_id, exc)
             return  # stays pending: resolved by tag, then re-sent with the same tag
-        if order is not None:
-            fl.order_id, fl.pending = order.id, False
-            self.engine.route_order(self, order.id)
-            await rec.record_order_state(self.op, fl.ref, order)
-            fl.ref.placed_successfully = True
+        fl.order_id, fl.pending, fl.placed_at = placed.order_id, False, self._now()
+        self.engine.route_order(self, placed.order_id)
+        await rec.record_order_success(self.op, fl.ref, placed)
         self.evaluate()
 
-    async def _find_flatten(self, fl: _Flatten) -> bool:
+    async def _find_flatten(self, fl: FlattenOrder) -> bool:
         try:
             found = await self.m.find_order_by_tag(self.req.account_id, fl.ref.custom_tag)
         except OrderGuardError:
             return False
         if found is None:
             return False
-        fl.order_id, fl.pending = found.id, False
+        fl.order_id, fl.pending, fl.placed_at = found.id, False, self._now()
         self.engine.route_order(self, found.id)
         await self.m.recovery.record_resolution(self.op, fl.ref, found)
         return True

@@ -186,14 +186,19 @@ class GuardedBroker:
         else:
             self.stats["probes"] += 1
 
-    async def query(self, call: Callable[[], Awaitable[T]]) -> T:
-        """A read: retried on transient failures, each attempt through breaker and limiter."""
+    async def query(
+        self, call: Callable[[], Awaitable[T]], priority: Priority = Priority.QUERY
+    ) -> T:
+        """A read: retried on transient failures, each attempt through breaker and limiter.
+
+        ``priority`` lets the read that a protective or flattening step depends on (the
+        position before a flatten) go ahead of ordinary reads when the window is full."""
 
         async def attempt() -> T:
             breaker = self.breakers.get(Family.QUERIES)
             try:
                 async with breaker.guard("query"):
-                    await self.limiter.acquire(Priority.QUERY)
+                    await self.limiter.acquire(priority)
                     return await call()
             except CircuitOpenError:
                 self.stats["breaker_refusals"] += 1
@@ -273,9 +278,14 @@ class GuardedBroker:
         )
 
     async def search_orders(
-        self, account_id: int, start: datetime, end: datetime | None = None
+        self,
+        account_id: int,
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        priority: Priority = Priority.QUERY,
     ) -> list[Order]:
-        return await self.query(lambda: self.inner.search_orders(account_id, start, end))
+        return await self.query(lambda: self.inner.search_orders(account_id, start, end), priority)
 
     async def search_open_orders(self, account_id: int) -> list[Order]:
         return await self.query(lambda: self.inner.search_open_orders(account_id))
@@ -283,8 +293,10 @@ class GuardedBroker:
     async def get_order(self, account_id: int, order_id: int) -> Order | None:
         return await self.query(lambda: self.inner.get_order(account_id, order_id))
 
-    async def search_positions(self, account_id: int) -> list[Position]:
-        return await self.query(lambda: self.inner.search_positions(account_id))
+    async def search_positions(
+        self, account_id: int, *, priority: Priority = Priority.QUERY
+    ) -> list[Position]:
+        return await self.query(lambda: self.inner.search_positions(account_id), priority)
 
     async def search_trades(
         self, account_id: int, start: datetime, end: datetime | None = None

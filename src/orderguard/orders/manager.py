@@ -92,6 +92,7 @@ from orderguard.orders.validation import (
     coerce_side,
 )
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
+from orderguard.recovery.operations import OperationType
 from orderguard.recovery.startup import RecoveryReport, recover
 from orderguard.resilience import PRIORITY_LANE, BreakerStatus, Priority
 
@@ -215,6 +216,7 @@ class OrderManager:
         )
         await self.rerun_recovery()
         await self._resume_position_orders()
+        await self._resume_oco_pairs()
         self.reconciler.start()
 
     async def rerun_recovery(self) -> RecoveryReport:
@@ -261,6 +263,20 @@ class OrderManager:
                 len(report.unfinished),
             )
         return report
+
+    async def _resume_oco_pairs(self) -> None:
+        """OCO pairs recovery left working (both legs live) get their engine back: a leg's fill
+        must cancel its sibling with confirmation, as before the restart."""
+        pending = any(
+            op.operation_type is OperationType.OCO_PAIR
+            for op in self.recovery.active_operations.values()
+        )
+        if not pending or self.last_recovery is None or self.last_recovery.error is not None:
+            return  # nothing to re-link, or truth unread: the reconciler's rerun comes first
+        try:
+            await _oco.oco_engine(self).resume()
+        except OrderGuardError as exc:
+            log.warning("re-linking OCO pairs failed: %s", exc)
 
     async def _resume_position_orders(self) -> None:
         """Managed exits journaled by an earlier process are re-checked against positions."""
@@ -525,7 +541,12 @@ class OrderManager:
         ):
             if price is not None:
                 check_tick(contract, price, name)
-        if request.stop_price is not None:
+        if request.stop_price is not None and priority not in PRIORITY_LANE:
+            # Entries and user stops only. A protective or flattening leg is not held back by a
+            # last-price read (a round trip, and a queued read when the rate window is full):
+            # a stop already through the market is rejected — the bracket's forward recovery
+            # handles that — or triggers at once, which is the right exit anyway. (Protective
+            # orders a caller asks for, add_stop_loss, are checked against the market first.)
             await self._check_stop(contract, request.side, request.stop_price)
         if respect_latch:
             self.latch.check(request.account_id, contract.id)
@@ -572,7 +593,7 @@ class OrderManager:
                 order_id=outcome.order_id,
             )
         origin = outcome.origin.value if isinstance(outcome, Unknown) else "confirmed_without_id"
-        return await self._resolve_placement(request, tag, origin, sent_at, intent)
+        return await self._resolve_placement(request, tag, origin, sent_at, intent, priority)
 
     async def _mutate(self, send: Callable[[], Awaitable[Outcome]]) -> Outcome:
         """Run one mutation; re-send only when the broker proves the request never left."""
@@ -599,14 +620,23 @@ class OrderManager:
                 return Unknown(_exception_origin(exc), type(exc).__name__)
 
     async def _resolve_placement(
-        self, request: OrderRequest, tag: str, origin: str, sent_at: datetime, intent: Intent
+        self,
+        request: OrderRequest,
+        tag: str,
+        origin: str,
+        sent_at: datetime,
+        intent: Intent,
+        priority: Priority = Priority.QUERY,
     ) -> OrderPlaceResponse:
         """Find the order by its tag among all the account's orders, with bounded look-ups."""
         account_id = request.account_id
         for delay in status_check_delays(self.config, self._jitter):
             if delay:
                 await self._clock.sleep(delay)
-            found = await self._find_by_tag(account_id, tag, sent_at)
+            # A protective or flattening order in doubt is looked up in its own lane: behind
+            # ordinary reads in a full rate window, the look-up outlasted the protection deadline.
+            lane = priority if priority in PRIORITY_LANE else Priority.QUERY
+            found = await self._find_by_tag(account_id, tag, sent_at, lane)
             if found is not None:
                 self._stats["placements_resolved_by_tag"] += 1
                 await self._journal.resolved(intent, found)
@@ -621,12 +651,16 @@ class OrderManager:
             custom_tag=tag,
         )
 
-    async def _find_by_tag(self, account_id: int, tag: str, sent_at: datetime) -> Order | None:
+    async def _find_by_tag(
+        self, account_id: int, tag: str, sent_at: datetime, priority: Priority = Priority.QUERY
+    ) -> Order | None:
         known = self.tracker.by_tag(account_id, tag)
         if known is not None:
             return known
         try:
-            orders = await self.gateway.search_orders(account_id, start=self._window_start(sent_at))
+            orders = await self.gateway.search_orders(
+                account_id, start=self._window_start(sent_at), priority=priority
+            )
         except OrderGuardError as exc:
             # A failed query is no evidence either way; the next attempt asks again.
             log.warning("order search for %s failed: %s", tag, exc)
@@ -1155,6 +1189,26 @@ class OrderManager:
         return self.recovery.get_operation_status(operation_id)
 
     async def force_rollback_operation(self, operation_id: str) -> bool:
+        """Roll an operation back: cancel its orders, flatten exactly what it owns. True when
+        it ended safe (nothing owned, nothing working).
+
+        A running bracket is rolled back by its own saga (``close_bracket``): one actor per
+        operation. The recovery manager working on it beside the saga raced it — it flattened
+        before the stop's cancel was confirmed, and the saga re-protected what it flattened.
+        """
+        engine = _bracket.bracket_engine(self)
+        if operation_id in engine.active():
+            await engine.close(operation_id, reason="forced by the caller")
+            settings = engine.settings
+            done = await engine.wait_for_completion(
+                operation_id, timeout=settings.protection_deadline + settings.poll_max_interval * 4
+            )
+            # A finished FLAT bracket has nothing working either (the saga ends only then).
+            return (
+                done.finished
+                and done.owned_size == 0
+                and done.outcome is _bracket.BracketOutcome.FLAT
+            )
         return await self.recovery.force_rollback_operation(operation_id)
 
     async def cleanup_stale_operations(self, max_age_hours: float = 24.0) -> int:

@@ -21,6 +21,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -105,6 +106,8 @@ class _Pair:
     task: asyncio.Task[None] | None = None
     done: bool = False
     refresh: bool = True
+    quiet_polls: int = 0  # REST re-reads in a row that found nothing new (they back off)
+    idle_since: float = float("-inf")  # when the pair last started waiting for news
 
 
 class OcoEngine:
@@ -113,6 +116,9 @@ class OcoEngine:
     def __init__(self, manager: OrderManager) -> None:
         self.manager = manager
         self.poll_interval = 2.0
+        self.poll_max_interval = 16.0
+        self._reading: asyncio.Task[None] | None = None
+        self._last_read = float("-inf")
         self.max_attempts = 4
         self.incidents = 0
         self._pairs: dict[str, _Pair] = {}
@@ -337,6 +343,7 @@ class OcoEngine:
                     acted = await self._flatten(pair, decision)
                 if not acted:
                     pair.refresh = True
+                    pair.idle_since = m.clock.monotonic()  # re-read after this, not before
                     await m.clock.sleep(min(self.poll_interval, 0.25 * (1 + pair.cancel_failures)))
         except asyncio.CancelledError:
             raise
@@ -376,18 +383,56 @@ class OcoEngine:
         return decision
 
     async def _idle(self, pair: _Pair) -> None:
+        # Quiet pairs back off (x2 up to poll_max_interval): a re-read per pair every 2 s spent
+        # the account's whole rate budget with a handful of pairs, starving protective orders.
+        wait = min(self.poll_interval * 2**pair.quiet_polls, self.poll_max_interval)
+        pair.idle_since = self.manager.clock.monotonic()
         try:
-            await self.manager.clock.wait_for(pair.wake.wait(), self.poll_interval)
+            await self.manager.clock.wait_for(pair.wake.wait(), wait)
+            pair.quiet_polls = 0
         except TimeoutError:
             pair.refresh = True  # events can be lost: re-read over REST
+            pair.quiet_polls = min(pair.quiet_polls + 1, 8)
+
+    async def _read_all(self, since: float) -> None:
+        """One ``Order/search`` per account for every pair together: a pair whose wait began
+        at ``since`` shares a read that is running, or one that started after ``since`` (what
+        it returned is as fresh as the pair's own read would have been)."""
+        if self._reading is None or self._reading.done():
+            if self._last_read >= since:
+                return
+            self._reading = self.manager._spawn(self._search_all())
+        await asyncio.shield(self._reading)
+
+    async def _search_all(self) -> None:
+        m = self.manager
+        began = m.clock.monotonic()
+        starts: dict[int, datetime] = {}
+        for pair in self._pairs.values():
+            acct, started = pair.account_id, pair.op.started_at
+            starts[acct] = min(starts.get(acct, started), started)
+        try:
+            for acct, start in sorted(starts.items()):
+                try:
+                    orders = await m.gateway.search_orders(acct, start=m._window_start(start))
+                except OrderGuardError as exc:
+                    log.warning("OCO poll of account %s failed: %s", acct, exc)
+                    continue
+                for order in orders:
+                    owner = self._by_order.get(order.id)
+                    if owner is not None:
+                        m._ingest_order(order)  # the tracker's monotonic merge
+                        owner.wake.set()
+        finally:
+            self._last_read = began
 
     async def _refresh(self, pair: _Pair) -> None:
         m = self.manager
+        if any(oid is not None for oid in pair.ids):
+            await self._read_all(pair.idle_since)
         for i in range(2):
             try:
-                oid = pair.ids[i]
-                if oid is not None:
-                    await m.get_order_by_id(oid, pair.account_id, refresh=True)
+                if pair.ids[i] is not None:
                     continue
                 ref = pair.refs[i]
                 if ref is not None and ref.status == "unknown":
