@@ -37,21 +37,20 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from orderguard.broker.base import Broker, Confirmed, Unknown, UnknownOrigin
+from orderguard.broker.base import Confirmed, Unknown, UnknownOrigin
 from orderguard.broker.sim import SimBroker, SimExchange
 from orderguard.clock import VirtualClock
 from orderguard.config import OrderManagerConfig
 from orderguard.journal import MemoryJournal, SqliteJournal
 from orderguard.journal.base import IntentKind, Journal
-from orderguard.models import Order, OrderRequest, OrderSide, OrderType, Position
+from orderguard.models import OrderRequest, OrderSide, OrderType
 from orderguard.orders import OrderManager
 from orderguard.recovery.manager import OperationRecoveryManager, OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
+from orderguard.testing.counting import CountingBroker
 
 ACCOUNT = 1
 PRICES = {
@@ -65,35 +64,6 @@ BUY, SELL = OrderSide.BUY, OrderSide.SELL
 QUERIES = frozenset({"search_orders", "search_positions"})
 # What start() asks before recovery, whatever the journal holds (reference data, not truth reads).
 START_CALLS = frozenset({"get_accounts", "get_capabilities", "get_contract", "search_contracts"})
-
-
-class CountingBroker:
-    """Forwards every call to ``inner`` and counts it by method name."""
-
-    def __init__(self, inner: Broker) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.inner, name)
-        if name == "subscribe" or not callable(target):
-            return target
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return await target(*args, **kwargs)
-
-        return call
-
-    async def search_orders(
-        self, account_id: int, start: datetime, end: datetime | None = None
-    ) -> list[Order]:
-        self.calls["search_orders"] += 1
-        return await self.inner.search_orders(account_id, start, end)
-
-    async def search_positions(self, account_id: int) -> list[Position]:
-        self.calls["search_positions"] += 1
-        return await self.inner.search_positions(account_id)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,44 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
-from typing import Any
 
-from orderguard.broker.base import Broker
-from orderguard.models import Order, OrderSide, Position
+from orderguard.models import OrderSide
 from orderguard.recovery.operations import OperationType
 from orderguard.recovery.startup import RecoveryReport
+from orderguard.testing.counting import CountingBroker
 
 from .startup_world import MNQ, World, bury
-
-
-class CountingBroker:
-    """Forwards to ``inner`` and counts every call by method name (a fake, not a mock)."""
-
-    def __init__(self, inner: Broker) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.inner, name)
-        if name == "subscribe" or not callable(target):
-            return target
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return await target(*args, **kwargs)
-
-        return call
-
-    async def search_orders(
-        self, account_id: int, start: datetime, end: datetime | None = None
-    ) -> list[Order]:
-        self.calls["search_orders"] += 1
-        return await self.inner.search_orders(account_id, start, end)
-
-    async def search_positions(self, account_id: int) -> list[Position]:
-        self.calls["search_positions"] += 1
-        return await self.inner.search_positions(account_id)
 
 
 async def calls_to_recover(operations: int) -> tuple[Counter[str], RecoveryReport]:

@@ -8,50 +8,20 @@ recovery has mutations to make. Those grow with the operations; the truth reads 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from orderguard.broker.base import Broker, Confirmed, Unknown, UnknownOrigin
-from orderguard.models import Order, OrderRequest, OrderSide, OrderType, Position
+from orderguard.broker.base import Confirmed, Unknown, UnknownOrigin
+from orderguard.models import OrderRequest, OrderSide, OrderType
 from orderguard.orders import OrderManager
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationType
 from orderguard.recovery.startup import RecoveryReport
+from orderguard.testing.counting import CountingBroker
 
 from .startup_world import MNQ, PRICE, World, bury
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 TRUTH_READS = ("search_orders", "search_positions")
-
-
-class Counting:
-    """Forwards to ``inner`` and counts every call by method name (a fake, not a mock)."""
-
-    def __init__(self, inner: Broker) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.inner, name)
-        if name == "subscribe" or not callable(target):
-            return target
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return await target(*args, **kwargs)
-
-        return call
-
-    async def search_orders(
-        self, account_id: int, start: datetime, end: datetime | None = None
-    ) -> list[Order]:
-        self.calls["search_orders"] += 1
-        return await self.inner.search_orders(account_id, start, end)
-
-    async def search_positions(self, account_id: int) -> list[Position]:
-        self.calls["search_positions"] += 1
-        return await self.inner.search_positions(account_id)
 
 
 def send(world: World, ref: OrderReference, kind: OrderType, price: Decimal | None = None) -> int:
@@ -112,10 +82,10 @@ async def recover_shapes(operations: int) -> tuple[Counter[str], RecoveryReport]
         for i in range(operations):
             await leave_shape(world, dead, i)
         bury(dead)
-        survivor, _ = world.process(wrap=Counting)
+        survivor, _ = world.process(wrap=CountingBroker)
         await survivor.start()  # start-up recovery runs inside start()
         counting = world.wrapped
-        assert isinstance(counting, Counting)
+        assert isinstance(counting, CountingBroker)
         report = survivor.last_recovery
         assert report is not None
         calls = Counter(counting.calls)
