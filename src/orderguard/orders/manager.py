@@ -1337,7 +1337,11 @@ class OrderManager:
         return _oco.oco_engine(self).linked(order_id)
 
     async def resume_operations(self) -> int:
-        """Restart bracket sagas and OCO links of unfinished operations from the journal."""
+        """Restart bracket sagas and OCO links of unfinished operations from the journal.
+
+        ``start()`` already does this (start-up recovery restarts filled brackets' sagas and the
+        working OCO pairs are re-linked), so it normally finds nothing left; kept for callers of
+        the seed API. Operations being rolled back are left to their rollback."""
         started = await _bracket.bracket_engine(self).resume()
         return started + await _oco.oco_engine(self).resume()
 

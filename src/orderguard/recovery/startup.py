@@ -131,8 +131,9 @@ class OperationRecovery:
     actions: list[str] = field(default_factory=list)
     error: str | None = None
     handed_off: bool = False
-    """Left working on purpose: an OCO pair whose legs are all still working is its engine's
-    to drive (``OrderManager.resume_operations``), not recovery's to finish."""
+    """Left working on purpose: an OCO pair whose legs are all still working, or a filled
+    bracket whose saga was restarted, is its engine's to drive (``OrderManager.start`` re-links
+    the pairs), not recovery's to finish."""
 
     @property
     def finished(self) -> bool:
@@ -422,7 +423,7 @@ class ResumeContext:
         op = self.operation
         if self._live_oco_pair():
             self.handed_off = True
-            self.note("OCO pair still working: left for its engine (resume_operations)")
+            self.note("OCO pair still working: left for its engine (re-linked by start())")
             return
         linked = self._linked_orders()
         if linked is not None and not op.orders:
