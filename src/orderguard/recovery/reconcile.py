@@ -92,6 +92,25 @@ class OperationPlan:
         return next((f for f in self.findings if f.leg == leg), None)
 
 
+def fills_of(orders: Iterable[Order]) -> dict[int, int]:
+    """Order id -> fill volume of every order that has filled (the part of an order search a
+    position depends on)."""
+    return {o.id: o.fill_volume for o in orders if o.fill_volume}
+
+
+def consistent(before: Iterable[Order], after: Iterable[Order]) -> bool:
+    """Whether no fill happened between two order searches of one account.
+
+    Orders and positions come from two queries, and a fill landing between them makes the pair
+    disagree: ownership counted from the orders no longer adds up to the position, so the
+    allocation hands the wrong operation the shortfall (a stop that filled in the gap still
+    "owns" its bracket's quantity, and a later operation is told the account holds nothing of
+    its own). Reading the orders on both sides of the position read and comparing the fills
+    proves the position read saw exactly the fills the orders show.
+    """
+    return fills_of(before) == fills_of(after)
+
+
 def accounts_of(ops: Iterable[RecoveryOperation]) -> list[int]:
     """Every account an operation or one of its legs names, sorted."""
     found: set[int] = set()
@@ -387,6 +406,8 @@ __all__ = [
     "OperationPlan",
     "PassPlan",
     "accounts_of",
+    "consistent",
+    "fills_of",
     "is_entry_leg",
     "plan_pass",
     "plan_recovery",

@@ -13,9 +13,11 @@ What it does (FAILURES F6):
 
 1. Waits out requests the dead process may still have in flight (``in_flight_grace`` seconds after
    the journal's last write), so that "not at the broker" really means "never executed".
-2. Reads the broker **once per account**: one ``search_orders`` over a window covering the oldest
-   unfinished operation (every status) and one ``search_positions``. The number of broker queries
-   does not grow with the number of operations; only the mutations recovery has to make do.
+2. Reads the broker **once per account**: ``search_orders`` over a window covering the oldest
+   unfinished operation (every status), ``search_positions``, then ``search_orders`` again; if a
+   fill landed between the reads (the fills differ) the position and orders are read again, at
+   most ``SNAPSHOT_ATTEMPTS`` times. Three queries per account in the usual case; the number does
+   not grow with the number of operations; only the mutations recovery has to make do.
 3. Plans with the pure :func:`~orderguard.recovery.reconcile.plan_recovery` and folds each leg's
    final state into its operation (Unknown and intended legs resolved by customTag).
 4. Hands each operation to its *resumer*, which rolls it forward or back by the pivot rule, and
@@ -80,6 +82,7 @@ from orderguard.recovery.reconcile import (
     LegAction,
     OperationPlan,
     accounts_of,
+    consistent,
     plan_recovery,
     search_windows,
 )
@@ -93,6 +96,10 @@ T = TypeVar("T")
 DEFAULT_IN_FLIGHT_GRACE = 10.0
 """Seconds after the dead process's last journal write within which a request it sent may still
 execute at the gateway. Absence at the broker is only evidence after that."""
+
+SNAPSHOT_ATTEMPTS = 3
+"""Position reads per account before recovery settles for the last pair of reads: each is
+followed by an order search, and a pair is taken once no fill happened between them."""
 
 DEFAULT_QUERY_RETRY = RetryPolicy(max_attempts=6, initial_delay=0.5, max_delay=5.0, max_total=60.0)
 
@@ -158,8 +165,8 @@ class RecoveryReport:
     operations: list[OperationRecovery] = field(default_factory=list)
     accounts: list[int] = field(default_factory=list)
     queries: int = 0
-    """Broker queries made to read truth (retries included): 2 per account, whatever the count
-    of operations."""
+    """Broker queries made to read truth (retries included): 3 per account (orders, positions,
+    orders again to prove no fill fell between them), whatever the count of operations."""
     waited: float = 0.0
     error: str | None = None
     """Set when broker truth could not be read; nothing was changed then."""
@@ -552,12 +559,20 @@ async def recover(
     try:
         for account in report.accounts:
             start = windows.get(account, oldest)
-            orders: list[Order] = await retrier.call(
-                _counted(report, broker.search_orders), account, start
-            )
-            positions: list[Position] = await retrier.call(
-                _counted(report, broker.search_positions), account
-            )
+            search = _counted(report, broker.search_orders)
+            orders: list[Order] = await retrier.call(search, account, start)
+            positions: list[Position] = []
+            for _ in range(SNAPSHOT_ATTEMPTS):
+                positions = await retrier.call(_counted(report, broker.search_positions), account)
+                # Orders again: a fill between the two reads would make the position disagree
+                # with the orders the plan counts ownership from (see reconcile.consistent).
+                again: list[Order] = await retrier.call(search, account, start)
+                stable = consistent(orders, again)
+                orders = again
+                if stable:
+                    break
+            else:
+                log.warning("account %s: fills kept changing while reading truth", account)
             snapshots[account] = AccountSnapshot(account, tuple(orders), tuple(positions))
     except OrderGuardError as exc:
         # Without truth nothing may be decided: every operation stays as it is, unfinished.
