@@ -83,6 +83,9 @@ class OperationPlan:
     fills of those that are not legs count in ``owned``."""
     child_fills: tuple[tuple[int, int], ...] = ()
     """(order id, signed fill) of native children that are not legs and have filled."""
+    adoptable: tuple[Order, ...] = ()
+    """Native children that are not legs and are working or have filled: recovery journals
+    them as legs of the operation (see ``startup._adopt_children``)."""
 
     @property
     def live_legs(self) -> tuple[str, ...]:
@@ -224,9 +227,12 @@ def plan_recovery(
                 filled = 0  # never executed: any fill the journal guessed is not real
             owned[(ref.account_id, ref.contract_id)] += filled if ref.side == 0 else -filled
             pivot = pivot or (filled > 0 and is_entry_leg(ref))
+        adoptable: list[Order] = []
         for child in spare:
             if child.is_working:
                 children.append(child)
+            if child.is_working or child.fill_volume:
+                adoptable.append(child)
             # A native exit no leg accounts for that filled (perhaps while we were down)
             # closed part of what the operation owned.
             key = (child.account_id, child.contract_id)
@@ -251,6 +257,7 @@ def plan_recovery(
                 else (first.account_id if first else None),
                 children=tuple(sorted(children, key=lambda o: o.id)),
                 child_fills=tuple(sorted(child_fills.items())),
+                adoptable=tuple(sorted(adoptable, key=lambda o: o.id)),
             )
         )
     return plans

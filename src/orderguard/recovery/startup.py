@@ -69,7 +69,7 @@ from orderguard.broker.base import Broker, Unknown, UnknownOrigin
 from orderguard.clock import Clock
 from orderguard.errors import OrderGuardError
 from orderguard.journal.base import IntentKind
-from orderguard.models import Order, OrderSide, Position
+from orderguard.models import Order, OrderSide, OrderType, Position
 from orderguard.recovery.manager import (
     OperationRecoveryManager,
     OrderReference,
@@ -729,7 +729,7 @@ async def _resume(
 async def _fold(ctx: ResumeContext) -> None:
     """Write what the broker said about each leg into the operation (journaled)."""
     op, recovery = ctx.operation, ctx.recovery
-    await _fold_child_fills(ctx)
+    await _adopt_children(ctx)
     for finding in ctx.plan.findings:
         ref = op.orders.get(finding.leg)
         if ref is None:
@@ -765,21 +765,42 @@ async def _fold(ctx: ResumeContext) -> None:
             await recovery.record_order_state(op, ref, finding.order)
 
 
-async def _fold_child_fills(ctx: ResumeContext) -> None:
-    """Fills of native exits that are no leg closed part of what the operation owns: record
-    them (once per child and fill volume) as closed on its behalf, so its ``net_filled`` tells
-    the truth and nothing is flattened a second time."""
+async def _adopt_children(ctx: ResumeContext) -> None:
+    """Journal the native bracket children no leg accounts for as legs of their operation.
+
+    They carry no tag, so a crash before the saga recorded them leaves them unknown to the
+    journal, yet they are the operation's exits and their fills close what it owns. As legs
+    (``stop<n>``/``target<n>``, listed in ``extra["native_legs"]``) their fills count once in
+    ``net_filled``, in the bracket saga's ``owned`` (it restores legs by order id and never adopts
+    an order twice) and in the ownership the invariants read from the broker; a rollback cancels
+    them like any leg. (Crediting the fills to ``closed_externally`` instead counted them twice
+    once the saga adopted the same children.) The intent is journaled before the order id, so a
+    crash in between leaves a leg the next plan claims by side and kind.
+    """
     op = ctx.operation
-    seen = op.extra.setdefault("native_child_fills", {})
-    delta = 0
-    for child_id, signed in ctx.plan.child_fills:
-        before = int(seen.get(str(child_id), 0))
-        if signed != before:
-            delta += signed - before
-            seen[str(child_id)] = signed
-    if delta:
-        await ctx.recovery.record_external_close(op, delta)
-        ctx.note(f"native exits filled {delta:+d} for this operation")
+    legacy = op.extra.get("native_child_fills")
+    for child in ctx.plan.adoptable:
+        kind = "target" if child.type is OrderType.LIMIT else "stop"
+        n = sum(1 for leg in op.orders if leg.startswith(kind) and leg[len(kind) :].isdigit())
+        ref = await ctx.recovery.add_order_to_operation(
+            op, child.contract_id, int(child.side), child.size,
+            "limit" if kind == "target" else "stop",
+            child.limit_price if kind == "target" else child.stop_price,
+            leg=f"{kind}{n}", account_id=child.account_id,
+            request={"native_child_of": child.parent_order_id},
+        )  # fmt: skip
+        op.extra.setdefault("native_legs", []).append(ref.leg)
+        if isinstance(legacy, dict) and str(child.id) in legacy:
+            # An older recovery credited this child's fills to closed_externally: as a leg
+            # they count already.
+            await ctx.recovery.record_external_close(op, -int(legacy.pop(str(child.id))))
+        ref.order_id = child.id
+        ref.placed_successfully = True
+        await ctx.recovery.record_order_state(op, ref, child)
+        ctx.note(
+            f"native {kind} order {child.id} ({child.status.name}, filled {child.fill_volume}) "
+            f"journaled as leg {ref.leg}"
+        )
 
 
 __all__ = [
