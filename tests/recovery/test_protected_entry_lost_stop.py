@@ -36,3 +36,25 @@ async def test_a_lost_stop_is_flattened_within_the_protection_window() -> None:
         await manager.cleanup()
 
     await world.clock.run(scenario())
+
+
+async def test_a_stop_that_never_left_rolls_the_entry_back() -> None:
+    """HTTP 429 before send on the stop, again on both of the manager's re-sends (seed 1564):
+    the saga rolls back at once instead of leaving a filled entry in progress with no driver."""
+    world = World()
+    plan = FaultPlan().script("place_order#2x3=rate_limited")
+
+    def faulty(inner: Broker) -> FaultyBroker:
+        return FaultyBroker(inner, world.clock, plan, seed=1)
+
+    async def scenario() -> None:
+        manager, _ = world.process(wrap=faulty)  # type: ignore[arg-type]
+        await manager.start()
+        result = await world.actor(manager).perform(Step(0, StepKind.PROTECTED_ENTRY, size=2))
+        assert result.error is None and "stop failed, rolled back" in result.outcome, result
+        assert world.exchange.position_size(1, MNQ) == 0
+        (op,) = await world.operations()
+        assert op.state.is_terminal, op.state
+        await manager.cleanup()
+
+    await world.clock.run(scenario())

@@ -308,6 +308,14 @@ class WorkloadActor:
             found = await self._find_by_tag(request.custom_tag or "", wait)
             await rec.record_resolution(op, ref, found)
             return found if found is not None and found.status.name != "REJECTED" else None
+        except OrderGuardError as exc:
+            if not exc.retryable:
+                raise
+            # Provably never sent (429 before send, connection refused) after the manager's
+            # own re-sends: a failed leg like a rejection. Escaping, it left the operation in
+            # progress with a filled entry nobody drove any more (chaos seed 1564).
+            await rec.record_order_failure(op, ref, str(exc))
+            return None
         await rec.record_order_success(op, ref, response)
         order: Order | None = await self.manager.get_order_by_id(response.order_id)
         if order is None:
