@@ -301,6 +301,7 @@ class _SeedRun:
             if self.faulty.pending_effects == 0:
                 break
             await self.clock.sleep(0.5)
+        process = await self._restarted_if_dead(process)
         if self.needs_recovery and process.scope.alive:
             # Start-up recovery could not finish under faults: a restarting process retries it.
             try:
@@ -316,11 +317,21 @@ class _SeedRun:
             if not pending or now - min(pending) >= window:
                 break
             await self.clock.sleep(1.0)
+            process = await self._restarted_if_dead(process)
         await self._check(label)
         self.result.quiet_points += 1
         if not final:
             self.faulty.enabled = True
         return process
+
+    async def _restarted_if_dead(self, process: _Process) -> _Process:
+        """A process whose crash point a background task hit (its reconciler, a saga) between
+        batches is restarted at once, as a supervisor would; left dead until the next batch, the
+        quiet point measured its downtime as unprotected exposure nobody could act on."""
+        if process.scope.alive:
+            return process
+        self._bury(process.manager)
+        return await self._start_process()
 
     async def _check(self, label: str) -> None:
         ops = await _all_operations(self.journal)
