@@ -369,9 +369,7 @@ class BracketEngine:
             # The native legs' offsets may need a price read: done before the intent is
             # journaled, so a failed read leaves no entry leg that was never sent (I5).
             stop_spec = await self._native_leg(saga, contract, LegKind.STOP) if native else None
-            target_spec = (
-                await self._native_leg(saga, contract, LegKind.TARGET) if native else None
-            )
+            target_spec = await self._native_leg(saga, contract, LegKind.TARGET) if native else None
             ref = await m.recovery.add_order_to_operation(
                 saga.op,
                 req.contract_id,
