@@ -8,7 +8,7 @@ ended ``failed`` with its quantity naked "for an operator" (I1).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ from orderguard.broker.base import Broker
 from orderguard.chaos.process import ProcessKilled
 from orderguard.chaos.workload import Step, StepKind
 from orderguard.models import Order, OrderSide
-from orderguard.recovery.reconcile import consistent
+from orderguard.recovery.reconcile import PassPlan, consistent
 from orderguard.testing.builders import order as build_order
 
 from .startup_world import MNQ, PRICE, World, bury
@@ -89,3 +89,31 @@ def test_consistent_compares_fills_only() -> None:
     assert consistent([a], [a])
     assert not consistent([a], [b])
     assert not consistent([b], [])
+
+
+async def test_the_reconciler_reads_orders_again_before_it_acts() -> None:
+    """The continuous reconciler's acting passes read truth the same way: a fill between its
+    order and position reads is in both halves of the snapshot it acts on."""
+    world = World()
+    FillAfterFirstOrderRead.world = world
+
+    async def scenario() -> None:
+        manager, _ = world.process(wrap=FillAfterFirstOrderRead)
+        await manager.start()
+        wrapper = world.wrapped
+        assert isinstance(wrapper, FillAfterFirstOrderRead)
+        # A buy limit above the price the wrapper moves to: it fills between the reads.
+        placed = await manager.place_limit_order(MNQ, OrderSide.BUY, 1, STOP)
+        wrapper.order_reads = 0
+        plan = PassPlan(
+            accounts=(1,),
+            window_start=world.clock.now() - timedelta(minutes=5),
+            read_positions=True,
+            retry_rollback=("nothing-to-roll-back",),
+        )
+        snap = (await manager.reconciler._read(plan))[1]
+        (order,) = [o for o in snap.orders if o.id == placed.order_id]
+        assert snap.net(MNQ) == 1 and order.fill_volume == 1
+        await manager.cleanup()
+
+    await world.clock.run(scenario())
