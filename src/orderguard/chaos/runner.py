@@ -388,6 +388,7 @@ async def run_seed_async(seed: int, config: ChaosConfig) -> SeedResult:
     """
     clock = VirtualClock(stall_limit=config.stall_limit)
     run = _SeedRun(seed, config, clock)
+    asyncio.get_running_loop().set_exception_handler(_quiet_about_the_dead)
     try:
         return await clock.run(run.main())
     except LivelockError as exc:
@@ -404,6 +405,14 @@ async def run_seed_async(seed: int, config: ChaosConfig) -> SeedResult:
             task.cancel()
         if leftovers:
             await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+def _quiet_about_the_dead(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A task of a killed process ends with ProcessKilled, which nobody awaits: that is how the
+    process died (the event log records it), not an error worth a traceback on stderr."""
+    if isinstance(context.get("exception"), ProcessKilled):
+        return
+    loop.default_exception_handler(context)
 
 
 class SeedOverrunError(Exception):
