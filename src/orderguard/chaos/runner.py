@@ -301,6 +301,7 @@ class _SeedRun:
             if self.faulty.pending_effects == 0:
                 break
             await self.clock.sleep(0.5)
+        process = await self._restarted_if_dead(process)
         if self.needs_recovery and process.scope.alive:
             # Start-up recovery could not finish under faults: a restarting process retries it.
             try:
@@ -316,11 +317,21 @@ class _SeedRun:
             if not pending or now - min(pending) >= window:
                 break
             await self.clock.sleep(1.0)
+            process = await self._restarted_if_dead(process)
         await self._check(label)
         self.result.quiet_points += 1
         if not final:
             self.faulty.enabled = True
         return process
+
+    async def _restarted_if_dead(self, process: _Process) -> _Process:
+        """A process whose crash point a background task hit (its reconciler, a saga) between
+        batches is restarted at once, as a supervisor would; left dead until the next batch, the
+        quiet point measured its downtime as unprotected exposure nobody could act on."""
+        if process.scope.alive:
+            return process
+        self._bury(process.manager)
+        return await self._start_process()
 
     async def _check(self, label: str) -> None:
         ops = await _all_operations(self.journal)
@@ -377,6 +388,7 @@ async def run_seed_async(seed: int, config: ChaosConfig) -> SeedResult:
     """
     clock = VirtualClock(stall_limit=config.stall_limit)
     run = _SeedRun(seed, config, clock)
+    asyncio.get_running_loop().set_exception_handler(_quiet_about_the_dead)
     try:
         return await clock.run(run.main())
     except LivelockError as exc:
@@ -393,6 +405,14 @@ async def run_seed_async(seed: int, config: ChaosConfig) -> SeedResult:
             task.cancel()
         if leftovers:
             await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+def _quiet_about_the_dead(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A task of a killed process ends with ProcessKilled, which nobody awaits: that is how the
+    process died (the event log records it), not an error worth a traceback on stderr."""
+    if isinstance(context.get("exception"), ProcessKilled):
+        return
+    loop.default_exception_handler(context)
 
 
 class SeedOverrunError(Exception):

@@ -39,6 +39,7 @@ from orderguard.errors import (
 )
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.recovery.operations import OperationType
+from orderguard.recovery.startup import DEFAULT_IN_FLIGHT_GRACE
 
 POSITION_CONTRACT = "CON.F.US.MNQ.Z26"
 RESTING_CONTRACT = "CON.F.US.EP.Z26"
@@ -300,9 +301,21 @@ class WorkloadActor:
             await rec.record_order_failure(
                 op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, str(exc))
             )
-            found = await self._find_by_tag(request.custom_tag or "")
+            # A stop in doubt guards a filled entry: past the in-flight grace its absence is
+            # evidence (F1), and waiting the full minute let the entry sit naked for longer
+            # than the protection window before the rollback could flatten it (F3).
+            wait = DEFAULT_IN_FLIGHT_GRACE if protective else 60.0
+            found = await self._find_by_tag(request.custom_tag or "", wait)
             await rec.record_resolution(op, ref, found)
             return found if found is not None and found.status.name != "REJECTED" else None
+        except OrderGuardError as exc:
+            if not exc.retryable:
+                raise
+            # Provably never sent (429 before send, connection refused) after the manager's
+            # own re-sends: a failed leg like a rejection. Escaping, it left the operation in
+            # progress with a filled entry nobody drove any more (chaos seed 1564).
+            await rec.record_order_failure(op, ref, str(exc))
+            return None
         await rec.record_order_success(op, ref, response)
         order: Order | None = await self.manager.get_order_by_id(response.order_id)
         if order is None:

@@ -366,6 +366,10 @@ class BracketEngine:
         generation = 0
         while True:
             native = saga.native
+            # The native legs' offsets may need a price read: done before the intent is
+            # journaled, so a failed read leaves no entry leg that was never sent (I5).
+            stop_spec = await self._native_leg(saga, contract, LegKind.STOP) if native else None
+            target_spec = await self._native_leg(saga, contract, LegKind.TARGET) if native else None
             ref = await m.recovery.add_order_to_operation(
                 saga.op,
                 req.contract_id,
@@ -389,12 +393,8 @@ class BracketEngine:
                 size=req.size,
                 limit_price=req.entry_price,
                 custom_tag=ref.custom_tag,
-                stop_loss_bracket=await self._native_leg(saga, contract, LegKind.STOP)
-                if native
-                else None,
-                take_profit_bracket=(
-                    await self._native_leg(saga, contract, LegKind.TARGET) if native else None
-                ),
+                stop_loss_bracket=stop_spec,
+                take_profit_bracket=target_spec,
             )
             try:
                 placed = await m.submit(request)
@@ -415,8 +415,10 @@ class BracketEngine:
                     saga.op, ref, Rejected(exc.code, str(exc), exc.order_id)
                 )
                 return f"entry rejected: {exc}"
-            except (ValidationError, OperationError):
+            except (ValidationError, OperationError) as exc:
+                # Refused before anything was sent: the journaled intent says so (I5).
                 saga.entry.phase = EntryPhase.REJECTED
+                await m.recovery.record_order_failure(saga.op, ref, str(exc))
                 raise
             except (ConnectionFailedError, CircuitOpenError) as exc:
                 saga.entry.phase = EntryPhase.REJECTED

@@ -123,6 +123,11 @@ class BracketFacts:
     """Native mode: the entry's server-side children have not been seen yet (their events may
     be late or lost). Look for them over REST before placing a client-side leg in their place,
     or both would cover the same contracts."""
+    children_search_failures: int = 0
+    """Failed REST look-ups for the native children. Until ``max_attempts`` of them failed, the
+    protection deadline does not send the saga flat while the children are unknown: the server
+    attached them when it accepted the entry, so they protect the fill already, and a flatten
+    sent under them would leave them working on a flat contract (I2)."""
 
     @property
     def legs(self) -> tuple[LegFacts, LegFacts]:
@@ -243,6 +248,8 @@ def flat_reason(f: BracketFacts) -> str | None:
         if leg.phase in (LegPhase.RETRY, LegPhase.UNKNOWN) and leg.attempts >= f.max_attempts:
             return f"{leg.kind.value} not confirmed after {leg.attempts} attempts"
     if f.deadline_passed:
+        if f.children_unknown and f.children_search_failures < f.max_attempts:
+            return None  # find the native children first (see children_search_failures)
         return "protection not confirmed before the protection deadline"
     return None
 

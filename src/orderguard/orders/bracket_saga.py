@@ -102,6 +102,7 @@ class BracketSaga:
         # Exit orders of ours no slot holds, being cancelled: order id -> (failures, retry at).
         self._stray_retry: dict[int, tuple[int, float]] = {}
         self.children_searched = False  # native: the entry's children were looked up over REST
+        self.children_search_failures = 0  # native: look-ups for them that failed
         self.flattens: list[FlattenOrder] = []
         self.meter = ExposureMeter()
         self.going_flat: str | None = None
@@ -317,6 +318,7 @@ class BracketSaga:
                 oid for oid in strays if now >= self._stray_retry.get(oid, (0, 0.0))[1]
             ),
             children_unknown=self._children_unknown(),
+            children_search_failures=self.children_search_failures,
         )
         self._facts = facts
         return facts
@@ -885,6 +887,8 @@ class BracketSaga:
             await self.m.clock.sleep(self._refresh_at - self._now())  # a read just failed
         if await self._read_orders():
             self.children_searched = True
+        else:
+            self.children_search_failures += 1
         self.evaluate()
 
     async def _cancel(self, order_id: int) -> bool:

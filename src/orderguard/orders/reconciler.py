@@ -5,7 +5,9 @@ A background task started by :meth:`OrderManager.start` and stopped by ``cleanup
 whether anything is in doubt for longer than ``reconcile_threshold`` — an Unknown placement, a
 working order whose fill event may be lost, an operation not updated since, a rollback that could
 not confirm a safe state — and if so reads broker truth **once per account** (``Order/search``
-over all statuses, ``Position/search`` when positions matter) and acts on it:
+over all statuses, ``Position/search`` when positions matter; when the pass acts on operations,
+``Order/search`` once more after the positions, repeated while a fill falls between the reads) and
+acts on it:
 
 * every order read is merged into the tracker (monotonic, so nothing goes backwards); an order
   whose view changed is announced to callbacks and internal listeners like an event, and an
@@ -46,9 +48,13 @@ from orderguard.broker.base import (
     PositionEvent,
 )
 from orderguard.errors import OrderGuardError
-from orderguard.models import Position, PositionType
-from orderguard.recovery.reconcile import AccountSnapshot, PassPlan, plan_pass
-from orderguard.recovery.startup import DEFAULT_IN_FLIGHT_GRACE, resume_with_truth
+from orderguard.models import Order, Position, PositionType
+from orderguard.recovery.reconcile import AccountSnapshot, PassPlan, consistent, plan_pass
+from orderguard.recovery.startup import (
+    DEFAULT_IN_FLIGHT_GRACE,
+    SNAPSHOT_ATTEMPTS,
+    resume_with_truth,
+)
 
 if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
@@ -212,8 +218,33 @@ class Reconciler:
             if plan.read_positions:
                 positions = await gateway.search_positions(account)
                 self.stats["position_reads"] += 1
+                if plan.retry_rollback or plan.resume:
+                    orders, positions = await self._settled(account, plan, orders, positions)
             snapshots[account] = AccountSnapshot(account, tuple(orders), tuple(positions))
         return snapshots
+
+    async def _settled(
+        self, account: int, plan: PassPlan, orders: list[Order], positions: list[Position]
+    ) -> tuple[list[Order], list[Position]]:
+        """Orders read again after the positions, until no fill fell between the reads.
+
+        Only when the pass acts on operations: their ownership is counted from the orders and
+        clamped by the position, so the two must describe the same moment (see
+        ``reconcile.consistent``). Returns the orders and the positions read between them.
+        """
+        gateway = self._m.gateway
+        assert plan.window_start is not None
+        for attempt in range(SNAPSHOT_ATTEMPTS):
+            if attempt:
+                positions = await gateway.search_positions(account)
+                self.stats["position_reads"] += 1
+            again = await gateway.search_orders(account, start=plan.window_start)
+            self.stats["order_reads"] += 1
+            stable = consistent(orders, again)
+            orders = again
+            if stable:
+                break
+        return orders, positions
 
     def _apply_orders(self, snapshots: dict[int, AccountSnapshot]) -> None:
         m = self._m

@@ -64,6 +64,7 @@ class RefStatus:
 
 
 _FINAL_REF = frozenset({RefStatus.REJECTED, RefStatus.FILLED, RefStatus.CANCELLED})
+_ROLLBACK_CANCEL_ATTEMPTS = 3
 
 
 @dataclass(slots=True)
@@ -1095,16 +1096,37 @@ class OperationRecoveryManager:
         for ref in live:
             assert ref.order_id is not None
             ref.cancel_attempted = True
-            try:
-                final = await self.actions.cancel_and_confirm(ref.account_id, ref.order_id)
-            except OrderGuardError as exc:
-                ref.error_message = f"cancel failed: {exc}"
-                continue
-            if final is not None:
-                self._apply_order(ref, final)
-                ref.cancel_successful = ref.status == RefStatus.CANCELLED
+            # A cancel can be refused once (a rejection, a lost answer) and go through the next
+            # time; re-sending a cancel is safe. Bounded: what stays live is retried later.
+            for _ in range(_ROLLBACK_CANCEL_ATTEMPTS):
+                try:
+                    final = await self.actions.cancel_and_confirm(ref.account_id, ref.order_id)
+                except OrderGuardError as exc:
+                    ref.error_message = f"cancel failed: {exc}"
+                    continue
+                if final is not None:
+                    self._apply_order(ref, final)
+                    ref.cancel_successful = ref.status == RefStatus.CANCELLED
+                if ref.status in _FINAL_REF:
+                    break
         await self._save(op)
         residual = op.net_filled  # includes earlier flatten legs, so nothing is flattened twice
+        exits_live = [
+            r.leg
+            for r in op.orders.values()
+            if r.status not in _FINAL_REF
+            and r.order_id is not None
+            and residual != 0
+            and OrderSide(r.side).sign == (-1 if residual > 0 else 1)
+        ]
+        if exits_live:
+            # An exit whose cancel is not confirmed still protects the position. Flattening
+            # under it would leave it working on a flat contract (I2), and its fill would then
+            # open a new position the other way. Keep the protection; the reconciler retries.
+            op.last_error = f"rollback incomplete: exits still live {exits_live}; not flattened"
+            op.errors.append(op.last_error)
+            await self._save(op)
+            return False
         if residual != 0:
             await self._flatten(op, residual)
         still_live = [

@@ -83,6 +83,9 @@ class OperationPlan:
     fills of those that are not legs count in ``owned``."""
     child_fills: tuple[tuple[int, int], ...] = ()
     """(order id, signed fill) of native children that are not legs and have filled."""
+    adoptable: tuple[Order, ...] = ()
+    """Native children that are not legs and are working or have filled: recovery journals
+    them as legs of the operation (see ``startup._adopt_children``)."""
 
     @property
     def live_legs(self) -> tuple[str, ...]:
@@ -90,6 +93,25 @@ class OperationPlan:
 
     def finding(self, leg: str) -> LegFinding | None:
         return next((f for f in self.findings if f.leg == leg), None)
+
+
+def fills_of(orders: Iterable[Order]) -> dict[int, int]:
+    """Order id -> fill volume of every order that has filled (the part of an order search a
+    position depends on)."""
+    return {o.id: o.fill_volume for o in orders if o.fill_volume}
+
+
+def consistent(before: Iterable[Order], after: Iterable[Order]) -> bool:
+    """Whether no fill happened between two order searches of one account.
+
+    Orders and positions come from two queries, and a fill landing between them makes the pair
+    disagree: ownership counted from the orders no longer adds up to the position, so the
+    allocation hands the wrong operation the shortfall (a stop that filled in the gap still
+    "owns" its bracket's quantity, and a later operation is told the account holds nothing of
+    its own). Reading the orders on both sides of the position read and comparing the fills
+    proves the position read saw exactly the fills the orders show.
+    """
+    return fills_of(before) == fills_of(after)
 
 
 def accounts_of(ops: Iterable[RecoveryOperation]) -> list[int]:
@@ -205,9 +227,12 @@ def plan_recovery(
                 filled = 0  # never executed: any fill the journal guessed is not real
             owned[(ref.account_id, ref.contract_id)] += filled if ref.side == 0 else -filled
             pivot = pivot or (filled > 0 and is_entry_leg(ref))
+        adoptable: list[Order] = []
         for child in spare:
             if child.is_working:
                 children.append(child)
+            if child.is_working or child.fill_volume:
+                adoptable.append(child)
             # A native exit no leg accounts for that filled (perhaps while we were down)
             # closed part of what the operation owned.
             key = (child.account_id, child.contract_id)
@@ -232,6 +257,7 @@ def plan_recovery(
                 else (first.account_id if first else None),
                 children=tuple(sorted(children, key=lambda o: o.id)),
                 child_fills=tuple(sorted(child_fills.items())),
+                adoptable=tuple(sorted(adoptable, key=lambda o: o.id)),
             )
         )
     return plans
@@ -387,6 +413,8 @@ __all__ = [
     "OperationPlan",
     "PassPlan",
     "accounts_of",
+    "consistent",
+    "fills_of",
     "is_entry_leg",
     "plan_pass",
     "plan_recovery",

@@ -13,9 +13,11 @@ What it does (FAILURES F6):
 
 1. Waits out requests the dead process may still have in flight (``in_flight_grace`` seconds after
    the journal's last write), so that "not at the broker" really means "never executed".
-2. Reads the broker **once per account**: one ``search_orders`` over a window covering the oldest
-   unfinished operation (every status) and one ``search_positions``. The number of broker queries
-   does not grow with the number of operations; only the mutations recovery has to make do.
+2. Reads the broker **once per account**: ``search_orders`` over a window covering the oldest
+   unfinished operation (every status), ``search_positions``, then ``search_orders`` again; if a
+   fill landed between the reads (the fills differ) the position and orders are read again, at
+   most ``SNAPSHOT_ATTEMPTS`` times. Three queries per account in the usual case; the number does
+   not grow with the number of operations; only the mutations recovery has to make do.
 3. Plans with the pure :func:`~orderguard.recovery.reconcile.plan_recovery` and folds each leg's
    final state into its operation (Unknown and intended legs resolved by customTag).
 4. Hands each operation to its *resumer*, which rolls it forward or back by the pivot rule, and
@@ -67,7 +69,7 @@ from orderguard.broker.base import Broker, Unknown, UnknownOrigin
 from orderguard.clock import Clock
 from orderguard.errors import OrderGuardError
 from orderguard.journal.base import IntentKind
-from orderguard.models import Order, OrderSide, Position
+from orderguard.models import Order, OrderSide, OrderType, Position
 from orderguard.recovery.manager import (
     OperationRecoveryManager,
     OrderReference,
@@ -80,6 +82,7 @@ from orderguard.recovery.reconcile import (
     LegAction,
     OperationPlan,
     accounts_of,
+    consistent,
     plan_recovery,
     search_windows,
 )
@@ -93,6 +96,10 @@ T = TypeVar("T")
 DEFAULT_IN_FLIGHT_GRACE = 10.0
 """Seconds after the dead process's last journal write within which a request it sent may still
 execute at the gateway. Absence at the broker is only evidence after that."""
+
+SNAPSHOT_ATTEMPTS = 3
+"""Position reads per account before recovery settles for the last pair of reads: each is
+followed by an order search, and a pair is taken once no fill happened between them."""
 
 DEFAULT_QUERY_RETRY = RetryPolicy(max_attempts=6, initial_delay=0.5, max_delay=5.0, max_total=60.0)
 
@@ -159,8 +166,8 @@ class RecoveryReport:
     operations: list[OperationRecovery] = field(default_factory=list)
     accounts: list[int] = field(default_factory=list)
     queries: int = 0
-    """Broker queries made to read truth (retries included): 2 per account, whatever the count
-    of operations."""
+    """Broker queries made to read truth (retries included): 3 per account (orders, positions,
+    orders again to prove no fill fell between them), whatever the count of operations."""
     waited: float = 0.0
     error: str | None = None
     """Set when broker truth could not be read; nothing was changed then."""
@@ -553,12 +560,20 @@ async def recover(
     try:
         for account in report.accounts:
             start = windows.get(account, oldest)
-            orders: list[Order] = await retrier.call(
-                _counted(report, broker.search_orders), account, start
-            )
-            positions: list[Position] = await retrier.call(
-                _counted(report, broker.search_positions), account
-            )
+            search = _counted(report, broker.search_orders)
+            orders: list[Order] = await retrier.call(search, account, start)
+            positions: list[Position] = []
+            for _ in range(SNAPSHOT_ATTEMPTS):
+                positions = await retrier.call(_counted(report, broker.search_positions), account)
+                # Orders again: a fill between the two reads would make the position disagree
+                # with the orders the plan counts ownership from (see reconcile.consistent).
+                again: list[Order] = await retrier.call(search, account, start)
+                stable = consistent(orders, again)
+                orders = again
+                if stable:
+                    break
+            else:
+                log.warning("account %s: fills kept changing while reading truth", account)
             snapshots[account] = AccountSnapshot(account, tuple(orders), tuple(positions))
     except OrderGuardError as exc:
         # Without truth nothing may be decided: every operation stays as it is, unfinished.
@@ -715,7 +730,7 @@ async def _resume(
 async def _fold(ctx: ResumeContext) -> None:
     """Write what the broker said about each leg into the operation (journaled)."""
     op, recovery = ctx.operation, ctx.recovery
-    await _fold_child_fills(ctx)
+    await _adopt_children(ctx)
     for finding in ctx.plan.findings:
         ref = op.orders.get(finding.leg)
         if ref is None:
@@ -751,21 +766,42 @@ async def _fold(ctx: ResumeContext) -> None:
             await recovery.record_order_state(op, ref, finding.order)
 
 
-async def _fold_child_fills(ctx: ResumeContext) -> None:
-    """Fills of native exits that are no leg closed part of what the operation owns: record
-    them (once per child and fill volume) as closed on its behalf, so its ``net_filled`` tells
-    the truth and nothing is flattened a second time."""
+async def _adopt_children(ctx: ResumeContext) -> None:
+    """Journal the native bracket children no leg accounts for as legs of their operation.
+
+    They carry no tag, so a crash before the saga recorded them leaves them unknown to the
+    journal, yet they are the operation's exits and their fills close what it owns. As legs
+    (``stop<n>``/``target<n>``, listed in ``extra["native_legs"]``) their fills count once in
+    ``net_filled``, in the bracket saga's ``owned`` (it restores legs by order id and never adopts
+    an order twice) and in the ownership the invariants read from the broker; a rollback cancels
+    them like any leg. (Crediting the fills to ``closed_externally`` instead counted them twice
+    once the saga adopted the same children.) The intent is journaled before the order id, so a
+    crash in between leaves a leg the next plan claims by side and kind.
+    """
     op = ctx.operation
-    seen = op.extra.setdefault("native_child_fills", {})
-    delta = 0
-    for child_id, signed in ctx.plan.child_fills:
-        before = int(seen.get(str(child_id), 0))
-        if signed != before:
-            delta += signed - before
-            seen[str(child_id)] = signed
-    if delta:
-        await ctx.recovery.record_external_close(op, delta)
-        ctx.note(f"native exits filled {delta:+d} for this operation")
+    legacy = op.extra.get("native_child_fills")
+    for child in ctx.plan.adoptable:
+        kind = "target" if child.type is OrderType.LIMIT else "stop"
+        n = sum(1 for leg in op.orders if leg.startswith(kind) and leg[len(kind) :].isdigit())
+        ref = await ctx.recovery.add_order_to_operation(
+            op, child.contract_id, int(child.side), child.size,
+            "limit" if kind == "target" else "stop",
+            child.limit_price if kind == "target" else child.stop_price,
+            leg=f"{kind}{n}", account_id=child.account_id,
+            request={"native_child_of": child.parent_order_id},
+        )  # fmt: skip
+        op.extra.setdefault("native_legs", []).append(ref.leg)
+        if isinstance(legacy, dict) and str(child.id) in legacy:
+            # An older recovery credited this child's fills to closed_externally: as a leg
+            # they count already.
+            await ctx.recovery.record_external_close(op, -int(legacy.pop(str(child.id))))
+        ref.order_id = child.id
+        ref.placed_successfully = True
+        await ctx.recovery.record_order_state(op, ref, child)
+        ctx.note(
+            f"native {kind} order {child.id} ({child.status.name}, filled {child.fill_volume}) "
+            f"journaled as leg {ref.leg}"
+        )
 
 
 __all__ = [
