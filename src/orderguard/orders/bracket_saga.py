@@ -836,7 +836,9 @@ class BracketSaga:
     async def _resize_leg(self, kind: LegKind, order_id: int, size: int) -> None:
         slot = self.slots[kind]
         try:
-            result = await self.m.modify_order(order_id, size=size, account_id=self.req.account_id)
+            result = await self.m.modify_order(
+                order_id, size=size, account_id=self.req.account_id, priority=Priority.PROTECTIVE
+            )
             ok = result.success
         except ExposureRefusedError as exc:
             # Growing an order is refused while the contract is latched (an unknown outcome),

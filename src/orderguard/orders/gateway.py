@@ -290,8 +290,10 @@ class GuardedBroker:
     async def search_open_orders(self, account_id: int) -> list[Order]:
         return await self.query(lambda: self.inner.search_open_orders(account_id))
 
-    async def get_order(self, account_id: int, order_id: int) -> Order | None:
-        return await self.query(lambda: self.inner.get_order(account_id, order_id))
+    async def get_order(
+        self, account_id: int, order_id: int, *, priority: Priority = Priority.QUERY
+    ) -> Order | None:
+        return await self.query(lambda: self.inner.get_order(account_id, order_id), priority)
 
     async def search_positions(
         self, account_id: int, *, priority: Priority = Priority.QUERY

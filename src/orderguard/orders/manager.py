@@ -839,11 +839,14 @@ class OrderManager:
         *,
         trail_price: Decimal | float | int | str | None = None,
         account_id: int | None = None,
+        priority: Priority = Priority.NORMAL,
     ) -> ModifyResult:
         """Change a working order as a journaled ORDER_MODIFICATION operation.
 
         The result says what is live: the changed order, the previous working state (a
         rejected modification changes nothing), or the re-read order after an unknown outcome.
+        ``priority`` is the rate-limiter lane: PROTECTIVE for resizing an exit to its position
+        (brackets and managed exits do), so that entries filling the budget cannot hold it back.
         """
         return await self._operations.modify(
             order_id,
@@ -852,6 +855,7 @@ class OrderManager:
             size=size,
             trail_price=trail_price,
             account_id=account_id,
+            priority=priority,
         )
 
     async def close_position(
@@ -876,9 +880,11 @@ class OrderManager:
             account_id=account_id,
         )
 
-    async def _read_quietly(self, account_id: int, order_id: int) -> Order | None:
+    async def _read_quietly(
+        self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
+    ) -> Order | None:
         try:
-            return await self._refresh_order(account_id, order_id)
+            return await self._refresh_order(account_id, order_id, priority)
         except OrderGuardError as exc:
             log.warning("re-reading order %s failed: %s", order_id, exc)
             return self.tracker.get(order_id)
@@ -937,13 +943,19 @@ class OrderManager:
             raise OrderNotFoundError(f"order {order_id} not found in any status")
         return order.status is OrderStatus.FILLED
 
-    async def _refresh_order(self, account_id: int, order_id: int) -> Order | None:
-        """Read the order from the broker through the monotonic merge; the merged view wins."""
-        order = await self.gateway.get_order(account_id, order_id)
+    async def _refresh_order(
+        self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
+    ) -> Order | None:
+        """Read the order from the broker through the monotonic merge; the merged view wins.
+
+        ``priority``: the lane of the step that needs the read (a protective step's read must
+        not wait behind entries)."""
+        order = await self.gateway.get_order(account_id, order_id, priority=priority)
         if order is None:
             # get_order may only see recent or open orders on some adapters: widen to a window.
             start = self._window_start(self._clock.now())
-            for candidate in await self.gateway.search_orders(account_id, start=start):
+            found = await self.gateway.search_orders(account_id, start=start, priority=priority)
+            for candidate in found:
                 if candidate.id == order_id:
                     order = candidate
                     break

@@ -164,6 +164,7 @@ class OrderOperations:
         size: int | None,
         trail_price: Decimal | float | int | str | None,
         account_id: int | None,
+        priority: Priority = Priority.NORMAL,
     ) -> ModifyResult:
         m = self._m
         if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
@@ -233,7 +234,7 @@ class OrderOperations:
                     limit_price=limit,
                     stop_price=stop,
                     trail_price=trail,
-                    priority=Priority.NORMAL,
+                    priority=priority,
                 )
             )
         except OrderGuardError as exc:
@@ -252,10 +253,10 @@ class OrderOperations:
         if isinstance(outcome, Confirmed):
             live = m.tracker.get(order_id)
             if live is None or not _reflects(live, wanted):
-                live = await m._read_quietly(acct, order_id) or live
+                live = await m._read_quietly(acct, order_id, priority) or live
             await self._state(op, _S.COMPLETED, "modification confirmed")
             return result(live, True)
-        live = await m._read_quietly(acct, order_id)
+        live = await m._read_quietly(acct, order_id, priority)
         if isinstance(outcome, Rejected):
             # A rejected modification changed nothing: the previous working state is live.
             await self._state(

@@ -213,8 +213,9 @@ class PositionWatcher:
         log.info("resizing managed exit %s to %s", action.order_id, action.size)
         try:
             result = await manager.modify_order(
-                action.order_id, size=action.size, account_id=account_id
-            )
+                action.order_id, size=action.size, account_id=account_id,
+                priority=Priority.PROTECTIVE,
+            )  # fmt: skip
             return result.order
         except ExposureRefusedError:
             # The ambiguity latch guards against new exposure; growing an exit removes exposure,
