@@ -688,7 +688,11 @@ class BracketSaga:
     def _launch(
         self, key: str, work: Coroutine[Any, Any, None], action: Action | None = None
     ) -> None:
-        self._inflight[key] = self.m._spawn(self._guarded(key, work))
+        task = self.m._spawn(self._guarded(key, work))
+        # A task cancelled before it starts (a crash, cleanup) never runs ``work``: close it so
+        # it is not reported as a coroutine never awaited. On a finished coroutine it is a no-op.
+        task.add_done_callback(lambda _: work.close())
+        self._inflight[key] = task
         if action is None:
             self._inflight_action.pop(key, None)
         else:
