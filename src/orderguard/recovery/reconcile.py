@@ -81,8 +81,6 @@ class OperationPlan:
     """Working native bracket children of the operation's orders. They carry no tag and may be
     missing from the journal (a crash before they were recorded), yet they are its exits; the
     fills of those that are not legs count in ``owned``."""
-    child_fills: tuple[tuple[int, int], ...] = ()
-    """(order id, signed fill) of native children that are not legs and have filled."""
     adoptable: tuple[Order, ...] = ()
     """Native children that are not legs and are working or have filled: recovery journals
     them as legs of the operation (see ``startup._adopt_children``)."""
@@ -203,7 +201,6 @@ def plan_recovery(
         children: list[Order] = []
         owned: dict[tuple[int, str], int] = defaultdict(int)
         pivot = False
-        child_fills: dict[int, int] = {}
         found = {leg: _locate(ref, by_tag, by_id) for leg, ref in op.orders.items()}
         legs = {o.id for o in found.values() if o is not None}
         spare = [
@@ -238,8 +235,6 @@ def plan_recovery(
             key = (child.account_id, child.contract_id)
             signed = child.fill_volume if child.side == 0 else -child.fill_volume
             owned[key] += signed
-            if signed:
-                child_fills[child.id] = signed
         flattenable = 0
         for key, qty in owned.items():
             flattenable += _allocate(remaining, key, qty)
@@ -256,7 +251,6 @@ def plan_recovery(
                 if op.account_id is not None
                 else (first.account_id if first else None),
                 children=tuple(sorted(children, key=lambda o: o.id)),
-                child_fills=tuple(sorted(child_fills.items())),
                 adoptable=tuple(sorted(adoptable, key=lambda o: o.id)),
             )
         )

@@ -779,7 +779,6 @@ async def _adopt_children(ctx: ResumeContext) -> None:
     crash in between leaves a leg the next plan claims by side and kind.
     """
     op = ctx.operation
-    legacy = op.extra.get("native_child_fills")
     for child in ctx.plan.adoptable:
         kind = "target" if child.type is OrderType.LIMIT else "stop"
         n = sum(1 for leg in op.orders if leg.startswith(kind) and leg[len(kind) :].isdigit())
@@ -791,10 +790,6 @@ async def _adopt_children(ctx: ResumeContext) -> None:
             request={"native_child_of": child.parent_order_id},
         )  # fmt: skip
         op.extra.setdefault("native_legs", []).append(ref.leg)
-        if isinstance(legacy, dict) and str(child.id) in legacy:
-            # An older recovery credited this child's fills to closed_externally: as a leg
-            # they count already.
-            await ctx.recovery.record_external_close(op, -int(legacy.pop(str(child.id))))
         ref.order_id = child.id
         ref.placed_successfully = True
         await ctx.recovery.record_order_state(op, ref, child)
