@@ -783,6 +783,12 @@ register_resumer(OperationType.BRACKET_ORDER, resume_bracket)
 _ENGINES: weakref.WeakKeyDictionary[OrderManager, BracketEngine] = weakref.WeakKeyDictionary()
 
 
+def driven_operations(manager: OrderManager) -> list[str]:
+    """Operations the manager's bracket sagas drive; asks without creating the engine."""
+    engine = _ENGINES.get(manager)
+    return [] if engine is None else engine.active()
+
+
 def bracket_engine(manager: OrderManager) -> BracketEngine:
     """The manager's bracket engine (created on first use)."""
     engine = _ENGINES.get(manager)

@@ -292,15 +292,7 @@ class OrderManager:
 
     def saga_operations(self) -> set[str]:
         """Operations a running bracket saga or OCO pair drives (they poll on their own)."""
-        # Looked up, never created: a manager that placed no bracket has no engine to ask.
-        ids: set[str] = set()
-        brackets = _bracket._ENGINES.get(self)
-        if brackets is not None:
-            ids.update(brackets.active())
-        pairs = _oco._ENGINES.get(self)
-        if pairs is not None:
-            ids.update(pairs._pairs)
-        return ids
+        return {*_bracket.driven_operations(self), *_oco.driven_operations(self)}
 
     async def cleanup(self) -> None:
         """Unsubscribe, stop the reconciler, cancel background tasks, drop callbacks. Idempotent.

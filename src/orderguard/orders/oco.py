@@ -131,6 +131,10 @@ class OcoEngine:
     def _statistics(self) -> dict[str, int]:
         return {"oco_pairs_active": len(self._pairs), "oco_pair_incidents": self.incidents}
 
+    def active(self) -> list[str]:
+        """Operation ids of the pairs this engine drives."""
+        return list(self._pairs)
+
     # -- public ---------------------------------------------------------------------------------
     async def place(
         self, contract_key: str, first: OcoLeg, second: OcoLeg, account_id: int | None = None
@@ -566,6 +570,12 @@ def _bracket_sibling(manager: OrderManager, order_id: int) -> int | None:
 
 
 _ENGINES: weakref.WeakKeyDictionary[OrderManager, OcoEngine] = weakref.WeakKeyDictionary()
+
+
+def driven_operations(manager: OrderManager) -> list[str]:
+    """Operations the manager's OCO engine drives; asks without creating the engine."""
+    engine = _ENGINES.get(manager)
+    return [] if engine is None else engine.active()
 
 
 def oco_engine(manager: OrderManager) -> OcoEngine:
