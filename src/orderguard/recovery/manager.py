@@ -291,6 +291,17 @@ class LegIntent:
     request: Mapping[str, Any] | None = None
 
 
+def _intent_request(spec: LegIntent) -> dict[str, Any]:
+    """The intent's request: what the order is (side, size, type, price), plus the caller's
+    details. The basics are always there: an intent whose operation record was lost with a
+    crash is adopted from them (a native child's intent once held only its parent id, and came
+    back as a 0-lot BUY leg of no type, which a restarted bracket took for a missing stop)."""
+    basics: dict[str, Any] = {"side": int(spec.side), "size": spec.size, "type": spec.order_type}
+    if spec.price is not None:
+        basics["price"] = str(spec.price)
+    return {**basics, **(spec.request or {})}
+
+
 class OperationRecoveryManager:
     """Tracks operations durably and brings failed ones back to a safe state.
 
@@ -524,10 +535,7 @@ class OperationRecoveryManager:
                     account_id=acct,
                     contract_id=spec.contract_id,
                     kind=IntentKind.PLACE,
-                    request=dict(
-                        spec.request
-                        or {"side": int(spec.side), "size": spec.size, "type": spec.order_type}
-                    ),
+                    request=_intent_request(spec),
                     created_at=self.clock.now(),
                     correlation_id=operation.operation_id,
                 )
