@@ -523,9 +523,36 @@ class BracketSaga:
         """A restarted saga reads broker truth before its first plan (an empty tracker would
         read as "nothing owned" and cancel the protection of a filled position)."""
         if await self._read_orders():
+            self._confirm_restored_legs()
             self.primed = True
             return
         await self.m.clock.sleep(max(self._refresh_at - self._now(), self.settings.retry_delay))
+
+    def _confirm_restored_legs(self) -> None:
+        """Take the working legs of a restarted saga as the broker has them.
+
+        The journal's leg records say what was *placed*: a leg resized before the crash, or an
+        intent adopted after one, records another size (a native child's once recorded 0), and
+        ``native_legs`` may not have been saved. Taken from the journal, a working stop that
+        covers the position read as missing cover: the saga "resized" it to the size it had and,
+        if that modify was slow, went flat at the protection deadline under protection that was
+        there all along — leaving the exits on a flat contract (I2). The orders just read are
+        broker truth: each working leg covers what its order says, and an order the exchange
+        made from our entry is a native child (the server sizes it)."""
+        for slot in self.slots.values():
+            if slot.phase is not LegPhase.LIVE or slot.order_id is None:
+                continue
+            view = self.m.tracker.get(slot.order_id)
+            if view is None or view.is_terminal:
+                continue
+            slot.size = view.size
+            if (
+                self.native
+                and view.parent_order_id is not None
+                and view.parent_order_id == self.entry.order_id
+            ):
+                slot.native = True
+        self.evaluate()
 
     def restore_flatten(self, ref: OrderReference) -> None:
         """Take a journaled flatten leg back (after a restart): its fills count in ``owned``,
