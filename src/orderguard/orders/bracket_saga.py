@@ -929,8 +929,10 @@ class BracketSaga:
         try:
             # The protective lane: cancelling an exit or an entry rest only reduces exposure,
             # and a sibling left working while the window is full can over-close.
+            # Not settled: an unknown outcome is read once and the cancel re-sent on the saga's
+            # own backoff, not polled for seconds while the exit still works.
             result = await self.m.cancel_journaled(
-                order_id, self.req.account_id, priority=Priority.PROTECTIVE
+                order_id, self.req.account_id, priority=Priority.PROTECTIVE, settle=False
             )
         except OrderGuardError as exc:
             log.warning("bracket %s: cancel of %s failed: %s", self.operation_id, order_id, exc)

@@ -741,10 +741,16 @@ class OrderManager:
         *,
         operation: RecoveryOperation | None = None,
         priority: Priority = Priority.NORMAL,
+        settle: bool = True,
     ) -> CancelResult:
         """:meth:`cancel_order` as one journaled mutation, optionally part of ``operation``.
 
-        A cancel reduces risk, so it goes out even when the journal cannot be written.
+        A cancel reduces risk, so it goes out even when the journal cannot be written. The reads
+        confirming a protective or flattening cancel take its lane. ``settle=False``: after an
+        unknown outcome the order is read once, not polled through the whole status-check
+        schedule (seconds): for a caller that retries on its own (a bracket saga), which then
+        sends the cancel again at once if the order still works — a repeated cancel duplicates
+        nothing, while polling left an exit working on a flat contract meanwhile (I2).
         """
         _check_order_id(order_id)
         known = self.tracker.get(order_id)
@@ -772,15 +778,18 @@ class OrderManager:
             raise
         self._stats["cancels_sent"] += 1
         await self._journal.after(intent, outcome, order_id)
+        lane = priority if priority in PRIORITY_LANE else Priority.QUERY
         if isinstance(outcome, Confirmed):
             view = self.tracker.get(order_id)
             if view is None or not view.is_terminal:
                 # Accepted; confirm the final state (a cancel can lose the race to a fill).
-                view = await self._await_final(account, order_id, poll=True)
+                view = await self._await_final(account, order_id, poll=True, priority=lane)
             return _cancel_result(order_id, view, accepted=True, resolution=Resolution.CONFIRMED)
         code = outcome.code if isinstance(outcome, Rejected) else 0
         detail = outcome.message if isinstance(outcome, Rejected) else outcome.detail
-        view = await self._await_final(account, order_id, poll=isinstance(outcome, Unknown))
+        view = await self._await_final(
+            account, order_id, poll=settle and isinstance(outcome, Unknown), priority=lane
+        )
         if isinstance(outcome, Unknown) and (view is None or view.is_terminal):
             await self._journal.resolved(
                 intent,
@@ -796,7 +805,9 @@ class OrderManager:
             detail=detail,
         )
 
-    async def _await_final(self, account_id: int, order_id: int, *, poll: bool) -> Order | None:
+    async def _await_final(
+        self, account_id: int, order_id: int, *, poll: bool, priority: Priority = Priority.QUERY
+    ) -> Order | None:
         """Re-read the order; with ``poll``, keep reading (status-check schedule) until final."""
         view = self.tracker.get(order_id)
         delays = status_check_delays(self.config, self._jitter) if poll else iter((0.0,))
@@ -804,7 +815,7 @@ class OrderManager:
             if delay:
                 await self._clock.sleep(delay)
             try:
-                view = await self._refresh_order(account_id, order_id)
+                view = await self._refresh_order(account_id, order_id, priority)
             except OrderGuardError as exc:
                 log.warning("re-reading order %s failed: %s", order_id, exc)
                 continue
