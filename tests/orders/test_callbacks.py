@@ -140,3 +140,26 @@ async def test_fill_known_from_trades_alone(make_harness: Any) -> None:
     searches = h.broker.searches
     assert await h.manager.is_order_filled(order_id) is True
     assert h.broker.searches == searches  # answered from the tracker
+
+
+async def test_failed_background_task_is_logged_and_counted_at_once(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A background task (a saga, a poller) that dies of a bug is reported when it ends, not
+    whenever asyncio garbage-collects it; a cancelled one is not a failure."""
+
+    async def broken() -> None:
+        raise RuntimeError("saga bug")
+
+    async def idle() -> None:
+        await asyncio.Event().wait()
+
+    with caplog.at_level(logging.ERROR, logger="orderguard.orders"):
+        failed = h.manager._spawn(broken())  # white-box: how the manager starts its tasks
+        stopped = h.manager._spawn(idle())
+        await asyncio.sleep(0)
+        stopped.cancel()
+        await asyncio.gather(failed, stopped, return_exceptions=True)
+    assert h.manager.get_order_statistics()["background_task_failures"] == 1
+    assert "saga bug" in caplog.text
+    assert failed not in h.manager._tasks and stopped not in h.manager._tasks

@@ -1062,8 +1062,19 @@ class OrderManager:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A background task ended. Nobody awaits most of them, so a failure is logged and
+        counted here, at once, rather than by asyncio whenever the task is garbage-collected."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()  # marks it retrieved
+        if isinstance(exc, Exception):
+            self._stats["background_task_failures"] += 1
+            log.error("background task %s failed", task.get_name(), exc_info=exc)
 
     # ------------------------------------------------------------------------------------------
     # reference data
