@@ -37,7 +37,7 @@ from orderguard.broker.base import (
     Outcome,
     Rejected,
 )
-from orderguard.clock import Clock, VirtualClock
+from orderguard.clock import Clock, SystemClock
 from orderguard.errors import OrderRejectedError, UnknownAccountError
 from orderguard.models import Account, Contract, Order, OrderRequest, Position, Trade
 
@@ -130,8 +130,12 @@ class SimBroker:
         """A ready broker: one account, default contracts, optional starting prices.
 
         The exchange is reachable as ``broker.exchange`` and the clock as ``broker.clock``.
+        Without a clock it runs on the system clock, as an :class:`OrderManager` does by default:
+        the two must share one time, or the manager's order searches (windows on its clock)
+        miss what the exchange stamped on its own. Pass a ``VirtualClock`` (to both) for
+        deterministic runs.
         """
-        clock = clock or VirtualClock()
+        clock = clock or SystemClock()
         exchange = SimExchange(clock, liquidity=liquidity)
         exchange.open_account(
             account_id,
