@@ -68,9 +68,9 @@ from orderguard.orders.bracket_plan import (
     ResizeLeg,
     ResolveFlatten,
     RetryLeg,
-    outcome_of,
     plan,
 )
+from orderguard.orders.bracket_report import bracket_response, bracket_result, placed_refs
 from orderguard.orders.bracket_state import (
     BracketRequest,
     EntryState,
@@ -78,6 +78,7 @@ from orderguard.orders.bracket_state import (
     Wake,
     action_target,
 )
+from orderguard.orders.bracket_tasks import ActionTasks
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.exposure import ExposureMeter
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
@@ -148,8 +149,7 @@ class BracketSaga:
         self._errors = 0
         self._facts: BracketFacts | None = None
         self.task: asyncio.Task[None] | None = None
-        self._inflight: dict[str, asyncio.Task[None]] = {}  # what an action acts on -> its task
-        self._inflight_action: dict[str, Action] = {}
+        self._inflight = ActionTasks(self.m._spawn, guard=self._guarded, ended=self.news)
         self._fatal: BaseException | None = None
         self.primed = True
         """False for a saga restarted from the journal until its first REST read succeeded."""
@@ -398,8 +398,7 @@ class BracketSaga:
                 except Exception as exc:
                     await self._internal_error(exc)
         finally:
-            for task in self._inflight.values():
-                task.cancel()
+            self._inflight.cancel_all()
             self.evaluate()
             self.engine.retire(self)
 
@@ -478,10 +477,10 @@ class BracketSaga:
         """Start the REST re-reads that are due (in the background, like actions)."""
         if self.refresh_due and self._now() >= self._refresh_at and "refresh" not in self._inflight:
             self.refresh_due = False
-            self._launch("refresh", self._refresh())
+            self._inflight.launch("refresh", self._refresh())
         if self.check_position and "position" not in self._inflight:
             self.check_position = False
-            self._launch("position", self._check_closed_outside())
+            self._inflight.launch("position", self._check_closed_outside())
 
     async def _refresh(self) -> None:
         """Re-read our orders over REST (events may have been lost); absence proves nothing.
@@ -577,30 +576,18 @@ class BracketSaga:
             if running is not None:
                 if not (
                     isinstance(action, CancelLeg)
-                    and isinstance(self._inflight_action.get(key), ResizeLeg)
+                    and isinstance(self._inflight.action(key), ResizeLeg)
                 ):
                     continue
                 # A resize (its lane waits when the rate window is full) must not hold up the
                 # cancel of the same leg: it is moot now. Cancelled while queued it never left;
                 # cancelled in flight its outcome is re-read like any other.
                 running.cancel()
-            self._launch(key, self._do(action), action)
+            self._inflight.launch(key, self._do(action), action)
         return False
 
-    def _launch(
-        self, key: str, work: Coroutine[Any, Any, None], action: Action | None = None
-    ) -> None:
-        task = self.m._spawn(self._guarded(key, work))
-        # A task cancelled before it starts (a crash, cleanup) never runs ``work``: close it so
-        # it is not reported as a coroutine never awaited. On a finished coroutine it is a no-op.
-        task.add_done_callback(lambda _: work.close())
-        self._inflight[key] = task
-        if action is None:
-            self._inflight_action.pop(key, None)
-        else:
-            self._inflight_action[key] = action
-
-    async def _guarded(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run one action or re-read (in its own task); a failure is the saga's to handle."""
         try:
             await work
             self._errors = 0
@@ -612,11 +599,6 @@ class BracketSaga:
             # Not an error to retry (the process is going down): the driver ends with it
             # instead of launching the next action into the same wall.
             self._fatal = exc
-        finally:
-            if self._inflight.get(key) is asyncio.current_task():
-                del self._inflight[key]
-                self._inflight_action.pop(key, None)
-            self.news()  # the driver re-plans with what this action changed
 
     async def _do(self, action: Action) -> None:
         if isinstance(action, PlaceLeg):
@@ -700,65 +682,31 @@ class BracketSaga:
     # -- the end ------------------------------------------------------------------------------
     async def _finish(self, decision: Finish) -> None:
         rec = self.m.recovery
-        for ref, oid in self._refs():
+        for ref, oid in placed_refs(self.op, self.entry.order_id):
             view = self.m.tracker.get(oid)
             if view is not None:
                 await rec.record_order_state(self.op, ref, view)
-        self.op.extra["bracket_result"] = {
-            "outcome": decision.outcome.value,
-            "reason": decision.reason,
-            "incidents": list(self.incidents),
-            **self.meter.as_dict(self._now()),
-        }
+        self.op.extra["bracket_result"] = bracket_result(
+            decision, self.incidents, self.meter, self._now()
+        )
         await rec.transition_operation(self.op, decision.state, decision.reason)
         self.final = decision
-
-    def _refs(self) -> list[tuple[OrderReference, int]]:
-        refs: list[tuple[OrderReference, int]] = []
-        for leg, ref in self.op.orders.items():
-            if ref.order_id is not None:
-                refs.append((ref, ref.order_id))
-            elif leg == "entry" and self.entry.order_id is not None:
-                refs.append((ref, self.entry.order_id))
-        return refs
 
     # -- reporting ----------------------------------------------------------------------------
     def response(self, *, error: str | None = None) -> BracketOrderResponse:
         facts = self._facts or self.facts()
         entry_view = self.m.tracker.get(self.entry.order_id) if self.entry.order_id else None
-        reason: str | None
-        if self.final is not None:
-            outcome, reason = self.final.outcome, self.final.reason
-        else:
-            outcome, reason = outcome_of(facts), self.going_flat
-        owned = facts.owned
-        success = self.entry.order_id is not None and outcome not in (
-            BracketOutcome.NAKED,
-            BracketOutcome.UNKNOWN,
-        )
-        if self.final is not None and self.final.state is OperationState.FAILED:
-            success = False
-        message = error
-        if message is None and not success:
-            message = reason or self.op.last_error
-        return BracketOrderResponse(
-            success=success,
+        return bracket_response(
+            op=self.op,
+            req=self.req,
+            facts=facts,
+            final=self.final,
+            going_flat=self.going_flat,
             entry_order_id=self.entry.order_id,
-            stop_order_id=self.slots[LegKind.STOP].order_id,
-            target_order_id=self.slots[LegKind.TARGET].order_id,
-            entry_price=self.req.entry_price,
-            stop_loss_price=self.req.stop_price,
-            take_profit_price=self.req.target_price,
-            error_message=message,
-            operation_id=self.operation_id,
-            outcome=outcome,
-            filled_size=facts.entry_filled,
-            protected_size=min(max(owned, 0), facts.stop.covering),
-            average_fill_price=None if entry_view is None else entry_view.filled_price,
-            owned_size=owned,
+            entry_view=entry_view,
+            slots=self.slots,
             native=self.native,
-            finished=self.final is not None,
-            reason=reason,
+            error=error,
         )
 
 
