@@ -20,7 +20,8 @@ import it: :mod:`~orderguard.orders.bracket_facts` reads the state against the t
 facts, :mod:`~orderguard.orders.bracket_legs` places, resizes and cancels the exit legs,
 :mod:`~orderguard.orders.bracket_flatten` sends and resolves flatten orders, and
 :mod:`~orderguard.orders.bracket_discovery` takes what broker reads reveal into the records and
-the journal.
+the journal, :mod:`~orderguard.orders.bracket_tasks` keeps the tasks in flight and
+:mod:`~orderguard.orders.bracket_report` builds the response and the journaled result.
 """
 
 from __future__ import annotations
@@ -271,6 +272,7 @@ class BracketSaga:
         )
 
     def facts(self) -> BracketFacts:
+        """This saga's records read against broker truth (the tracker), for the pure planner."""
         tracker = self.m.tracker
         flattens = self.flattening.orders
         now = self._now()

@@ -1,7 +1,7 @@
 """A bracket saga's work in flight: one background task per target.
 
-The saga's driver never awaits broker I/O itself: each action (and each REST re-read) runs as its
-own task, keyed by what it acts on (:func:`~orderguard.orders.bracket_state.action_target`: a
+The saga's driver starts each action (and each REST re-read) as its own background task, keyed
+by what it acts on (:func:`~orderguard.orders.bracket_state.action_target`: a
 leg, the entry, one order, the flatten). While one is in flight the planner's repeat of it is
 skipped, but everything else goes ahead. :class:`ActionTasks` keeps those tasks; what a task's
 failure means (retry, give up, stop) is the saga's, given as ``guard``.
