@@ -1,0 +1,231 @@
+"""A bracket saga's exit legs at the broker: placing, re-sending, resizing and cancelling them.
+
+:class:`ExitLegs` does the broker I/O of the planner's leg actions (``PlaceLeg``, ``RetryLeg``,
+``ResizeLeg``, ``CancelLeg``) on the saga's slots, which it is given and updates in place. Every
+leg intent is journaled with its deterministic tag before it is sent; a leg that provably never
+left, or whose outcome is unknown and whose tag is absent at the broker, is sent again with the
+*same* tag, so the broker itself refuses a duplicate. What the saga keeps — adopting an order id
+into a leg, its backoff, re-measuring exposure — comes in as callbacks.
+
+:func:`cancel_confirmed` is the one cancel every order of a bracket goes through (legs, strays,
+the entry's rest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
+from orderguard.errors import (
+    CircuitOpenError,
+    ConnectionFailedError,
+    ExposureRefusedError,
+    OrderGuardError,
+    OrderRejectedError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ValidationError,
+)
+from orderguard.models import OrderRequest, OrderType
+from orderguard.orders.bracket_plan import LegKind, LegPhase
+from orderguard.orders.bracket_state import BracketRequest, Slot
+from orderguard.recovery.manager import RecoveryOperation
+from orderguard.resilience import Priority
+
+if TYPE_CHECKING:
+    from orderguard.orders.manager import OrderManager
+
+log = logging.getLogger("orderguard.orders.bracket")
+
+
+async def cancel_confirmed(
+    manager: OrderManager, account_id: int, order_id: int, operation_id: str
+) -> bool:
+    """Cancel and confirm; True when the order is final (cancelled, or filled first)."""
+    try:
+        # The protective lane: cancelling an exit or an entry rest only reduces exposure,
+        # and a sibling left working while the window is full can over-close.
+        # Not settled: an unknown outcome is read once and the cancel re-sent on the saga's
+        # own backoff, not polled for seconds while the exit still works.
+        result = await manager.cancel_journaled(
+            order_id, account_id, priority=Priority.PROTECTIVE, settle=False
+        )
+    except OrderGuardError as exc:
+        log.warning("bracket %s: cancel of %s failed: %s", operation_id, order_id, exc)
+        return False
+    return result.status is not None and result.status.is_terminal
+
+
+class ExitLegs:
+    """The stop and target of one bracket at the broker (see the module docstring)."""
+
+    def __init__(
+        self,
+        manager: OrderManager,
+        operation: RecoveryOperation,
+        request: BracketRequest,
+        slots: Mapping[LegKind, Slot],
+        *,
+        adopt: Callable[[Slot, int], None],
+        route_tag: Callable[[str], None],
+        backoff: Callable[[int], float],
+        changed: Callable[[], object],
+    ) -> None:
+        self.m = manager
+        self.op = operation
+        self.req = request
+        self.slots = slots
+        self._adopt = adopt  # the order id is the slot's now (and an exit of the saga's)
+        self._route_tag = route_tag
+        self._backoff = backoff  # attempts -> when to try again (the saga's monotonic time)
+        self._changed = changed  # re-measure and wake waiters after a leg changed
+
+    @property
+    def operation_id(self) -> str:
+        return self.op.operation_id
+
+    async def place(self, kind: LegKind, size: int) -> None:
+        """Journal a new generation of this leg and send it."""
+        slot = self.slots[kind]
+        is_stop = kind is LegKind.STOP
+        price = self.req.stop_price if is_stop else self.req.target_price
+        ref = await self.m.recovery.add_order_to_operation(
+            self.op,
+            self.req.contract_id,
+            self.req.side.opposite,
+            size,
+            "stop" if is_stop else "limit",
+            price,
+            leg=f"{kind.value}{slot.count}",
+            account_id=self.req.account_id,
+        )
+        slot.count += 1
+        slot.renew(ref, size)
+        self._route_tag(ref.custom_tag)  # the shared poll finds it by tag
+        await self.m.recovery.add_position_tracking(self.op, self.req.contract_id, ref)
+        await self.send(slot)
+
+    async def send(self, slot: Slot) -> None:
+        ref = slot.ref
+        assert ref is not None
+        is_stop = slot.kind is LegKind.STOP
+        request = OrderRequest(
+            account_id=self.req.account_id,
+            contract_id=self.req.contract_id,
+            type=OrderType.STOP if is_stop else OrderType.LIMIT,
+            side=self.req.side.opposite,
+            size=slot.size,
+            stop_price=self.req.stop_price if is_stop else None,
+            limit_price=None if is_stop else self.req.target_price,
+            custom_tag=ref.custom_tag,
+        )
+        slot.attempts += 1
+        rec = self.m.recovery
+        try:
+            placed = await self.m.submit(request, respect_latch=False)
+        except asyncio.CancelledError:
+            slot.phase = LegPhase.UNKNOWN  # it may have left: found by its tag later
+            raise
+        except ValidationError as exc:
+            # E.g. the market moved through the stop: this protection cannot be placed.
+            slot.phase, slot.error = LegPhase.FAILED, str(exc)
+            await rec.record_order_failure(self.op, ref, str(exc))
+        except OrderRejectedError as exc:
+            if slot.attempts > 1 and await self.found_by_tag(slot):
+                return  # a re-send refused as a duplicate: the first send did arrive
+            slot.phase, slot.error = LegPhase.FAILED, str(exc)
+            await rec.record_order_failure(self.op, ref, Rejected(exc.code, str(exc), exc.order_id))
+        except OutcomeUnknownError as exc:
+            slot.phase, slot.retry_at = LegPhase.UNKNOWN, self._backoff(slot.attempts)
+            await rec.record_order_failure(
+                self.op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, exc.origin)
+            )
+        except (ConnectionFailedError, CircuitOpenError) as exc:
+            slot.phase, slot.error = LegPhase.RETRY, str(exc)
+            slot.retry_at = self._backoff(slot.attempts)
+        except RateLimitedError as exc:
+            slot.phase = LegPhase.UNKNOWN if exc.sent else LegPhase.RETRY
+            slot.retry_at = max(
+                self._backoff(slot.attempts), self.m.clock.monotonic() + (exc.retry_after or 0)
+            )
+        except OrderGuardError as exc:
+            # Anything else may have left: resolve by tag before sending again.
+            slot.phase, slot.error = LegPhase.UNKNOWN, str(exc)
+            slot.retry_at = self._backoff(slot.attempts)
+        else:
+            slot.size = request.size
+            self._adopt(slot, placed.order_id)
+            await rec.record_order_success(self.op, ref, placed)
+        self._changed()
+
+    async def found_by_tag(self, slot: Slot) -> bool:
+        """Look the slot's intent up by its tag; True when the broker has it (now adopted)."""
+        assert slot.ref is not None
+        try:
+            found = await self.m.find_order_by_tag(self.req.account_id, slot.ref.custom_tag)
+        except OrderGuardError:
+            return False
+        if found is None:
+            return False
+        self._adopt(slot, found.id)
+        await self.m.recovery.record_resolution(self.op, slot.ref, found)
+        return True
+
+    async def retry(self, kind: LegKind, *, resend: bool) -> None:
+        slot = self.slots[kind]
+        if slot.phase is LegPhase.UNKNOWN:
+            if await self.found_by_tag(slot):
+                return
+            if not resend:
+                slot.attempts += 1
+                slot.retry_at = self._backoff(slot.attempts)
+                return
+        if resend and slot.ref is not None:
+            await self.send(slot)  # the SAME tag: a duplicate is refused by the broker
+
+    async def resize(self, kind: LegKind, order_id: int, size: int) -> None:
+        slot = self.slots[kind]
+        try:
+            result = await self.m.modify_order(
+                order_id, size=size, account_id=self.req.account_id, priority=Priority.PROTECTIVE
+            )
+            ok = result.success
+        except ExposureRefusedError as exc:
+            # Growing an order is refused while the contract is latched (an unknown outcome),
+            # but a bigger exit is no new exposure. Replace it instead: a new generation of the
+            # leg for the whole owned quantity goes out now (exits pass the latch), and the old
+            # order, no longer held by the slot, is cancelled as a stray.
+            log.warning("bracket %s: %s; replacing the %s", self.operation_id, exc, kind)
+            if slot.order_id == order_id:
+                slot.renew(None, 0)
+            self._changed()
+            return
+        except OrderGuardError as exc:
+            log.warning("bracket %s: resize of %s failed: %s", self.operation_id, kind, exc)
+            ok = False
+        if ok and slot.order_id == order_id:
+            slot.size = size
+            slot.failures = 0
+        else:
+            slot.failures += 1
+            slot.retry_at = self._backoff(slot.failures)
+        self._changed()
+
+    async def cancel(self, kind: LegKind, order_id: int) -> None:
+        slot = self.slots[kind]
+        if slot.order_id == order_id:
+            slot.cancelling = True
+        final = await cancel_confirmed(self.m, self.req.account_id, order_id, self.operation_id)
+        if slot.order_id == order_id:
+            if final:
+                slot.phase = LegPhase.DONE
+            else:
+                slot.failures += 1
+                slot.retry_at = self._backoff(slot.failures)
+        self._changed()
+
+
+__all__ = ["ExitLegs", "cancel_confirmed"]
