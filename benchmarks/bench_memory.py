@@ -140,7 +140,7 @@ def structures(manager: OrderManager) -> dict[str, int]:
         "oco_pairs": len(oco._pairs),
         "oco_maps": len(oco._by_order) + len(oco._by_tag),
         "latch": len(m.latch),
-        "unresolved": len(m._unresolved) + len(m._unresolved_intents),
+        "unresolved": len(m._placement._unresolved) + len(m._placement._unresolved_intents),
         "background_tasks": m.background_tasks,
         "event_listeners": len(m._event_listeners),
         "callbacks": sum(len(v) for v in m._callbacks._callbacks.values()),
