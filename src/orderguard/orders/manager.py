@@ -34,12 +34,8 @@ from typing import Any, Self
 from orderguard.broker.base import (
     Broker,
     BrokerEvent,
-    ConnectionEvent,
-    ConnectionState,
-    OrderEvent,
     Outcome,
     Subscription,
-    TradeEvent,
 )
 from orderguard.clock import Clock, SystemClock
 from orderguard.config import OrderManagerConfig
@@ -63,7 +59,7 @@ from orderguard.models import (
 from orderguard.orders import bracket as _bracket
 from orderguard.orders import oco as _oco
 from orderguard.orders import positions as _positions
-from orderguard.orders.callbacks import TRADE_EXECUTED, Callback, CallbackRegistry, events_for
+from orderguard.orders.callbacks import Callback, CallbackRegistry
 from orderguard.orders.cancellation import Canceller
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.gateway import GuardedBroker
@@ -71,6 +67,7 @@ from orderguard.orders.journaling import SendJournal
 from orderguard.orders.latch import AmbiguityLatch
 from orderguard.orders.mutation import send_mutation
 from orderguard.orders.operations import OrderOperations
+from orderguard.orders.order_feed import OrderFeed
 from orderguard.orders.placement import PlacementPipeline
 from orderguard.orders.reconciler import Reconciler
 from orderguard.orders.reference_data import ReferenceData
@@ -82,7 +79,7 @@ from orderguard.orders.results import (
     OrderPlaceResponse,
 )
 from orderguard.orders.tags import TagFactory
-from orderguard.orders.tracking import OrderChange, OrderTracker
+from orderguard.orders.tracking import OrderTracker
 from orderguard.orders.validation import coerce_side
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
 from orderguard.recovery.operations import OperationType
@@ -157,6 +154,19 @@ class OrderManager:
             ingest=self._ingest_order,
             spawn=self._spawn,
         )
+        self.reconciler = Reconciler(self)
+        self._feed = OrderFeed(
+            gateway=self.gateway,
+            clock=self._clock,
+            stats=self._stats,
+            tracker=self.tracker,
+            callbacks=self._callbacks,
+            on_order=self._placement.on_order,
+            watcher=self.reconciler,
+            window_start=self._reference.window_start,
+            default_account=lambda: self._account_id,
+            spawn=self._spawn,
+        )
         self._canceller = Canceller(
             gateway=self.gateway,
             config=self.config,
@@ -167,11 +177,9 @@ class OrderManager:
             reference=self._reference,
             journal=self._journal,
             tracker=self.tracker,
-            refresh=self._refresh_order,
+            refresh=self._feed.refresh,
         )
         self._operations = OrderOperations(self)
-        self._event_listeners: list[Callable[[BrokerEvent], None]] = []
-        self.reconciler = Reconciler(self)
         self.last_recovery: RecoveryReport | None = None
         """What start-up recovery did (``start`` runs it); ``error`` set while broker truth
         could not be read, during which new exposure is refused."""
@@ -208,7 +216,7 @@ class OrderManager:
         if self._account_id is not None:
             return
         # Subscribe before the first query so no event between the two is missed.
-        self._subscription = self._broker.subscribe(self._on_event)  # events need no guarding
+        self._subscription = self._broker.subscribe(self._feed.on_event)  # events need no guarding
         try:
             account = await self._reference.resolve_default(self._requested_account)
             await self._max_order_size(account.id)
@@ -566,7 +574,7 @@ class OrderManager:
         self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
     ) -> Order | None:
         try:
-            return await self._refresh_order(account_id, order_id, priority)
+            return await self._feed.refresh(account_id, order_id, priority)
         except OrderGuardError as exc:
             log.warning("re-reading order %s failed: %s", order_id, exc)
             return self.tracker.get(order_id)
@@ -611,7 +619,7 @@ class OrderManager:
         if known is not None and not refresh:
             return known
         account = await self._any_account(account_id, known)
-        return await self._refresh_order(account, order_id)
+        return await self._feed.refresh(account, order_id)
 
     async def is_order_filled(self, order_id: int, account_id: int | None = None) -> bool:
         """True when the order is completely filled; a working order is re-read from the broker."""
@@ -620,67 +628,21 @@ class OrderManager:
         if known is not None and known.is_terminal:
             return known.status is OrderStatus.FILLED
         account = await self._any_account(account_id, known)
-        order = await self._refresh_order(account, order_id)
+        order = await self._feed.refresh(account, order_id)
         if order is None:
             raise OrderNotFoundError(f"order {order_id} not found in any status")
         return order.status is OrderStatus.FILLED
 
-    async def _refresh_order(
-        self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
-    ) -> Order | None:
-        """Read the order from the broker through the monotonic merge; the merged view wins.
-
-        ``priority``: the lane of the step that needs the read (a protective step's read must
-        not wait behind entries)."""
-        order = await self.gateway.get_order(account_id, order_id, priority=priority)
-        if order is None:
-            # get_order may only see recent or open orders on some adapters: widen to a window.
-            start = self._window_start(self._clock.now())
-            found = await self.gateway.search_orders(account_id, start=start, priority=priority)
-            for candidate in found:
-                if candidate.id == order_id:
-                    order = candidate
-                    break
-        if order is not None:
-            self._ingest_order(order)
-        return self.tracker.get(order_id)
-
     # ------------------------------------------------------------------------------------------
     # events
     # ------------------------------------------------------------------------------------------
-    def _on_event(self, event: BrokerEvent) -> None:
-        try:
-            if isinstance(event, OrderEvent):
-                self._ingest_order(event.order)
-            elif isinstance(event, TradeEvent):
-                is_new, change = self.tracker.apply_trade(event.trade)
-                if change is not None:
-                    self._announce(change)
-                if is_new:
-                    self._callbacks.dispatch(TRADE_EXECUTED, event.trade)
-            elif (
-                isinstance(event, ConnectionEvent)
-                and event.state is ConnectionState.RECONNECTED
-                and not self.reconciler.running
-            ):
-                # Events in the gap are lost: the reconciler resyncs orders and positions (it
-                # sees the event below); before it runs (mid-start), re-read the orders at least.
-                self._spawn(self._reconcile_after_gap())
-            self.reconciler.on_event(event)
-        except Exception:
-            self._stats["event_errors"] += 1
-            log.exception("handling %s failed", type(event).__name__)
-        self._notify_listeners(event)
+    def _ingest_order(self, order: Order) -> None:
+        """Merge an order read from the broker; collaborators call this after their reads."""
+        self._feed.ingest(order)
 
     def _notify_listeners(self, event: BrokerEvent) -> None:
-        """Internal listeners (brackets, OCO, position orders) see the event after the tracker;
-        the reconciler also hands them what it found by REST."""
-        for listener in tuple(self._event_listeners):
-            try:
-                listener(event)
-            except Exception:
-                self._stats["event_errors"] += 1
-                log.exception("event listener failed on %s", type(event).__name__)
+        """The reconciler hands internal listeners what it found by REST."""
+        self._feed.notify_listeners(event)
 
     def add_event_listener(self, fn: Callable[[BrokerEvent], None]) -> Callable[[], None]:
         """Internal hook: ``fn(event)`` after the tracker applied it; returns the remover.
@@ -688,13 +650,7 @@ class OrderManager:
         Listeners must not block or do I/O inline (spawn a task instead); they run on the event
         loop outside any lock.
         """
-        self._event_listeners.append(fn)
-
-        def remove() -> None:
-            if fn in self._event_listeners:
-                self._event_listeners.remove(fn)
-
-        return remove
+        return self._feed.add_listener(fn)
 
     @property
     def broker(self) -> Broker:
@@ -711,31 +667,6 @@ class OrderManager:
     @property
     def clock(self) -> Clock:
         return self._clock
-
-    def _ingest_order(self, order: Order) -> None:
-        change = self.tracker.apply_order(order)
-        self._placement.on_order(order)  # an unresolved placement found: unlatch its contract
-        if change is not None:
-            self._announce(change)
-
-    def _announce(self, change: OrderChange) -> None:
-        for name in events_for(change):
-            self._callbacks.dispatch(name, change.current)
-
-    async def _reconcile_after_gap(self) -> None:
-        accounts = {o.account_id for o in self.tracker.orders()}
-        if self._account_id is not None:
-            accounts.add(self._account_id)
-        start = self._window_start(self._clock.now())
-        for account in sorted(accounts):
-            try:
-                orders = await self.gateway.search_orders(account, start=start)
-            except OrderGuardError as exc:
-                log.warning("reconciling orders of account %s failed: %s", account, exc)
-                continue
-            for order in orders:
-                self._ingest_order(order)
-        self._stats["reconciliations"] += 1
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -777,16 +708,7 @@ class OrderManager:
     # ------------------------------------------------------------------------------------------
     async def find_order_by_tag(self, account_id: int, custom_tag: str) -> Order | None:
         """The order carrying ``custom_tag`` in ANY status, or None if the broker has none."""
-        known = self.tracker.by_tag(account_id, custom_tag)
-        if known is not None and known.is_terminal:
-            return known
-        start = self._window_start(self._clock.now())
-        orders = await self.gateway.search_orders(account_id, start=start)
-        for order in orders:
-            if order.custom_tag == custom_tag:
-                self._ingest_order(order)
-                return self.tracker.by_tag(account_id, custom_tag)
-        return known
+        return await self._feed.find_by_tag(account_id, custom_tag)
 
     async def cancel_and_confirm(self, account_id: int, order_id: int) -> Order | None:
         """Cancel and return the order's final (or latest known) state."""
