@@ -78,12 +78,13 @@ from orderguard.orders.results import (
     ModifyResult,
     OrderPlaceResponse,
 )
+from orderguard.orders.startup_recovery import StartupRecovery
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
 from orderguard.orders.validation import coerce_side
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
 from orderguard.recovery.operations import OperationType
-from orderguard.recovery.startup import RecoveryReport, recover
+from orderguard.recovery.startup import RecoveryReport
 from orderguard.resilience import BreakerStatus, Priority
 
 log = logging.getLogger("orderguard.orders")
@@ -180,6 +181,13 @@ class OrderManager:
             refresh=self._feed.refresh,
         )
         self._operations = OrderOperations(self)
+        self._startup = StartupRecovery(
+            host=self,
+            latch=self.latch,
+            stats=self._stats,
+            saga_operations=self.saga_operations,
+            leftover=self.reconciler.leftover,
+        )
         self.last_recovery: RecoveryReport | None = None
         """What start-up recovery did (``start`` runs it); ``error`` set while broker truth
         could not be read, during which new exposure is refused."""
@@ -240,43 +248,8 @@ class OrderManager:
         ``start`` calls it; the reconciler calls it again while the last report says broker truth
         was unavailable. Operations it leaves unfinished are handed to the reconciler.
         """
-        if self.recovery.active_operations:
-            # Nothing may be stacked on operations whose broker state we have not read yet.
-            self.latch.hold("start-up recovery has not reconciled the journal with the broker")
-        driven = self.saga_operations() | {
-            i for i in self.recovery.active_operations if self.recovery.rolling_back(i)
-        }
-        mine = [i for i in self.recovery.active_operations if i not in driven]
-        try:
-            # Claimed: the reconciler leaves these alone while recovery works on them.
-            with self.recovery.claimed(mine):
-                report = await recover(self, exclude=driven)
-        except OrderGuardError as exc:
-            # A journal or broker failure while resuming: the report says so; retried later.
-            report = RecoveryReport(error=f"start-up recovery failed: {exc}")
-        except Exception as exc:
-            # A bug in a resumer must not leave the manager half-started with exposure allowed:
-            # it is logged loudly, exposure stays held, and the reconciler retries.
-            log.exception("start-up recovery raised")
-            report = RecoveryReport(error=f"start-up recovery raised {type(exc).__name__}: {exc}")
+        report = await self._startup.run()  # orders/startup_recovery.py
         self.last_recovery = report
-        self._stats["startup_recoveries"] += 1
-        if report.error is not None:
-            self._stats["startup_recovery_failures"] += 1
-            self.latch.hold(f"broker truth unavailable at start-up ({report.error}); retrying")
-            log.error("start-up recovery incomplete: %s; new exposure refused", report.error)
-            return report
-        self.latch.lift()
-        # Unfinished ones are retried; handed-off OCO pairs are watched (if nobody resumes
-        # their engine, the reconciler still applies the OCO rule when a leg fills).
-        self.reconciler.leftover.update(o.operation_id for o in report.unfinished)
-        self.reconciler.leftover.update(o.operation_id for o in report.handed_off)
-        if report.operations:
-            log.warning(
-                "start-up recovery: %d operations, %d left to the reconciler",
-                len(report.operations),
-                len(report.unfinished),
-            )
         return report
 
     async def _resume_oco_pairs(self) -> None:
