@@ -1,16 +1,19 @@
 """OrderManager: project-x-py's core order API on the Broker port, with the three-outcome rule.
 
-The manager is the facade and owns the lifecycle (subscribe, start-up recovery, continuous
-reconciliation, cleanup), the order tracker and the event path. The mechanisms behind the facade
-are collaborators it owns and wires explicitly; none of them imports this module:
+The manager is the facade: it owns the lifecycle (subscribe, start-up recovery, continuous
+reconciliation, background tasks, cleanup) and the order tracker, and wires the mechanisms behind
+the facade as collaborators, given what they need explicitly; none of them imports this module:
 
 * :mod:`~orderguard.orders.placement`: journal-first placement, the three outcomes (confirmed,
   :class:`~orderguard.errors.OrderRejectedError`, or
   :class:`~orderguard.errors.OutcomeUnknownError` after the bounded look-ups by customTag failed)
   and the ambiguity latch fed by unresolved placements;
 * :mod:`~orderguard.orders.cancellation`: journaled cancels confirmed by the order's final state;
+* :mod:`~orderguard.orders.order_feed`: broker events and order reads into the tracker, then to
+  callbacks, the placement pipeline, the reconciler and internal listeners;
 * :mod:`~orderguard.orders.reference_data`: accounts, order-size caps, stop-vs-market checks;
 * :mod:`~orderguard.orders.mutation`: when a mutation may be re-sent;
+* :mod:`~orderguard.orders.startup_recovery`: exposure held until broker truth is read;
 * :mod:`~orderguard.orders.operations`: bulk cancel, modification, position close;
 * brackets, OCO pairs and position orders (their own modules, reached through thin methods here).
 
@@ -31,16 +34,10 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
-from orderguard.broker.base import (
-    Broker,
-    BrokerEvent,
-    Outcome,
-    Subscription,
-)
+from orderguard.broker.base import Broker, BrokerEvent, Outcome, Subscription
 from orderguard.clock import Clock, SystemClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
-    OrderGuardError,
     OrderNotFoundError,
     OutcomeUnknownError,
     UnknownAccountError,
@@ -48,14 +45,7 @@ from orderguard.errors import (
 )
 from orderguard.journal.base import Journal
 from orderguard.journal.memory import MemoryJournal
-from orderguard.models import (
-    Contract,
-    Order,
-    OrderRequest,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-)
+from orderguard.models import Contract, Order, OrderRequest, OrderSide, OrderStatus, OrderType
 from orderguard.orders import bracket as _bracket
 from orderguard.orders import oco as _oco
 from orderguard.orders import positions as _positions
@@ -83,7 +73,6 @@ from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
 from orderguard.orders.validation import coerce_side
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
-from orderguard.recovery.operations import OperationType
 from orderguard.recovery.startup import RecoveryReport
 from orderguard.resilience import BreakerStatus, Priority
 
@@ -187,6 +176,9 @@ class OrderManager:
             stats=self._stats,
             saga_operations=self.saga_operations,
             leftover=self.reconciler.leftover,
+            # Late-bound: the engines are built (with their event listeners) on first use.
+            resume_position_orders=lambda: self.position_orders.resume(),  # noqa: PLW0108
+            resume_oco_pairs=lambda: _oco.oco_engine(self).resume(),
         )
         self.last_recovery: RecoveryReport | None = None
         """What start-up recovery did (``start`` runs it); ``error`` set while broker truth
@@ -238,8 +230,7 @@ class OrderManager:
             "order manager started on account %s (tag session %s)", account.id, self._tags.session
         )
         await self.rerun_recovery()
-        await self._resume_position_orders()
-        await self._resume_oco_pairs()
+        await self._startup.resume_engines(self.last_recovery)
         self.reconciler.start()
 
     async def rerun_recovery(self) -> RecoveryReport:
@@ -251,28 +242,6 @@ class OrderManager:
         report = await self._startup.run()  # orders/startup_recovery.py
         self.last_recovery = report
         return report
-
-    async def _resume_oco_pairs(self) -> None:
-        """OCO pairs recovery left working (both legs live) get their engine back: a leg's fill
-        must cancel its sibling with confirmation, as before the restart."""
-        pending = any(
-            op.operation_type is OperationType.OCO_PAIR
-            for op in self.recovery.active_operations.values()
-        )
-        if not pending or self.last_recovery is None or self.last_recovery.error is not None:
-            return  # nothing to re-link, or truth unread: the reconciler's rerun comes first
-        try:
-            await _oco.oco_engine(self).resume()
-        except OrderGuardError as exc:
-            log.warning("re-linking OCO pairs failed: %s", exc)
-
-    async def _resume_position_orders(self) -> None:
-        """Managed exits journaled by an earlier process are re-checked against positions."""
-        try:
-            await self.position_orders.resume()
-        except OrderGuardError as exc:
-            # The watcher's periodic re-check and the reconciler try again.
-            log.warning("resuming managed position exits failed: %s", exc)
 
     def unresolved_since(self) -> list[tuple[int, datetime]]:
         """(account, since) of every placement whose outcome is still unknown."""
@@ -546,11 +515,7 @@ class OrderManager:
     async def _read_quietly(
         self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
     ) -> Order | None:
-        try:
-            return await self._feed.refresh(account_id, order_id, priority)
-        except OrderGuardError as exc:
-            log.warning("re-reading order %s failed: %s", order_id, exc)
-            return self.tracker.get(order_id)
+        return await self._feed.read_quietly(account_id, order_id, priority)
 
     # ------------------------------------------------------------------------------------------
     # queries
@@ -567,18 +532,12 @@ class OrderManager:
         if contract_id is not None:
             wanted_contract = (await self._contracts.resolve(contract_id)).id
         account = await self._any_account(account_id, None)
-        result: list[Order] = []
-        for order in await self.gateway.search_open_orders(account):
-            self._ingest_order(order)
-            view = self.tracker.get(order.id)
-            if view is None or not view.is_working:
-                continue  # an event already told us it finished
-            if wanted_contract is not None and view.contract_id != wanted_contract:
-                continue
-            if wanted_side is not None and view.side is not wanted_side:
-                continue
-            result.append(view)
-        return result
+        return [
+            view
+            for view in await self._feed.working_orders(account)
+            if (wanted_contract is None or view.contract_id == wanted_contract)
+            and (wanted_side is None or view.side is wanted_side)
+        ]
 
     async def get_order_by_id(
         self, order_id: int, account_id: int | None = None, *, refresh: bool = False
@@ -781,8 +740,6 @@ class OrderManager:
     # ------------------------------------------------------------------------------------------
     # brackets, OCO pairs, position orders (orders/bracket.py, orders/oco.py, orders/positions.py)
     # ------------------------------------------------------------------------------------------
-    # (thin delegating methods go here)
-
     # -- position orders (orders/positions.py) --
     @property
     def position_orders(self) -> _positions.PositionOrders:

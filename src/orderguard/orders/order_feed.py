@@ -174,6 +174,27 @@ class OrderFeed:
             self.ingest(order)
         return self._tracker.get(order_id)
 
+    async def read_quietly(
+        self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
+    ) -> Order | None:
+        """:meth:`refresh`, or the tracker's view when the read fails (logged, not raised)."""
+        try:
+            return await self.refresh(account_id, order_id, priority)
+        except OrderGuardError as exc:
+            log.warning("re-reading order %s failed: %s", order_id, exc)
+            return self._tracker.get(order_id)
+
+    async def working_orders(self, account_id: int) -> list[Order]:
+        """The account's open orders from the broker, merged, as the tracker now sees them."""
+        result: list[Order] = []
+        for order in await self._gateway.search_open_orders(account_id):
+            self.ingest(order)
+            view = self._tracker.get(order.id)
+            if view is None or not view.is_working:
+                continue  # an event already told us it finished
+            result.append(view)
+        return result
+
     async def find_by_tag(self, account_id: int, custom_tag: str) -> Order | None:
         """The order carrying ``custom_tag`` in ANY status, or None if the broker has none."""
         known = self._tracker.by_tag(account_id, custom_tag)

@@ -5,17 +5,19 @@ with the broker and rolls it forward or back. Around it, this module keeps the m
 exposure is held while operations wait to be reconciled and stays held, with the reason, while
 broker truth cannot be read (the reconciler re-runs recovery until it can); operations a live saga
 or a rollback drives are left to their driver; what recovery leaves unfinished, or hands off, goes
-to the continuous reconciler.
+to the continuous reconciler. Once it has run, the engines that live across restarts get their
+work back: managed position exits and working OCO pairs.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from orderguard.errors import OrderGuardError
 from orderguard.orders.latch import AmbiguityLatch
+from orderguard.recovery.operations import OperationType
 from orderguard.recovery.startup import RecoveryHost, RecoveryReport, recover
 
 log = logging.getLogger("orderguard.orders")
@@ -26,7 +28,8 @@ class StartupRecovery:
 
     ``host`` is the manager as recovery sees it; ``saga_operations`` names the operations its
     running bracket sagas and OCO pairs drive; ``leftover`` is the reconciler's set of operations
-    to resume on its next passes.
+    to resume on its next passes; ``resume_position_orders`` and ``resume_oco_pairs`` give the
+    position-order and OCO engines their journaled work back.
     """
 
     def __init__(
@@ -37,12 +40,16 @@ class StartupRecovery:
         stats: Counter[str],
         saga_operations: Callable[[], set[str]],
         leftover: set[str],
+        resume_position_orders: Callable[[], Awaitable[object]],
+        resume_oco_pairs: Callable[[], Awaitable[object]],
     ) -> None:
         self._host = host
         self._latch = latch
         self._stats = stats
         self._saga_operations = saga_operations
         self._leftover = leftover
+        self._resume_position_orders = resume_position_orders
+        self._resume_oco_pairs = resume_oco_pairs
 
     async def run(self) -> RecoveryReport:
         """One run of recovery; exposure is lifted only when it read broker truth."""
@@ -84,6 +91,27 @@ class StartupRecovery:
                 len(report.unfinished),
             )
         return report
+
+    async def resume_engines(self, report: RecoveryReport | None) -> None:
+        """After :meth:`run` (``report`` is its last report): managed exits journaled by an
+        earlier process are re-checked against positions, then OCO pairs recovery left working
+        (both legs live) get their engine back: a leg's fill must cancel its sibling with
+        confirmation, as before the restart."""
+        try:
+            await self._resume_position_orders()
+        except OrderGuardError as exc:
+            # The watcher's periodic re-check and the reconciler try again.
+            log.warning("resuming managed position exits failed: %s", exc)
+        pending = any(
+            op.operation_type is OperationType.OCO_PAIR
+            for op in self._host.recovery.active_operations.values()
+        )
+        if not pending or report is None or report.error is not None:
+            return  # nothing to re-link, or truth unread: the reconciler's rerun comes first
+        try:
+            await self._resume_oco_pairs()
+        except OrderGuardError as exc:
+            log.warning("re-linking OCO pairs failed: %s", exc)
 
 
 __all__ = ["StartupRecovery"]
