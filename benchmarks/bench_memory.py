@@ -140,9 +140,9 @@ def structures(manager: OrderManager) -> dict[str, int]:
         "oco_pairs": len(oco._pairs),
         "oco_maps": len(oco._by_order) + len(oco._by_tag),
         "latch": len(m.latch),
-        "unresolved": len(m._unresolved) + len(m._unresolved_intents),
+        "unresolved": len(m._placement._unresolved) + len(m._placement._unresolved_intents),
         "background_tasks": m.background_tasks,
-        "event_listeners": len(m._event_listeners),
+        "event_listeners": len(m._feed._listeners),
         "callbacks": sum(len(v) for v in m._callbacks._callbacks.values()),
         "asyncio_tasks": len(asyncio.all_tasks()),
         "exchange_orders": len(m.raw_broker.exchange.orders(1)),  # type: ignore[attr-defined]

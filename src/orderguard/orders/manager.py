@@ -1,10 +1,21 @@
 """OrderManager: project-x-py's core order API on the Broker port, with the three-outcome rule.
 
-Every placement is validated completely before anything is sent, gets a customTag fixed before
-the request leaves, and ends in one of three ways: a response (Confirmed, or an Unknown resolved by
-finding the tag among *all* the account's orders), :class:`OrderRejectedError` (definitive), or
-:class:`OutcomeUnknownError` after the bounded look-ups failed, which latches the (account,
-contract) against new exposure until a background re-check or an event finds the order.
+The manager is the facade: it owns the lifecycle (subscribe, start-up recovery, continuous
+reconciliation, background tasks, cleanup) and the order tracker, and wires the mechanisms behind
+the facade as collaborators, given what they need explicitly; none of them imports this module:
+
+* :mod:`~orderguard.orders.placement`: journal-first placement, the three outcomes (confirmed,
+  :class:`~orderguard.errors.OrderRejectedError`, or
+  :class:`~orderguard.errors.OutcomeUnknownError` after the bounded look-ups by customTag failed)
+  and the ambiguity latch fed by unresolved placements;
+* :mod:`~orderguard.orders.cancellation`: journaled cancels confirmed by the order's final state;
+* :mod:`~orderguard.orders.order_feed`: broker events and order reads into the tracker, then to
+  callbacks, the placement pipeline, the reconciler and internal listeners;
+* :mod:`~orderguard.orders.reference_data`: accounts, order-size caps, stop-vs-market checks;
+* :mod:`~orderguard.orders.mutation`: when a mutation may be re-sent;
+* :mod:`~orderguard.orders.startup_recovery`: exposure held until broker truth is read;
+* :mod:`~orderguard.orders.operations`: bulk cancel, modification, position close;
+* brackets, OCO pairs and position orders (their own modules, reached through thin methods here).
 
 Concurrency: there is no lock. State lives in the pure :class:`OrderTracker`, whose updates are
 synchronous (atomic on the event loop), so no broker I/O and no user callback ever runs under a lock
@@ -18,88 +29,54 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
-from orderguard.broker.base import (
-    Broker,
-    BrokerEvent,
-    Confirmed,
-    ConnectionEvent,
-    ConnectionState,
-    OrderEvent,
-    Outcome,
-    PlaceCode,
-    Rejected,
-    Subscription,
-    TradeEvent,
-    Unknown,
-    UnknownOrigin,
-)
+from orderguard.broker.base import Broker, BrokerEvent, Outcome, Subscription
 from orderguard.clock import Clock, SystemClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
-    InvalidSideError,
-    OrderGuardError,
     OrderNotFoundError,
-    OrderRejectedError,
     OutcomeUnknownError,
     UnknownAccountError,
-    UnknownContractError,
     ValidationError,
 )
-from orderguard.journal.base import IntentKind, Journal
+from orderguard.journal.base import Journal
 from orderguard.journal.memory import MemoryJournal
-from orderguard.models import (
-    PLACEABLE_ORDER_TYPES,
-    Account,
-    Contract,
-    Order,
-    OrderRequest,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-)
+from orderguard.models import Contract, Order, OrderRequest, OrderSide, OrderStatus, OrderType
 from orderguard.orders import bracket as _bracket
 from orderguard.orders import oco as _oco
 from orderguard.orders import positions as _positions
-from orderguard.orders.backoff import status_check_delays
-from orderguard.orders.callbacks import TRADE_EXECUTED, Callback, CallbackRegistry, events_for
+from orderguard.orders.callbacks import Callback, CallbackRegistry
+from orderguard.orders.cancellation import Canceller
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.gateway import GuardedBroker
-from orderguard.orders.journaling import Intent, SendJournal, request_payload
-from orderguard.orders.latch import AmbiguityLatch, LatchEntry
+from orderguard.orders.journaling import SendJournal
+from orderguard.orders.latch import AmbiguityLatch
+from orderguard.orders.mutation import send_mutation
 from orderguard.orders.operations import OrderOperations
+from orderguard.orders.order_feed import OrderFeed
+from orderguard.orders.placement import PlacementPipeline
 from orderguard.orders.reconciler import Reconciler
+from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import (
     CancelAllResult,
     CancelResult,
     ClosePositionResult,
     ModifyResult,
     OrderPlaceResponse,
-    Resolution,
 )
+from orderguard.orders.startup_recovery import StartupRecovery
 from orderguard.orders.tags import TagFactory
-from orderguard.orders.tracking import OrderChange, OrderTracker
-from orderguard.orders.validation import (
-    check_account_id,
-    check_size,
-    check_stop_vs_market,
-    check_tick,
-    coerce_price,
-    coerce_side,
-)
+from orderguard.orders.tracking import OrderTracker
+from orderguard.orders.validation import coerce_side
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
-from orderguard.recovery.operations import OperationType
-from orderguard.recovery.startup import RecoveryReport, recover
-from orderguard.resilience import PRIORITY_LANE, BreakerStatus, Priority
+from orderguard.recovery.startup import RecoveryReport
+from orderguard.resilience import BreakerStatus, Priority
 
 log = logging.getLogger("orderguard.orders")
-
-_LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
-_STOP_PRICED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 class OrderManager:
@@ -125,8 +102,6 @@ class OrderManager:
         self._jitter = random.Random(rng.getrandbits(64))
         self._requested_account = account_id
         self._account_id: int | None = None
-        self._accounts: dict[int, Account] = {}
-        self._max_size: dict[int, int] = {}
         self._stats: Counter[str] = Counter()
         # Finished orders are kept for a bounded count; legs of unfinished operations never drop.
         self.tracker = OrderTracker(
@@ -136,9 +111,6 @@ class OrderManager:
         self._callbacks = CallbackRegistry(self._spawn)
         self._subscription: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        # (account, customTag) -> recheck task, for placements whose outcome is still unknown.
-        self._unresolved: dict[tuple[int, str], tuple[str, asyncio.Task[None] | None]] = {}
-        self._unresolved_intents: dict[tuple[int, str], Intent] = {}
         # Without a journal given, operations are tracked in memory only (not crash-safe).
         self._owns_journal = journal is None
         self.journal: Journal = journal if journal is not None else MemoryJournal(self._clock)
@@ -155,9 +127,59 @@ class OrderManager:
         )
         self._contracts = ContractResolver(self.gateway)
         self._journal = SendJournal(self.recovery, self._stats)
-        self._operations = OrderOperations(self)
-        self._event_listeners: list[Callable[[BrokerEvent], None]] = []
+        self._reference = ReferenceData(self.gateway, self.config, lambda: self.account_id)
+        # Placement and cancels draw their status-check delays from the one jitter stream.
+        self._placement = PlacementPipeline(
+            gateway=self.gateway,
+            config=self.config,
+            clock=self._clock,
+            jitter=self._jitter,
+            stats=self._stats,
+            tags=self._tags,
+            contracts=self._contracts,
+            reference=self._reference,
+            journal=self._journal,
+            tracker=self.tracker,
+            latch=self.latch,
+            ingest=self._ingest_order,
+            spawn=self._spawn,
+        )
         self.reconciler = Reconciler(self)
+        self._feed = OrderFeed(
+            gateway=self.gateway,
+            clock=self._clock,
+            stats=self._stats,
+            tracker=self.tracker,
+            callbacks=self._callbacks,
+            on_order=self._placement.on_order,
+            watcher=self.reconciler,
+            window_start=self._reference.window_start,
+            default_account=lambda: self._account_id,
+            spawn=self._spawn,
+        )
+        self._canceller = Canceller(
+            gateway=self.gateway,
+            config=self.config,
+            clock=self._clock,
+            jitter=self._jitter,
+            stats=self._stats,
+            tags=self._tags,
+            reference=self._reference,
+            journal=self._journal,
+            tracker=self.tracker,
+            refresh=self._feed.refresh,
+        )
+        self._operations = OrderOperations(self)
+        self._startup = StartupRecovery(
+            host=self,
+            latch=self.latch,
+            stats=self._stats,
+            saga_operations=self.saga_operations,
+            leftover=self.reconciler.leftover,
+            # Late-bound: the engines are built (with their event listeners) on first use.
+            resume_position_orders=lambda: self.position_orders.resume(),  # noqa: PLW0108
+            resume_oco_pairs=lambda: _oco.oco_engine(self).resume(),
+        )
         self.last_recovery: RecoveryReport | None = None
         """What start-up recovery did (``start`` runs it); ``error`` set while broker truth
         could not be read, during which new exposure is refused."""
@@ -194,16 +216,9 @@ class OrderManager:
         if self._account_id is not None:
             return
         # Subscribe before the first query so no event between the two is missed.
-        self._subscription = self._broker.subscribe(self._on_event)  # events need no guarding
+        self._subscription = self._broker.subscribe(self._feed.on_event)  # events need no guarding
         try:
-            await self._load_accounts()
-            if self._requested_account is not None:
-                account = await self._known_account(self._requested_account)
-            else:
-                tradable = [a for a in self._accounts.values() if a.can_trade]
-                if not tradable:
-                    raise UnknownAccountError("the broker lists no tradable account")
-                account = tradable[0]
+            account = await self._reference.resolve_default(self._requested_account)
             await self._max_order_size(account.id)
         except BaseException:
             self._close_subscription()
@@ -215,8 +230,7 @@ class OrderManager:
             "order manager started on account %s (tag session %s)", account.id, self._tags.session
         )
         await self.rerun_recovery()
-        await self._resume_position_orders()
-        await self._resume_oco_pairs()
+        await self._startup.resume_engines(self.last_recovery)
         self.reconciler.start()
 
     async def rerun_recovery(self) -> RecoveryReport:
@@ -225,66 +239,9 @@ class OrderManager:
         ``start`` calls it; the reconciler calls it again while the last report says broker truth
         was unavailable. Operations it leaves unfinished are handed to the reconciler.
         """
-        if self.recovery.active_operations:
-            # Nothing may be stacked on operations whose broker state we have not read yet.
-            self.latch.hold("start-up recovery has not reconciled the journal with the broker")
-        driven = self.saga_operations() | {
-            i for i in self.recovery.active_operations if self.recovery.rolling_back(i)
-        }
-        mine = [i for i in self.recovery.active_operations if i not in driven]
-        try:
-            # Claimed: the reconciler leaves these alone while recovery works on them.
-            with self.recovery.claimed(mine):
-                report = await recover(self, exclude=driven)
-        except OrderGuardError as exc:
-            # A journal or broker failure while resuming: the report says so; retried later.
-            report = RecoveryReport(error=f"start-up recovery failed: {exc}")
-        except Exception as exc:
-            # A bug in a resumer must not leave the manager half-started with exposure allowed:
-            # it is logged loudly, exposure stays held, and the reconciler retries.
-            log.exception("start-up recovery raised")
-            report = RecoveryReport(error=f"start-up recovery raised {type(exc).__name__}: {exc}")
+        report = await self._startup.run()  # orders/startup_recovery.py
         self.last_recovery = report
-        self._stats["startup_recoveries"] += 1
-        if report.error is not None:
-            self._stats["startup_recovery_failures"] += 1
-            self.latch.hold(f"broker truth unavailable at start-up ({report.error}); retrying")
-            log.error("start-up recovery incomplete: %s; new exposure refused", report.error)
-            return report
-        self.latch.lift()
-        # Unfinished ones are retried; handed-off OCO pairs are watched (if nobody resumes
-        # their engine, the reconciler still applies the OCO rule when a leg fills).
-        self.reconciler.leftover.update(o.operation_id for o in report.unfinished)
-        self.reconciler.leftover.update(o.operation_id for o in report.handed_off)
-        if report.operations:
-            log.warning(
-                "start-up recovery: %d operations, %d left to the reconciler",
-                len(report.operations),
-                len(report.unfinished),
-            )
         return report
-
-    async def _resume_oco_pairs(self) -> None:
-        """OCO pairs recovery left working (both legs live) get their engine back: a leg's fill
-        must cancel its sibling with confirmation, as before the restart."""
-        pending = any(
-            op.operation_type is OperationType.OCO_PAIR
-            for op in self.recovery.active_operations.values()
-        )
-        if not pending or self.last_recovery is None or self.last_recovery.error is not None:
-            return  # nothing to re-link, or truth unread: the reconciler's rerun comes first
-        try:
-            await _oco.oco_engine(self).resume()
-        except OrderGuardError as exc:
-            log.warning("re-linking OCO pairs failed: %s", exc)
-
-    async def _resume_position_orders(self) -> None:
-        """Managed exits journaled by an earlier process are re-checked against positions."""
-        try:
-            await self.position_orders.resume()
-        except OrderGuardError as exc:
-            # The watcher's periodic re-check and the reconciler try again.
-            log.warning("resuming managed position exits failed: %s", exc)
 
     def unresolved_since(self) -> list[tuple[int, datetime]]:
         """(account, since) of every placement whose outcome is still unknown."""
@@ -308,8 +265,7 @@ class OrderManager:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        self._unresolved.clear()
-        self._unresolved_intents.clear()
+        self._placement.forget_unresolved()
         self._callbacks.clear()
         self._account_id = None
         if self._owns_journal:
@@ -380,7 +336,7 @@ class OrderManager:
     async def place_market_order(
         self, contract_id: str, side: int, size: int, account_id: int | None = None
     ) -> OrderPlaceResponse:
-        return await self._place(OrderType.MARKET, contract_id, side, size, account_id)
+        return await self._placement.place(OrderType.MARKET, contract_id, side, size, account_id)
 
     async def place_limit_order(
         self,
@@ -390,7 +346,7 @@ class OrderManager:
         limit_price: Decimal | float | int | str,
         account_id: int | None = None,
     ) -> OrderPlaceResponse:
-        return await self._place(
+        return await self._placement.place(
             OrderType.LIMIT, contract_id, side, size, account_id, limit_price=limit_price
         )
 
@@ -402,7 +358,7 @@ class OrderManager:
         stop_price: Decimal | float | int | str,
         account_id: int | None = None,
     ) -> OrderPlaceResponse:
-        return await self._place(
+        return await self._placement.place(
             OrderType.STOP, contract_id, side, size, account_id, stop_price=stop_price
         )
 
@@ -415,7 +371,7 @@ class OrderManager:
         account_id: int | None = None,
     ) -> OrderPlaceResponse:
         """``trail_price`` is the trailing distance in price units (a multiple of the tick)."""
-        return await self._place(
+        return await self._placement.place(
             OrderType.TRAILING_STOP, contract_id, side, size, account_id, trail_price=trail_price
         )
 
@@ -423,52 +379,16 @@ class OrderManager:
         self, contract_id: str, size: int, account_id: int | None = None
     ) -> OrderPlaceResponse:
         """Buy at the current best bid."""
-        return await self._place(OrderType.JOIN_BID, contract_id, OrderSide.BUY, size, account_id)
+        return await self._placement.place(
+            OrderType.JOIN_BID, contract_id, OrderSide.BUY, size, account_id
+        )
 
     async def place_join_ask_order(
         self, contract_id: str, size: int, account_id: int | None = None
     ) -> OrderPlaceResponse:
         """Sell at the current best ask."""
-        return await self._place(OrderType.JOIN_ASK, contract_id, OrderSide.SELL, size, account_id)
-
-    async def _place(
-        self,
-        order_type: OrderType,
-        contract_key: str,
-        side_in: object,
-        size_in: object,
-        account_in: int | None,
-        *,
-        limit_price: object = None,
-        stop_price: object = None,
-        trail_price: object = None,
-    ) -> OrderPlaceResponse:
-        # 1. Everything that needs no I/O, in the order a caller would fix it.
-        side = coerce_side(side_in)
-        size = check_size(size_in, self.config.max_order_size)
-        limit = coerce_price(limit_price, "limit_price") if order_type in _LIMIT_PRICED else None
-        stop = coerce_price(stop_price, "stop_price") if order_type in _STOP_PRICED else None
-        trail = (
-            coerce_price(trail_price, "trail_price")
-            if order_type is OrderType.TRAILING_STOP
-            else None
-        )
-        # 2. Checks against broker reference data (cached after first use).
-        account_id = await self._trading_account(account_in)
-        contract = await self._contracts.resolve(contract_key)
-        request = OrderRequest(
-            account_id=account_id,
-            contract_id=contract.id,
-            type=order_type,
-            side=side,
-            size=size,
-            limit_price=limit,
-            stop_price=stop,
-            trail_price=trail,
-            custom_tag=self._tags.next_tag(),  # fixed before anything leaves
-        )
-        return await self._checked_send(
-            request, contract, respect_latch=True, priority=Priority.NORMAL
+        return await self._placement.place(
+            OrderType.JOIN_ASK, contract_id, OrderSide.SELL, size, account_id
         )
 
     async def submit(
@@ -489,240 +409,15 @@ class OrderManager:
         explicit priority is protective. Protective and flattening orders also go out when the
         journal cannot be written (F15); entries are then refused.
         """
-        if not request.custom_tag:
-            raise ValidationError("a submitted request must carry its customTag")
-        if request.type not in PLACEABLE_ORDER_TYPES:
-            raise ValidationError(f"order type {request.type!r} cannot be placed")
-        if coerce_side(request.side) is not request.side:
-            raise InvalidSideError(f"side must be an OrderSide, got {request.side!r}")
-        check_size(request.size, self.config.max_order_size)
-        kind = request.type
-        for name, price, needed in (
-            ("limit_price", request.limit_price, kind in _LIMIT_PRICED),
-            ("stop_price", request.stop_price, kind in _STOP_PRICED),
-            ("trail_price", request.trail_price, kind is OrderType.TRAILING_STOP),
-        ):
-            if needed or price is not None:
-                coerce_price(price, name)
-        await self._trading_account(request.account_id)
-        contract = await self._contracts.resolve(request.contract_id)
-        if contract.id != request.contract_id:
-            raise UnknownContractError(f"{request.contract_id!r} is not an exact contract id")
-        if priority is None:
-            priority = Priority.NORMAL if respect_latch else Priority.PROTECTIVE
-        return await self._checked_send(
-            request, contract, respect_latch=respect_latch, priority=priority
-        )
-
-    async def _checked_send(
-        self,
-        request: OrderRequest,
-        contract: Contract,
-        *,
-        respect_latch: bool,
-        priority: Priority,
-    ) -> OrderPlaceResponse:
-        """The checks that need reference data, the exposure gate, then the send."""
-        check_size(request.size, await self._max_order_size(request.account_id))
-        if not contract.active:
-            raise UnknownContractError(f"contract {contract.id} is not active")
-        for name, price in (
-            ("limit_price", request.limit_price),
-            ("stop_price", request.stop_price),
-            ("trail_price", request.trail_price),
-        ):
-            if price is not None:
-                check_tick(contract, price, name)
-        if request.stop_price is not None and priority not in PRIORITY_LANE:
-            # Entries and user stops only. A protective or flattening leg is not held back by a
-            # last-price read (a round trip, and a queued read when the rate window is full):
-            # a stop already through the market is rejected — the bracket's forward recovery
-            # handles that — or triggers at once, which is the right exit anyway. (Protective
-            # orders a caller asks for, add_stop_loss, are checked against the market first.)
-            await self._check_stop(contract, request.side, request.stop_price)
-        if respect_latch:
-            self.latch.check(request.account_id, contract.id)
-        return await self._send(request, priority)
-
-    async def _send(self, request: OrderRequest, priority: Priority) -> OrderPlaceResponse:
-        tag = request.custom_tag
-        assert tag is not None  # every caller sets it before sending
-        # Journal first: the intent (with its tag) is durable before the request can leave.
-        intent = await self._journal.before(
-            IntentKind.PLACE,
-            account_id=request.account_id,
-            contract_id=request.contract_id,
-            custom_tag=tag,
-            request=request_payload(request),
-            reduces_exposure=priority in PRIORITY_LANE,
-        )
-        sent_at = self._clock.now()
-        try:
-            outcome = await self._mutate(
-                lambda: self.gateway.place_order(request, priority=priority)
-            )
-        except asyncio.CancelledError:
-            # The caller gave up mid-flight: the request may have left. Treat it like Unknown.
-            self._remember_unresolved(request, "cancelled", sent_at, intent)
-            raise
-        except OrderGuardError as exc:
-            await self._journal.refused(intent, exc)  # it never left: nothing exists
-            raise
-        await self._journal.after(intent, outcome)
-        if isinstance(outcome, Confirmed) and outcome.order_id is not None:
-            self._stats["orders_placed"] += 1
-            view = self.tracker.get(outcome.order_id)
-            return OrderPlaceResponse(
-                order_id=outcome.order_id,
-                custom_tag=tag,
-                status=view.status if view is not None else None,
-            )
-        if isinstance(outcome, Rejected):
-            self._stats["orders_rejected"] += 1
-            raise OrderRejectedError(
-                f"order {tag} rejected (code {outcome.code}): {outcome.message}",
-                code=outcome.code,
-                order_id=outcome.order_id,
-            )
-        origin = outcome.origin.value if isinstance(outcome, Unknown) else "confirmed_without_id"
-        return await self._resolve_placement(request, tag, origin, sent_at, intent, priority)
+        return await self._placement.submit(request, respect_latch=respect_latch, priority=priority)
 
     async def _mutate(self, send: Callable[[], Awaitable[Outcome]]) -> Outcome:
         """Run one mutation; re-send only when the broker proves the request never left."""
-        retries = self.config.placement_connect_retries
-        attempt = 0
-        while True:
-            try:
-                return await send()
-            except OrderGuardError as exc:
-                if not exc.retryable or attempt >= retries:
-                    raise
-                attempt += 1
-                self._stats["connect_retries"] += 1
-                wait = max(self.config.placement_connect_retry_delay, _retry_after(exc))
-                log.warning(
-                    "request never left (%s); re-sending in %.2fs", type(exc).__name__, wait
-                )
-                await self._clock.sleep(wait)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # Not part of the port's contract: we cannot know whether the request left.
-                log.exception("broker raised during a mutation; outcome unknown")
-                return Unknown(_exception_origin(exc), type(exc).__name__)
-
-    async def _resolve_placement(
-        self,
-        request: OrderRequest,
-        tag: str,
-        origin: str,
-        sent_at: datetime,
-        intent: Intent,
-        priority: Priority = Priority.QUERY,
-    ) -> OrderPlaceResponse:
-        """Find the order by its tag among all the account's orders, with bounded look-ups."""
-        account_id = request.account_id
-        for delay in status_check_delays(self.config, self._jitter):
-            if delay:
-                await self._clock.sleep(delay)
-            # A protective or flattening order in doubt is looked up in its own lane: behind
-            # ordinary reads in a full rate window, the look-up outlasted the protection deadline.
-            lane = priority if priority in PRIORITY_LANE else Priority.QUERY
-            found = await self._find_by_tag(account_id, tag, sent_at, lane)
-            if found is not None:
-                self._stats["placements_resolved_by_tag"] += 1
-                await self._journal.resolved(intent, found)
-                return _found_response(found, tag)
-        self._stats["placements_unresolved"] += 1
-        self._remember_unresolved(request, origin, sent_at, intent)
-        raise OutcomeUnknownError(
-            f"placement {tag} on {request.contract_id}: outcome unknown after "
-            f"{self.config.status_check_max_attempts} look-ups ({origin}); new exposure there is "
-            "refused until it is resolved",
-            origin=origin,
-            custom_tag=tag,
-        )
-
-    async def _find_by_tag(
-        self, account_id: int, tag: str, sent_at: datetime, priority: Priority = Priority.QUERY
-    ) -> Order | None:
-        known = self.tracker.by_tag(account_id, tag)
-        if known is not None:
-            return known
-        try:
-            orders = await self.gateway.search_orders(
-                account_id, start=self._window_start(sent_at), priority=priority
-            )
-        except OrderGuardError as exc:
-            # A failed query is no evidence either way; the next attempt asks again.
-            log.warning("order search for %s failed: %s", tag, exc)
-            return None
-        for order in orders:
-            if order.custom_tag == tag:
-                self._ingest_order(order)
-                return self.tracker.by_tag(account_id, tag)
-        return None
-
-    def _remember_unresolved(
-        self, request: OrderRequest, origin: str, sent_at: datetime, intent: Intent
-    ) -> None:
-        tag = request.custom_tag
-        assert tag is not None
-        key = (request.account_id, tag)
-        if key in self._unresolved:
-            return
-        self._unresolved_intents[key] = intent
-        self.latch.latch(
-            LatchEntry(request.account_id, request.contract_id, tag, origin, self._clock.now())
-        )
-        self._unresolved[key] = (request.contract_id, None)
-        task = self._spawn(self._recheck(request.account_id, request.contract_id, tag, sent_at))
-        self._unresolved[key] = (request.contract_id, task)
-        log.error(
-            "placement %s on %s unresolved (%s): account %s latched on that contract",
-            tag,
-            request.contract_id,
-            origin,
-            request.account_id,
-        )
-
-    async def _recheck(
-        self, account_id: int, contract_id: str, tag: str, sent_at: datetime
-    ) -> None:
-        """Background: look the tag up every ``status_check_max_delay`` s until it is found."""
-        while (account_id, tag) in self._unresolved:
-            await self._clock.sleep(self.config.status_check_max_delay)
-            found = await self._find_by_tag(account_id, tag, sent_at)
-            if found is not None:
-                # _ingest_order normally released it already; this covers a tracker hit.
-                self._release(account_id, tag, found)
-
-    def _release(self, account_id: int, tag: str, order: Order | None = None) -> None:
-        entry = self._unresolved.pop((account_id, tag), None)
-        intent = self._unresolved_intents.pop((account_id, tag), None)
-        if entry is None:
-            return
-        contract_id, task = entry
-        self.latch.release(account_id, contract_id, tag)
-        if intent is not None:
-            self._spawn(self._journal.resolved(intent, order))
-        self._stats["unknown_resolved_later"] += 1
-        log.warning("unresolved placement %s found; %s unlatched", tag, contract_id)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        return await send_mutation(send, self.config, self._clock, self._stats)
 
     def release_latch(self, account_id: int, contract_id: str) -> int:
         """Operator override after checking the broker by hand: clear an (account, contract)."""
-        for key in [
-            k
-            for k, (cid, _) in self._unresolved.items()
-            if k[0] == account_id and cid == contract_id
-        ]:
-            _, task = self._unresolved.pop(key)
-            self._unresolved_intents.pop(key, None)
-            if task is not None:
-                task.cancel()
-        return self.latch.release_all(account_id, contract_id)
+        return self._placement.release_latch(account_id, contract_id)
 
     # ------------------------------------------------------------------------------------------
     # cancel
@@ -753,75 +448,9 @@ class OrderManager:
         nothing, while polling left an exit working on a flat contract meanwhile (I2).
         """
         _check_order_id(order_id)
-        known = self.tracker.get(order_id)
-        account = await self._any_account(account_id, known)
-        if known is not None and known.is_terminal:
-            return _cancel_result(
-                order_id, known, accepted=False, resolution=Resolution.ALREADY_FINAL
-            )
-        intent = await self._journal.before(
-            IntentKind.CANCEL,
-            account_id=account,
-            contract_id=known.contract_id if known is not None else "",
-            custom_tag=self._tags.journal_key("c"),
-            request={"order_id": order_id},
-            reduces_exposure=True,
-            operation=operation,
-            leg=f"cancel{order_id}",
+        return await self._canceller.cancel(
+            order_id, account_id, operation=operation, priority=priority, settle=settle
         )
-        try:
-            outcome = await self._mutate(
-                lambda: self.gateway.cancel_order(account, order_id, priority=priority)
-            )
-        except OrderGuardError as exc:
-            await self._journal.refused(intent, exc)
-            raise
-        self._stats["cancels_sent"] += 1
-        await self._journal.after(intent, outcome, order_id)
-        lane = priority if priority in PRIORITY_LANE else Priority.QUERY
-        if isinstance(outcome, Confirmed):
-            view = self.tracker.get(order_id)
-            if view is None or not view.is_terminal:
-                # Accepted; confirm the final state (a cancel can lose the race to a fill).
-                view = await self._await_final(account, order_id, poll=True, priority=lane)
-            return _cancel_result(order_id, view, accepted=True, resolution=Resolution.CONFIRMED)
-        code = outcome.code if isinstance(outcome, Rejected) else 0
-        detail = outcome.message if isinstance(outcome, Rejected) else outcome.detail
-        view = await self._await_final(
-            account, order_id, poll=settle and isinstance(outcome, Unknown), priority=lane
-        )
-        if isinstance(outcome, Unknown) and (view is None or view.is_terminal):
-            await self._journal.resolved(
-                intent,
-                view,
-                "absent" if view is None else f"order status={view.status.name}",
-            )
-        return _cancel_result(
-            order_id,
-            view,
-            accepted=False,
-            resolution=Resolution.STATE_READ,
-            error_code=code,
-            detail=detail,
-        )
-
-    async def _await_final(
-        self, account_id: int, order_id: int, *, poll: bool, priority: Priority = Priority.QUERY
-    ) -> Order | None:
-        """Re-read the order; with ``poll``, keep reading (status-check schedule) until final."""
-        view = self.tracker.get(order_id)
-        delays = status_check_delays(self.config, self._jitter) if poll else iter((0.0,))
-        for delay in delays:
-            if delay:
-                await self._clock.sleep(delay)
-            try:
-                view = await self._refresh_order(account_id, order_id, priority)
-            except OrderGuardError as exc:
-                log.warning("re-reading order %s failed: %s", order_id, exc)
-                continue
-            if view is None or view.is_terminal:
-                return view
-        return view
 
     # ------------------------------------------------------------------------------------------
     # operations: bulk cancel, modification, position close (orders/operations.py)
@@ -886,11 +515,7 @@ class OrderManager:
     async def _read_quietly(
         self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
     ) -> Order | None:
-        try:
-            return await self._refresh_order(account_id, order_id, priority)
-        except OrderGuardError as exc:
-            log.warning("re-reading order %s failed: %s", order_id, exc)
-            return self.tracker.get(order_id)
+        return await self._feed.read_quietly(account_id, order_id, priority)
 
     # ------------------------------------------------------------------------------------------
     # queries
@@ -907,18 +532,12 @@ class OrderManager:
         if contract_id is not None:
             wanted_contract = (await self._contracts.resolve(contract_id)).id
         account = await self._any_account(account_id, None)
-        result: list[Order] = []
-        for order in await self.gateway.search_open_orders(account):
-            self._ingest_order(order)
-            view = self.tracker.get(order.id)
-            if view is None or not view.is_working:
-                continue  # an event already told us it finished
-            if wanted_contract is not None and view.contract_id != wanted_contract:
-                continue
-            if wanted_side is not None and view.side is not wanted_side:
-                continue
-            result.append(view)
-        return result
+        return [
+            view
+            for view in await self._feed.working_orders(account)
+            if (wanted_contract is None or view.contract_id == wanted_contract)
+            and (wanted_side is None or view.side is wanted_side)
+        ]
 
     async def get_order_by_id(
         self, order_id: int, account_id: int | None = None, *, refresh: bool = False
@@ -932,7 +551,7 @@ class OrderManager:
         if known is not None and not refresh:
             return known
         account = await self._any_account(account_id, known)
-        return await self._refresh_order(account, order_id)
+        return await self._feed.refresh(account, order_id)
 
     async def is_order_filled(self, order_id: int, account_id: int | None = None) -> bool:
         """True when the order is completely filled; a working order is re-read from the broker."""
@@ -941,67 +560,21 @@ class OrderManager:
         if known is not None and known.is_terminal:
             return known.status is OrderStatus.FILLED
         account = await self._any_account(account_id, known)
-        order = await self._refresh_order(account, order_id)
+        order = await self._feed.refresh(account, order_id)
         if order is None:
             raise OrderNotFoundError(f"order {order_id} not found in any status")
         return order.status is OrderStatus.FILLED
 
-    async def _refresh_order(
-        self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
-    ) -> Order | None:
-        """Read the order from the broker through the monotonic merge; the merged view wins.
-
-        ``priority``: the lane of the step that needs the read (a protective step's read must
-        not wait behind entries)."""
-        order = await self.gateway.get_order(account_id, order_id, priority=priority)
-        if order is None:
-            # get_order may only see recent or open orders on some adapters: widen to a window.
-            start = self._window_start(self._clock.now())
-            found = await self.gateway.search_orders(account_id, start=start, priority=priority)
-            for candidate in found:
-                if candidate.id == order_id:
-                    order = candidate
-                    break
-        if order is not None:
-            self._ingest_order(order)
-        return self.tracker.get(order_id)
-
     # ------------------------------------------------------------------------------------------
     # events
     # ------------------------------------------------------------------------------------------
-    def _on_event(self, event: BrokerEvent) -> None:
-        try:
-            if isinstance(event, OrderEvent):
-                self._ingest_order(event.order)
-            elif isinstance(event, TradeEvent):
-                is_new, change = self.tracker.apply_trade(event.trade)
-                if change is not None:
-                    self._announce(change)
-                if is_new:
-                    self._callbacks.dispatch(TRADE_EXECUTED, event.trade)
-            elif (
-                isinstance(event, ConnectionEvent)
-                and event.state is ConnectionState.RECONNECTED
-                and not self.reconciler.running
-            ):
-                # Events in the gap are lost: the reconciler resyncs orders and positions (it
-                # sees the event below); before it runs (mid-start), re-read the orders at least.
-                self._spawn(self._reconcile_after_gap())
-            self.reconciler.on_event(event)
-        except Exception:
-            self._stats["event_errors"] += 1
-            log.exception("handling %s failed", type(event).__name__)
-        self._notify_listeners(event)
+    def _ingest_order(self, order: Order) -> None:
+        """Merge an order read from the broker; collaborators call this after their reads."""
+        self._feed.ingest(order)
 
     def _notify_listeners(self, event: BrokerEvent) -> None:
-        """Internal listeners (brackets, OCO, position orders) see the event after the tracker;
-        the reconciler also hands them what it found by REST."""
-        for listener in tuple(self._event_listeners):
-            try:
-                listener(event)
-            except Exception:
-                self._stats["event_errors"] += 1
-                log.exception("event listener failed on %s", type(event).__name__)
+        """The reconciler hands internal listeners what it found by REST."""
+        self._feed.notify_listeners(event)
 
     def add_event_listener(self, fn: Callable[[BrokerEvent], None]) -> Callable[[], None]:
         """Internal hook: ``fn(event)`` after the tracker applied it; returns the remover.
@@ -1009,13 +582,7 @@ class OrderManager:
         Listeners must not block or do I/O inline (spawn a task instead); they run on the event
         loop outside any lock.
         """
-        self._event_listeners.append(fn)
-
-        def remove() -> None:
-            if fn in self._event_listeners:
-                self._event_listeners.remove(fn)
-
-        return remove
+        return self._feed.add_listener(fn)
 
     @property
     def broker(self) -> Broker:
@@ -1032,32 +599,6 @@ class OrderManager:
     @property
     def clock(self) -> Clock:
         return self._clock
-
-    def _ingest_order(self, order: Order) -> None:
-        change = self.tracker.apply_order(order)
-        if order.custom_tag and (order.account_id, order.custom_tag) in self._unresolved:
-            self._release(order.account_id, order.custom_tag, order)
-        if change is not None:
-            self._announce(change)
-
-    def _announce(self, change: OrderChange) -> None:
-        for name in events_for(change):
-            self._callbacks.dispatch(name, change.current)
-
-    async def _reconcile_after_gap(self) -> None:
-        accounts = {o.account_id for o in self.tracker.orders()}
-        if self._account_id is not None:
-            accounts.add(self._account_id)
-        start = self._window_start(self._clock.now())
-        for account in sorted(accounts):
-            try:
-                orders = await self.gateway.search_orders(account, start=start)
-            except OrderGuardError as exc:
-                log.warning("reconciling orders of account %s failed: %s", account, exc)
-                continue
-            for order in orders:
-                self._ingest_order(order)
-        self._stats["reconciliations"] += 1
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -1077,73 +618,29 @@ class OrderManager:
             log.error("background task %s failed", task.get_name(), exc_info=exc)
 
     # ------------------------------------------------------------------------------------------
-    # reference data
+    # reference data (orders/reference_data.py; bracket, OCO and position orders call these)
     # ------------------------------------------------------------------------------------------
-    async def _load_accounts(self) -> None:
-        self._accounts = {a.id: a for a in await self.gateway.get_accounts()}
-
-    async def _known_account(self, account_id: object) -> Account:
-        acct = check_account_id(account_id)
-        account = self._accounts.get(acct)
-        if account is None:
-            await self._load_accounts()  # opened since we last looked?
-            account = self._accounts.get(acct)
-        if account is None:
-            raise UnknownAccountError(f"account {acct} is not known to the broker")
-        return account
-
     async def _trading_account(self, account_id: int | None) -> int:
-        if account_id is None:
-            return self.account_id
-        account = await self._known_account(account_id)
-        if not account.can_trade:
-            raise UnknownAccountError(f"account {account.id} is not allowed to trade")
-        return account.id
+        return await self._reference.trading_account(account_id)
 
     async def _any_account(self, account_id: int | None, known: Order | None) -> int:
-        if account_id is not None:
-            return (await self._known_account(account_id)).id
-        if known is not None:
-            return known.account_id
-        return self.account_id
+        return await self._reference.any_account(account_id, known)
 
     async def _max_order_size(self, account_id: int) -> int:
-        cached = self._max_size.get(account_id)
-        if cached is not None:
-            return cached
-        caps = await self.gateway.get_capabilities(account_id)
-        limit = self.config.max_order_size
-        if caps.max_order_size is not None:
-            limit = min(limit, caps.max_order_size)
-        self._max_size[account_id] = limit
-        return limit
+        return await self._reference.max_order_size(account_id)
 
     async def _check_stop(self, contract: Contract, side: OrderSide, stop: Decimal) -> None:
-        if not self.config.validate_stop_against_market:
-            return
-        last = await self.gateway.get_last_price(contract.id)
-        check_stop_vs_market(
-            side, stop, last, allow_unknown=self.config.allow_stop_without_last_price
-        )
+        await self._reference.check_stop(contract, side, stop)
 
     def _window_start(self, reference: datetime) -> datetime:
-        return reference - timedelta(hours=self.config.unknown_resolution_window_hours)
+        return self._reference.window_start(reference)
 
     # ------------------------------------------------------------------------------------------
     # RecoveryActions: broker work for the OperationRecoveryManager
     # ------------------------------------------------------------------------------------------
     async def find_order_by_tag(self, account_id: int, custom_tag: str) -> Order | None:
         """The order carrying ``custom_tag`` in ANY status, or None if the broker has none."""
-        known = self.tracker.by_tag(account_id, custom_tag)
-        if known is not None and known.is_terminal:
-            return known
-        start = self._window_start(self._clock.now())
-        orders = await self.gateway.search_orders(account_id, start=start)
-        for order in orders:
-            if order.custom_tag == custom_tag:
-                self._ingest_order(order)
-                return self.tracker.by_tag(account_id, custom_tag)
-        return known
+        return await self._feed.find_by_tag(account_id, custom_tag)
 
     async def cancel_and_confirm(self, account_id: int, order_id: int) -> Order | None:
         """Cancel and return the order's final (or latest known) state."""
@@ -1173,7 +670,7 @@ class OrderManager:
             return None
         view = self.tracker.get(placed.order_id)
         if view is None or not view.is_terminal:
-            view = await self._await_final(account_id, placed.order_id, poll=True)
+            view = await self._canceller.await_final(account_id, placed.order_id, poll=True)
         return view
 
     async def owned_position(self, account_id: int, contract_id: str) -> int:
@@ -1243,8 +740,6 @@ class OrderManager:
     # ------------------------------------------------------------------------------------------
     # brackets, OCO pairs, position orders (orders/bracket.py, orders/oco.py, orders/positions.py)
     # ------------------------------------------------------------------------------------------
-    # (thin delegating methods go here)
-
     # -- position orders (orders/positions.py) --
     @property
     def position_orders(self) -> _positions.PositionOrders:
@@ -1378,50 +873,6 @@ class OrderManager:
 def _check_order_id(order_id: object) -> None:
     if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
         raise ValidationError(f"order id must be a positive int, got {order_id!r}")
-
-
-def _found_response(order: Order, tag: str) -> OrderPlaceResponse:
-    if order.status is OrderStatus.REJECTED:
-        raise OrderRejectedError(
-            f"order {tag} was found rejected after an unknown outcome",
-            code=PlaceCode.ORDER_REJECTED,
-            order_id=order.id,
-        )
-    return OrderPlaceResponse(
-        order_id=order.id, custom_tag=tag, status=order.status, resolution=Resolution.TAG_LOOKUP
-    )
-
-
-def _cancel_result(
-    order_id: int,
-    order: Order | None,
-    *,
-    accepted: bool,
-    resolution: Resolution,
-    error_code: int = 0,
-    detail: str = "",
-) -> CancelResult:
-    return CancelResult(
-        order_id=order_id,
-        status=order.status if order is not None else None,
-        found=order is not None,
-        fill_volume=order.fill_volume if order is not None else 0,
-        accepted=accepted,
-        resolution=resolution,
-        error_code=error_code,
-        detail=detail or ("" if order is not None else "no order with this id in any status"),
-    )
-
-
-def _retry_after(exc: OrderGuardError) -> float:
-    value = getattr(exc, "retry_after", None)
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _exception_origin(exc: BaseException) -> UnknownOrigin:
-    if isinstance(exc, TimeoutError):
-        return UnknownOrigin.TIMEOUT_AFTER_SEND
-    return UnknownOrigin.CONNECTION_LOST
 
 
 __all__ = ["OrderManager"]

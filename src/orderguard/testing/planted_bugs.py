@@ -1,7 +1,8 @@
 """Deliberate bugs, switched on only inside a ``with`` block, to prove the chaos runner can fail.
 
 A checker that never fails proves nothing. Each :class:`PlantedBug` re-creates a known failure of
-the incumbent (FAILURES.md) by patching the OrderManager for the duration of the block::
+the incumbent (FAILURES.md) by patching the order path (the OrderManager's placement pipeline)
+for the duration of the block::
 
     with planted_bugs(PlantedBug.SKIP_TAG_RESOLUTION):
         report = run_chaos(range(5), ChaosConfig(faults="all"))
@@ -21,7 +22,7 @@ from typing import Any
 
 from orderguard.broker.base import Confirmed, Rejected
 from orderguard.errors import OrderRejectedError
-from orderguard.orders.manager import OrderManager
+from orderguard.orders.placement import PlacementPipeline
 from orderguard.orders.results import OrderPlaceResponse
 
 
@@ -32,11 +33,11 @@ class PlantedBug(StrEnum):
 
 
 async def _resend_with_new_tag(
-    self: OrderManager, request: Any, *args: Any, **kwargs: Any
+    self: PlacementPipeline, request: Any, *args: Any, **kwargs: Any
 ) -> OrderPlaceResponse:
     # THE BUG: never ask the broker whether the first request executed.
-    retry = dataclasses.replace(request, custom_tag=self.tags.next_tag())
-    outcome = await self._broker.place_order(retry)
+    retry = dataclasses.replace(request, custom_tag=self._tags.next_tag())
+    outcome = await self._gateway.inner.place_order(retry)  # the adapter itself, unguarded
     if isinstance(outcome, Confirmed) and outcome.order_id is not None:
         return OrderPlaceResponse(order_id=outcome.order_id, custom_tag=retry.custom_tag)
     if isinstance(outcome, Rejected):
@@ -56,14 +57,14 @@ def planted_bugs(*bugs: PlantedBug) -> Iterator[None]:
     try:
         for bug in bugs:
             name, replacement = _PATCHES[bug]
-            if not hasattr(OrderManager, name):
-                raise RuntimeError(f"cannot plant {bug.value}: OrderManager.{name} is gone")
-            saved.append((name, OrderManager.__dict__[name]))
-            setattr(OrderManager, name, replacement)
+            if not hasattr(PlacementPipeline, name):
+                raise RuntimeError(f"cannot plant {bug.value}: PlacementPipeline.{name} is gone")
+            saved.append((name, PlacementPipeline.__dict__[name]))
+            setattr(PlacementPipeline, name, replacement)
         yield
     finally:
         for name, original in reversed(saved):
-            setattr(OrderManager, name, original)
+            setattr(PlacementPipeline, name, original)
 
 
 __all__ = ["PlantedBug", "planted_bugs"]

@@ -1,0 +1,178 @@
+"""A cancel as one journaled mutation, confirmed by reading the order's final state.
+
+A cancel's answer is not the order's fate: an accepted cancel can lose the race to a fill, and a
+lost answer says nothing. So every cancel ends with the order's state read back from the broker,
+and "not found" and "already filled" are states, returned, not raised (FAILURES F11). A cancel
+reduces risk, so it goes out even when the journal cannot be written (F15).
+
+:class:`Canceller` is owned by the :class:`~orderguard.orders.manager.OrderManager`, which checks
+the order id and gives it its collaborators explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from orderguard.broker.base import Confirmed, Rejected, Unknown
+from orderguard.clock import Clock
+from orderguard.config import OrderManagerConfig
+from orderguard.errors import OrderGuardError
+from orderguard.journal.base import IntentKind
+from orderguard.models import Order
+from orderguard.orders.backoff import status_check_delays
+from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.journaling import SendJournal
+from orderguard.orders.mutation import send_mutation
+from orderguard.orders.reference_data import ReferenceData
+from orderguard.orders.results import CancelResult, Resolution
+from orderguard.orders.tags import TagFactory
+from orderguard.orders.tracking import OrderTracker
+from orderguard.recovery.manager import RecoveryOperation
+from orderguard.resilience import PRIORITY_LANE, Priority
+
+log = logging.getLogger("orderguard.orders")
+
+RefreshOrder = Callable[[int, int, Priority], Awaitable[Order | None]]
+"""``(account_id, order_id, priority)``: read the order from the broker, merge it into the
+tracker, return the merged view (None when the broker has no such order)."""
+
+
+class Canceller:
+    """Sends journaled cancels and confirms each order's final state (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        gateway: GuardedBroker,
+        config: OrderManagerConfig,
+        clock: Clock,
+        jitter: random.Random,
+        stats: Counter[str],
+        tags: TagFactory,
+        reference: ReferenceData,
+        journal: SendJournal,
+        tracker: OrderTracker,
+        refresh: RefreshOrder,
+    ) -> None:
+        self._gateway = gateway
+        self._config = config
+        self._clock = clock
+        self._jitter = jitter
+        self._stats = stats
+        self._tags = tags
+        self._reference = reference
+        self._journal = journal
+        self._tracker = tracker
+        self._refresh = refresh
+
+    async def cancel(
+        self,
+        order_id: int,
+        account_id: int | None,
+        *,
+        operation: RecoveryOperation | None,
+        priority: Priority,
+        settle: bool,
+    ) -> CancelResult:
+        """Cancel ``order_id`` (already checked) and report its final state (see
+        :meth:`OrderManager.cancel_journaled
+        <orderguard.orders.manager.OrderManager.cancel_journaled>`)."""
+        known = self._tracker.get(order_id)
+        account = await self._reference.any_account(account_id, known)
+        if known is not None and known.is_terminal:
+            return _cancel_result(
+                order_id, known, accepted=False, resolution=Resolution.ALREADY_FINAL
+            )
+        intent = await self._journal.before(
+            IntentKind.CANCEL,
+            account_id=account,
+            contract_id=known.contract_id if known is not None else "",
+            custom_tag=self._tags.journal_key("c"),
+            request={"order_id": order_id},
+            reduces_exposure=True,
+            operation=operation,
+            leg=f"cancel{order_id}",
+        )
+        try:
+            outcome = await send_mutation(
+                lambda: self._gateway.cancel_order(account, order_id, priority=priority),
+                self._config,
+                self._clock,
+                self._stats,
+            )
+        except OrderGuardError as exc:
+            await self._journal.refused(intent, exc)
+            raise
+        self._stats["cancels_sent"] += 1
+        await self._journal.after(intent, outcome, order_id)
+        lane = priority if priority in PRIORITY_LANE else Priority.QUERY
+        if isinstance(outcome, Confirmed):
+            view = self._tracker.get(order_id)
+            if view is None or not view.is_terminal:
+                # Accepted; confirm the final state (a cancel can lose the race to a fill).
+                view = await self.await_final(account, order_id, poll=True, priority=lane)
+            return _cancel_result(order_id, view, accepted=True, resolution=Resolution.CONFIRMED)
+        code = outcome.code if isinstance(outcome, Rejected) else 0
+        detail = outcome.message if isinstance(outcome, Rejected) else outcome.detail
+        view = await self.await_final(
+            account, order_id, poll=settle and isinstance(outcome, Unknown), priority=lane
+        )
+        if isinstance(outcome, Unknown) and (view is None or view.is_terminal):
+            await self._journal.resolved(
+                intent,
+                view,
+                "absent" if view is None else f"order status={view.status.name}",
+            )
+        return _cancel_result(
+            order_id,
+            view,
+            accepted=False,
+            resolution=Resolution.STATE_READ,
+            error_code=code,
+            detail=detail,
+        )
+
+    async def await_final(
+        self, account_id: int, order_id: int, *, poll: bool, priority: Priority = Priority.QUERY
+    ) -> Order | None:
+        """Re-read the order; with ``poll``, keep reading (status-check schedule) until final."""
+        view = self._tracker.get(order_id)
+        delays = status_check_delays(self._config, self._jitter) if poll else iter((0.0,))
+        for delay in delays:
+            if delay:
+                await self._clock.sleep(delay)
+            try:
+                view = await self._refresh(account_id, order_id, priority)
+            except OrderGuardError as exc:
+                log.warning("re-reading order %s failed: %s", order_id, exc)
+                continue
+            if view is None or view.is_terminal:
+                return view
+        return view
+
+
+def _cancel_result(
+    order_id: int,
+    order: Order | None,
+    *,
+    accepted: bool,
+    resolution: Resolution,
+    error_code: int = 0,
+    detail: str = "",
+) -> CancelResult:
+    return CancelResult(
+        order_id=order_id,
+        status=order.status if order is not None else None,
+        found=order is not None,
+        fill_volume=order.fill_volume if order is not None else 0,
+        accepted=accepted,
+        resolution=resolution,
+        error_code=error_code,
+        detail=detail or ("" if order is not None else "no order with this id in any status"),
+    )
+
+
+__all__ = ["Canceller", "RefreshOrder"]

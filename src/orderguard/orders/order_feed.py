@@ -1,0 +1,212 @@
+"""Where the manager learns about orders: broker events and REST reads, into the tracker, then out.
+
+Every order seen, whether pushed as an event or read back from the broker, goes through the
+tracker's monotonic merge first (a late or replayed report never moves an order backwards), then
+to the placement pipeline (an order carrying an unresolved tag resolves it and unlatches its
+contract) and to the user callbacks for what changed. An event then also reaches the reconciler
+(it watches for silence and gaps) and the internal listeners (brackets, OCO, position orders). A
+failure while handling an event is counted and logged and never stops the event stream; each
+internal listener is guarded on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any, Protocol
+
+from orderguard.broker.base import (
+    BrokerEvent,
+    ConnectionEvent,
+    ConnectionState,
+    OrderEvent,
+    TradeEvent,
+)
+from orderguard.clock import Clock
+from orderguard.errors import OrderGuardError
+from orderguard.models import Order
+from orderguard.orders.callbacks import TRADE_EXECUTED, CallbackRegistry, events_for
+from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.tracking import OrderChange, OrderTracker
+from orderguard.resilience import Priority
+
+log = logging.getLogger("orderguard.orders")
+
+
+class EventWatcher(Protocol):
+    """The continuous reconciler, as the feed sees it."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def on_event(self, event: BrokerEvent) -> None: ...
+
+
+class OrderFeed:
+    """Merges orders and trades into the tracker and tells everyone who must know (see the
+    module docstring).
+
+    ``on_order`` is the placement pipeline's hook; ``window_start`` gives the start of the order
+    search window; ``default_account`` the manager's default account (None before ``start``);
+    ``spawn`` runs a background task the manager owns and cancels.
+    """
+
+    def __init__(
+        self,
+        *,
+        gateway: GuardedBroker,
+        clock: Clock,
+        stats: Counter[str],
+        tracker: OrderTracker,
+        callbacks: CallbackRegistry,
+        on_order: Callable[[Order], None],
+        watcher: EventWatcher,
+        window_start: Callable[[datetime], datetime],
+        default_account: Callable[[], int | None],
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+    ) -> None:
+        self._gateway = gateway
+        self._clock = clock
+        self._stats = stats
+        self._tracker = tracker
+        self._callbacks = callbacks
+        self._on_order = on_order
+        self._watcher = watcher
+        self._window_start = window_start
+        self._default_account = default_account
+        self._spawn = spawn
+        self._listeners: list[Callable[[BrokerEvent], None]] = []
+
+    # -- events --------------------------------------------------------------------------------
+    def on_event(self, event: BrokerEvent) -> None:
+        """The broker subscription's handler (events need no guarding)."""
+        try:
+            if isinstance(event, OrderEvent):
+                self.ingest(event.order)
+            elif isinstance(event, TradeEvent):
+                is_new, change = self._tracker.apply_trade(event.trade)
+                if change is not None:
+                    self._announce(change)
+                if is_new:
+                    self._callbacks.dispatch(TRADE_EXECUTED, event.trade)
+            elif (
+                isinstance(event, ConnectionEvent)
+                and event.state is ConnectionState.RECONNECTED
+                and not self._watcher.running
+            ):
+                # Events in the gap are lost: the reconciler resyncs orders and positions (it
+                # sees the event below); before it runs (mid-start), re-read the orders at least.
+                self._spawn(self._reconcile_after_gap())
+            self._watcher.on_event(event)
+        except Exception:
+            self._stats["event_errors"] += 1
+            log.exception("handling %s failed", type(event).__name__)
+        self.notify_listeners(event)
+
+    def notify_listeners(self, event: BrokerEvent) -> None:
+        """Internal listeners (brackets, OCO, position orders) see the event after the tracker;
+        the reconciler also hands them what it found by REST."""
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                self._stats["event_errors"] += 1
+                log.exception("event listener failed on %s", type(event).__name__)
+
+    def add_listener(self, fn: Callable[[BrokerEvent], None]) -> Callable[[], None]:
+        """``fn(event)`` after the tracker applied it; returns the remover."""
+        self._listeners.append(fn)
+
+        def remove() -> None:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+
+        return remove
+
+    def ingest(self, order: Order) -> None:
+        """Merge one order report (event or read) and announce what changed."""
+        change = self._tracker.apply_order(order)
+        self._on_order(order)
+        if change is not None:
+            self._announce(change)
+
+    def _announce(self, change: OrderChange) -> None:
+        for name in events_for(change):
+            self._callbacks.dispatch(name, change.current)
+
+    async def _reconcile_after_gap(self) -> None:
+        accounts = {o.account_id for o in self._tracker.orders()}
+        default = self._default_account()
+        if default is not None:
+            accounts.add(default)
+        start = self._window_start(self._clock.now())
+        for account in sorted(accounts):
+            try:
+                orders = await self._gateway.search_orders(account, start=start)
+            except OrderGuardError as exc:
+                log.warning("reconciling orders of account %s failed: %s", account, exc)
+                continue
+            for order in orders:
+                self.ingest(order)
+        self._stats["reconciliations"] += 1
+
+    # -- reads ---------------------------------------------------------------------------------
+    async def refresh(
+        self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
+    ) -> Order | None:
+        """Read the order from the broker through the monotonic merge; the merged view wins.
+
+        ``priority``: the lane of the step that needs the read (a protective step's read must
+        not wait behind entries)."""
+        order = await self._gateway.get_order(account_id, order_id, priority=priority)
+        if order is None:
+            # get_order may only see recent or open orders on some adapters: widen to a window.
+            start = self._window_start(self._clock.now())
+            found = await self._gateway.search_orders(account_id, start=start, priority=priority)
+            for candidate in found:
+                if candidate.id == order_id:
+                    order = candidate
+                    break
+        if order is not None:
+            self.ingest(order)
+        return self._tracker.get(order_id)
+
+    async def read_quietly(
+        self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
+    ) -> Order | None:
+        """:meth:`refresh`, or the tracker's view when the read fails (logged, not raised)."""
+        try:
+            return await self.refresh(account_id, order_id, priority)
+        except OrderGuardError as exc:
+            log.warning("re-reading order %s failed: %s", order_id, exc)
+            return self._tracker.get(order_id)
+
+    async def working_orders(self, account_id: int) -> list[Order]:
+        """The account's open orders from the broker, merged, as the tracker now sees them."""
+        result: list[Order] = []
+        for order in await self._gateway.search_open_orders(account_id):
+            self.ingest(order)
+            view = self._tracker.get(order.id)
+            if view is None or not view.is_working:
+                continue  # an event already told us it finished
+            result.append(view)
+        return result
+
+    async def find_by_tag(self, account_id: int, custom_tag: str) -> Order | None:
+        """The order carrying ``custom_tag`` in ANY status, or None if the broker has none."""
+        known = self._tracker.by_tag(account_id, custom_tag)
+        if known is not None and known.is_terminal:
+            return known
+        start = self._window_start(self._clock.now())
+        orders = await self._gateway.search_orders(account_id, start=start)
+        for order in orders:
+            if order.custom_tag == custom_tag:
+                self.ingest(order)
+                return self._tracker.by_tag(account_id, custom_tag)
+        return known
+
+
+__all__ = ["EventWatcher", "OrderFeed"]

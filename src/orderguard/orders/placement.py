@@ -1,0 +1,393 @@
+"""Journal-first placement with the three-outcome rule, and the ambiguity latch it feeds.
+
+Every placement is validated completely before anything is sent, gets a customTag fixed before
+the request leaves, and its intent (with that tag) is durable in the journal before the request can
+leave. It then goes through the rate limiter and the circuit breakers and ends in one of three ways:
+a response (Confirmed, or an Unknown resolved by finding the tag among *all* the account's orders),
+:class:`~orderguard.errors.OrderRejectedError` (definitive), or
+:class:`~orderguard.errors.OutcomeUnknownError` after the bounded look-ups failed, which latches
+the (account, contract) against new exposure until a background re-check or an event finds the
+order.
+
+:class:`PlacementPipeline` is owned by the :class:`~orderguard.orders.manager.OrderManager`, which
+gives it its collaborators explicitly and feeds it every order it learns of (:meth:`on_order`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from orderguard.broker.base import Confirmed, PlaceCode, Rejected, Unknown
+from orderguard.clock import Clock
+from orderguard.config import OrderManagerConfig
+from orderguard.errors import (
+    InvalidSideError,
+    OrderGuardError,
+    OrderRejectedError,
+    OutcomeUnknownError,
+    UnknownContractError,
+    ValidationError,
+)
+from orderguard.journal.base import IntentKind
+from orderguard.models import (
+    PLACEABLE_ORDER_TYPES,
+    Contract,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+)
+from orderguard.orders.backoff import status_check_delays
+from orderguard.orders.contracts import ContractResolver
+from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.journaling import Intent, SendJournal, request_payload
+from orderguard.orders.latch import AmbiguityLatch, LatchEntry
+from orderguard.orders.mutation import send_mutation
+from orderguard.orders.reference_data import ReferenceData
+from orderguard.orders.results import OrderPlaceResponse, Resolution
+from orderguard.orders.tags import TagFactory
+from orderguard.orders.tracking import OrderTracker
+from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
+from orderguard.resilience import PRIORITY_LANE, Priority
+
+log = logging.getLogger("orderguard.orders")
+
+_LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+_STOP_PRICED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+
+
+class PlacementPipeline:
+    """Validates, journals, sends and resolves placements (see the module docstring).
+
+    ``ingest`` merges an order read from the broker into the manager's tracker (and hands it
+    back to :meth:`on_order`); ``spawn`` runs a background task the manager owns and cancels.
+    """
+
+    def __init__(
+        self,
+        *,
+        gateway: GuardedBroker,
+        config: OrderManagerConfig,
+        clock: Clock,
+        jitter: random.Random,
+        stats: Counter[str],
+        tags: TagFactory,
+        contracts: ContractResolver,
+        reference: ReferenceData,
+        journal: SendJournal,
+        tracker: OrderTracker,
+        latch: AmbiguityLatch,
+        ingest: Callable[[Order], None],
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+    ) -> None:
+        self._gateway = gateway
+        self._config = config
+        self._clock = clock
+        self._jitter = jitter
+        self._stats = stats
+        self._tags = tags
+        self._contracts = contracts
+        self._reference = reference
+        self._journal = journal
+        self._tracker = tracker
+        self._latch = latch
+        self._ingest = ingest
+        self._spawn = spawn
+        # (account, customTag) -> recheck task, for placements whose outcome is still unknown.
+        self._unresolved: dict[tuple[int, str], tuple[str, asyncio.Task[None] | None]] = {}
+        self._unresolved_intents: dict[tuple[int, str], Intent] = {}
+
+    async def place(
+        self,
+        order_type: OrderType,
+        contract_key: str,
+        side_in: object,
+        size_in: object,
+        account_in: int | None,
+        *,
+        limit_price: object = None,
+        stop_price: object = None,
+        trail_price: object = None,
+    ) -> OrderPlaceResponse:
+        """A new order from a caller's loose input, with a fresh customTag."""
+        # 1. Everything that needs no I/O, in the order a caller would fix it.
+        side = coerce_side(side_in)
+        size = check_size(size_in, self._config.max_order_size)
+        limit = coerce_price(limit_price, "limit_price") if order_type in _LIMIT_PRICED else None
+        stop = coerce_price(stop_price, "stop_price") if order_type in _STOP_PRICED else None
+        trail = (
+            coerce_price(trail_price, "trail_price")
+            if order_type is OrderType.TRAILING_STOP
+            else None
+        )
+        # 2. Checks against broker reference data (cached after first use).
+        account_id = await self._reference.trading_account(account_in)
+        contract = await self._contracts.resolve(contract_key)
+        request = OrderRequest(
+            account_id=account_id,
+            contract_id=contract.id,
+            type=order_type,
+            side=side,
+            size=size,
+            limit_price=limit,
+            stop_price=stop,
+            trail_price=trail,
+            custom_tag=self._tags.next_tag(),  # fixed before anything leaves
+        )
+        return await self._checked_send(
+            request, contract, respect_latch=True, priority=Priority.NORMAL
+        )
+
+    async def submit(
+        self, request: OrderRequest, *, respect_latch: bool, priority: Priority | None
+    ) -> OrderPlaceResponse:
+        """Validate and send a request whose customTag the caller fixed (see
+        :meth:`OrderManager.submit <orderguard.orders.manager.OrderManager.submit>`)."""
+        if not request.custom_tag:
+            raise ValidationError("a submitted request must carry its customTag")
+        if request.type not in PLACEABLE_ORDER_TYPES:
+            raise ValidationError(f"order type {request.type!r} cannot be placed")
+        if coerce_side(request.side) is not request.side:
+            raise InvalidSideError(f"side must be an OrderSide, got {request.side!r}")
+        check_size(request.size, self._config.max_order_size)
+        kind = request.type
+        for name, price, needed in (
+            ("limit_price", request.limit_price, kind in _LIMIT_PRICED),
+            ("stop_price", request.stop_price, kind in _STOP_PRICED),
+            ("trail_price", request.trail_price, kind is OrderType.TRAILING_STOP),
+        ):
+            if needed or price is not None:
+                coerce_price(price, name)
+        await self._reference.trading_account(request.account_id)
+        contract = await self._contracts.resolve(request.contract_id)
+        if contract.id != request.contract_id:
+            raise UnknownContractError(f"{request.contract_id!r} is not an exact contract id")
+        if priority is None:
+            priority = Priority.NORMAL if respect_latch else Priority.PROTECTIVE
+        return await self._checked_send(
+            request, contract, respect_latch=respect_latch, priority=priority
+        )
+
+    async def _checked_send(
+        self,
+        request: OrderRequest,
+        contract: Contract,
+        *,
+        respect_latch: bool,
+        priority: Priority,
+    ) -> OrderPlaceResponse:
+        """The checks that need reference data, the exposure gate, then the send."""
+        check_size(request.size, await self._reference.max_order_size(request.account_id))
+        if not contract.active:
+            raise UnknownContractError(f"contract {contract.id} is not active")
+        for name, price in (
+            ("limit_price", request.limit_price),
+            ("stop_price", request.stop_price),
+            ("trail_price", request.trail_price),
+        ):
+            if price is not None:
+                check_tick(contract, price, name)
+        if request.stop_price is not None and priority not in PRIORITY_LANE:
+            # Entries and user stops only. A protective or flattening leg is not held back by a
+            # last-price read (a round trip, and a queued read when the rate window is full):
+            # a stop already through the market is rejected — the bracket's forward recovery
+            # handles that — or triggers at once, which is the right exit anyway. (Protective
+            # orders a caller asks for, add_stop_loss, are checked against the market first.)
+            await self._reference.check_stop(contract, request.side, request.stop_price)
+        if respect_latch:
+            self._latch.check(request.account_id, contract.id)
+        return await self._send(request, priority)
+
+    async def _send(self, request: OrderRequest, priority: Priority) -> OrderPlaceResponse:
+        tag = request.custom_tag
+        assert tag is not None  # every caller sets it before sending
+        # Journal first: the intent (with its tag) is durable before the request can leave.
+        intent = await self._journal.before(
+            IntentKind.PLACE,
+            account_id=request.account_id,
+            contract_id=request.contract_id,
+            custom_tag=tag,
+            request=request_payload(request),
+            reduces_exposure=priority in PRIORITY_LANE,
+        )
+        sent_at = self._clock.now()
+        try:
+            outcome = await send_mutation(
+                lambda: self._gateway.place_order(request, priority=priority),
+                self._config,
+                self._clock,
+                self._stats,
+            )
+        except asyncio.CancelledError:
+            # The caller gave up mid-flight: the request may have left. Treat it like Unknown.
+            self._remember_unresolved(request, "cancelled", sent_at, intent)
+            raise
+        except OrderGuardError as exc:
+            await self._journal.refused(intent, exc)  # it never left: nothing exists
+            raise
+        await self._journal.after(intent, outcome)
+        if isinstance(outcome, Confirmed) and outcome.order_id is not None:
+            self._stats["orders_placed"] += 1
+            view = self._tracker.get(outcome.order_id)
+            return OrderPlaceResponse(
+                order_id=outcome.order_id,
+                custom_tag=tag,
+                status=view.status if view is not None else None,
+            )
+        if isinstance(outcome, Rejected):
+            self._stats["orders_rejected"] += 1
+            raise OrderRejectedError(
+                f"order {tag} rejected (code {outcome.code}): {outcome.message}",
+                code=outcome.code,
+                order_id=outcome.order_id,
+            )
+        origin = outcome.origin.value if isinstance(outcome, Unknown) else "confirmed_without_id"
+        return await self._resolve_placement(request, tag, origin, sent_at, intent, priority)
+
+    async def _resolve_placement(
+        self,
+        request: OrderRequest,
+        tag: str,
+        origin: str,
+        sent_at: datetime,
+        intent: Intent,
+        priority: Priority = Priority.QUERY,
+    ) -> OrderPlaceResponse:
+        """Find the order by its tag among all the account's orders, with bounded look-ups."""
+        account_id = request.account_id
+        for delay in status_check_delays(self._config, self._jitter):
+            if delay:
+                await self._clock.sleep(delay)
+            # A protective or flattening order in doubt is looked up in its own lane: behind
+            # ordinary reads in a full rate window, the look-up outlasted the protection deadline.
+            lane = priority if priority in PRIORITY_LANE else Priority.QUERY
+            found = await self._find_by_tag(account_id, tag, sent_at, lane)
+            if found is not None:
+                self._stats["placements_resolved_by_tag"] += 1
+                await self._journal.resolved(intent, found)
+                return _found_response(found, tag)
+        self._stats["placements_unresolved"] += 1
+        self._remember_unresolved(request, origin, sent_at, intent)
+        raise OutcomeUnknownError(
+            f"placement {tag} on {request.contract_id}: outcome unknown after "
+            f"{self._config.status_check_max_attempts} look-ups ({origin}); new exposure there is "
+            "refused until it is resolved",
+            origin=origin,
+            custom_tag=tag,
+        )
+
+    async def _find_by_tag(
+        self, account_id: int, tag: str, sent_at: datetime, priority: Priority = Priority.QUERY
+    ) -> Order | None:
+        known = self._tracker.by_tag(account_id, tag)
+        if known is not None:
+            return known
+        try:
+            orders = await self._gateway.search_orders(
+                account_id, start=self._reference.window_start(sent_at), priority=priority
+            )
+        except OrderGuardError as exc:
+            # A failed query is no evidence either way; the next attempt asks again.
+            log.warning("order search for %s failed: %s", tag, exc)
+            return None
+        for order in orders:
+            if order.custom_tag == tag:
+                self._ingest(order)
+                return self._tracker.by_tag(account_id, tag)
+        return None
+
+    # -- the unresolved placements behind the latch ----------------------------------------------
+    def _remember_unresolved(
+        self, request: OrderRequest, origin: str, sent_at: datetime, intent: Intent
+    ) -> None:
+        tag = request.custom_tag
+        assert tag is not None
+        key = (request.account_id, tag)
+        if key in self._unresolved:
+            return
+        self._unresolved_intents[key] = intent
+        self._latch.latch(
+            LatchEntry(request.account_id, request.contract_id, tag, origin, self._clock.now())
+        )
+        self._unresolved[key] = (request.contract_id, None)
+        task = self._spawn(self._recheck(request.account_id, request.contract_id, tag, sent_at))
+        self._unresolved[key] = (request.contract_id, task)
+        log.error(
+            "placement %s on %s unresolved (%s): account %s latched on that contract",
+            tag,
+            request.contract_id,
+            origin,
+            request.account_id,
+        )
+
+    async def _recheck(
+        self, account_id: int, contract_id: str, tag: str, sent_at: datetime
+    ) -> None:
+        """Background: look the tag up every ``status_check_max_delay`` s until it is found."""
+        while (account_id, tag) in self._unresolved:
+            await self._clock.sleep(self._config.status_check_max_delay)
+            found = await self._find_by_tag(account_id, tag, sent_at)
+            if found is not None:
+                # on_order (through ingest) normally released it already; this covers a
+                # tracker hit.
+                self._release(account_id, tag, found)
+
+    def on_order(self, order: Order) -> None:
+        """An order learned of (event or read): if it carries an unresolved tag, that placement
+        is resolved and its contract unlatched."""
+        if order.custom_tag and (order.account_id, order.custom_tag) in self._unresolved:
+            self._release(order.account_id, order.custom_tag, order)
+
+    def _release(self, account_id: int, tag: str, order: Order | None = None) -> None:
+        entry = self._unresolved.pop((account_id, tag), None)
+        intent = self._unresolved_intents.pop((account_id, tag), None)
+        if entry is None:
+            return
+        contract_id, task = entry
+        self._latch.release(account_id, contract_id, tag)
+        if intent is not None:
+            self._spawn(self._journal.resolved(intent, order))
+        self._stats["unknown_resolved_later"] += 1
+        log.warning("unresolved placement %s found; %s unlatched", tag, contract_id)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def release_latch(self, account_id: int, contract_id: str) -> int:
+        """Stop re-checking the contract's unresolved placements and clear its latch entries;
+        returns how many entries were cleared."""
+        for key in [
+            k
+            for k, (cid, _) in self._unresolved.items()
+            if k[0] == account_id and cid == contract_id
+        ]:
+            _, task = self._unresolved.pop(key)
+            self._unresolved_intents.pop(key, None)
+            if task is not None:
+                task.cancel()
+        return self._latch.release_all(account_id, contract_id)
+
+    def forget_unresolved(self) -> None:
+        """Drop the unresolved placements (the manager cancelled their re-check tasks)."""
+        self._unresolved.clear()
+        self._unresolved_intents.clear()
+
+
+def _found_response(order: Order, tag: str) -> OrderPlaceResponse:
+    if order.status is OrderStatus.REJECTED:
+        raise OrderRejectedError(
+            f"order {tag} was found rejected after an unknown outcome",
+            code=PlaceCode.ORDER_REJECTED,
+            order_id=order.id,
+        )
+    return OrderPlaceResponse(
+        order_id=order.id, custom_tag=tag, status=order.status, resolution=Resolution.TAG_LOOKUP
+    )
+
+
+__all__ = ["PlacementPipeline"]
