@@ -77,5 +77,5 @@ class World:
 
 def bury(manager: OrderManager) -> None:
     """What dies with a process: its background tasks."""
-    for task in list(getattr(manager, "_tasks", ())):
+    for task in list(manager._tasks):  # no getattr default: a rename must fail, not do nothing
         task.cancel()

@@ -220,7 +220,7 @@ class _SeedRun:
         self.result.crashes += 1
         # The manager's spawned tasks are its threads of control; a dead process runs none.
         # Cancelled in creation order: a set iterates by address, which would break replay.
-        for task in sorted(getattr(manager, "_tasks", ()), key=_creation_order):
+        for task in sorted(manager._tasks, key=_creation_order):  # no default: a rename must fail
             task.cancel()
 
     def _last(self, contract: str) -> Decimal:
