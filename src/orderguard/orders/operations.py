@@ -49,7 +49,13 @@ from orderguard.orders.results import (
     ModifyResult,
     Resolution,
 )
-from orderguard.orders.validation import check_size, check_tick, coerce_price
+from orderguard.orders.validation import (
+    LIMIT_PRICED,
+    STOP_PRICED,
+    check_size,
+    check_tick,
+    coerce_price,
+)
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.resilience import Priority
@@ -60,8 +66,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("orderguard.orders")
 
 _S = OperationState
-_LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
-_STOP_PRICED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 class OrderOperations:
@@ -413,9 +417,9 @@ class OrderOperations:
 def _check_applicable(
     order_type: OrderType, *, limit: Decimal | None, stop: Decimal | None, trail: Decimal | None
 ) -> None:
-    if limit is not None and order_type not in _LIMIT_PRICED:
+    if limit is not None and order_type not in LIMIT_PRICED:
         raise InvalidPriceError(f"a {order_type.name} order has no limit price")
-    if stop is not None and order_type not in _STOP_PRICED:
+    if stop is not None and order_type not in STOP_PRICED:
         raise InvalidPriceError(f"a {order_type.name} order has no stop price")
     if trail is not None and order_type is not OrderType.TRAILING_STOP:
         raise InvalidPriceError(f"a {order_type.name} order has no trail price")
