@@ -697,7 +697,7 @@ def _restore(saga: BracketSaga) -> None:
             if ref.status == RefStatus.REJECTED:
                 saga.entry.phase = EntryPhase.REJECTED
             saga.entry.acked_at = saga.m.clock.monotonic()
-            saga.engine._by_tag[ref.custom_tag] = saga
+            saga.engine.route_tag(saga, ref.custom_tag)
             if ref.order_id:
                 saga.engine.route_order(saga, ref.order_id)
                 saga.engine.route_parent(saga, ref.order_id)
