@@ -142,7 +142,7 @@ def structures(manager: OrderManager) -> dict[str, int]:
         "latch": len(m.latch),
         "unresolved": len(m._placement._unresolved) + len(m._placement._unresolved_intents),
         "background_tasks": m.background_tasks,
-        "event_listeners": len(m._feed._listeners),
+        "event_listeners": len(m.feed._listeners),
         "callbacks": sum(len(v) for v in m._callbacks._callbacks.values()),
         "asyncio_tasks": len(asyncio.all_tasks()),
         "exchange_orders": len(m.raw_broker.exchange.orders(1)),  # type: ignore[attr-defined]

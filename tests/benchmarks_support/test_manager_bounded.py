@@ -63,13 +63,13 @@ def test_two_thousand_operations_leave_bounded_bookkeeping() -> None:
         await manager.start()
         await bracket_round_trip(manager)
         await clock.sleep(1)
-        listeners = len(manager._feed._listeners)
+        listeners = len(manager.feed._listeners)
         for i in range(2_000):
             await (bracket_round_trip if i % 10 == 0 else limit_round_trip)(manager)
         await clock.sleep(1)
         sizes = {
             "tracked": len(manager.tracker),
-            "listeners_added": len(manager._feed._listeners) - listeners,
+            "listeners_added": len(manager.feed._listeners) - listeners,
             "tasks": manager.background_tasks,
             "active": len(manager.recovery.active_operations),
             "history": len(manager.recovery.operation_history),

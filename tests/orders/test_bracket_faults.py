@@ -273,12 +273,12 @@ async def test_regression_ambiguous_stop_is_never_placed_twice() -> None:
 async def test_regression_no_listener_leak_per_bracket() -> None:
     """After brackets finish, the manager's event listeners are back to the baseline."""
     rig = await make_rig()
-    baseline = len(rig.manager._feed._listeners)
+    baseline = len(rig.manager.feed._listeners)
     ids = [(await market(rig)).operation_id for _ in range(5)]
-    assert len(rig.manager._feed._listeners) == baseline + 1  # one engine listener, not five
+    assert len(rig.manager.feed._listeners) == baseline + 1  # one engine listener, not five
     rig.price("21010")
     for op_id in ids:
         await rig.run(rig.manager.wait_for_completion(op_id))
-    assert len(rig.manager._feed._listeners) == baseline
+    assert len(rig.manager.feed._listeners) == baseline
     assert rig.manager.brackets.active() == []
     await rig.manager.cleanup()

@@ -155,8 +155,8 @@ async def test_failed_background_task_is_logged_and_counted_at_once(
         await asyncio.Event().wait()
 
     with caplog.at_level(logging.ERROR, logger="orderguard.orders"):
-        failed = h.manager._spawn(broken())  # white-box: how the manager starts its tasks
-        stopped = h.manager._spawn(idle())
+        failed = h.manager.spawn(broken())  # white-box: how the manager starts its tasks
+        stopped = h.manager.spawn(idle())
         await asyncio.sleep(0)
         stopped.cancel()
         await asyncio.gather(failed, stopped, return_exceptions=True)

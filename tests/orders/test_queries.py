@@ -121,7 +121,7 @@ async def test_reconnect_reconciles_from_rest(h: Harness) -> None:
     assert sub is not None
     sub.close()
     h.exchange.set_price(MNQ, Decimal("20985.00"))  # fills during the gap
-    h.manager._subscription = h.sim.subscribe(h.manager._feed.on_event)
+    h.manager._subscription = h.sim.subscribe(h.manager.feed.on_event)
     h.sim.emit(ConnectionEvent(ConnectionState.RECONNECTED))
     await h.settle()
     order = h.manager.tracker.get(order_id)

@@ -312,9 +312,9 @@ class BracketEngine:
         entry = None if market else coerce_price(entry_in, "entry_price")
         if entry_timeout is not None and not entry_timeout > 0:
             raise ValidationError(f"entry_timeout must be positive, got {entry_timeout!r}")
-        account = await m._trading_account(account_in)
-        contract = await m._contracts.resolve(contract_key)
-        check_size(size, await m._max_order_size(account))
+        account = await m.reference.trading_account(account_in)
+        contract = await m.contracts.resolve(contract_key)
+        check_size(size, await m.reference.max_order_size(account))
         for name, price in (
             ("entry_price", entry),
             ("stop_loss_price", stop),
@@ -483,7 +483,7 @@ class BracketEngine:
 
     # -- running and waiting ----------------------------------------------------------------------
     def _start(self, saga: BracketSaga) -> None:
-        saga.task = self.manager._spawn(saga.run())
+        saga.task = self.manager.spawn(saga.run())
 
     async def _wait(
         self, saga: BracketSaga, predicate: Callable[[BracketSaga], bool], timeout: float | None
@@ -514,7 +514,7 @@ class BracketEngine:
         if self._remove_listener is None:
             self._remove_listener = self.manager.add_event_listener(self._on_event)
         if self._poller is None or self._poller.done():
-            self._poller = self.manager._spawn(self._poll_loop())
+            self._poller = self.manager.spawn(self._poll_loop())
 
     def route_order(self, saga: BracketSaga, order_id: int) -> None:
         self._by_order[order_id] = saga
@@ -624,7 +624,7 @@ class BracketEngine:
         waiter = self._next_poll
         self._poll_now.set()
         if self._poller is None or self._poller.done():
-            self._poller = self.manager._spawn(self._poll_loop())
+            self._poller = self.manager.spawn(self._poll_loop())
         return await asyncio.shield(waiter)
 
     async def poll(self) -> None:
@@ -657,7 +657,7 @@ class BracketEngine:
                 if not self._ours(order):
                     continue  # other orders are not ours to re-read (and cost on every poll)
                 before = m.tracker.get(order.id)
-                m._ingest_order(order)  # the tracker's monotonic merge: never backwards
+                m.feed.ingest(order)  # the tracker's monotonic merge: never backwards
                 if (
                     before is None
                     or m.tracker.get(order.id) != before
@@ -697,7 +697,7 @@ def _restore(saga: BracketSaga) -> None:
             if ref.status == RefStatus.REJECTED:
                 saga.entry.phase = EntryPhase.REJECTED
             saga.entry.acked_at = saga.m.clock.monotonic()
-            saga.engine._by_tag[ref.custom_tag] = saga
+            saga.engine.route_tag(saga, ref.custom_tag)
             if ref.order_id:
                 saga.engine.route_order(saga, ref.order_id)
                 saga.engine.route_parent(saga, ref.order_id)
@@ -771,7 +771,7 @@ async def resume_bracket(ctx: ResumeContext) -> None:
         return
     if ctx.snapshot is not None:
         for order in ctx.snapshot.orders:
-            engine.manager._ingest_order(order)  # the saga starts from the truth just read
+            engine.manager.feed.ingest(order)  # the saga starts from the truth just read
     engine.resume_operation(op)
     ctx.handed_off = True  # unfinished on purpose: its saga drives it from here
     ctx.note(f"saga restarted: re-protecting {ctx.plan.owned:+d} with the legs' tags")

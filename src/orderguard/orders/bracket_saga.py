@@ -150,7 +150,7 @@ class BracketSaga:
         self._errors = 0
         self._facts: BracketFacts | None = None
         self.task: asyncio.Task[None] | None = None
-        self._inflight = ActionTasks(self.m._spawn, guard=self._guarded, ended=self.news)
+        self._inflight = ActionTasks(self.m.spawn, guard=self._guarded, ended=self.news)
         self._fatal: BaseException | None = None
         self.primed = True
         """False for a saga restarted from the journal until its first REST read succeeded."""
@@ -509,7 +509,7 @@ class BracketSaga:
         acct = self.req.account_id
         try:
             orders = await self.m.gateway.search_orders(
-                acct, start=self.m._window_start(self.op.started_at)
+                acct, start=self.m.reference.window_start(self.op.started_at)
             )
         except OrderGuardError as exc:
             self._refresh_failures += 1
@@ -530,7 +530,7 @@ class BracketSaga:
                 native=self.native,
                 flattens=self.flattening.orders,
             ):
-                self.m._ingest_order(order)  # the tracker's monotonic merge: never backwards
+                self.m.feed.ingest(order)  # the tracker's monotonic merge: never backwards
                 view = self.m.tracker.get(order.id)
                 self.on_order(order if view is None else view)
         return True

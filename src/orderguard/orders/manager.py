@@ -17,6 +17,13 @@ the facade as collaborators, given what they need explicitly; none of them impor
 * :mod:`~orderguard.orders.operations`: bulk cancel, modification, position close;
 * brackets, OCO pairs and position orders (their own modules, reached through thin methods here).
 
+The engines of this package (brackets, OCO pairs, position orders, operations, the reconciler)
+are handed the manager itself. Besides its public methods they use only a small internal
+surface, named without an underscore so the dependency is visible: :attr:`reference`
+(:class:`~orderguard.orders.reference_data.ReferenceData`), :attr:`feed`
+(:class:`~orderguard.orders.order_feed.OrderFeed`), :attr:`contracts`, :attr:`send_journal`,
+:attr:`stats` and :meth:`spawn`. Everything underscored is the manager's own.
+
 Concurrency: there is no lock. State lives in the pure :class:`OrderTracker`, whose updates are
 synchronous (atomic on the event loop), so no broker I/O and no user callback ever runs under a lock
 (FAILURES F12), and a callback may call back into the manager freely.
@@ -28,13 +35,13 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
-from orderguard.broker.base import Broker, BrokerEvent, Outcome, Subscription
+from orderguard.broker.base import Broker, BrokerEvent, Subscription
 from orderguard.clock import Clock, SystemClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
@@ -45,7 +52,7 @@ from orderguard.errors import (
 )
 from orderguard.journal.base import Journal
 from orderguard.journal.memory import MemoryJournal
-from orderguard.models import Contract, Order, OrderRequest, OrderSide, OrderStatus, OrderType
+from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType
 from orderguard.orders import bracket as _bracket
 from orderguard.orders import oco as _oco
 from orderguard.orders import positions as _positions
@@ -55,7 +62,6 @@ from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.journaling import SendJournal
 from orderguard.orders.latch import AmbiguityLatch
-from orderguard.orders.mutation import send_mutation
 from orderguard.orders.operations import OrderOperations
 from orderguard.orders.order_feed import OrderFeed
 from orderguard.orders.placement import PlacementPipeline
@@ -102,13 +108,15 @@ class OrderManager:
         self._jitter = random.Random(rng.getrandbits(64))
         self._requested_account = account_id
         self._account_id: int | None = None
-        self._stats: Counter[str] = Counter()
+        self.stats: Counter[str] = Counter()
+        """Internal: the send path's counters; collaborators and engines count into it and
+        :meth:`get_order_statistics` reports it."""
         # Finished orders are kept for a bounded count; legs of unfinished operations never drop.
         self.tracker = OrderTracker(
             max_finished=self.config.tracked_finished_orders, pinned=self._orders_in_use
         )
         self.latch = AmbiguityLatch()
-        self._callbacks = CallbackRegistry(self._spawn)
+        self._callbacks = CallbackRegistry(self.spawn)
         self._subscription: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Without a journal given, operations are tracked in memory only (not crash-safe).
@@ -123,57 +131,63 @@ class OrderManager:
         )
         # Every broker call goes through the limiter and the breakers (queries also retry).
         self.gateway = GuardedBroker(
-            broker, self._clock, self.config, random.Random(rng.getrandbits(64)), self._stats
+            broker, self._clock, self.config, random.Random(rng.getrandbits(64)), self.stats
         )
-        self._contracts = ContractResolver(self.gateway)
-        self._journal = SendJournal(self.recovery, self._stats)
-        self._reference = ReferenceData(self.gateway, self.config, lambda: self.account_id)
+        self.contracts = ContractResolver(self.gateway)
+        """Internal: contract look-ups (cached), shared with the engines."""
+        self.send_journal = SendJournal(self.recovery, self.stats)
+        """Internal: journal-first records (intent before, outcome after) of each mutation."""
+        self.reference = ReferenceData(self.gateway, self.config, lambda: self.account_id)
+        """Internal: accounts, order-size caps, stop-vs-market checks, the search window."""
         # Placement and cancels draw their status-check delays from the one jitter stream.
         self._placement = PlacementPipeline(
             gateway=self.gateway,
             config=self.config,
             clock=self._clock,
             jitter=self._jitter,
-            stats=self._stats,
+            stats=self.stats,
             tags=self._tags,
-            contracts=self._contracts,
-            reference=self._reference,
-            journal=self._journal,
+            contracts=self.contracts,
+            reference=self.reference,
+            journal=self.send_journal,
             tracker=self.tracker,
             latch=self.latch,
-            ingest=self._ingest_order,
-            spawn=self._spawn,
+            # Late-bound: the feed is built below, around this pipeline's own order hook.
+            ingest=lambda order: self.feed.ingest(order),  # noqa: PLW0108
+            spawn=self.spawn,
         )
         self.reconciler = Reconciler(self)
-        self._feed = OrderFeed(
+        self.feed = OrderFeed(
             gateway=self.gateway,
             clock=self._clock,
-            stats=self._stats,
+            stats=self.stats,
             tracker=self.tracker,
             callbacks=self._callbacks,
             on_order=self._placement.on_order,
             watcher=self.reconciler,
-            window_start=self._reference.window_start,
+            window_start=self.reference.window_start,
             default_account=lambda: self._account_id,
-            spawn=self._spawn,
+            spawn=self.spawn,
         )
+        """Internal: every order seen (event or read) goes through :meth:`OrderFeed.ingest`;
+        the reconciler hands internal listeners what it found via ``notify_listeners``."""
         self._canceller = Canceller(
             gateway=self.gateway,
             config=self.config,
             clock=self._clock,
             jitter=self._jitter,
-            stats=self._stats,
+            stats=self.stats,
             tags=self._tags,
-            reference=self._reference,
-            journal=self._journal,
+            reference=self.reference,
+            journal=self.send_journal,
             tracker=self.tracker,
-            refresh=self._feed.refresh,
+            refresh=self.feed.refresh,
         )
         self._operations = OrderOperations(self)
         self._startup = StartupRecovery(
             host=self,
             latch=self.latch,
-            stats=self._stats,
+            stats=self.stats,
             saga_operations=self.saga_operations,
             leftover=self.reconciler.leftover,
             # Late-bound: the engines are built (with their event listeners) on first use.
@@ -216,10 +230,10 @@ class OrderManager:
         if self._account_id is not None:
             return
         # Subscribe before the first query so no event between the two is missed.
-        self._subscription = self._broker.subscribe(self._feed.on_event)  # events need no guarding
+        self._subscription = self._broker.subscribe(self.feed.on_event)  # events need no guarding
         try:
-            account = await self._reference.resolve_default(self._requested_account)
-            await self._max_order_size(account.id)
+            account = await self.reference.resolve_default(self._requested_account)
+            await self.reference.max_order_size(account.id)
         except BaseException:
             self._close_subscription()
             raise
@@ -324,7 +338,7 @@ class OrderManager:
         return fn
 
     def get_order_statistics(self) -> dict[str, int]:
-        stats = dict(self._stats)
+        stats = dict(self.stats)
         stats["callback_errors"] = self._callbacks.errors
         stats["latched_outcomes"] = len(self.latch)
         stats["tracked_orders"] = len(self.tracker)
@@ -410,10 +424,6 @@ class OrderManager:
         journal cannot be written (F15); entries are then refused.
         """
         return await self._placement.submit(request, respect_latch=respect_latch, priority=priority)
-
-    async def _mutate(self, send: Callable[[], Awaitable[Outcome]]) -> Outcome:
-        """Run one mutation; re-send only when the broker proves the request never left."""
-        return await send_mutation(send, self.config, self._clock, self._stats)
 
     def release_latch(self, account_id: int, contract_id: str) -> int:
         """Operator override after checking the broker by hand: clear an (account, contract)."""
@@ -512,11 +522,6 @@ class OrderManager:
             account_id=account_id,
         )
 
-    async def _read_quietly(
-        self, account_id: int, order_id: int, priority: Priority = Priority.QUERY
-    ) -> Order | None:
-        return await self._feed.read_quietly(account_id, order_id, priority)
-
     # ------------------------------------------------------------------------------------------
     # queries
     # ------------------------------------------------------------------------------------------
@@ -530,11 +535,11 @@ class OrderManager:
         wanted_side = None if side is None else coerce_side(side)
         wanted_contract = None
         if contract_id is not None:
-            wanted_contract = (await self._contracts.resolve(contract_id)).id
-        account = await self._any_account(account_id, None)
+            wanted_contract = (await self.contracts.resolve(contract_id)).id
+        account = await self.reference.any_account(account_id, None)
         return [
             view
-            for view in await self._feed.working_orders(account)
+            for view in await self.feed.working_orders(account)
             if (wanted_contract is None or view.contract_id == wanted_contract)
             and (wanted_side is None or view.side is wanted_side)
         ]
@@ -550,8 +555,8 @@ class OrderManager:
         known = self.tracker.get(order_id)
         if known is not None and not refresh:
             return known
-        account = await self._any_account(account_id, known)
-        return await self._feed.refresh(account, order_id)
+        account = await self.reference.any_account(account_id, known)
+        return await self.feed.refresh(account, order_id)
 
     async def is_order_filled(self, order_id: int, account_id: int | None = None) -> bool:
         """True when the order is completely filled; a working order is re-read from the broker."""
@@ -559,8 +564,8 @@ class OrderManager:
         known = self.tracker.get(order_id)
         if known is not None and known.is_terminal:
             return known.status is OrderStatus.FILLED
-        account = await self._any_account(account_id, known)
-        order = await self._feed.refresh(account, order_id)
+        account = await self.reference.any_account(account_id, known)
+        order = await self.feed.refresh(account, order_id)
         if order is None:
             raise OrderNotFoundError(f"order {order_id} not found in any status")
         return order.status is OrderStatus.FILLED
@@ -568,21 +573,13 @@ class OrderManager:
     # ------------------------------------------------------------------------------------------
     # events
     # ------------------------------------------------------------------------------------------
-    def _ingest_order(self, order: Order) -> None:
-        """Merge an order read from the broker; collaborators call this after their reads."""
-        self._feed.ingest(order)
-
-    def _notify_listeners(self, event: BrokerEvent) -> None:
-        """The reconciler hands internal listeners what it found by REST."""
-        self._feed.notify_listeners(event)
-
     def add_event_listener(self, fn: Callable[[BrokerEvent], None]) -> Callable[[], None]:
         """Internal hook: ``fn(event)`` after the tracker applied it; returns the remover.
 
         Listeners must not block or do I/O inline (spawn a task instead); they run on the event
         loop outside any lock.
         """
-        return self._feed.add_listener(fn)
+        return self.feed.add_listener(fn)
 
     @property
     def broker(self) -> Broker:
@@ -600,7 +597,9 @@ class OrderManager:
     def clock(self) -> Clock:
         return self._clock
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Internal: run ``coro`` as a background task the manager owns: ``cleanup`` cancels
+        it, and a failure is logged and counted (``background_task_failures``) when it ends."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -614,33 +613,15 @@ class OrderManager:
             return
         exc = task.exception()  # marks it retrieved
         if isinstance(exc, Exception):
-            self._stats["background_task_failures"] += 1
+            self.stats["background_task_failures"] += 1
             log.error("background task %s failed", task.get_name(), exc_info=exc)
-
-    # ------------------------------------------------------------------------------------------
-    # reference data (orders/reference_data.py; bracket, OCO and position orders call these)
-    # ------------------------------------------------------------------------------------------
-    async def _trading_account(self, account_id: int | None) -> int:
-        return await self._reference.trading_account(account_id)
-
-    async def _any_account(self, account_id: int | None, known: Order | None) -> int:
-        return await self._reference.any_account(account_id, known)
-
-    async def _max_order_size(self, account_id: int) -> int:
-        return await self._reference.max_order_size(account_id)
-
-    async def _check_stop(self, contract: Contract, side: OrderSide, stop: Decimal) -> None:
-        await self._reference.check_stop(contract, side, stop)
-
-    def _window_start(self, reference: datetime) -> datetime:
-        return self._reference.window_start(reference)
 
     # ------------------------------------------------------------------------------------------
     # RecoveryActions: broker work for the OperationRecoveryManager
     # ------------------------------------------------------------------------------------------
     async def find_order_by_tag(self, account_id: int, custom_tag: str) -> Order | None:
         """The order carrying ``custom_tag`` in ANY status, or None if the broker has none."""
-        return await self._feed.find_by_tag(account_id, custom_tag)
+        return await self.feed.find_by_tag(account_id, custom_tag)
 
     async def cancel_and_confirm(self, account_id: int, order_id: int) -> Order | None:
         """Cancel and return the order's final (or latest known) state."""
@@ -687,7 +668,7 @@ class OrderManager:
         """The recovery engine's statistics (journal-backed), plus the send path's own counts:
         unknown outcomes seen and resolved on any mutation, journal failures, refusals."""
         stats = self.recovery.get_recovery_statistics()
-        s = self._stats
+        s = self.stats
         stats.update(
             {
                 "mutation_unknown_outcomes": s["unknown_outcomes"],

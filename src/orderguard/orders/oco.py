@@ -141,8 +141,8 @@ class OcoEngine:
     ) -> OcoOrderResponse:
         await self.resume()
         m = self.manager
-        account = await m._trading_account(account_id)
-        contract = await m._contracts.resolve(contract_key)
+        account = await m.reference.trading_account(account_id)
+        contract = await m.contracts.resolve(contract_key)
         requests: list[tuple[OrderSide, int, OrderType, Decimal]] = []
         for leg in (first, second):
             kind = _LEG_TYPES.get(str(leg.order_type).lower())
@@ -150,7 +150,7 @@ class OcoEngine:
                 raise ValidationError(f"an OCO leg is 'limit' or 'stop', got {leg.order_type!r}")
             side = coerce_side(leg.side)
             size = check_size(leg.size, m.config.max_order_size)
-            check_size(size, await m._max_order_size(account))
+            check_size(size, await m.reference.max_order_size(account))
             price = check_tick(contract, coerce_price(leg.price, "price"), "price")
             requests.append((side, size, kind, price))
         op = await m.recovery.start_operation(
@@ -405,7 +405,7 @@ class OcoEngine:
         if self._reading is None or self._reading.done():
             if self._last_read >= since:
                 return
-            self._reading = self.manager._spawn(self._search_all())
+            self._reading = self.manager.spawn(self._search_all())
         await asyncio.shield(self._reading)
 
     async def _search_all(self) -> None:
@@ -418,14 +418,16 @@ class OcoEngine:
         try:
             for acct, start in sorted(starts.items()):
                 try:
-                    orders = await m.gateway.search_orders(acct, start=m._window_start(start))
+                    orders = await m.gateway.search_orders(
+                        acct, start=m.reference.window_start(start)
+                    )
                 except OrderGuardError as exc:
                     log.warning("OCO poll of account %s failed: %s", acct, exc)
                     continue
                 for order in orders:
                     owner = self._by_order.get(order.id)
                     if owner is not None:
-                        m._ingest_order(order)  # the tracker's monotonic merge
+                        m.feed.ingest(order)  # the tracker's monotonic merge
                         owner.wake.set()
         finally:
             self._last_read = began
@@ -513,7 +515,7 @@ class OcoEngine:
 
     # -- routing ----------------------------------------------------------------------------------
     def _start(self, pair: _Pair) -> None:
-        pair.task = self.manager._spawn(self._run(pair))
+        pair.task = self.manager.spawn(self._run(pair))
 
     def _adopt(self, pair: _Pair) -> None:
         self._pairs[pair.op.operation_id] = pair

@@ -16,7 +16,9 @@ so a crash mid-way leaves a record that says what was intended and what is known
 
 Risk-reducing work goes on when the journal cannot be written (F15): the operation is then not
 recorded (``operation_id`` None) and the statistics count it. This module is a package-internal
-collaborator of :class:`~orderguard.orders.manager.OrderManager` and uses its internals.
+collaborator of :class:`~orderguard.orders.manager.OrderManager`: besides its public methods it
+uses the manager's internal surface (``reference``, ``feed``, ``contracts``, ``send_journal``,
+``stats``), never its underscored state.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from orderguard.errors import (
 )
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType
+from orderguard.orders.mutation import send_mutation
 from orderguard.orders.results import (
     CancelAllResult,
     CancelResult,
@@ -49,7 +52,13 @@ from orderguard.orders.results import (
     ModifyResult,
     Resolution,
 )
-from orderguard.orders.validation import check_size, check_tick, coerce_price
+from orderguard.orders.validation import (
+    LIMIT_PRICED,
+    STOP_PRICED,
+    check_size,
+    check_tick,
+    coerce_price,
+)
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.resilience import Priority
@@ -60,8 +69,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("orderguard.orders")
 
 _S = OperationState
-_LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
-_STOP_PRICED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 class OrderOperations:
@@ -86,13 +93,13 @@ class OrderOperations:
                 op_type, account_id=account_id, contract_id=contract_id, extra=extra
             )
         except JournalError as exc:
-            self._m._stats["journal_failures"] += 1
+            self._m.stats["journal_failures"] += 1
             if not reduces_exposure:
-                self._m._stats["exposure_refused_journal"] += 1
+                self._m.stats["exposure_refused_journal"] += 1
                 raise ExposureRefusedError(
                     f"{op_type.value} refused: the journal cannot be written ({exc})"
                 ) from exc
-            self._m._stats["unjournaled_operations"] += 1
+            self._m.stats["unjournaled_operations"] += 1
             log.error("journal unavailable; running %s unrecorded: %s", op_type.value, exc)
             return None
 
@@ -101,7 +108,7 @@ class OrderOperations:
         try:
             await write
         except JournalError as exc:
-            self._m._stats["journal_failures"] += 1
+            self._m.stats["journal_failures"] += 1
             log.error("operation record not journaled: %s", exc)
 
     async def _state(self, op: RecoveryOperation | None, target: OperationState, why: str) -> None:
@@ -112,7 +119,7 @@ class OrderOperations:
     async def cancel_all(self, contract_id: str | None, account_id: int | None) -> CancelAllResult:
         m = self._m
         orders = await m.search_open_orders(contract_id, account_id=account_id)
-        account = await m._any_account(account_id, orders[0] if orders else None)
+        account = await m.reference.any_account(account_id, orders[0] if orders else None)
         contract = orders[0].contract_id if contract_id is not None and orders else None
         op = await self._start(
             OperationType.BULK_CANCEL,
@@ -187,16 +194,16 @@ class OrderOperations:
                 error_message=f"order is {order.status.name.lower()}",
                 previous=order,
             )
-        contract = await m._contracts.resolve(order.contract_id)
+        contract = await m.contracts.resolve(order.contract_id)
         _check_applicable(order.type, limit=limit, stop=stop, trail=trail)
         for name, price in (("limit_price", limit), ("stop_price", stop), ("trail_price", trail)):
             if price is not None:
                 check_tick(contract, price, name)
         if stop is not None:
-            await m._check_stop(contract, order.side, stop)
+            await m.reference.check_stop(contract, order.side, stop)
         grows = False
         if new_size is not None:
-            check_size(new_size, await m._max_order_size(order.account_id))
+            check_size(new_size, await m.reference.max_order_size(order.account_id))
             if new_size <= order.fill_volume:
                 raise InvalidSizeError(
                     f"size {new_size} must exceed the filled volume {order.fill_volume}"
@@ -214,7 +221,7 @@ class OrderOperations:
             {"order_id": order_id, "previous": previous, "requested": wanted},
             reduces_exposure=not grows,
         )
-        intent = await m._journal.before(
+        intent = await m.send_journal.before(
             IntentKind.MODIFY,
             account_id=acct,
             contract_id=order.contract_id,
@@ -226,7 +233,7 @@ class OrderOperations:
         )
         await self._state(op, _S.IN_PROGRESS, "modification sent")
         try:
-            outcome = await m._mutate(
+            outcome = await send_mutation(
                 lambda: m.gateway.modify_order(
                     acct,
                     order_id,
@@ -235,14 +242,17 @@ class OrderOperations:
                     stop_price=stop,
                     trail_price=trail,
                     priority=priority,
-                )
+                ),
+                m.config,
+                m.clock,
+                m.stats,
             )
         except OrderGuardError as exc:
-            await m._journal.refused(intent, exc)
+            await m.send_journal.refused(intent, exc)
             await self._state(op, _S.FAILED, f"never sent: {exc}")
             raise
-        m._stats["modifies_sent"] += 1
-        await m._journal.after(intent, outcome, order_id)
+        m.stats["modifies_sent"] += 1
+        await m.send_journal.after(intent, outcome, order_id)
         op_id = None if op is None else op.operation_id
 
         def result(live: Order | None, success: bool, **kw: Any) -> ModifyResult:
@@ -253,10 +263,10 @@ class OrderOperations:
         if isinstance(outcome, Confirmed):
             live = m.tracker.get(order_id)
             if live is None or not _reflects(live, wanted):
-                live = await m._read_quietly(acct, order_id, priority) or live
+                live = await m.feed.read_quietly(acct, order_id, priority) or live
             await self._state(op, _S.COMPLETED, "modification confirmed")
             return result(live, True)
-        live = await m._read_quietly(acct, order_id, priority)
+        live = await m.feed.read_quietly(acct, order_id, priority)
         if isinstance(outcome, Rejected):
             # A rejected modification changed nothing: the previous working state is live.
             await self._state(
@@ -283,7 +293,7 @@ class OrderOperations:
                 origin=outcome.origin.value,
             )
         applied = _reflects(live, wanted)
-        await m._journal.resolved(intent, live, f"live: {_describe(live)}")
+        await m.send_journal.resolved(intent, live, f"live: {_describe(live)}")
         if applied:
             await self._state(op, _S.COMPLETED, "unknown outcome; change visible on the order")
         else:
@@ -315,13 +325,13 @@ class OrderOperations:
             )
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
             raise InvalidSizeError(f"size must be a positive int, got {size!r}")
-        contract = await m._contracts.resolve(contract_key)
+        contract = await m.contracts.resolve(contract_key)
         source: RecoveryOperation | None = None
         if operation_id is not None:
             source = await m.recovery.find_operation(operation_id)
             if account_id is None and source.account_id is not None:
                 account_id = source.account_id
-        account = await m._any_account(account_id, None)
+        account = await m.reference.any_account(account_id, None)
         # Broker truth; a failed read raises: absence of evidence never reads as "flat".
         position = await m.owned_position(account, contract.id)
         if source is not None:
@@ -368,11 +378,11 @@ class OrderOperations:
                 )
                 tag = ref.custom_tag
             except JournalError as exc:
-                m._stats["journal_failures"] += 1
+                m.stats["journal_failures"] += 1
                 log.error("close intent not journaled (%s); flattening anyway", exc)
                 op = None  # the record stays pending; cleanup closes it out (no legs)
         tag = tag or m.tags.next_tag()
-        m._stats["position_closes"] += 1
+        m.stats["position_closes"] += 1
         order: Order | None
         try:
             order = await m.flatten_quantity(account, contract.id, signed, tag)
@@ -413,9 +423,9 @@ class OrderOperations:
 def _check_applicable(
     order_type: OrderType, *, limit: Decimal | None, stop: Decimal | None, trail: Decimal | None
 ) -> None:
-    if limit is not None and order_type not in _LIMIT_PRICED:
+    if limit is not None and order_type not in LIMIT_PRICED:
         raise InvalidPriceError(f"a {order_type.name} order has no limit price")
-    if stop is not None and order_type not in _STOP_PRICED:
+    if stop is not None and order_type not in STOP_PRICED:
         raise InvalidPriceError(f"a {order_type.name} order has no stop price")
     if trail is not None and order_type is not OrderType.TRAILING_STOP:
         raise InvalidPriceError(f"a {order_type.name} order has no trail price")

@@ -53,13 +53,17 @@ from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import OrderPlaceResponse, Resolution
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
-from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
+from orderguard.orders.validation import (
+    LIMIT_PRICED,
+    STOP_PRICED,
+    check_size,
+    check_tick,
+    coerce_price,
+    coerce_side,
+)
 from orderguard.resilience import PRIORITY_LANE, Priority
 
 log = logging.getLogger("orderguard.orders")
-
-_LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
-_STOP_PRICED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 class PlacementPipeline:
@@ -119,8 +123,8 @@ class PlacementPipeline:
         # 1. Everything that needs no I/O, in the order a caller would fix it.
         side = coerce_side(side_in)
         size = check_size(size_in, self._config.max_order_size)
-        limit = coerce_price(limit_price, "limit_price") if order_type in _LIMIT_PRICED else None
-        stop = coerce_price(stop_price, "stop_price") if order_type in _STOP_PRICED else None
+        limit = coerce_price(limit_price, "limit_price") if order_type in LIMIT_PRICED else None
+        stop = coerce_price(stop_price, "stop_price") if order_type in STOP_PRICED else None
         trail = (
             coerce_price(trail_price, "trail_price")
             if order_type is OrderType.TRAILING_STOP
@@ -158,8 +162,8 @@ class PlacementPipeline:
         check_size(request.size, self._config.max_order_size)
         kind = request.type
         for name, price, needed in (
-            ("limit_price", request.limit_price, kind in _LIMIT_PRICED),
-            ("stop_price", request.stop_price, kind in _STOP_PRICED),
+            ("limit_price", request.limit_price, kind in LIMIT_PRICED),
+            ("stop_price", request.stop_price, kind in STOP_PRICED),
             ("trail_price", request.trail_price, kind is OrderType.TRAILING_STOP),
         ):
             if needed or price is not None:

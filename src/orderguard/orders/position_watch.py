@@ -94,12 +94,12 @@ class PositionWatcher:
             self._dirty.add(key)
             return
         self._running.add(key)
-        self._manager._spawn(self._drain(key))
+        self._manager.spawn(self._drain(key))
 
     def ensure_rechecks(self) -> None:
         """Start the periodic REST re-check if it is not running (it stops when nothing is left)."""
         if self.enabled and (self._loop_task is None or self._loop_task.done()):
-            self._loop_task = self._manager._spawn(self._recheck_loop())
+            self._loop_task = self._manager.spawn(self._recheck_loop())
 
     async def _drain(self, key: Key) -> None:
         try:
@@ -159,7 +159,7 @@ class PositionWatcher:
                     managed.cover,
                 )
             )
-        max_size = await manager._max_order_size(account_id)
+        max_size = await manager.reference.max_order_size(account_id)
         for action in plan_follow(unowned, views, max_size=max_size):
             if isinstance(action, Resize):
                 order = await self._resize(account_id, action)

@@ -156,7 +156,7 @@ class PositionOrders:
         #    journaled or sent until all of them pass.
         price = coerce_price(price_in, name)
         wanted = None if size_in is None else check_size(size_in, manager.config.max_order_size)
-        account = await manager._trading_account(account_in)
+        account = await manager.reference.trading_account(account_in)
         contract = await self._contracts.resolve(contract_key)
         check_tick(contract, price, name)
         signed = await manager.owned_position(account, contract.id)
@@ -168,7 +168,7 @@ class PositionOrders:
                 f"size {wanted} is larger than the position ({abs(signed)}) on {contract.id}"
             )
         quantity = wanted if wanted is not None else abs(signed)
-        check_size(quantity, await manager._max_order_size(account))
+        check_size(quantity, await manager.reference.max_order_size(account))
         await self._check_market(kind, side, price, contract.id)
         await self._ensure_loaded()
 
@@ -355,7 +355,7 @@ class PositionOrders:
         """
         manager = self._manager
         kinds = _check_kinds(order_types)
-        account = await manager._any_account(account_id, None)
+        account = await manager.reference.any_account(account_id, None)
         contract = await self._contracts.resolve(contract_id)
         await self._ensure_loaded()
         signed = await manager.owned_position(account, contract.id)

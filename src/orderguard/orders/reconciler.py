@@ -91,7 +91,7 @@ class Reconciler:
         self._last_event = now
         self._last_positions = now
         self._last_read = None
-        self._task = self._m._spawn(self._run())
+        self._task = self._m.spawn(self._run())
 
     def stop(self) -> None:
         """Cancel the loop (``cleanup`` also cancels and awaits every spawned task)."""
@@ -172,7 +172,7 @@ class Reconciler:
             leftover=frozenset(self.leftover),
             unresolved=m.unresolved_since(),
             working=working,
-            default_account=m._account_id,
+            default_account=m.account_id if m.started else None,
             full_resync=full,
             positions_due=positions_due,
             grace=timedelta(seconds=DEFAULT_IN_FLIGHT_GRACE),
@@ -196,7 +196,7 @@ class Reconciler:
             self._apply_positions(snapshots)
         if full and silent:
             # Engines that keep their own state re-read too (the bracket poll, OCO, exits).
-            m._notify_listeners(ConnectionEvent(ConnectionState.SILENT, "no events: resynced"))
+            m.feed.notify_listeners(ConnectionEvent(ConnectionState.SILENT, "no events: resynced"))
         await self._act(plan, snapshots)
         return plan
 
@@ -251,7 +251,7 @@ class Reconciler:
         for snap in snapshots.values():
             for order in snap.orders:
                 before = m.tracker.get(order.id)
-                m._ingest_order(order)
+                m.feed.ingest(order)
                 after = m.tracker.get(order.id)
                 if after is not None and after != before:
                     self.stats["orders_corrected"] += 1 if before is not None else 0
@@ -263,7 +263,7 @@ class Reconciler:
                             before.fill_volume,
                             after.fill_volume,
                         )
-                    m._notify_listeners(OrderEvent(after))
+                    m.feed.notify_listeners(OrderEvent(after))
 
     def _apply_positions(self, snapshots: dict[int, AccountSnapshot]) -> None:
         m = self._m
@@ -279,7 +279,7 @@ class Reconciler:
                 if position is None:
                     position = _flat(account, contract, m.clock.now())
                 self.stats["position_changes"] += 1
-                m._notify_listeners(PositionEvent(position))
+                m.feed.notify_listeners(PositionEvent(position))
 
     async def _act(self, plan: PassPlan, snapshots: dict[int, AccountSnapshot]) -> None:
         recovery = self._m.recovery

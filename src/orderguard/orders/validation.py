@@ -18,9 +18,13 @@ from orderguard.errors import (
     InvalidSizeError,
     UnknownAccountError,
 )
-from orderguard.models import Contract, OrderSide
+from orderguard.models import Contract, OrderSide, OrderType
 
 PriceInput = Decimal | int | float | str
+
+# Which order types carry which price: placement and modification check against the same sets.
+LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+STOP_PRICED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 def coerce_side(side: object) -> OrderSide:
@@ -106,6 +110,8 @@ def check_account_id(account_id: object) -> int:
 
 
 __all__ = [
+    "LIMIT_PRICED",
+    "STOP_PRICED",
     "PriceInput",
     "check_account_id",
     "check_size",
