@@ -42,7 +42,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from orderguard.broker.base import Broker, BrokerEvent, Subscription
-from orderguard.clock import Clock, SystemClock
+from orderguard.clock import Clock, SystemClock, VirtualClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
     OrderNotFoundError,
@@ -99,7 +99,7 @@ class OrderManager:
         journal: Journal | None = None,
     ) -> None:
         self._broker = broker
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = _agreed_clock(broker, clock)
         self.config = config if config is not None else OrderManagerConfig()
         # Unseeded: fresh OS entropy, so two processes on one account get different tag sessions.
         rng = rng if rng is not None else random.Random()
@@ -851,6 +851,30 @@ class OrderManager:
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
+
+
+def _agreed_clock(broker: Broker, clock: Clock | None) -> Clock:
+    """The manager's clock: the one given, else the broker's own (a simulated exchange's), else
+    the system clock.
+
+    A manager and a simulated exchange on different clocks cannot work together: the manager's
+    order searches are time windows on its clock, and a frozen virtual exchange stamps its
+    orders at its epoch, so after a restart recovery finds nothing and takes a protected bracket
+    for an unfilled one. Refused outright when one of the two clocks is virtual.
+    """
+    own = getattr(broker, "clock", None)
+    if clock is None:
+        return own if isinstance(own, VirtualClock) else SystemClock()
+    mismatched = isinstance(own, VirtualClock | SystemClock) and own is not clock
+    if mismatched and (isinstance(own, VirtualClock) or isinstance(clock, VirtualClock)):
+        raise ValueError(
+            "the broker and the OrderManager run on different clocks and one of them is "
+            "virtual: give the manager the broker's clock (OrderManager(broker, "
+            "clock=broker.clock))"
+        )
+    return clock
+
+
 def _check_order_id(order_id: object) -> None:
     if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
         raise ValidationError(f"order id must be a positive int, got {order_id!r}")
