@@ -274,9 +274,7 @@ def _print_stats(path: Path, stats: Mapping[str, Any]) -> None:
     totals.add_row("events", str(stats["events"]))
     console.print(totals)
 
-    recovery = Table(
-        title="Recovery statistics (as get_recovery_statistics())", title_justify="left"
-    )
+    recovery = Table(title="Recovery statistics", title_justify="left")
     recovery.add_column("statistic")
     recovery.add_column("value", justify="right")
     for key, value in stats["recovery_statistics"].items():
