@@ -43,7 +43,7 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -91,6 +91,8 @@ _INTENT_COLUMNS = (
     "request, created_at, correlation_id"
 )
 _OUTCOME_COLUMNS = "intent_id, custom_tag, kind, order_id, code, message, recorded_at"
+_STATE_CHANGE_COLUMNS = "operation_id, from_state, to_state, reason, at"
+_EVENT_COLUMNS = "operation_id, kind, key, payload, at"
 
 
 def _journal_error(message: str, exc: BaseException) -> JournalError:
@@ -148,6 +150,38 @@ def _outcome(row: Sequence[Any]) -> OutcomeRecord:
         message=row[5],
         recorded_at=parse_time(row[6]),
     )
+
+
+def _state_change(row: Sequence[Any]) -> StateChangeRecord:
+    return StateChangeRecord(row[0], row[1], row[2], row[3], parse_time(row[4]))
+
+
+def _event(row: Sequence[Any]) -> EventRecord:
+    return EventRecord(row[0], row[1], row[2], loads(row[3]), parse_time(row[4]))
+
+
+# One statement, so one consistent snapshot of all four totals.
+_COUNTS_SQL = (
+    "SELECT 'op', type, state, count(*) FROM operations GROUP BY type, state "
+    "UNION ALL SELECT 'outcome', kind, NULL, count(*) FROM outcomes GROUP BY kind "
+    "UNION ALL SELECT 'intents', NULL, NULL, count(*) FROM intents "
+    "UNION ALL SELECT 'events', NULL, NULL, count(*) FROM events"
+)
+
+
+def _counts(rows: Iterable[Sequence[Any]]) -> JournalCounts:
+    """The totals from the rows of :data:`_COUNTS_SQL`."""
+    ops: dict[tuple[str, str], int] = {}
+    outcomes: dict[str, int] = {}
+    totals = {"intents": 0, "events": 0}
+    for what, a, b, n in rows:
+        if what == "op":
+            ops[(a, b)] = n
+        elif what == "outcome":
+            outcomes[a] = n
+        else:
+            totals[what] = n
+    return JournalCounts(ops, outcomes, totals["intents"], totals["events"])
 
 
 class SqliteJournal:
@@ -551,40 +585,22 @@ class SqliteJournal:
         )
 
     async def state_changes(self, operation_id: str) -> list[StateChangeRecord]:
-        rows = await self._fetch(
-            "SELECT operation_id, from_state, to_state, reason, at FROM state_changes "
-            "WHERE operation_id = ? ORDER BY seq",
+        return await self._fetch_records(
+            _state_change,
+            f"SELECT {_STATE_CHANGE_COLUMNS} FROM state_changes WHERE operation_id = ? "
+            "ORDER BY seq",
             (operation_id,),
         )
-        return [StateChangeRecord(r[0], r[1], r[2], r[3], parse_time(r[4])) for r in rows]
 
     async def events_for(self, operation_id: str) -> list[EventRecord]:
-        rows = await self._fetch(
-            "SELECT operation_id, kind, key, payload, at FROM events "
-            "WHERE operation_id = ? ORDER BY seq",
+        return await self._fetch_records(
+            _event,
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE operation_id = ? ORDER BY seq",
             (operation_id,),
         )
-        return [EventRecord(r[0], r[1], r[2], loads(r[3]), parse_time(r[4])) for r in rows]
 
     async def counts(self) -> JournalCounts:
-        # One statement, so one consistent snapshot of all four totals.
-        rows = await self._fetch(
-            "SELECT 'op', type, state, count(*) FROM operations GROUP BY type, state "
-            "UNION ALL SELECT 'outcome', kind, NULL, count(*) FROM outcomes GROUP BY kind "
-            "UNION ALL SELECT 'intents', NULL, NULL, count(*) FROM intents "
-            "UNION ALL SELECT 'events', NULL, NULL, count(*) FROM events"
-        )
-        ops: dict[tuple[str, str], int] = {}
-        outcomes: dict[str, int] = {}
-        totals = {"intents": 0, "events": 0}
-        for what, a, b, n in rows:
-            if what == "op":
-                ops[(a, b)] = n
-            elif what == "outcome":
-                outcomes[a] = n
-            else:
-                totals[what] = n
-        return JournalCounts(ops, outcomes, totals["intents"], totals["events"])
+        return _counts(await self._fetch(_COUNTS_SQL))
 
 
 async def _maybe(
