@@ -93,10 +93,12 @@ def _operation_json(op: OperationRecord) -> dict[str, Any]:
 
 def _print_operations(path: Path, rows: Sequence[tuple[OperationRecord, int]], title: str) -> None:
     table = Table(title=f"{title} in {path}", title_justify="left")
-    for column in ("operation", "type", "state", "created (UTC)", "updated (UTC)"):
-        table.add_column(column, no_wrap=True)
+    # The id is what `--operation` takes: never elided. The rest folds on a narrow terminal.
+    table.add_column("operation", no_wrap=True, min_width=12)
+    for column in ("type", "state", "created (UTC)", "updated (UTC)"):
+        table.add_column(column, overflow="fold")
     table.add_column("account", justify="right")
-    table.add_column("contract", no_wrap=True)
+    table.add_column("contract", overflow="fold")
     table.add_column("legs", justify="right")
     for op, legs in rows:
         table.add_row(
