@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, NoReturn, Self, TypeVar
 
 from orderguard.errors import JournalError
+from orderguard.journal import queries
 from orderguard.journal.base import (
     DEFAULT_TERMINAL_STATES,
     EventRecord,
@@ -40,20 +41,6 @@ from orderguard.journal.base import (
     StateChangeRecord,
 )
 from orderguard.journal.schema import APPLICATION_ID, SCHEMA_VERSION
-from orderguard.journal.sqlite import (
-    _COUNTS_SQL,
-    _EVENT_COLUMNS,
-    _INTENT_COLUMNS,
-    _OP_COLUMNS,
-    _OUTCOME_COLUMNS,
-    _STATE_CHANGE_COLUMNS,
-    _counts,
-    _event,
-    _intent,
-    _operation,
-    _outcome,
-    _state_change,
-)
 
 _R = TypeVar("_R")
 _T = TypeVar("_T")
@@ -184,9 +171,8 @@ class JournalReader:
         except (sqlite3.Error, ValueError) as exc:
             raise JournalError(f"journal read failed ({self.path}): {exc}") from exc
 
-    def _records(
-        self, convert: Callable[[Sequence[Any]], _R], sql: str, params: Sequence[Any] = ()
-    ) -> list[_R]:
+    def _read(self, query: queries.Read[_R]) -> list[_R]:
+        convert, sql, params = query
         try:
             return [convert(row) for row in self._fetch(sql, params)]
         except (KeyError, TypeError, ValueError) as exc:  # a row our records refuse
@@ -196,83 +182,42 @@ class JournalReader:
         """Nothing is ever queued here."""
 
     async def get_watermark(self, key: str) -> str | None:
-        rows = self._fetch("SELECT value FROM watermarks WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
+        return queries.first(self._read(queries.watermark(key)))
 
     async def get_operation(self, operation_id: str) -> OperationRecord | None:
-        rows = self._records(
-            _operation,
-            f"SELECT {_OP_COLUMNS} FROM operations WHERE operation_id = ?",
-            (operation_id,),
-        )
-        return rows[0] if rows else None
+        return queries.first(self._read(queries.operation(operation_id)))
 
     async def unfinished_operations(
         self, terminal_states: Collection[str] | None = None
     ) -> list[OperationRecord]:
-        terminal = sorted(self.terminal_states if terminal_states is None else terminal_states)
-        marks = ", ".join("?" * len(terminal))
-        return self._records(
-            _operation,
-            f"SELECT {_OP_COLUMNS} FROM operations WHERE state NOT IN ({marks}) "
-            "ORDER BY created_at, rowid",
-            terminal,
-        )
+        terminal = self.terminal_states if terminal_states is None else terminal_states
+        return self._read(queries.unfinished_operations(terminal))
 
     async def operations(self, limit: int = 100, offset: int = 0) -> list[OperationRecord]:
-        return self._records(
-            _operation,
-            f"SELECT {_OP_COLUMNS} FROM operations ORDER BY created_at DESC, rowid DESC "
-            "LIMIT ? OFFSET ?",
-            (limit, offset),
-        )
+        return self._read(queries.operations(limit, offset))
 
     async def intents_for(self, operation_id: str) -> list[IntentRecord]:
-        return self._records(
-            _intent,
-            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE operation_id = ? ORDER BY rowid",
-            (operation_id,),
-        )
+        return self._read(queries.intents_for(operation_id))
 
     async def intent_by_tag(
         self, custom_tag: str, account_id: int | None = None
     ) -> IntentRecord | None:
-        rows = self._records(
-            _intent,
-            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE custom_tag = ? "
-            "AND (? IS NULL OR account_id = ?) ORDER BY rowid LIMIT 1",
-            (custom_tag, account_id, account_id),
-        )
-        return rows[0] if rows else None
+        return queries.first(self._read(queries.intent_by_tag(custom_tag, account_id)))
 
     async def outcome_for(self, intent_id: str) -> OutcomeRecord | None:
-        outcomes = await self.outcomes_for(intent_id)
-        return outcomes[-1] if outcomes else None
+        return queries.first(self._read(queries.latest_outcome(intent_id)))
 
     async def outcomes_for(self, intent_id: str) -> list[OutcomeRecord]:
-        return self._records(
-            _outcome,
-            f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE intent_id = ? ORDER BY seq",
-            (intent_id,),
-        )
+        return self._read(queries.outcomes_for(intent_id))
 
     async def state_changes(self, operation_id: str) -> list[StateChangeRecord]:
-        return self._records(
-            _state_change,
-            f"SELECT {_STATE_CHANGE_COLUMNS} FROM state_changes WHERE operation_id = ? "
-            "ORDER BY seq",
-            (operation_id,),
-        )
+        return self._read(queries.state_changes(operation_id))
 
     async def events_for(self, operation_id: str) -> list[EventRecord]:
-        return self._records(
-            _event,
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE operation_id = ? ORDER BY seq",
-            (operation_id,),
-        )
+        return self._read(queries.events_for(operation_id))
 
     async def counts(self) -> JournalCounts:
-        return _counts(self._fetch(_COUNTS_SQL))
+        return queries.counts(self._fetch(queries.COUNTS_SQL))
 
     # -- writes: refused -------------------------------------------------------------------------
     def _refuse(self) -> NoReturn:

@@ -43,7 +43,7 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -53,21 +53,18 @@ import aiosqlite
 
 from orderguard.clock import Clock, SystemClock
 from orderguard.errors import JournalError, OperationError
+from orderguard.journal import queries
 from orderguard.journal.base import (
     DEFAULT_TERMINAL_STATES,
     EventRecord,
-    IntentKind,
     IntentRecord,
     JournalCounts,
     OperationRecord,
-    OutcomeKind,
     OutcomeRecord,
     StateChangeRecord,
     dumps,
     enum_text,
     format_time,
-    loads,
-    parse_time,
 )
 from orderguard.journal.writer import BatchFailedError, Write, WriterThread
 
@@ -85,15 +82,6 @@ _FATAL_CODES = frozenset(
     }
 )
 
-_OP_COLUMNS = "operation_id, type, state, created_at, updated_at, account_id, contract_id, data"
-_INTENT_COLUMNS = (
-    "intent_id, operation_id, leg, generation, custom_tag, account_id, contract_id, kind, "
-    "request, created_at, correlation_id"
-)
-_OUTCOME_COLUMNS = "intent_id, custom_tag, kind, order_id, code, message, recorded_at"
-_STATE_CHANGE_COLUMNS = "operation_id, from_state, to_state, reason, at"
-_EVENT_COLUMNS = "operation_id, kind, key, payload, at"
-
 
 def _journal_error(message: str, exc: BaseException) -> JournalError:
     err = JournalError(f"{message}: {exc}")
@@ -109,79 +97,6 @@ def _is_fatal(exc: BaseException) -> bool:
     if code is None:  # not from SQLite itself: a closed or broken connection
         return True
     return (code & 0xFF) in _FATAL_CODES
-
-
-def _operation(row: Sequence[Any]) -> OperationRecord:
-    return OperationRecord(
-        operation_id=row[0],
-        type=row[1],
-        state=row[2],
-        created_at=parse_time(row[3]),
-        updated_at=parse_time(row[4]),
-        account_id=row[5],
-        contract_id=row[6],
-        data=loads(row[7]),
-    )
-
-
-def _intent(row: Sequence[Any]) -> IntentRecord:
-    return IntentRecord(
-        intent_id=row[0],
-        operation_id=row[1],
-        leg=row[2],
-        generation=row[3],
-        custom_tag=row[4],
-        account_id=row[5],
-        contract_id=row[6],
-        kind=IntentKind(row[7]),
-        request=loads(row[8]),
-        created_at=parse_time(row[9]),
-        correlation_id=row[10],
-    )
-
-
-def _outcome(row: Sequence[Any]) -> OutcomeRecord:
-    return OutcomeRecord(
-        intent_id=row[0],
-        custom_tag=row[1],
-        kind=OutcomeKind(row[2]),
-        order_id=row[3],
-        code=row[4],
-        message=row[5],
-        recorded_at=parse_time(row[6]),
-    )
-
-
-def _state_change(row: Sequence[Any]) -> StateChangeRecord:
-    return StateChangeRecord(row[0], row[1], row[2], row[3], parse_time(row[4]))
-
-
-def _event(row: Sequence[Any]) -> EventRecord:
-    return EventRecord(row[0], row[1], row[2], loads(row[3]), parse_time(row[4]))
-
-
-# One statement, so one consistent snapshot of all four totals.
-_COUNTS_SQL = (
-    "SELECT 'op', type, state, count(*) FROM operations GROUP BY type, state "
-    "UNION ALL SELECT 'outcome', kind, NULL, count(*) FROM outcomes GROUP BY kind "
-    "UNION ALL SELECT 'intents', NULL, NULL, count(*) FROM intents "
-    "UNION ALL SELECT 'events', NULL, NULL, count(*) FROM events"
-)
-
-
-def _counts(rows: Iterable[Sequence[Any]]) -> JournalCounts:
-    """The totals from the rows of :data:`_COUNTS_SQL`."""
-    ops: dict[tuple[str, str], int] = {}
-    outcomes: dict[str, int] = {}
-    totals = {"intents": 0, "events": 0}
-    for what, a, b, n in rows:
-        if what == "op":
-            ops[(a, b)] = n
-        elif what == "outcome":
-            outcomes[a] = n
-        else:
-            totals[what] = n
-    return JournalCounts(ops, outcomes, totals["intents"], totals["events"])
 
 
 class SqliteJournal:
@@ -402,7 +317,7 @@ class SqliteJournal:
         write = self._submit if durable else self._defer
         await _maybe(
             write,
-            f"INSERT INTO operations ({_OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO operations ({queries.OP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 rec.operation_id,
                 rec.type,
@@ -472,7 +387,7 @@ class SqliteJournal:
         write = self._submit if durable else self._defer
         await _maybe(
             write,
-            f"INSERT INTO outcomes ({_OUTCOME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO outcomes ({queries.OUTCOME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 rec.intent_id,
                 rec.custom_tag,
@@ -513,94 +428,47 @@ class SqliteJournal:
         except (sqlite3.Error, ValueError) as exc:
             raise _journal_error(f"journal read failed ({self.path})", exc) from exc
 
-    async def _fetch_records(
-        self, convert: Callable[[Sequence[Any]], _R], sql: str, params: Sequence[Any] = ()
-    ) -> list[_R]:
+    async def _read(self, query: queries.Read[_R]) -> list[_R]:
+        convert, sql, params = query
         return [convert(row) for row in await self._fetch(sql, params)]
 
     async def get_watermark(self, key: str) -> str | None:
-        rows = await self._fetch("SELECT value FROM watermarks WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
+        return queries.first(await self._read(queries.watermark(key)))
 
     async def get_operation(self, operation_id: str) -> OperationRecord | None:
-        rows = await self._fetch_records(
-            _operation,
-            f"SELECT {_OP_COLUMNS} FROM operations WHERE operation_id = ?",
-            (operation_id,),
-        )
-        return rows[0] if rows else None
+        return queries.first(await self._read(queries.operation(operation_id)))
 
     async def unfinished_operations(
         self, terminal_states: Collection[str] | None = None
     ) -> list[OperationRecord]:
-        terminal = sorted(self.terminal_states if terminal_states is None else terminal_states)
-        marks = ", ".join("?" * len(terminal))
-        return await self._fetch_records(
-            _operation,
-            f"SELECT {_OP_COLUMNS} FROM operations WHERE state NOT IN ({marks}) "
-            "ORDER BY created_at, rowid",
-            terminal,
-        )
+        terminal = self.terminal_states if terminal_states is None else terminal_states
+        return await self._read(queries.unfinished_operations(terminal))
 
     async def operations(self, limit: int = 100, offset: int = 0) -> list[OperationRecord]:
-        return await self._fetch_records(
-            _operation,
-            f"SELECT {_OP_COLUMNS} FROM operations ORDER BY created_at DESC, rowid DESC "
-            "LIMIT ? OFFSET ?",
-            (limit, offset),
-        )
+        return await self._read(queries.operations(limit, offset))
 
     async def intents_for(self, operation_id: str) -> list[IntentRecord]:
-        return await self._fetch_records(
-            _intent,
-            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE operation_id = ? ORDER BY rowid",
-            (operation_id,),
-        )
+        return await self._read(queries.intents_for(operation_id))
 
     async def intent_by_tag(
         self, custom_tag: str, account_id: int | None = None
     ) -> IntentRecord | None:
-        rows = await self._fetch_records(
-            _intent,
-            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE custom_tag = ? "
-            "AND (? IS NULL OR account_id = ?) ORDER BY rowid LIMIT 1",
-            (custom_tag, account_id, account_id),
-        )
-        return rows[0] if rows else None
+        return queries.first(await self._read(queries.intent_by_tag(custom_tag, account_id)))
 
     async def outcome_for(self, intent_id: str) -> OutcomeRecord | None:
-        rows = await self._fetch_records(
-            _outcome,
-            f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE intent_id = ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (intent_id,),
-        )
-        return rows[0] if rows else None
+        return queries.first(await self._read(queries.latest_outcome(intent_id)))
 
     async def outcomes_for(self, intent_id: str) -> list[OutcomeRecord]:
-        return await self._fetch_records(
-            _outcome,
-            f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE intent_id = ? ORDER BY seq",
-            (intent_id,),
-        )
+        return await self._read(queries.outcomes_for(intent_id))
 
     async def state_changes(self, operation_id: str) -> list[StateChangeRecord]:
-        return await self._fetch_records(
-            _state_change,
-            f"SELECT {_STATE_CHANGE_COLUMNS} FROM state_changes WHERE operation_id = ? "
-            "ORDER BY seq",
-            (operation_id,),
-        )
+        return await self._read(queries.state_changes(operation_id))
 
     async def events_for(self, operation_id: str) -> list[EventRecord]:
-        return await self._fetch_records(
-            _event,
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE operation_id = ? ORDER BY seq",
-            (operation_id,),
-        )
+        return await self._read(queries.events_for(operation_id))
 
     async def counts(self) -> JournalCounts:
-        return _counts(await self._fetch(_COUNTS_SQL))
+        return queries.counts(await self._fetch(queries.COUNTS_SQL))
 
 
 async def _maybe(
@@ -626,7 +494,7 @@ __all__ = ["SqliteJournal"]
 def _intent_write(rec: IntentRecord) -> tuple[str, tuple[Any, ...], str]:
     """The INSERT of one intent: statement, parameters, conflict message."""
     return (
-        f"INSERT INTO intents ({_INTENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO intents ({queries.INTENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             rec.intent_id,
             rec.operation_id,
