@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orderguard.journal import OperationRecord, SqliteJournal
+from orderguard.journal import Journal, OperationRecord, SqliteJournal
+from orderguard.journal.reader import JournalReader, read_journal
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 STATES = ["pending", "in_progress", "partially_completed", "completed"]
@@ -78,7 +79,7 @@ async def test_deferred_records_survive_sigkill_with_the_next_intent(
                     assert previous.state == "completed"
 
 
-async def _check(journal: SqliteJournal, acked: list[str]) -> dict[str, OperationRecord]:
+async def _check(journal: Journal, acked: list[str]) -> dict[str, OperationRecord]:
     ops = {o.operation_id: o for o in await journal.operations(limit=1_000_000)}
     for line in acked:
         kind, ident, *rest = line.split()
@@ -108,3 +109,23 @@ async def _check(journal: SqliteJournal, acked: list[str]) -> dict[str, Operatio
         for intent in intents[: step + 1]:
             assert await journal.outcome_for(intent.intent_id) is not None
     return ops
+
+
+@pytest.mark.slow
+async def test_a_killed_writers_journal_reads_whole_through_the_read_only_reader(
+    tmp_path: Path,
+) -> None:
+    """What `orderguard journal` sees right after a crash, before any process reopens the file
+    (its -wal still holds the last commits): every acknowledged record, nothing torn, and the
+    main database file left as the dead writer left it."""
+    db = tmp_path / "crash.db"
+    acked = _run_and_kill(db, 400)
+    wal = db.with_name(db.name + "-wal")
+    assert wal.exists()  # the dead writer's commits are (at least partly) only in the WAL
+    before = db.read_bytes()
+
+    async def check(reader: JournalReader) -> dict[str, OperationRecord]:
+        return await _check(reader, acked)
+
+    ops = await read_journal(db, check)
+    assert ops and db.read_bytes() == before
