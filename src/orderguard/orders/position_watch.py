@@ -22,7 +22,6 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from orderguard.broker.base import (
@@ -193,7 +192,6 @@ class PositionWatcher:
     async def _resolve_tags(self, exits: list[ManagedExit]) -> None:
         """Find exits whose placement outcome was unknown; forget ones too old to be found."""
         manager = self._manager
-        window = timedelta(hours=manager.config.unknown_resolution_window_hours)
         for managed in exits:
             if managed.order_id is not None or managed.custom_tag is None:
                 continue
@@ -202,7 +200,7 @@ class PositionWatcher:
                 managed.order_id = order.id
                 await self._registry.update(managed)
                 await self._resolve_operation(managed, order)
-            elif manager.clock.now() - managed.created_at > window:
+            elif managed.created_at < manager.reference.window_start(manager.clock.now()):
                 # Beyond the search window a tag can no longer be found; stop asking.
                 log.error("managed exit %s never appeared at the broker", managed.custom_tag)
                 await self._registry.discard(managed)

@@ -28,7 +28,6 @@ import logging
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -386,7 +385,7 @@ class PositionOrders:
         found: dict[int, Order] = {}
         for order in await manager.search_open_orders(contract_id, account_id=account):
             found[order.id] = order
-        start = manager.clock.now() - _window(manager)
+        start = manager.reference.window_start(manager.clock.now())
         for order in await manager.gateway.search_orders(account, start=start):
             if order.contract_id == contract_id and order.is_working:
                 found.setdefault(order.id, order)
@@ -419,10 +418,6 @@ class PositionOrders:
             fill_volume=0 if state is None else state.fill_volume,
             error=error,
         )
-
-
-def _window(manager: OrderManager) -> timedelta:
-    return timedelta(hours=manager.config.unknown_resolution_window_hours)
 
 
 def _check_kinds(order_types: Iterable[str]) -> frozenset[str]:
