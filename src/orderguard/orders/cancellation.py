@@ -12,24 +12,15 @@ the order id and gives it its collaborators explicitly.
 from __future__ import annotations
 
 import logging
-import random
-from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from orderguard.broker.base import Confirmed, Rejected, Unknown
-from orderguard.clock import Clock
-from orderguard.config import OrderManagerConfig
 from orderguard.errors import OrderGuardError
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order
 from orderguard.orders.backoff import status_check_delays
-from orderguard.orders.gateway import GuardedBroker
-from orderguard.orders.journaling import SendJournal
-from orderguard.orders.mutation import send_mutation
-from orderguard.orders.reference_data import ReferenceData
+from orderguard.orders.mutation import SendContext, send_mutation
 from orderguard.orders.results import CancelResult, Resolution
-from orderguard.orders.tags import TagFactory
-from orderguard.orders.tracking import OrderTracker
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.resilience import PRIORITY_LANE, Priority
 
@@ -45,27 +36,11 @@ class Canceller:
 
     def __init__(
         self,
+        ctx: SendContext,
         *,
-        gateway: GuardedBroker,
-        config: OrderManagerConfig,
-        clock: Clock,
-        jitter: random.Random,
-        stats: Counter[str],
-        tags: TagFactory,
-        reference: ReferenceData,
-        journal: SendJournal,
-        tracker: OrderTracker,
         refresh: RefreshOrder,
     ) -> None:
-        self._gateway = gateway
-        self._config = config
-        self._clock = clock
-        self._jitter = jitter
-        self._stats = stats
-        self._tags = tags
-        self._reference = reference
-        self._journal = journal
-        self._tracker = tracker
+        self._ctx = ctx
         self._refresh = refresh
 
     async def cancel(
@@ -80,17 +55,17 @@ class Canceller:
         """Cancel ``order_id`` (already checked) and report its final state (see
         :meth:`OrderManager.cancel_journaled
         <orderguard.orders.manager.OrderManager.cancel_journaled>`)."""
-        known = self._tracker.get(order_id)
-        account = await self._reference.any_account(account_id, known)
+        known = self._ctx.tracker.get(order_id)
+        account = await self._ctx.reference.any_account(account_id, known)
         if known is not None and known.is_terminal:
             return _cancel_result(
                 order_id, known, accepted=False, resolution=Resolution.ALREADY_FINAL
             )
-        intent = await self._journal.before(
+        intent = await self._ctx.journal.before(
             IntentKind.CANCEL,
             account_id=account,
             contract_id=known.contract_id if known is not None else "",
-            custom_tag=self._tags.journal_key("c"),
+            custom_tag=self._ctx.tags.journal_key("c"),
             request={"order_id": order_id},
             reduces_exposure=True,
             operation=operation,
@@ -98,19 +73,19 @@ class Canceller:
         )
         try:
             outcome = await send_mutation(
-                lambda: self._gateway.cancel_order(account, order_id, priority=priority),
-                self._config,
-                self._clock,
-                self._stats,
+                lambda: self._ctx.gateway.cancel_order(account, order_id, priority=priority),
+                self._ctx.config,
+                self._ctx.clock,
+                self._ctx.stats,
             )
         except OrderGuardError as exc:
-            await self._journal.refused(intent, exc)
+            await self._ctx.journal.refused(intent, exc)
             raise
-        self._stats["cancels_sent"] += 1
-        await self._journal.after(intent, outcome, order_id)
+        self._ctx.stats["cancels_sent"] += 1
+        await self._ctx.journal.after(intent, outcome, order_id)
         lane = priority if priority in PRIORITY_LANE else Priority.QUERY
         if isinstance(outcome, Confirmed):
-            view = self._tracker.get(order_id)
+            view = self._ctx.tracker.get(order_id)
             if view is None or not view.is_terminal:
                 # Accepted; confirm the final state (a cancel can lose the race to a fill).
                 view = await self.await_final(account, order_id, poll=True, priority=lane)
@@ -121,7 +96,7 @@ class Canceller:
             account, order_id, poll=settle and isinstance(outcome, Unknown), priority=lane
         )
         if isinstance(outcome, Unknown) and (view is None or view.is_terminal):
-            await self._journal.resolved(
+            await self._ctx.journal.resolved(
                 intent,
                 view,
                 "absent" if view is None else f"order status={view.status.name}",
@@ -139,11 +114,11 @@ class Canceller:
         self, account_id: int, order_id: int, *, poll: bool, priority: Priority = Priority.QUERY
     ) -> Order | None:
         """Re-read the order; with ``poll``, keep reading (status-check schedule) until final."""
-        view = self._tracker.get(order_id)
-        delays = status_check_delays(self._config, self._jitter) if poll else iter((0.0,))
+        view = self._ctx.tracker.get(order_id)
+        delays = status_check_delays(self._ctx.config, self._ctx.jitter) if poll else iter((0.0,))
         for delay in delays:
             if delay:
-                await self._clock.sleep(delay)
+                await self._ctx.clock.sleep(delay)
             try:
                 view = await self._refresh(account_id, order_id, priority)
             except OrderGuardError as exc:

@@ -62,6 +62,7 @@ from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.journaling import SendJournal
 from orderguard.orders.latch import AmbiguityLatch
+from orderguard.orders.mutation import SendContext
 from orderguard.orders.operations import OrderOperations
 from orderguard.orders.order_feed import OrderFeed
 from orderguard.orders.placement import PlacementPipeline
@@ -140,17 +141,20 @@ class OrderManager:
         self.reference = ReferenceData(self.gateway, self.config, lambda: self.account_id)
         """Internal: accounts, order-size caps, stop-vs-market checks, the search window."""
         # Placement and cancels draw their status-check delays from the one jitter stream.
-        self._placement = PlacementPipeline(
+        sending = SendContext(
             gateway=self.gateway,
             config=self.config,
             clock=self._clock,
             jitter=self._jitter,
             stats=self.stats,
             tags=self._tags,
-            contracts=self.contracts,
             reference=self.reference,
             journal=self.send_journal,
             tracker=self.tracker,
+        )
+        self._placement = PlacementPipeline(
+            sending,
+            contracts=self.contracts,
             latch=self.latch,
             # Late-bound: the feed is built below, around this pipeline's own order hook.
             ingest=lambda order: self.feed.ingest(order),  # noqa: PLW0108
@@ -172,15 +176,7 @@ class OrderManager:
         """Internal: every order seen (event or read) goes through :meth:`OrderFeed.ingest`;
         the reconciler hands internal listeners what it found via ``notify_listeners``."""
         self._canceller = Canceller(
-            gateway=self.gateway,
-            config=self.config,
-            clock=self._clock,
-            jitter=self._jitter,
-            stats=self.stats,
-            tags=self._tags,
-            reference=self.reference,
-            journal=self.send_journal,
-            tracker=self.tracker,
+            sending,
             refresh=self.feed.refresh,
         )
         self._operations = OrderOperations(self)

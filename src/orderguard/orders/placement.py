@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections import Counter
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
 from orderguard.broker.base import Confirmed, PlaceCode, Rejected, Unknown
-from orderguard.clock import Clock
-from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
     InvalidSideError,
     OrderGuardError,
@@ -45,14 +41,10 @@ from orderguard.models import (
 )
 from orderguard.orders.backoff import status_check_delays
 from orderguard.orders.contracts import ContractResolver
-from orderguard.orders.gateway import GuardedBroker
-from orderguard.orders.journaling import Intent, SendJournal, request_payload
+from orderguard.orders.journaling import Intent, request_payload
 from orderguard.orders.latch import AmbiguityLatch, LatchEntry
-from orderguard.orders.mutation import send_mutation
-from orderguard.orders.reference_data import ReferenceData
+from orderguard.orders.mutation import SendContext, send_mutation
 from orderguard.orders.results import OrderPlaceResponse, Resolution
-from orderguard.orders.tags import TagFactory
-from orderguard.orders.tracking import OrderTracker
 from orderguard.orders.validation import (
     LIMIT_PRICED,
     STOP_PRICED,
@@ -75,31 +67,15 @@ class PlacementPipeline:
 
     def __init__(
         self,
+        ctx: SendContext,
         *,
-        gateway: GuardedBroker,
-        config: OrderManagerConfig,
-        clock: Clock,
-        jitter: random.Random,
-        stats: Counter[str],
-        tags: TagFactory,
         contracts: ContractResolver,
-        reference: ReferenceData,
-        journal: SendJournal,
-        tracker: OrderTracker,
         latch: AmbiguityLatch,
         ingest: Callable[[Order], None],
         spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
     ) -> None:
-        self._gateway = gateway
-        self._config = config
-        self._clock = clock
-        self._jitter = jitter
-        self._stats = stats
-        self._tags = tags
+        self._ctx = ctx
         self._contracts = contracts
-        self._reference = reference
-        self._journal = journal
-        self._tracker = tracker
         self._latch = latch
         self._ingest = ingest
         self._spawn = spawn
@@ -122,7 +98,7 @@ class PlacementPipeline:
         """A new order from a caller's loose input, with a fresh customTag."""
         # 1. Everything that needs no I/O, in the order a caller would fix it.
         side = coerce_side(side_in)
-        size = check_size(size_in, self._config.max_order_size)
+        size = check_size(size_in, self._ctx.config.max_order_size)
         limit = coerce_price(limit_price, "limit_price") if order_type in LIMIT_PRICED else None
         stop = coerce_price(stop_price, "stop_price") if order_type in STOP_PRICED else None
         trail = (
@@ -131,7 +107,7 @@ class PlacementPipeline:
             else None
         )
         # 2. Checks against broker reference data (cached after first use).
-        account_id = await self._reference.trading_account(account_in)
+        account_id = await self._ctx.reference.trading_account(account_in)
         contract = await self._contracts.resolve(contract_key)
         request = OrderRequest(
             account_id=account_id,
@@ -142,7 +118,7 @@ class PlacementPipeline:
             limit_price=limit,
             stop_price=stop,
             trail_price=trail,
-            custom_tag=self._tags.next_tag(),  # fixed before anything leaves
+            custom_tag=self._ctx.tags.next_tag(),  # fixed before anything leaves
         )
         return await self._checked_send(
             request, contract, respect_latch=True, priority=Priority.NORMAL
@@ -159,7 +135,7 @@ class PlacementPipeline:
             raise ValidationError(f"order type {request.type!r} cannot be placed")
         if coerce_side(request.side) is not request.side:
             raise InvalidSideError(f"side must be an OrderSide, got {request.side!r}")
-        check_size(request.size, self._config.max_order_size)
+        check_size(request.size, self._ctx.config.max_order_size)
         kind = request.type
         for name, price, needed in (
             ("limit_price", request.limit_price, kind in LIMIT_PRICED),
@@ -168,7 +144,7 @@ class PlacementPipeline:
         ):
             if needed or price is not None:
                 coerce_price(price, name)
-        await self._reference.trading_account(request.account_id)
+        await self._ctx.reference.trading_account(request.account_id)
         contract = await self._contracts.resolve(request.contract_id)
         if contract.id != request.contract_id:
             raise UnknownContractError(f"{request.contract_id!r} is not an exact contract id")
@@ -187,7 +163,7 @@ class PlacementPipeline:
         priority: Priority,
     ) -> OrderPlaceResponse:
         """The checks that need reference data, the exposure gate, then the send."""
-        check_size(request.size, await self._reference.max_order_size(request.account_id))
+        check_size(request.size, await self._ctx.reference.max_order_size(request.account_id))
         if not contract.active:
             raise UnknownContractError(f"contract {contract.id} is not active")
         for name, price in (
@@ -203,7 +179,7 @@ class PlacementPipeline:
             # a stop already through the market is rejected — the bracket's forward recovery
             # handles that — or triggers at once, which is the right exit anyway. (Protective
             # orders a caller asks for, add_stop_loss, are checked against the market first.)
-            await self._reference.check_stop(contract, request.side, request.stop_price)
+            await self._ctx.reference.check_stop(contract, request.side, request.stop_price)
         if respect_latch:
             self._latch.check(request.account_id, contract.id)
         return await self._send(request, priority)
@@ -212,7 +188,7 @@ class PlacementPipeline:
         tag = request.custom_tag
         assert tag is not None  # every caller sets it before sending
         # Journal first: the intent (with its tag) is durable before the request can leave.
-        intent = await self._journal.before(
+        intent = await self._ctx.journal.before(
             IntentKind.PLACE,
             account_id=request.account_id,
             contract_id=request.contract_id,
@@ -220,32 +196,32 @@ class PlacementPipeline:
             request=request_payload(request),
             reduces_exposure=priority in PRIORITY_LANE,
         )
-        sent_at = self._clock.now()
+        sent_at = self._ctx.clock.now()
         try:
             outcome = await send_mutation(
-                lambda: self._gateway.place_order(request, priority=priority),
-                self._config,
-                self._clock,
-                self._stats,
+                lambda: self._ctx.gateway.place_order(request, priority=priority),
+                self._ctx.config,
+                self._ctx.clock,
+                self._ctx.stats,
             )
         except asyncio.CancelledError:
             # The caller gave up mid-flight: the request may have left. Treat it like Unknown.
             self._remember_unresolved(request, "cancelled", sent_at, intent)
             raise
         except OrderGuardError as exc:
-            await self._journal.refused(intent, exc)  # it never left: nothing exists
+            await self._ctx.journal.refused(intent, exc)  # it never left: nothing exists
             raise
-        await self._journal.after(intent, outcome)
+        await self._ctx.journal.after(intent, outcome)
         if isinstance(outcome, Confirmed) and outcome.order_id is not None:
-            self._stats["orders_placed"] += 1
-            view = self._tracker.get(outcome.order_id)
+            self._ctx.stats["orders_placed"] += 1
+            view = self._ctx.tracker.get(outcome.order_id)
             return OrderPlaceResponse(
                 order_id=outcome.order_id,
                 custom_tag=tag,
                 status=view.status if view is not None else None,
             )
         if isinstance(outcome, Rejected):
-            self._stats["orders_rejected"] += 1
+            self._ctx.stats["orders_rejected"] += 1
             raise OrderRejectedError(
                 f"order {tag} rejected (code {outcome.code}): {outcome.message}",
                 code=outcome.code,
@@ -265,23 +241,23 @@ class PlacementPipeline:
     ) -> OrderPlaceResponse:
         """Find the order by its tag among all the account's orders, with bounded look-ups."""
         account_id = request.account_id
-        for delay in status_check_delays(self._config, self._jitter):
+        for delay in status_check_delays(self._ctx.config, self._ctx.jitter):
             if delay:
-                await self._clock.sleep(delay)
+                await self._ctx.clock.sleep(delay)
             # A protective or flattening order in doubt is looked up in its own lane: behind
             # ordinary reads in a full rate window, the look-up outlasted the protection deadline.
             lane = priority if priority in PRIORITY_LANE else Priority.QUERY
             found = await self._find_by_tag(account_id, tag, sent_at, lane)
             if found is not None:
-                self._stats["placements_resolved_by_tag"] += 1
-                await self._journal.resolved(intent, found)
+                self._ctx.stats["placements_resolved_by_tag"] += 1
+                await self._ctx.journal.resolved(intent, found)
                 return _found_response(found, tag)
-        self._stats["placements_unresolved"] += 1
+        self._ctx.stats["placements_unresolved"] += 1
         self._remember_unresolved(request, origin, sent_at, intent)
         raise OutcomeUnknownError(
             f"placement {tag} on {request.contract_id}: outcome unknown after "
-            f"{self._config.status_check_max_attempts} look-ups ({origin}); new exposure there is "
-            "refused until it is resolved",
+            f"{self._ctx.config.status_check_max_attempts} look-ups ({origin}); "
+            "new exposure there is refused until it is resolved",
             origin=origin,
             custom_tag=tag,
         )
@@ -289,12 +265,12 @@ class PlacementPipeline:
     async def _find_by_tag(
         self, account_id: int, tag: str, sent_at: datetime, priority: Priority = Priority.QUERY
     ) -> Order | None:
-        known = self._tracker.by_tag(account_id, tag)
+        known = self._ctx.tracker.by_tag(account_id, tag)
         if known is not None:
             return known
         try:
-            orders = await self._gateway.search_orders(
-                account_id, start=self._reference.window_start(sent_at), priority=priority
+            orders = await self._ctx.gateway.search_orders(
+                account_id, start=self._ctx.reference.window_start(sent_at), priority=priority
             )
         except OrderGuardError as exc:
             # A failed query is no evidence either way; the next attempt asks again.
@@ -303,7 +279,7 @@ class PlacementPipeline:
         for order in orders:
             if order.custom_tag == tag:
                 self._ingest(order)
-                return self._tracker.by_tag(account_id, tag)
+                return self._ctx.tracker.by_tag(account_id, tag)
         return None
 
     # -- the unresolved placements behind the latch ----------------------------------------------
@@ -317,7 +293,7 @@ class PlacementPipeline:
             return
         self._unresolved_intents[key] = intent
         self._latch.latch(
-            LatchEntry(request.account_id, request.contract_id, tag, origin, self._clock.now())
+            LatchEntry(request.account_id, request.contract_id, tag, origin, self._ctx.clock.now())
         )
         self._unresolved[key] = (request.contract_id, None)
         task = self._spawn(self._recheck(request.account_id, request.contract_id, tag, sent_at))
@@ -335,7 +311,7 @@ class PlacementPipeline:
     ) -> None:
         """Background: look the tag up every ``status_check_max_delay`` s until it is found."""
         while (account_id, tag) in self._unresolved:
-            await self._clock.sleep(self._config.status_check_max_delay)
+            await self._ctx.clock.sleep(self._ctx.config.status_check_max_delay)
             found = await self._find_by_tag(account_id, tag, sent_at)
             if found is not None:
                 # on_order (through ingest) normally released it already; this covers a
@@ -356,8 +332,8 @@ class PlacementPipeline:
         contract_id, task = entry
         self._latch.release(account_id, contract_id, tag)
         if intent is not None:
-            self._spawn(self._journal.resolved(intent, order))
-        self._stats["unknown_resolved_later"] += 1
+            self._spawn(self._ctx.journal.resolved(intent, order))
+        self._ctx.stats["unknown_resolved_later"] += 1
         log.warning("unresolved placement %s found; %s unlatched", tag, contract_id)
         if task is not None and task is not asyncio.current_task():
             task.cancel()

@@ -36,8 +36,8 @@ async def _resend_with_new_tag(
     self: PlacementPipeline, request: Any, *args: Any, **kwargs: Any
 ) -> OrderPlaceResponse:
     # THE BUG: never ask the broker whether the first request executed.
-    retry = dataclasses.replace(request, custom_tag=self._tags.next_tag())
-    outcome = await self._gateway.inner.place_order(retry)  # the adapter itself, unguarded
+    retry = dataclasses.replace(request, custom_tag=self._ctx.tags.next_tag())
+    outcome = await self._ctx.gateway.inner.place_order(retry)  # the adapter itself, unguarded
     if isinstance(outcome, Confirmed) and outcome.order_id is not None:
         return OrderPlaceResponse(order_id=outcome.order_id, custom_tag=retry.custom_tag)
     if isinstance(outcome, Rejected):
