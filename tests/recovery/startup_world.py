@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from orderguard.broker.base import Broker
 from orderguard.broker.sim import SimBroker
 from orderguard.chaos.invariants import BrokerTruth, Violation, check_all
-from orderguard.chaos.process import ProcessScope, ScopedBroker, scoped_journal
+from orderguard.chaos.process import ProcessKilled, ProcessScope, ScopedBroker, scoped_journal
 from orderguard.chaos.workload import POSITION_CONTRACT, WorkloadActor, WorkloadState
 from orderguard.clock import VirtualClock
 from orderguard.journal.memory import MemoryJournal
@@ -79,3 +82,20 @@ def bury(manager: OrderManager) -> None:
     """What dies with a process: its background tasks."""
     for task in list(manager._tasks):  # no getattr default: a rename must fail, not do nothing
         task.cancel()
+
+
+async def die_during(
+    world: World, scope: ProcessScope, doomed: OrderManager, work: Awaitable[object], steps: int
+) -> None:
+    """Run ``work`` on the doomed process until its crash point kills it (checked every 50 ms of
+    virtual time, at most ``steps`` times), then bury the process and reap ``work``."""
+    task = asyncio.ensure_future(work)
+    for _ in range(steps):
+        if not scope.alive or task.done():
+            break
+        await world.clock.sleep(0.05)
+    assert not scope.alive, "the crash point was never reached"
+    bury(doomed)
+    task.cancel()
+    with contextlib.suppress(ProcessKilled, asyncio.CancelledError, Exception):
+        await task

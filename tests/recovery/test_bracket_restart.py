@@ -8,18 +8,15 @@ exactly the owned quantity with the legs' tags) and back before it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
-from orderguard.chaos.process import ProcessKilled
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType
 from orderguard.orders import OrderManager
 from orderguard.recovery.startup import RecoveryReport
 
-from .startup_world import MNQ, PRICE, World, bury
+from .startup_world import MNQ, PRICE, World, die_during
 
 STOP, TARGET = PRICE - Decimal(10), PRICE + Decimal(10)
 Work = Callable[[OrderManager], Awaitable[object]]
@@ -49,16 +46,7 @@ async def crash_then_restart(
             if after is not None:
                 await after(doomed)
 
-        task = asyncio.ensure_future(run())
-        for _ in range(600):  # until the process dies (virtual time)
-            if not scope.alive or task.done():
-                break
-            await world.clock.sleep(0.05)
-        assert not scope.alive, "the crash point was never reached"
-        bury(doomed)
-        task.cancel()
-        with contextlib.suppress(ProcessKilled, asyncio.CancelledError, Exception):
-            await task
+        await die_during(world, scope, doomed, run(), steps=600)
         survivor, _ = world.process()
         await survivor.start()  # start-up recovery runs inside start()
         report = survivor.last_recovery

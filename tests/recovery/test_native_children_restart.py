@@ -9,14 +9,11 @@ new one (and the invariants, reading legs, saw ownership the account did not hol
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from decimal import Decimal
 
-from orderguard.chaos.process import ProcessKilled
 from orderguard.models import OrderSide, OrderType
 
-from .startup_world import MNQ, PRICE, World, bury
+from .startup_world import MNQ, PRICE, World, die_during
 
 STOP, TARGET = PRICE - Decimal(10), PRICE + Decimal(10)
 
@@ -27,20 +24,15 @@ async def test_a_native_child_filled_while_down_is_counted_once() -> None:
     async def scenario() -> None:
         doomed, scope = world.process(crash_on="journal.record_outcome", crash_at=1)
         await doomed.start()
-        task = asyncio.ensure_future(
+        await die_during(
+            world,
+            scope,
+            doomed,
             doomed.place_bracket_order(
                 MNQ, OrderSide.BUY, 2, None, STOP, TARGET, entry_type="market", native=True
-            )
+            ),
+            steps=200,
         )
-        for _ in range(200):
-            if not scope.alive or task.done():
-                break
-            await world.clock.sleep(0.05)
-        assert not scope.alive, "the crash point was never reached"
-        bury(doomed)
-        task.cancel()
-        with contextlib.suppress(ProcessKilled, asyncio.CancelledError, Exception):
-            await task
         assert world.exchange.position_size(1, MNQ) == 2
         world.exchange.set_price(MNQ, STOP - Decimal(5))  # the stop child fills: flat
         assert world.exchange.position_size(1, MNQ) == 0

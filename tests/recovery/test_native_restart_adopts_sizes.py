@@ -17,8 +17,6 @@ reads before its first plan, and every intent records what the order is.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from decimal import Decimal
 from typing import Any
 
@@ -26,12 +24,11 @@ import pytest
 
 from orderguard.broker.base import Broker, Outcome
 from orderguard.broker.sim import SimBroker
-from orderguard.chaos.process import ProcessKilled
 from orderguard.clock import VirtualClock
 from orderguard.models import OrderSide, OrderStatus, OrderType
 from orderguard.orders.bracket_types import BracketOutcome
 
-from .startup_world import MNQ, PRICE, World, bury
+from .startup_world import MNQ, PRICE, World, bury, die_during
 
 PRICES = {  # side -> (stop, target)
     OrderSide.SELL: (PRICE + Decimal(10), PRICE - Decimal(10)),  # the seed's short
@@ -69,20 +66,15 @@ async def test_a_restarted_native_bracket_keeps_its_working_children(side: Order
             crash_on="journal.record_intent", crash_at=2, crash_after=True
         )
         await doomed.start()
-        task = asyncio.ensure_future(
+        await die_during(
+            world,
+            scope,
+            doomed,
             doomed.place_bracket_order(
                 MNQ, side, 1, None, stop, target, entry_type="market", native=True
-            )
+            ),
+            steps=200,
         )
-        for _ in range(200):
-            if not scope.alive or task.done():
-                break
-            await world.clock.sleep(0.05)
-        assert not scope.alive, "the crash point was never reached"
-        bury(doomed)
-        task.cancel()
-        with contextlib.suppress(ProcessKilled, asyncio.CancelledError, Exception):
-            await task
         assert world.exchange.position_size(1, MNQ) == side.sign
         children = [o for o in world.exchange.orders(1) if o.parent_order_id is not None]
         assert {o.status for o in children} == {OrderStatus.OPEN} and len(children) == 2
