@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
@@ -68,6 +67,7 @@ from orderguard.orders.bracket_plan import (
 from orderguard.orders.bracket_saga import BracketRequest, BracketSaga
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.exposure import EpisodeEnd, ExposureStats
+from orderguard.orders.per_manager import PerManager
 from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
 from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState, OperationType
@@ -780,21 +780,18 @@ async def resume_bracket(ctx: ResumeContext) -> None:
 register_resumer(OperationType.BRACKET_ORDER, resume_bracket)
 
 
-_ENGINES: weakref.WeakKeyDictionary[OrderManager, BracketEngine] = weakref.WeakKeyDictionary()
+_ENGINES = PerManager(BracketEngine)
 
 
 def driven_operations(manager: OrderManager) -> list[str]:
     """Operations the manager's bracket sagas drive; asks without creating the engine."""
-    engine = _ENGINES.get(manager)
+    engine = _ENGINES.peek(manager)
     return [] if engine is None else engine.active()
 
 
 def bracket_engine(manager: OrderManager) -> BracketEngine:
     """The manager's bracket engine (created on first use)."""
-    engine = _ENGINES.get(manager)
-    if engine is None:
-        engine = _ENGINES[manager] = BracketEngine(manager)
-    return engine
+    return _ENGINES.get(manager)
 
 
 __all__ = [

@@ -32,7 +32,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from orderguard.errors import OrderGuardError
-from orderguard.models import Order, OrderSide, OrderStatus, OrderType
+from orderguard.models import Order, OrderStatus, OrderType
 from orderguard.orders.bracket_discovery import (
     confirm_restored_legs,
     is_ours,
@@ -162,10 +162,6 @@ class BracketSaga:
     @property
     def operation_id(self) -> str:
         return self.op.operation_id
-
-    @property
-    def exit_side(self) -> OrderSide:
-        return self.req.side.opposite
 
     def _now(self) -> float:
         return self.m.clock.monotonic()

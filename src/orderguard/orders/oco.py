@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +42,7 @@ from orderguard.errors import (
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.bracket import bracket_engine
 from orderguard.orders.oco_rules import OcoDecision, OcoLegState, oco_reaction
+from orderguard.orders.per_manager import PerManager
 from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
@@ -571,21 +571,18 @@ def _bracket_sibling(manager: OrderManager, order_id: int) -> int | None:
     return bracket_engine(manager).linked_exit(order_id)
 
 
-_ENGINES: weakref.WeakKeyDictionary[OrderManager, OcoEngine] = weakref.WeakKeyDictionary()
+_ENGINES = PerManager(OcoEngine)
 
 
 def driven_operations(manager: OrderManager) -> list[str]:
     """Operations the manager's OCO engine drives; asks without creating the engine."""
-    engine = _ENGINES.get(manager)
+    engine = _ENGINES.peek(manager)
     return [] if engine is None else engine.active()
 
 
 def oco_engine(manager: OrderManager) -> OcoEngine:
     """The manager's OCO engine (created on first use)."""
-    engine = _ENGINES.get(manager)
-    if engine is None:
-        engine = _ENGINES[manager] = OcoEngine(manager)
-    return engine
+    return _ENGINES.get(manager)
 
 
 __all__ = ["OcoEngine", "OcoLeg", "OcoLinkResult", "OcoOrderResponse", "oco_engine"]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
@@ -45,6 +44,7 @@ from orderguard.errors import (
 )
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.contracts import ContractResolver
+from orderguard.orders.per_manager import PerManager
 from orderguard.orders.position_registry import ExitRegistry, ManagedExit
 from orderguard.orders.position_results import (
     CancelPositionOrdersResult,
@@ -440,16 +440,13 @@ async def _quietly(step: Awaitable[None] | Awaitable[bool]) -> None:
         log.error("position order record not journaled: %s", exc)
 
 
-# One PositionOrders per manager, created on first use; the manager's thin methods delegate here.
-_INSTANCES: weakref.WeakKeyDictionary[OrderManager, PositionOrders] = weakref.WeakKeyDictionary()
+# One PositionOrders per manager; the manager's thin methods delegate here.
+_INSTANCES = PerManager(PositionOrders)
 
 
 def position_orders_for(manager: OrderManager) -> PositionOrders:
     """The manager's PositionOrders (created, and its watcher attached, on first use)."""
-    found = _INSTANCES.get(manager)
-    if found is None:
-        found = _INSTANCES[manager] = PositionOrders(manager)
-    return found
+    return _INSTANCES.get(manager)
 
 
 __all__ = [
