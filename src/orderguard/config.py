@@ -108,6 +108,20 @@ class OrderManagerConfig(BaseSettings):
     position_check_interval: float = Field(default=30.0, gt=0.0)
     """Seconds between periodic reads of every account's positions."""
 
+    # -- protection (recovery/protection.py) ----------------------------------------------------
+    protection_deadline: float = Field(default=5.0, gt=0.0, allow_inf_nan=False)
+    """Seconds exposure may wait for protection before the executor's alert fires
+    (``protection_overdue`` callbacks); it keeps trying after that, it never gives up."""
+    protection_retry_max_delay: float = Field(default=2.0, gt=0.0, allow_inf_nan=False)
+    """Longest pause between two attempts to flatten or protect (capped exponential backoff):
+    an obligation ends within about this long after the broker answers again."""
+    in_flight_grace: float = Field(default=10.0, ge=0.0, allow_inf_nan=False)
+    """Seconds after which a request that may still be in flight (sent by this process, or by a
+    dead one before a restart) is taken as never executed when the broker has no trace of its
+    tag. Protection never waits for it: a protective or flattening order in doubt is re-sent
+    under its own tag at once (a duplicate is refused by the broker); only the conclusion that
+    an *entry* never existed waits this long."""
+
     # -- memory ------------------------------------------------------------------------------
     tracked_finished_orders: int | None = Field(default=10_000, ge=0)
     """Finished orders the order tracker keeps in memory, oldest dropped first (``None``: all).

@@ -36,12 +36,13 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
-from orderguard.broker.base import Broker, BrokerEvent, Subscription
+from orderguard.broker.base import Broker, BrokerEvent, Outcome, Subscription
 from orderguard.clock import Clock, SystemClock, VirtualClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
@@ -80,7 +81,9 @@ from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
 from orderguard.orders.validation import coerce_side
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
-from orderguard.recovery.startup import RecoveryReport
+from orderguard.recovery.protection import ProtectionAlert, ProtectionExecutor, ProtectionPolicy
+from orderguard.recovery.reconcile import AccountSnapshot, consistent
+from orderguard.recovery.startup import SNAPSHOT_ATTEMPTS, RecoveryReport
 from orderguard.resilience import BreakerStatus, Priority
 
 log = logging.getLogger("orderguard.orders")
@@ -180,6 +183,18 @@ class OrderManager:
             refresh=self.feed.refresh,
         )
         self._operations = OrderOperations(self)
+        self.protection = ProtectionExecutor(
+            self,
+            ProtectionPolicy(
+                deadline=self.config.protection_deadline,
+                max_delay=self.config.protection_retry_max_delay,
+            ),
+            in_flight_grace=self.config.in_flight_grace,
+            spawn=self.spawn,
+        )
+        """The one executor of rollbacks and standing protection obligations."""
+        self.recovery.protection = self.protection
+        self.feed.add_listener(self._wake_protection)
         self._startup = StartupRecovery(
             host=self,
             latch=self.latch,
@@ -189,6 +204,9 @@ class OrderManager:
             # Late-bound: the engines are built (with their event listeners) on first use.
             resume_position_orders=lambda: self.position_orders.resume(),  # noqa: PLW0108
             resume_oco_pairs=lambda: _oco.oco_engine(self).resume(),
+            in_flight_grace=self.config.in_flight_grace,
+            protection=self.protection,
+            settle_timeout=self.config.protection_deadline,
         )
         self.last_recovery: RecoveryReport | None = None
         """What start-up recovery did (``start`` runs it); ``error`` set while broker truth
@@ -269,6 +287,7 @@ class OrderManager:
         """
         self._close_subscription()
         self.reconciler.stop()
+        await self.protection.shutdown()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -649,6 +668,56 @@ class OrderManager:
         if view is None or not view.is_terminal:
             view = await self._canceller.await_final(account_id, placed.order_id, poll=True)
         return view
+
+    # ------------------------------------------------------------------------------------------
+    # ProtectionHost: broker work for the protection executor
+    # ------------------------------------------------------------------------------------------
+    async def read_truth(self, account_id: int, start: datetime) -> AccountSnapshot:
+        """Orders since ``start`` and positions, read so that no fill fell between them (orders,
+        positions, orders again), in the flattening lane; the orders are folded in."""
+        gateway = self.gateway
+        lane = Priority.FLATTEN
+        orders = await gateway.search_orders(account_id, start=start, priority=lane)
+        positions = []
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            positions = await gateway.search_positions(account_id, priority=lane)
+            again = await gateway.search_orders(account_id, start=start, priority=lane)
+            stable = consistent(orders, again)
+            orders = again
+            if stable:
+                break
+        for order in orders:
+            self.feed.ingest(order)
+        return AccountSnapshot(account_id, tuple(orders), tuple(positions))
+
+    def tracked_orders(self, account_id: int) -> list[Order]:
+        """The tracker's views of the account's orders, fill volumes from trades included."""
+        out: list[Order] = []
+        for view in self.tracker.orders(account_id):
+            filled = self.tracker.filled_volume(view.id)
+            out.append(view if filled <= view.fill_volume else replace(view, fill_volume=filled))
+        return out
+
+    async def cancel_exit(self, account_id: int, order_id: int) -> Order | None:
+        """Cancel in the protective lane without polling (the executor reads again itself)."""
+        result = await self.cancel_journaled(
+            order_id, account_id, priority=Priority.PROTECTIVE, settle=False
+        )
+        del result  # its status is the tracker's view, returned below
+        return self.tracker.get(order_id)
+
+    async def send_flatten(self, request: OrderRequest) -> Outcome:
+        return await self._placement.send_once(request, Priority.FLATTEN)
+
+    def protection_alert(self, alert: ProtectionAlert) -> None:
+        """An obligation outlived the protection deadline: counted, logged, and announced to
+        ``protection_overdue`` callbacks (it goes on being driven)."""
+        self.stats["protection_overdue"] += 1
+        self._callbacks.dispatch("protection_overdue", alert)
+
+    def _wake_protection(self, event: BrokerEvent) -> None:
+        if self.protection.obligations():
+            self.protection.wake()
 
     async def owned_position(self, account_id: int, contract_id: str) -> int:
         """The account's signed net position on the contract (broker truth)."""

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from orderguard.broker.base import Confirmed, Outcome, Rejected, Unknown, UnknownOrigin
 from orderguard.clock import Clock
-from orderguard.errors import OperationError, OrderGuardError, OutcomeUnknownError
+from orderguard.errors import JournalError, OperationError, OrderGuardError, OutcomeUnknownError
 from orderguard.journal.base import (
     IntentKind,
     IntentRecord,
@@ -269,11 +269,24 @@ _STAT_KEYS = (
 _PERSISTED_KEYS = ("recovery_attempts", "successful_recoveries", "flattens")
 _STATS_WATERMARK = "recovery.stats"
 
+# Operations whose legs' fills are exposure they own (see recovery/protection.py).
+_HOLDERS = frozenset({OperationType.BRACKET_ORDER, OperationType.OCO_PAIR})
+
 _TERMINAL_STAT = {
     OperationState.COMPLETED: "operations_completed",
     OperationState.FAILED: "operations_failed",
     OperationState.ROLLED_BACK: "operations_rolled_back",
 }
+
+
+class ProtectionRollback(Protocol):
+    """The protection executor as the recovery manager sees it (recovery/protection.py)."""
+
+    def driving(self, operation_id: str) -> bool: ...
+
+    async def roll_back(
+        self, op: RecoveryOperation, reason: str, *, wait: float | None = None
+    ) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +363,12 @@ class OperationRecoveryManager:
         # Operations a caller (start-up recovery, the reconciler) is working on: not rolled
         # back by the reconciler meanwhile; the caller's own rollback of them still runs.
         self._claimed: set[str] = set()
+        self.protection: ProtectionRollback | None = None
+        """The protection executor every rollback goes through (the OrderManager sets it)."""
+        # Intents of risk-reducing legs sent while the journal could not be written (F20),
+        # and operations whose latest state is only in memory: written when it works again.
+        self._backlog: list[IntentRecord] = []
+        self._dirty: dict[str, RecoveryOperation] = {}
 
     # -- loading -----------------------------------------------------------------------------
     async def load(self) -> list[RecoveryOperation]:
@@ -559,6 +578,97 @@ class OperationRecoveryManager:
         else:
             await self._save(operation)
         return refs
+
+    def remember_unjournaled(
+        self,
+        operation: RecoveryOperation,
+        contract_id: str,
+        side: int,
+        size: int,
+        order_type: str,
+        price: Decimal | None = None,
+        *,
+        leg: str,
+        account_id: int | None = None,
+        generation: int = 0,
+        error: BaseException | None = None,
+    ) -> OrderReference:
+        """A risk-reducing leg whose intent the journal refused (F20): kept in memory with its
+        deterministic tag, sent anyway, and journaled by :meth:`flush_backlog` once the journal
+        works again. Never for a leg that adds exposure (those are refused instead)."""
+        spec = LegIntent(
+            contract_id, side, size, order_type, price,
+            leg=leg, account_id=account_id, generation=generation,
+        )  # fmt: skip
+        acct = account_id if account_id is not None else (operation.account_id or 0)
+        ref = OrderReference(
+            leg=leg,
+            custom_tag=self.tag_for(operation, leg, generation),
+            contract_id=contract_id,
+            side=int(side),
+            size=size,
+            order_type=order_type,
+            price=price,
+            account_id=acct,
+            generation=generation,
+            intent_id=f"{operation.operation_id}:{leg}:{generation}",
+        )
+        self._backlog.append(
+            IntentRecord(
+                intent_id=ref.intent_id,
+                operation_id=operation.operation_id,
+                leg=leg,
+                generation=generation,
+                custom_tag=ref.custom_tag,
+                account_id=acct,
+                contract_id=contract_id,
+                kind=IntentKind.PLACE,
+                request=_intent_request(spec),
+                created_at=self.clock.now(),
+                correlation_id=operation.operation_id,
+            )
+        )
+        operation.orders[leg] = ref
+        self._tag_index[(acct, ref.custom_tag)] = (operation.operation_id, leg)
+        self._leg_intents.add(ref.intent_id)
+        self._dirty[operation.operation_id] = operation
+        self.recovery_stats["unjournaled_intents"] = (
+            self.recovery_stats.get("unjournaled_intents", 0) + 1
+        )
+        log.error(
+            "journal unavailable (%s): %s of operation %s kept in memory, sent anyway",
+            error, leg, operation.operation_id,
+        )  # fmt: skip
+        return ref
+
+    @property
+    def backlog(self) -> int:
+        """Records waiting for the journal (intents and operation states kept in memory)."""
+        return len(self._backlog) + len(self._dirty)
+
+    async def flush_backlog(self) -> int:
+        """Write what was kept in memory while the journal failed; returns how many records.
+
+        Raises JournalError (and keeps the rest) if the journal still refuses."""
+        written = 0
+        while self._backlog:
+            await self.journal.record_intent(self._backlog[0])
+            self._backlog.pop(0)
+            written += 1
+        for op_id, op in list(self._dirty.items()):
+            await self._save(op)
+            self._dirty.pop(op_id, None)
+            written += 1
+        return written
+
+    async def save_quietly(self, operation: RecoveryOperation) -> None:
+        """Persist ``operation``; while the journal refuses, keep it for :meth:`flush_backlog`
+        (for records of risk-reducing work that must not stop it)."""
+        try:
+            await self._save(operation)
+        except JournalError as exc:
+            self._dirty[operation.operation_id] = operation
+            log.warning("operation %s kept in memory: %s", operation.operation_id, exc)
 
     async def record_intent(
         self,
@@ -947,6 +1057,20 @@ class OperationRecoveryManager:
 
         Each step is journaled with ``reason``; OperationError if no path exists.
         """
+        if (
+            target is OperationState.FAILED
+            and self.protection is not None
+            and operation.operation_type in _HOLDERS
+            and operation.net_filled != 0
+        ):
+            # I7: no operation ends while exposure it owns may be left unprotected. It is
+            # rolled back by the protection executor instead, and says why.
+            log.warning(
+                "operation %s would end failed holding %+d (%s): handed to the executor",
+                operation.operation_id, operation.net_filled, reason,
+            )  # fmt: skip
+            await self.protection.roll_back(operation, f"{reason}; exposure left to flatten")
+            return
         path = _path(operation.state, target)
         if path is None:
             check_transition(operation.state, target)  # raises with the standard message
@@ -1061,7 +1185,8 @@ class OperationRecoveryManager:
     def rolling_back(self, operation_id: str) -> bool:
         """True while a rollback of the operation runs in this process, or a caller claimed it
         (:meth:`claimed`), so a reconciler never starts a second one beside it."""
-        return operation_id in self._rolling or operation_id in self._claimed
+        driven = self.protection is not None and self.protection.driving(operation_id)
+        return driven or operation_id in self._rolling or operation_id in self._claimed
 
     @contextlib.contextmanager
     def claimed(self, operation_ids: Iterable[str]) -> Iterator[None]:
@@ -1082,6 +1207,9 @@ class OperationRecoveryManager:
         what is live: unfinished, so the reconciler retries it (FAILED would be terminal and
         never looked at again, leaving the position as it is).
         """
+        if self.protection is not None:
+            # One executor for every rollback (standing obligation, one retry policy).
+            return await self.protection.roll_back(op, reason, wait=op.retry_delay * 10)
         if op.operation_id in self._rolling:
             return False  # one rollback per operation at a time; the running one reports
         self._rolling.add(op.operation_id)

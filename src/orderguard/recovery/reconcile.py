@@ -235,6 +235,17 @@ def plan_recovery(
             key = (child.account_id, child.contract_id)
             signed = child.fill_volume if child.side == 0 else -child.fill_volume
             owned[key] += signed
+        if op.closed_externally:
+            # What position-close operations (or the protection executor) found closed on the
+            # operation's behalf: no longer its own, so never flattened again.
+            first_ref = next(iter(op.orders.values()), None)
+            account = (
+                op.account_id
+                if op.account_id is not None
+                else (first_ref.account_id if first_ref is not None else 0)
+            )
+            contract = op.contract_id or (first_ref.contract_id if first_ref is not None else "")
+            owned[(account, contract)] += op.closed_externally
         flattenable = 0
         for key, qty in owned.items():
             flattenable += _allocate(remaining, key, qty)
