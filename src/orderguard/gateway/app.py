@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket
 from . import control, rest
 from .auth import TokenProblem, bearer_token
 from .binding import BindingError, Body
+from .config import ExpiredValidate
 from .core import GatewayCore
 from .faults import (
     NOT_EXECUTED,
@@ -51,14 +52,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON_TYPE = "application/json; charset=utf-8"
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(dumps(payload), status_code=status, media_type=JSON_TYPE, headers=headers)
 
 
 def _problem_response(error: BindingError) -> Response:
-    return Response(
-        dumps(error.problem()), status_code=400, media_type="application/problem+json"
-    )
+    return Response(dumps(error.problem()), status_code=400, media_type="application/problem+json")
 
 
 # -- /api ----------------------------------------------------------------------------------------
@@ -80,9 +81,14 @@ async def api(request: Request) -> Response:
     claims = None
     if endpoint.auth:
         check = core.tokens.check(bearer_token(request.headers.get("authorization")))
-        if path == "auth/validate" and check.claims is not None and check.problem in (
-            TokenProblem.EXPIRED,
-            TokenProblem.REVOKED,
+        if (
+            path == "auth/validate"
+            and check.claims is not None
+            and check.problem
+            in (
+                TokenProblem.EXPIRED,
+                TokenProblem.REVOKED,
+            )
         ):
             answer = _validate_problem(core, check.problem, check.claims)
             if answer is not None:
@@ -111,9 +117,10 @@ async def api(request: Request) -> Response:
 
 def _validate_problem(core: GatewayCore, problem: TokenProblem, claims: Any) -> Response | None:
     """Auth/validate on an expired or ended session: its own codes (or 401, or a renewal)."""
-    from .config import ExpiredValidate
-
-    if problem is TokenProblem.EXPIRED and core.config.expired_validate is ExpiredValidate.UNAUTHORIZED:
+    if (
+        problem is TokenProblem.EXPIRED
+        and core.config.expired_validate is ExpiredValidate.UNAUTHORIZED
+    ):
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
     payload = rest.validate_problem(core, problem.value, claims)
     if payload is None:  # renew within the grace window

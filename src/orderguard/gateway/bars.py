@@ -51,10 +51,8 @@ class Bar:
     volume: int
 
     def add(self, price: Decimal, volume: int) -> None:
-        if price > self.high:
-            self.high = price
-        if price < self.low:
-            self.low = price
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
         self.close = price
         self.volume += volume
 

@@ -206,9 +206,11 @@ class _Prefixed(dict[str, list[str]]):
         self._parent = parent
         self._prefix = prefix
 
-    def setdefault(self, key: str, default: list[str] | None = None) -> list[str]:  # type: ignore[override]
-        path = key.replace("$.", f"$.{self._prefix}.", 1) if key.startswith("$.") else (
-            f"$.{self._prefix}.{key}"
+    def setdefault(self, key: str, default: list[str] | None = None) -> list[str]:
+        path = (
+            key.replace("$.", f"$.{self._prefix}.", 1)
+            if key.startswith("$.")
+            else (f"$.{self._prefix}.{key}")
         )
         return self._parent.setdefault(path, [] if default is None else default)
 

@@ -11,7 +11,6 @@ with ``{"error": ...}``; a refused action (an account switch with open exposure)
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -26,6 +25,7 @@ from orderguard.errors import UnknownAccountError
 from .binding import BindingError, Body
 from .core import GatewayCore
 from .faults import HUBS, ArmedEventFault, ArmedFault, EventFault, WireFault
+from .rest import order_place
 from .wire import account_json, dumps, order_json, position_json, trade_json
 
 ControlHandler = Callable[[GatewayCore, Body], Awaitable[Any]]
@@ -137,7 +137,9 @@ async def script_prices(core: GatewayCore, body: Body) -> Any:
     contract = core.exchange.contract(contract_id)
     assert contract is not None
     if any(p <= 0 or not contract.is_aligned(p) for p in prices):
-        raise ControlError(400, f"every price must be positive and on the {contract.tick_size} grid")
+        raise ControlError(
+            400, f"every price must be positive and on the {contract.tick_size} grid"
+        )
     core.record("prices", contractId=contract_id, count=len(prices), interval=str(interval))
     for index, price in enumerate(prices):
         if index and interval > 0:
@@ -180,8 +182,6 @@ async def liquidity(core: GatewayCore, body: Body) -> Any:
 
 async def platform_place(core: GatewayCore, body: Body) -> Any:
     """An order placed on the platform (the web UI), not through the API: same validation."""
-    from .rest import order_place
-
     payload = await order_place(core, body, None)
     core.record("platform_place", orderId=payload.get("orderId"), code=payload["errorCode"])
     await core.persist()
@@ -224,9 +224,7 @@ async def bracket_mode(core: GatewayCore, body: Body) -> Any:
     if mode not in ("auto", "position"):
         raise ControlError(400, "mode must be 'auto' or 'position'")
     exchange = core.exchange
-    busy = exchange.positions(account_id) or any(
-        o.is_working for o in exchange.orders(account_id)
-    )
+    busy = exchange.positions(account_id) or any(o.is_working for o in exchange.orders(account_id))
     if busy and not force:
         raise ControlError(409, "the account has positions or working orders")
     exchange.set_native_brackets(account_id, mode == "auto")
@@ -309,7 +307,7 @@ async def arm_fault(core: GatewayCore, body: Body) -> Any:
     target = target.removeprefix("api/")
     try:
         if target.startswith("hub:"):
-            event = EventFault(kind)
+            event = EventFault(kind or "")
             hub = target[len("hub:") :]
             if event in (EventFault.DISCONNECT, EventFault.GO_SILENT):
                 if hub not in HUBS:
@@ -326,7 +324,7 @@ async def arm_fault(core: GatewayCore, body: Body) -> Any:
             core.faults.arm(
                 ArmedFault(
                     target or "*",
-                    WireFault(kind),
+                    WireFault(kind or ""),
                     count,
                     None if seconds is None else float(seconds),
                     code,
@@ -403,10 +401,6 @@ def status(core: GatewayCore) -> dict[str, Any]:
 
 def routes() -> list[Route]:
     return [Route("/control/{name:path}", control, methods=["GET", "POST"])]
-
-
-async def _noop() -> None:  # keeps asyncio imported for type checkers of handlers above
-    await asyncio.sleep(0)
 
 
 __all__ = ["is_loopback", "routes", "truth"]

@@ -84,6 +84,7 @@ class HubConnection:
     outbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     last_received: float = field(default_factory=time.monotonic)
     closing: bool = False
+    writer: asyncio.Task[None] | None = None
 
     def subscribed(self, kind: str, key: Any) -> bool:
         return key in self.subscriptions.get(kind, ())
@@ -159,6 +160,7 @@ class HubServer:
         await websocket.accept()
         connection = HubConnection(hub, websocket, check.claims, connection_id)
         writer = asyncio.create_task(self._write(connection), name=f"hub-{hub}-writer")
+        connection.writer = writer
         try:
             if not await self._handshake(connection):
                 return
@@ -246,11 +248,11 @@ class HubServer:
                 )
                 await self._abort(connection)
                 return
-            if self._config.hub_close_on_token_expiry:
-                if not self._tokens.still_valid(connection.claims):
-                    connection.send(signalr.close("Token expired.", allow_reconnect=True))
-                    await self._abort(connection)
-                    return
+            expiring = self._config.hub_close_on_token_expiry
+            if expiring and not self._tokens.still_valid(connection.claims):
+                connection.send(signalr.close("Token expired.", allow_reconnect=True))
+                await self._abort(connection, flush=True)
+                return
 
     # -- invocations ----------------------------------------------------------------------------
     def _dispatch(self, connection: HubConnection, message: dict[str, Any]) -> None:
@@ -309,7 +311,11 @@ class HubServer:
 
     def _market_snapshot(self, connection: HubConnection, kind: str, contract_id: str) -> None:
         contract = self._exchange.contract(contract_id)
-        if contract is None or contract.id != contract_id or self._exchange.quote(contract_id) is None:
+        if (
+            contract is None
+            or contract.id != contract_id
+            or self._exchange.quote(contract_id) is None
+        ):
             return
         now = self._clock.now()
         if kind == "quotes":
@@ -429,10 +435,12 @@ class HubServer:
         return closed
 
     async def _abort(self, connection: HubConnection, *, flush: bool = False) -> None:
-        if flush:  # let the writer send what is queued (a Close message) first
-            deadline = time.monotonic() + 1.0
-            while not connection.outbox.empty() and time.monotonic() < deadline:
-                await asyncio.sleep(0.005)
+        writer = connection.writer
+        if flush and writer is not None and not writer.done():
+            # The writer sends what is queued (a Close message) and stops at the sentinel.
+            connection.outbox.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(writer), 1.0)
         connection.closing = True
         with contextlib.suppress(ValueError):
             self.connections[connection.hub].remove(connection)

@@ -70,8 +70,8 @@ def start_price(contract: Contract, overrides: Mapping[str, Decimal]) -> Decimal
 def load_price_file(text: str) -> dict[str, list[Decimal]]:
     """A replay file: one ``CONTRACT,PRICE`` per line (``#`` comments, a header is skipped)."""
     series: dict[str, list[Decimal]] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         contract_id, _, price_text = line.replace(";", ",").partition(",")
@@ -138,10 +138,6 @@ class MarketFeed:
     async def stop(self) -> None:
         for driver in self.drivers.values():
             await driver.stop()
-
-    def pause(self, contract_id: str) -> MarketDriver | None:
-        """Stop a contract's automatic price path (scripted prices take over)."""
-        return self.drivers.get(contract_id)
 
     # -- quote events -> payloads ---------------------------------------------------------------
     def on_quote(self, event: QuoteEvent) -> MarketUpdate | None:

@@ -17,14 +17,22 @@ from typing import Any
 
 from orderguard.broker.base import PlaceCode
 from orderguard.errors import UnknownAccountError
-from orderguard.models import BracketSpec, Order, OrderRequest, OrderSide, OrderStatus, OrderType
+from orderguard.models import BracketSpec, Order, OrderRequest, OrderSide, OrderType
 
 from .auth import TokenClaims, same_key
 from .bars import BarUnit, bar_time
 from .binding import Body
 from .config import ExpiredValidate
 from .core import GatewayCore
-from .wire import WireValue, contract_json, envelope, order_json, position_json, trade_json
+from .wire import (
+    WireValue,
+    account_json,
+    contract_json,
+    envelope,
+    order_json,
+    position_json,
+    trade_json,
+)
 
 Payload = dict[str, WireValue]
 Handler = Callable[[GatewayCore, Body, TokenClaims | None], Awaitable[Payload]]
@@ -138,8 +146,6 @@ async def account_search(core: GatewayCore, body: Body, _: TokenClaims | None) -
     only_active = body.boolean("onlyActiveAccounts")
     body.check()
     accounts = [a for a in core.exchange.accounts() if a.can_trade or not only_active]
-    from .wire import account_json
-
     return envelope(accounts=[account_json(a) for a in accounts])
 
 
@@ -362,8 +368,8 @@ async def order_query(core: GatewayCore, body: Body, _: TokenClaims | None) -> P
         orders = [o for o in orders if int(o.status) in wanted]
     if contract_id:
         orders = [o for o in orders if o.contract_id == contract_id]
-    key: Callable[[Order], Any] = (lambda o: o.id) if sort_by == 1 else (
-        lambda o: (o.creation_timestamp, o.id)
+    key: Callable[[Order], Any] = (
+        (lambda o: o.id) if sort_by == 1 else (lambda o: (o.creation_timestamp, o.id))
     )
     orders.sort(key=key, reverse=direction == 1)
     total = len(orders)
@@ -447,8 +453,5 @@ ENDPOINTS: dict[str, Endpoint] = {
     "position/partialclosecontract": Endpoint(position_partial_close, mutation=True),
     "trade/search": Endpoint(trade_search),
 }
-
-# Statuses searchOpen reports: Open only (Suspended bracket children are hidden, §3.4).
-OPEN_STATUSES = frozenset({OrderStatus.OPEN})
 
 __all__ = ["ENDPOINTS", "Endpoint", "Handler", "validate_problem"]

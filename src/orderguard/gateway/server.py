@@ -59,6 +59,15 @@ class GatewayUrls:
         return f"{self.base}/control"
 
 
+class _InProcessServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the embedding program (a test, the CLI's
+    ``asyncio.run``) owns Ctrl-C, and stopping is :meth:`Gateway.stop`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class Gateway:
     """The simulated exchange behind the ProjectX wire protocol. See the module docstring."""
 
@@ -174,8 +183,7 @@ class Gateway:
             ws="websockets-sansio",
             ws_ping_interval=None,  # SignalR keeps its own pings; no extra WebSocket pings
         )
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server = _InProcessServer(config)
         self._server = server
         self._task = asyncio.create_task(server.serve(), name="gateway-uvicorn")
         while not server.started:

@@ -149,7 +149,9 @@ class StateStore:
                 )
             ]
             accounts.append(account)
-        snapshot.restore(core.exchange, {"meta": json.loads(meta["exchange"]), "accounts": accounts})
+        snapshot.restore(
+            core.exchange, {"meta": json.loads(meta["exchange"]), "accounts": accounts}
+        )
         return True
 
 

@@ -160,9 +160,9 @@ def trade_json(trade: Trade) -> dict[str, WireValue]:
     }
 
 
-def envelope(error_code: int = 0, error_message: str | None = None, **payload: WireValue) -> dict[
-    str, WireValue
-]:
+def envelope(
+    error_code: int = 0, error_message: str | None = None, **payload: WireValue
+) -> dict[str, WireValue]:
     """``{success, errorCode, errorMessage, ...payload}``; ``success`` iff the code is 0."""
     return {
         **payload,
