@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import jwt
+
 from orderguard.clock import VirtualClock
-from orderguard.gateway import GatewayConfig, RateLimit
+from orderguard.gateway import AccountSpec, GatewayConfig, RateLimit
 from orderguard.gateway.config import ExpiredValidate
 
 from .conftest import MNQ, Api, GatewayFactory
@@ -38,7 +40,7 @@ async def test_login_with_a_wrong_key_is_a_business_failure(api: Api) -> None:
 
 async def test_login_app_knows_no_apps(api: Api) -> None:
     """Auth/loginApp binds its five fields and answers AppNotFound (4)."""
-    body = {k: "x" for k in ("userName", "password", "deviceId", "appId", "verifyKey")}
+    body = dict.fromkeys(("userName", "password", "deviceId", "appId", "verifyKey"), "x")
     data = (await api.client.post("/api/Auth/loginApp", json=body)).json()
     assert data["errorCode"] == 4 and data["success"] is False
 
@@ -64,8 +66,6 @@ async def test_token_is_a_jwt_with_exp_and_expires_on_the_clock(
     start_gateway: GatewayFactory, clock: VirtualClock
 ) -> None:
     """The token carries exp = now + lifetime; past it, every call is 401."""
-    import jwt
-
     api = await start_gateway(_config(token_lifetime=60))
     token = await api.login()
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -273,8 +273,6 @@ async def test_bracket_rules_over_the_wire(api: Api) -> None:
 
 async def test_position_brackets_mode_refuses_brackets(start_gateway: GatewayFactory) -> None:
     """An account in Position Brackets mode answers the 'Brackets cannot be used' rejection."""
-    from orderguard.gateway import AccountSpec
-
     api = await start_gateway(_config(accounts=(AccountSpec(1, "PA-1", native_brackets=False),)))
     await api.login()
     data = await api.place(stopLossBracket={"ticks": -10, "type": 4})
@@ -313,8 +311,19 @@ async def test_positions_partial_close_and_trades(api: Api) -> None:
     assert (await api.ok("Position/searchOpen", {"accountId": 1}))["positions"][0]["size"] == 1
     trades = (await api.ok("Trade/search", {"accountId": 1, "startTimestamp": START}))["trades"]
     assert [t["profitAndLoss"] for t in trades] == [None, -1.0]  # 2 contracts, 1 tick each at 0.50
-    assert set(trades[0]) == {"id", "accountId", "contractId", "creationTimestamp", "price",
-                              "profitAndLoss", "fees", "side", "size", "voided", "orderId"}
+    assert set(trades[0]) == {
+        "id",
+        "accountId",
+        "contractId",
+        "creationTimestamp",
+        "price",
+        "profitAndLoss",
+        "fees",
+        "side",
+        "size",
+        "voided",
+        "orderId",
+    }
     no_position = {"accountId": 1, "contractId": "CON.F.US.MES.Z26"}
     assert (await api.ok("Position/closeContract", no_position))["errorCode"] == 2
 

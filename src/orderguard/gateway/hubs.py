@@ -246,7 +246,7 @@ class HubServer:
                 connection.send(
                     signalr.close("Server timeout elapsed without receiving a message.")
                 )
-                await self._abort(connection)
+                await self._abort(connection, flush=True)
                 return
             expiring = self._config.hub_close_on_token_expiry
             if expiring and not self._tokens.still_valid(connection.claims):

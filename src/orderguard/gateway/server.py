@@ -128,6 +128,7 @@ class Gateway:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
+        self._stopped = False
         self.urls: GatewayUrls | None = None
 
     def _setup_market(self, series: dict[str, list[Decimal]], loop: bool) -> None:
@@ -212,16 +213,24 @@ class Gateway:
             self._saver = None
         server, task = self._server, self._task
         if server is not None and task is not None:
-            server.should_exit = True
             for hub in ("user", "market"):
                 await self.core.hubs.disconnect(hub)
+            # A hard stop: uvicorn's graceful shutdown polls every 0.1 s twice over, which a
+            # simulator that tests start and stop dozens of times does not need.
+            server.should_exit = server.force_exit = True
+            for listener in server.servers:
+                listener.close()
+            for connection in list(server.server_state.connections):
+                connection.shutdown()
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, 10)
+                await task
         self._server = self._task = None
-        if self.core.store is not None:
+        if self.core.store is not None and not self._stopped:
             await self.core.store.save(self.core)
             self.core.store.close()
         self._listener.close()
+        self._stopped = True
 
     @contextlib.asynccontextmanager
     async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Gateway]:
