@@ -229,7 +229,6 @@ class FaultLayer:
     def __init__(self, app: ASGIApp, core: GatewayCore) -> None:
         self.app = app
         self.core = core
-        self._late: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -309,8 +308,8 @@ class FaultLayer:
             await self.app(scope, receive, _Captured().send)
 
         task = asyncio.get_running_loop().create_task(later())
-        self._late.add(task)
-        task.add_done_callback(self._late.discard)
+        self.core.background.add(task)
+        task.add_done_callback(self.core.background.discard)
 
 
 def build_app(core: GatewayCore) -> ASGIApp:

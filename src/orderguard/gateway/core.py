@@ -6,6 +6,7 @@ instead of each other, so none of them imports another (the dependency arrows al
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class GatewayCore:
     store: StateStore | None = None
     rate_limits_enabled: bool = True
     journal: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CONTROL_LOG_KEPT))
+    # Work a fault left for later (a ``late`` execution): cancelled when the server stops.
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def rate_key(self, user_name: str, token_id: str) -> str:
         scope = self.config.rate_limit_scope

@@ -206,6 +206,8 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.core.market.stop()
+        for pending in list(self.core.background):
+            pending.cancel()
         if self._saver is not None:
             self._saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
