@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx2 as httpx
+import pytest
 
 from orderguard.gateway.control import is_loopback
 
@@ -133,4 +136,24 @@ async def test_silenced_hub_keeps_its_socket_open(api: Api) -> None:
     await hub.events_now(0.3)  # the silence ends
     await api.place()
     assert (await hub.event("GatewayUserOrder"))[0]["data"]["id"] == 2
+    await hub.close()
+
+
+async def test_secrets_stay_out_of_logs_and_reprs(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither the API key nor a token appears in a server log line or the issuer's repr."""
+    caplog.set_level(logging.DEBUG)
+    token = await api.login()
+    hub = await Hub.connect(base_url(api), "user", token, negotiate=1)
+    await hub.invoke("SubscribeOrders", 1)
+    await api.place()
+    await api.control("tokens", {"action": "revoke"})
+    _, key = api.gateway.credentials
+    # The server's loggers (the test's own client libraries log their requests: not ours).
+    server = ("orderguard", "uvicorn", "websockets.server", "starlette")
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith(server)]
+    assert any("hub user" in line for line in lines)  # the server did log
+    text = "\n".join(lines) + repr(api.gateway.core.tokens)
+    assert token not in text and key not in text
     await hub.close()

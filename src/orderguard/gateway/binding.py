@@ -85,6 +85,10 @@ class Body:
     def has(self, name: str) -> bool:
         return self._fields.get(name.lower()) is not None
 
+    def raw(self, name: str) -> Any:
+        """The unconverted JSON value of a field (None when absent)."""
+        return self._fields.get(name.lower())
+
     def _fail_convert(self, name: str, target: str) -> None:
         self.errors.setdefault(f"$.{name}", []).append(
             f"The JSON value could not be converted to {target}. Path: $.{name}"

@@ -122,7 +122,7 @@ async def set_price(core: GatewayCore, body: Body) -> Any:
 
 async def script_prices(core: GatewayCore, body: Body) -> Any:
     """Pause the automatic path and apply ``prices`` in order, ``interval`` seconds apart."""
-    raw = body._fields.get("prices")
+    raw = body.raw("prices")
     interval = body.decimal("interval") or Decimal(0)
     contract_id = _contract_id(core, body)
     if not isinstance(raw, list) or not raw:

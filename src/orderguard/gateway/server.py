@@ -180,6 +180,8 @@ class Gateway:
             host=host,
             port=port,
             log_level="warning",
+            # Hub URLs carry ?access_token=...: an access log line would print the token.
+            access_log=False,
             lifespan="off",
             ws="websockets-sansio",
             ws_ping_interval=None,  # SignalR keeps its own pings; no extra WebSocket pings
