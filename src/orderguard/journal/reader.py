@@ -250,7 +250,7 @@ class JournalReader:
     async def record_event(self, rec: EventRecord) -> bool:
         self._refuse()
 
-    async def set_watermark(self, key: str, value: str) -> None:
+    async def set_watermark(self, key: str, value: str, *, durable: bool = True) -> None:
         self._refuse()
 
 

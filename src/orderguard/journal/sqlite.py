@@ -409,8 +409,10 @@ class SqliteJournal:
         )
         return inserted > 0
 
-    async def set_watermark(self, key: str, value: str) -> None:
-        await self._submit(
+    async def set_watermark(self, key: str, value: str, *, durable: bool = True) -> None:
+        write = self._submit if durable else self._defer
+        await _maybe(
+            write,
             "INSERT INTO watermarks (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
