@@ -54,6 +54,14 @@ class OrderManagerConfig(BaseSettings):
         env_prefix="ORDERGUARD_", extra="forbid", frozen=True, allow_inf_nan=False
     )
 
+    def __init__(self, **values: Any) -> None:
+        # Every refusal (unknown key, bad value, from keywords, environment or file) is one
+        # typed error of ours, never pydantic's: callers catch orderguard's error tree only.
+        try:
+            super().__init__(**values)
+        except PydanticValidationError as exc:
+            raise ConfigurationError(_describe(exc)) from exc
+
     # -- resolving an Unknown outcome (project-x-py seed keys) ----------------------------------
     status_check_max_attempts: int = Field(default=5, ge=1)
     """Broker look-ups made to resolve an Unknown outcome before giving up (and latching)."""
@@ -153,10 +161,7 @@ class OrderManagerConfig(BaseSettings):
         unknown = sorted(str(k) for k in values if k not in cls.model_fields)
         if unknown:
             raise ConfigurationError(f"unknown configuration keys: {', '.join(unknown)}")
-        try:
-            return cls(**{str(k): v for k, v in values.items()})
-        except PydanticValidationError as exc:
-            raise ConfigurationError(_describe(exc)) from exc
+        return cls(**{str(k): v for k, v in values.items()})
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> OrderManagerConfig:
