@@ -255,6 +255,21 @@ async def test_a_target_filled_while_down_cancels_the_stop_at_restart(
     assert rig.position() == 0 and working(rig) == []
 
 
+async def test_a_leg_filled_before_completion_still_cancels_its_sibling(
+    make_rig: RigFactory,
+) -> None:
+    """The target filled before complete_operation ran: the hand-off cancels the stop."""
+    rig = await make_rig(config=QUIET)
+    op, _, stop, target = await seed_bracket(rig, account=ACCOUNT)
+    rig.exchange.set_price(MNQ, TARGET_PRICE + Decimal("0.25"))
+    await rig.settle()
+    assert rig.exchange.order(ACCOUNT, target.order_id or 0).status is OrderStatus.FILLED  # type: ignore[union-attr]
+    assert await rig.manager.recovery.complete_operation(op)
+    await rig.settle(2.0)
+    assert rig.exchange.order(ACCOUNT, stop.order_id or 0).status is OrderStatus.CANCELLED  # type: ignore[union-attr]
+    assert rig.position() == 0 and working(rig) == []
+
+
 # -- 4. the facade's seed methods -----------------------------------------------------------------
 async def test_get_operation_status_is_awaitable_on_the_order_manager(
     make_rig: RigFactory,

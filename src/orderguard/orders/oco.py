@@ -272,8 +272,9 @@ class OcoEngine:
         need not be working any more: one that already filled is the driver's to act on
         (cancel the other with confirmation, flatten a double fill)."""
         await self.resume()
-        if self.linked(order1_id) == order2_id:
-            return self._by_order[order1_id].op.operation_id
+        pair = self._by_order.get(order1_id)
+        if pair is not None and not pair.done and _other(pair, order1_id) == order2_id:
+            return pair.op.operation_id  # already linked (re-linked at start-up, say)
         extra = {"linked_for": source}
         return await self._open_link(
             account_id, contract_id, (order1_id, order2_id), (None, None), extra
