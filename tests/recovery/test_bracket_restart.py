@@ -175,7 +175,7 @@ async def test_crash_during_the_sibling_cancel_finishes_it() -> None:
     )
     assert world.exchange.positions(1) == [] and working(world) == []
     op_id = report.operations[0].operation_id
-    status = survivor.get_operation_status(op_id)
+    status = survivor.recovery.get_operation_status(op_id)
     assert status is not None and status["state"] == "completed"
     await survivor.cleanup()
 

@@ -113,7 +113,7 @@ async def test_a_rollback_whose_flatten_failed_is_retried_until_flat(
     assert op.state is OperationState.ROLLING_BACK and rig.position() == 2
     await rig.settle(5.0)
     assert rig.position() == 0
-    status = rig.manager.get_operation_status(op_id)
+    status = rig.manager.recovery.get_operation_status(op_id)
     assert status is not None and status["state"] == "rolled_back"
     flattens = [o for o in rig.orders() if "flatten" in (o.custom_tag or "")]
     assert [(o.side, o.size, o.status) for o in flattens] == [

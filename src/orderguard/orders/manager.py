@@ -35,7 +35,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -79,8 +79,8 @@ from orderguard.orders.results import (
 from orderguard.orders.startup_recovery import StartupRecovery
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
-from orderguard.orders.validation import coerce_side
-from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
+from orderguard.orders.validation import check_duration, coerce_side
+from orderguard.recovery.manager import OperationRecoveryManager, OrderReference, RecoveryOperation
 from orderguard.recovery.protection import ProtectionAlert, ProtectionExecutor, ProtectionPolicy
 from orderguard.recovery.reconcile import AccountSnapshot, consistent
 from orderguard.recovery.startup import SNAPSHOT_ATTEMPTS, RecoveryReport
@@ -97,14 +97,19 @@ class OrderManager:
         broker: Broker,
         *,
         clock: Clock | None = None,
-        config: OrderManagerConfig | None = None,
+        config: OrderManagerConfig | Mapping[str, Any] | None = None,
         account_id: int | None = None,
         rng: random.Random | None = None,
         journal: Journal | None = None,
     ) -> None:
         self._broker = broker
         self._clock: Clock = _agreed_clock(broker, clock)
-        self.config = config if config is not None else OrderManagerConfig()
+        # The seed passes a plain dict of its keys; an unknown key is a ConfigurationError.
+        if config is None:
+            config = OrderManagerConfig()
+        elif not isinstance(config, OrderManagerConfig):
+            config = OrderManagerConfig.from_mapping(config)
+        self.config: OrderManagerConfig = config
         # Unseeded: fresh OS entropy, so two processes on one account get different tag sessions.
         rng = rng if rng is not None else random.Random()
         self._tags = TagFactory(self.config.tag_prefix, rng)
@@ -132,6 +137,8 @@ class OrderManager:
             actions=self,
             rng=random.Random(rng.getrandbits(64)),
             tag_prefix=self.config.tag_prefix,
+            # Once started, operations and legs of the seed API default to this account.
+            default_account=lambda: self._account_id,
         )
         # Every broker call goes through the limiter and the breakers (queries also retry).
         self.gateway = GuardedBroker(
@@ -726,6 +733,21 @@ class OrderManager:
                 return position.signed_size
         return 0
 
+    async def hand_off_oco_pair(
+        self, operation: RecoveryOperation, first: OrderReference, second: OrderReference
+    ) -> str:
+        """The OCO engine enforces a pair the seed API declared (``add_oco_pair`` then
+        ``complete_operation``): journaled as its own ``oco_pair`` operation, re-linked by
+        start-up recovery like any pair. Returns that operation's id."""
+        assert first.order_id is not None and second.order_id is not None
+        return await _oco.oco_engine(self).adopt_pair(
+            first.account_id,
+            first.contract_id,
+            first.order_id,
+            second.order_id,
+            source=operation.operation_id,
+        )
+
     # ------------------------------------------------------------------------------------------
     # operations (the seed's recovery API, delegated)
     # ------------------------------------------------------------------------------------------
@@ -749,17 +771,27 @@ class OrderManager:
         )
         return stats
 
-    def get_circuit_breaker_status(self) -> dict[str, BreakerStatus]:
-        """Per endpoint family (orders, positions, queries): state, failure_count, is_healthy,
-        retry_config — project-x-py's shape."""
-        return self.gateway.status()
+    def get_circuit_breaker_status(self) -> dict[str, Any]:
+        """The seed's shape — ``state``, ``failure_count``, ``is_healthy``, ``retry_config`` —
+        summarising every endpoint family (the worst state wins; ``failure_count`` is the
+        highest), plus each family's own status under ``families`` (orders, positions,
+        queries: orderguard keeps one breaker per family)."""
+        families = self.gateway.status()
+        return {**_summary(families), "families": families}
 
-    def get_operation_status(self, operation_id: str) -> dict[str, Any] | None:
+    def _get_recovery_manager(self) -> OperationRecoveryManager:
+        """The recovery manager (the seed's accessor; :attr:`recovery` is the same object)."""
+        return self.recovery
+
+    async def get_operation_status(self, operation_id: str) -> dict[str, Any] | None:
+        """A snapshot of the operation (the seed's shape), or None if it is not in memory.
+
+        Async, as in the seed; the recovery manager keeps the synchronous accessor."""
         return self.recovery.get_operation_status(operation_id)
 
     async def force_rollback_operation(self, operation_id: str) -> bool:
         """Roll an operation back: cancel its orders, flatten exactly what it owns. True when
-        it ended safe (nothing owned, nothing working).
+        it ended safe (nothing owned, nothing working); False for an unknown id.
 
         A running bracket is rolled back by its own saga (``close_bracket``): one actor per
         operation. The recovery manager working on it beside the saga raced it — it flattened
@@ -781,6 +813,7 @@ class OrderManager:
         return await self.recovery.force_rollback_operation(operation_id)
 
     async def cleanup_stale_operations(self, max_age_hours: float = 24.0) -> int:
+        check_duration(max_age_hours, "max_age_hours")
         return await self.recovery.cleanup_stale_operations(max_age_hours)
 
     # ------------------------------------------------------------------------------------------
@@ -817,13 +850,14 @@ class OrderManager:
     async def cancel_position_orders(
         self,
         contract_id: str,
-        order_types: _positions.OrderKinds = ("entry", "stop", "target"),
+        order_types: _positions.OrderKinds | None = None,
         account_id: int | None = None,
     ) -> _positions.CancelPositionOrdersResult:
-        """Cancel the contract's working entry/stop/target orders; per-type counts and states."""
-        return await self.position_orders.cancel_position_orders(
-            contract_id, order_types, account_id
-        )
+        """Cancel the contract's working entry/stop/target orders; per-type counts and states.
+
+        ``order_types`` None (the default, as in the seed) means every kind."""
+        kinds = _positions.DEFAULT_ORDER_TYPES if order_types is None else order_types
+        return await self.position_orders.cancel_position_orders(contract_id, kinds, account_id)
 
     # -- brackets (orders/bracket.py) --
     async def place_bracket_order(
@@ -841,7 +875,14 @@ class OrderManager:
         protection_deadline: float | None = None,
         native: bool | None = None,
     ) -> _bracket.BracketOrderResponse:
-        """A journaled bracket saga whose pivot is the entry fill (see orders/bracket.py)."""
+        """A journaled bracket saga whose pivot is the entry fill (see orders/bracket.py).
+
+        ``entry_timeout`` and ``protection_deadline`` are seconds, finite and above zero
+        (:class:`~orderguard.errors.ValidationError` otherwise, before anything is written)."""
+        if entry_timeout is not None:
+            check_duration(entry_timeout, "entry_timeout", positive=True)
+        if protection_deadline is not None:
+            check_duration(protection_deadline, "protection_deadline", positive=True)
         return await _bracket.bracket_engine(self).place(
             contract_id,
             side,
@@ -859,13 +900,19 @@ class OrderManager:
     async def wait_for_protection(
         self, operation_id: str, timeout: float | None = None
     ) -> _bracket.BracketOrderResponse:
-        """Until the bracket's filled quantity is covered by its stop, or the bracket is over."""
+        """Until the bracket's filled quantity is covered by its stop, or the bracket is over.
+
+        ``timeout``: seconds, finite and not negative (None: the engine's default)."""
+        if timeout is not None:
+            check_duration(timeout, "timeout")
         return await _bracket.bracket_engine(self).wait_for_protection(operation_id, timeout)
 
     async def wait_for_completion(
         self, operation_id: str, timeout: float | None = None
     ) -> _bracket.BracketOrderResponse:
-        """Until the bracket is over (its result says how it ended)."""
+        """Until the bracket is over (its result says how it ended); ``timeout`` as above."""
+        if timeout is not None:
+            check_duration(timeout, "timeout")
         return await _bracket.bracket_engine(self).wait_for_completion(operation_id, timeout)
 
     def get_bracket_status(self, operation_id: str) -> _bracket.BracketOrderResponse | None:
@@ -938,6 +985,22 @@ def _agreed_clock(broker: Broker, clock: Clock | None) -> Clock:
             "clock=broker.clock))"
         )
     return clock
+
+
+_BREAKER_SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def _summary(families: Mapping[str, BreakerStatus]) -> dict[str, Any]:
+    """The seed's one-breaker status from the families': the worst state, the highest failure
+    count, healthy only if every family is, and the (shared) retry configuration."""
+    statuses = list(families.values())
+    worst = max(statuses, key=lambda st: _BREAKER_SEVERITY.get(st["state"], 2), default=None)
+    return {
+        "state": "closed" if worst is None else worst["state"],
+        "failure_count": max((st["failure_count"] for st in statuses), default=0),
+        "is_healthy": all(st["is_healthy"] for st in statuses),
+        "retry_config": {} if worst is None else dict(worst["retry_config"]),
+    }
 
 
 def _check_order_id(order_id: object) -> None:

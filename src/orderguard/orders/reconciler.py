@@ -302,6 +302,8 @@ class Reconciler:
                 log.warning("reconciling operations %s failed: %s", ids, exc)
                 continue
             for outcome in done:
+                kind = "reconciler_rollback" if roll_back else "reconciler_resume"
+                await recovery.note_recovery(kind, outcome.finished, retry_of=outcome.operation_id)
                 log.info(
                     "reconciled operation %s: %s -> %s (%s)",
                     outcome.operation_id,

@@ -98,6 +98,8 @@ class StartupRecovery:
                 if op is not None:
                     outcome.state_after = op.state.value
         self._latch.lift()
+        for done in report.operations:  # each operation recovery took on is one recovery
+            await recovery.note_recovery("startup", done.finished or done.handed_off)
         # Unfinished ones are retried; handed-off OCO pairs are watched (if nobody resumes
         # their engine, the reconciler still applies the OCO rule when a leg fills).
         self._leftover.update(o.operation_id for o in report.unfinished)

@@ -582,7 +582,12 @@ class ProtectionExecutor:
                 self._retry_at.pop(key, None)
             else:
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
-                self._retry_at[key] = self._host.clock.monotonic() + self.policy.delay(failures)
+                delay = self._delay(ob.op, failures)
+                self._retry_at[key] = self._host.clock.monotonic() + delay
+                if failures == ob.op.max_retries:
+                    note = f"{key[1]}: retry budget of {failures} spent; still trying (I7)"
+                    ob.op.errors.append(note)
+                    log.warning("rollback %s: %s", ob.op.operation_id, note)
             if self._inflight.get(key) is asyncio.current_task():
                 del self._inflight[key]
             self.wake(account_id)  # plan again with what the step changed
@@ -696,6 +701,15 @@ class ProtectionExecutor:
             return False
         await _quietly(recovery.record_order_failure(op, ref, outcome))
         return True  # in doubt: resolved by its tag on the next pass
+
+    def _delay(self, op: RecoveryOperation, failures: int) -> float:
+        """The pause before a failed step goes again: the policy's capped backoff, or the
+        operation's own schedule (the seed's per-operation ``retry_delay``, doubling) capped
+        at the larger of the two caps: a retry budget never stops a rollback (I7)."""
+        if op.retry_delay is None:
+            return self.policy.delay(failures)
+        cap = max(self.policy.max_delay, op.retry_delay)
+        return min(cap, op.retry_delay * 2.0 ** min(failures - 1, 32))
 
     def _alert_if_overdue(self, ob: _Obligation, facts: RollbackFacts, now: float) -> None:
         if ob.alerted or facts.owned == 0:
