@@ -303,6 +303,8 @@ class _Obligation:
     since: float
     done: asyncio.Event = field(default_factory=asyncio.Event)
     alerted: bool = False
+    sent_at: dict[str, float] = field(default_factory=dict)
+    """When each flatten leg was last sent by this process."""
     doubt_since: dict[str, float] = field(default_factory=dict)
     on_done: list[Callable[[RecoveryOperation], object]] = field(default_factory=list)
 
@@ -517,7 +519,11 @@ class ProtectionExecutor:
         snapshot: AccountSnapshot,
         now: float,
     ) -> list[tuple[_Obligation, list[RollbackStep] | RolledBack]]:
-        plans = {p.operation_id: p for p in plan_recovery(holders, {snapshot.account_id: snapshot})}
+        ops = [ob.op for ob in mine]
+        plans = {
+            p.operation_id: p
+            for p in plan_recovery(ops, {snapshot.account_id: snapshot}, holders=holders)
+        }
         out: list[tuple[_Obligation, list[RollbackStep] | RolledBack]] = []
         for ob in mine:
             plan = plans.get(ob.op.operation_id)
@@ -646,7 +652,11 @@ class ProtectionExecutor:
             if ref is None:
                 continue
             if ref.leg.startswith("flatten"):
-                acted = await self._send(ob, ref) or acted
+                # Re-sent (same tag) only once a read of the broker made after the last send
+                # lacks it: a request still on its way is not raced by its own copy.
+                truth_at = self._truth_at.get(_account_of(op), float("-inf"))
+                if truth_at > ob.sent_at.get(leg, float("-inf")):
+                    acted = await self._send(ob, ref) or acted
                 continue
             # Absent from a read of the broker made after the grace (had that read found it,
             # the leg would be resolved already): it never executed.
@@ -685,6 +695,8 @@ class ProtectionExecutor:
             size=ref.size,
             custom_tag=ref.custom_tag,
         )
+        resend = ref.leg in ob.sent_at
+        ob.sent_at[ref.leg] = self._host.clock.monotonic()
         try:
             outcome = await self._host.send_flatten(request)
         except OrderGuardError as exc:
@@ -697,6 +709,11 @@ class ProtectionExecutor:
             await _quietly(recovery.record_order_success(op, ref, outcome))
             return True
         if isinstance(outcome, Rejected):
+            if resend:
+                # A copy refused: most likely as a duplicate of the first send, which then
+                # did arrive. The leg stays in doubt; the next read of the broker decides.
+                log.warning("rollback %s: re-sent %s refused: %s", op.id, ref.leg, outcome)
+                return False
             await _quietly(recovery.record_order_failure(op, ref, outcome))
             return False
         await _quietly(recovery.record_order_failure(op, ref, outcome))
@@ -777,14 +794,18 @@ def _needs_truth(decision: list[RollbackStep] | RolledBack) -> bool:
     """Decisions that depend on the account's position are made from a consistent read."""
     if isinstance(decision, RolledBack):
         return True
-    return any(isinstance(s, FlattenOwned | CreditClosedOutside) for s in decision)
+    return any(
+        isinstance(s, FlattenOwned | CreditClosedOutside)
+        or (isinstance(s, ResolveLegs) and any(leg.startswith("flatten") for leg in s.legs))
+        for s in decision
+    )
 
 
 def _plan_of(
     op: RecoveryOperation, holders: list[RecoveryOperation], snapshot: AccountSnapshot
 ) -> OperationPlan | None:
-    plans = plan_recovery(holders, {snapshot.account_id: snapshot})
-    return next((p for p in plans if p.operation_id == op.operation_id), None)
+    plans = plan_recovery([op], {snapshot.account_id: snapshot}, holders=holders)
+    return plans[0] if plans else None
 
 
 def _holders(

@@ -180,9 +180,17 @@ def _finding(ref: OrderReference, order: Order | None, misrecorded: bool = False
 
 
 def plan_recovery(
-    ops: Sequence[RecoveryOperation], snapshots: Mapping[int, AccountSnapshot]
+    ops: Sequence[RecoveryOperation],
+    snapshots: Mapping[int, AccountSnapshot],
+    *,
+    holders: Sequence[RecoveryOperation] = (),
 ) -> list[OperationPlan]:
-    """One plan per operation, in the order given (callers pass oldest first)."""
+    """One plan per operation, in the order given (callers pass oldest first).
+
+    ``holders`` are further operations that may own part of the same positions (finished
+    ones whose exits still protect what they own): the account's position is allocated among
+    all of them (:func:`allocate`), so a plan never counts another operation's share as its
+    own."""
     by_tag: dict[tuple[int, str], Order] = {}
     by_id: dict[int, Order] = {}
     for snap in snapshots.values():
@@ -190,17 +198,23 @@ def plan_recovery(
             by_id[known.id] = known
             if known.custom_tag:
                 by_tag[(known.account_id, known.custom_tag)] = known
-    # The account's net position, consumed oldest operation first by what each may flatten.
-    remaining: dict[tuple[int, str], int] = defaultdict(int)
+    positions: dict[tuple[int, str], int] = defaultdict(int)
     for snap in snapshots.values():
         for position in snap.positions:
-            remaining[(snap.account_id, position.contract_id)] = position.signed_size
+            positions[(snap.account_id, position.contract_id)] = position.signed_size
     children_of: dict[int, list[Order]] = defaultdict(list)
     for known in by_id.values():
         if known.parent_order_id is not None:
             children_of[known.parent_order_id].append(known)
-    plans: list[OperationPlan] = []
-    for op in ops:
+    planned = list(ops)
+    ids = {op.operation_id for op in planned}
+    everyone = sorted(
+        [*planned, *(h for h in holders if h.operation_id not in ids)],
+        key=lambda o: (o.started_at, o.operation_id),
+    )
+    drafts: dict[str, tuple[list[LegFinding], list[Order], dict[tuple[int, str], int], bool,
+                            list[Order]]] = {}  # fmt: skip
+    for op in everyone:
         findings: list[LegFinding] = []
         children: list[Order] = []
         owned: dict[tuple[int, str], int] = defaultdict(int)
@@ -250,16 +264,25 @@ def plan_recovery(
             )
             contract = op.contract_id or (first_ref.contract_id if first_ref is not None else "")
             owned[(account, contract)] += op.closed_externally
-        flattenable = 0
-        for key, qty in owned.items():
-            flattenable += _allocate(remaining, key, qty)
+        drafts[op.operation_id] = (findings, children, owned, pivot, adoptable)
+    # The account's net position allocated among everyone who owns part of it, per contract.
+    shares: dict[str, int] = defaultdict(int)
+    keys = {key for d in drafts.values() for key in d[2]}
+    for key in sorted(keys):
+        sharing = [op.operation_id for op in everyone if key in drafts[op.operation_id][2]]
+        owned_here = [drafts[op_id][2][key] for op_id in sharing]
+        for op_id, share in zip(sharing, allocate(owned_here, positions.get(key, 0)), strict=True):
+            shares[op_id] += share
+    plans: list[OperationPlan] = []
+    for op in planned:
+        findings, children, owned, pivot, adoptable = drafts[op.operation_id]
         first = next(iter(op.orders.values()), None)
         plans.append(
             OperationPlan(
                 operation_id=op.operation_id,
                 findings=tuple(findings),
                 owned=sum(owned.values()),
-                flattenable=flattenable,
+                flattenable=shares[op.operation_id],
                 pivot_passed=pivot,
                 contract_id=op.contract_id or (first.contract_id if first else None),
                 account_id=op.account_id
@@ -291,14 +314,26 @@ def _claim_child(ref: OrderReference, spare: list[Order]) -> Order | None:
     return None
 
 
-def _allocate(remaining: dict[tuple[int, str], int], key: tuple[int, str], qty: int) -> int:
-    """Take up to ``qty`` (signed) from the account's remaining net position on ``key``."""
-    held = remaining.get(key, 0)
-    if qty == 0 or held == 0 or (qty > 0) != (held > 0):
-        return 0
-    take = min(abs(qty), abs(held)) * (1 if qty > 0 else -1)
-    remaining[key] = held - take
-    return take
+def allocate(owned: Sequence[int], position: int) -> list[int]:
+    """What each holder (oldest first) still owns of the account's ``position`` on a contract.
+
+    The holders' signed quantities should add up to the position; what they claim beyond it
+    (``sum(owned) - position``) was changed from outside — a close from the trading platform,
+    say — and is taken from the newest holders first, in the direction it points. Holdings on
+    both sides net out (one operation's over-close offsets another's long), so an exact total
+    changes nothing. A position larger than the holdings (manual exposure) is nobody's."""
+    shares = list(owned)
+    excess = sum(owned) - position
+    for i in reversed(range(len(shares))):
+        if excess == 0:
+            break
+        held = shares[i]
+        if held == 0 or (held > 0) != (excess > 0):
+            continue
+        take = min(abs(held), abs(excess)) * (1 if excess > 0 else -1)
+        shares[i] -= take
+        excess -= take
+    return shares
 
 
 # ------------------------------------------------------------------------------------------------
@@ -427,6 +462,7 @@ __all__ = [
     "OperationPlan",
     "PassPlan",
     "accounts_of",
+    "allocate",
     "consistent",
     "fills_of",
     "is_entry_leg",

@@ -77,6 +77,7 @@ from orderguard.recovery.manager import (
     RefStatus,
 )
 from orderguard.recovery.operations import OperationState, OperationType
+from orderguard.recovery.protection import HOLDER_TYPES
 from orderguard.recovery.reconcile import (
     AccountSnapshot,
     LegAction,
@@ -538,7 +539,17 @@ async def resume_with_truth(
         for op in ops:
             await _adopt_orphan_intents(host.recovery, op)
     forced = ("rollback", roll_back_resumer) if roll_back else None
-    plans = plan_recovery(ops, snapshots)
+    # Finished operations that still own part of a position (a protected entry, completed with
+    # its stop working) share the account's position with the ones resumed here.
+    accounts = set(snapshots)
+    holders = [
+        op
+        for op in host.recovery.operation_history
+        if op.operation_type in HOLDER_TYPES
+        and op.net_filled
+        and (op.account_id in accounts or any(r.account_id in accounts for r in op.orders.values()))
+    ]
+    plans = plan_recovery(ops, snapshots, holders=holders)
     return await _resume_in_lanes(
         host, list(ops), plans, snapshots, resumers, forced, in_flight_grace
     )
