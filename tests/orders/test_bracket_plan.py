@@ -14,7 +14,6 @@ from orderguard.orders.bracket_plan import (
     CancelStray,
     EntryPhase,
     Finish,
-    Flatten,
     GoFlat,
     LegFacts,
     LegKind,
@@ -53,12 +52,9 @@ facts_st = st.builds(
     entry_cancel_reason=st.none() | st.just("timeout"),
     strays=st.lists(st.integers(100, 105), unique=True, max_size=2).map(tuple),
     children_unknown=st.booleans(),
-    flatten_working=st.booleans(),
     entry_cancel_due=st.booleans(),
     deadline_passed=st.booleans(),
     going_flat=st.none() | st.just("why"),
-    flatten_pending=st.booleans(),
-    flatten_attempts=st.integers(0, 5),
     closed_outside=st.booleans(),
 )
 
@@ -67,28 +63,32 @@ def live(f: BracketFacts) -> bool:
     return (
         f.entry is EntryPhase.WORKING
         or bool(f.strays)
-        or f.flatten_working
         or any(leg.phase is LegPhase.LIVE for leg in f.legs)
     )
 
 
 @given(facts_st)
-def test_flattens_while_live_only_to_end_exposure(f: BracketFacts) -> None:
-    """A flatten alongside live orders only removes owned exposure; an over-close waits."""
+def test_exposure_it_cannot_carry_goes_to_the_executor(f: BracketFacts) -> None:
+    """GoFlat (the hand-over to the protection executor) only for exposure: something owned
+    (or over-closed), never for a flat bracket."""
     decision = plan(f)
-    flattens = isinstance(decision, list) and any(isinstance(a, Flatten) for a in decision)
-    if flattens and live(f):
-        assert f.owned > 0 and (f.going_flat is not None or f.deadline_passed)
+    if isinstance(decision, list) and any(isinstance(a, GoFlat) for a in decision):
+        assert f.owned != 0 and decision == [a for a in decision if isinstance(a, GoFlat)]
 
 
 @given(facts_st)
-def test_flatten_is_exactly_the_owned_quantity(f: BracketFacts) -> None:
-    """A planned flatten removes exactly what the bracket owns, never more."""
-    decision = plan(f)
-    if isinstance(decision, list):
-        for action in decision:
-            if isinstance(action, Flatten):
-                assert action.owned == f.owned != 0
+def test_an_over_close_is_handed_over_at_once(f: BracketFacts) -> None:
+    """Both exits filled (owned < 0): the excess is bought back by the executor."""
+    if f.owned < 0 and f.going_flat is None:
+        decision = plan(f)
+        assert isinstance(decision, list) and isinstance(decision[0], GoFlat)
+
+
+@given(facts_st)
+def test_a_handed_over_bracket_plans_nothing(f: BracketFacts) -> None:
+    """One actor per operation: once the executor drives it, the saga acts no more."""
+    if f.going_flat is not None:
+        assert plan(f) == []
 
 
 @given(facts_st)
@@ -109,7 +109,7 @@ def test_finishes_only_when_nothing_is_owned_or_live(f: BracketFacts) -> None:
     """Finish (other than a truthful FAILED) needs nothing owned and nothing working."""
     decision = plan(f)
     if isinstance(decision, Finish) and decision.state is not OperationState.FAILED:
-        assert f.owned == 0 and not live(f) and not f.flatten_pending
+        assert f.owned == 0 and not live(f)
 
 
 @given(facts_st)
@@ -134,14 +134,6 @@ def test_cancels_only_cancellable_orders(f: BracketFacts) -> None:
 
 
 @given(facts_st)
-def test_never_flattens_beside_a_working_flatten(f: BracketFacts) -> None:
-    """While a flatten order works, another would close the same contracts twice."""
-    decision = plan(f)
-    if f.flatten_working and isinstance(decision, list):
-        assert not any(isinstance(a, Flatten) for a in decision)
-
-
-@given(facts_st)
 def test_never_places_a_leg_while_native_children_may_exist(f: BracketFacts) -> None:
     """Unseen native children are looked for first: a client-side leg beside them would cover
     the same contracts twice (I1 over-coverage)."""
@@ -156,8 +148,8 @@ def test_never_places_a_leg_while_native_children_may_exist(f: BracketFacts) -> 
 
 @given(facts_st, st.data())
 def test_strays_are_cancelled_and_never_left_behind(f: BracketFacts, data: st.DataObject) -> None:
-    """A working stray blocks a successful finish; a due one is cancelled unless exposure (a
-    flatten in doubt, an over-close) comes first."""
+    """A working stray blocks a successful finish; a due one is cancelled unless the bracket is
+    handed over (the executor cancels it then)."""
     due = tuple(data.draw(st.lists(st.sampled_from(f.strays), unique=True)) if f.strays else ())
     f = replace(f, strays_due=due)
     decision = plan(f)

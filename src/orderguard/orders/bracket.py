@@ -196,13 +196,8 @@ class BracketEngine:
             if operation_id in self._finished:
                 return False
             raise OperationError(f"no running bracket {operation_id!r}")
-        if saga.going_flat is None:
-            saga.going_flat = reason
-            saga.op.last_error = reason
-            await self.manager.recovery.transition_operation(
-                saga.op, OperationState.ROLLING_BACK, reason
-            )
-            saga.news()
+        if not saga.handed_over:
+            await saga.hand_over(reason)
         return True
 
     def active(self) -> list[str]:
@@ -688,7 +683,7 @@ def _restore(saga: BracketSaga) -> None:
     op = saga.op
     for leg, ref in sorted(op.orders.items(), key=lambda item: _leg_order(item[0])):
         if leg.startswith("flatten") and leg[len("flatten") :].isdigit():
-            saga.restore_flatten(ref)
+            saga.engine.route_tag(saga, ref.custom_tag)  # its fills count in owned (by tag)
             continue
         if leg == "entry":
             saga.entry.ref = ref

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from orderguard.models import Order
 from orderguard.orders.bracket_plan import LegKind, LegPhase
-from orderguard.orders.bracket_state import BracketRequest, EntryState, FlattenOrder, Slot
+from orderguard.orders.bracket_state import BracketRequest, EntryState, Slot
 from orderguard.orders.tracking import OrderTracker
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
 
@@ -25,7 +25,6 @@ def is_ours(
     exit_ids: Collection[int],
     tags: Collection[str],
     native: bool,
-    flattens: Iterable[FlattenOrder],
 ) -> bool:
     """An order a REST read returned belongs to this bracket (by id, tag or native parent)."""
     return (
@@ -35,7 +34,6 @@ def is_ours(
         or (
             native and order.parent_order_id is not None and order.parent_order_id == entry_order_id
         )
-        or any(f.order_id == order.id for f in flattens)
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from orderguard.clock import Clock
 from orderguard.models import Order, OrderSide, OrderStatus
 from orderguard.orders.bracket_plan import EntryPhase, LegFacts, LegKind, LegPhase
-from orderguard.orders.bracket_state import EntryState, FlattenOrder, Slot
+from orderguard.orders.bracket_state import EntryState, Slot
 from orderguard.orders.tracking import OrderTracker
 from orderguard.recovery.manager import RecoveryOperation
 
@@ -36,18 +36,37 @@ def owned_quantity(
     side: OrderSide,
     entry_order_id: int | None,
     exit_ids: Iterable[int],
-    flattens: Iterable[FlattenOrder],
+    flattened: int,
     closed_externally: int,
 ) -> int:
-    """Entry-direction contracts a bracket owns (broker truth as merged by the tracker)."""
+    """Entry-direction contracts a bracket owns (broker truth as merged by the tracker).
+
+    ``flattened`` is the account-signed quantity its flatten orders (the protection
+    executor's) filled, see :func:`flattened_quantity`."""
     sign = side.sign
     exit_sign = side.opposite.sign
     total = sign * filled(tracker, entry_order_id)
     total += sum(exit_sign * filled(tracker, oid) for oid in exit_ids)
-    total += sum(f.side.sign * filled(tracker, f.order_id) for f in flattens)
+    total += flattened
     # What position-close operations flattened on our behalf (or we found closed).
     total += closed_externally
     return sign * total
+
+
+def flattened_quantity(op: RecoveryOperation, tracker: OrderTracker) -> int:
+    """Account-signed quantity the operation's flatten legs filled (by id, else by tag)."""
+    total = 0
+    for ref in op.orders.values():
+        if not ref.leg.startswith("flatten"):
+            continue
+        view = tracker.get(ref.order_id) if ref.order_id is not None else None
+        if view is None:
+            view = tracker.by_tag(ref.account_id, ref.custom_tag)
+        qty = ref.filled_size if view is None else max(ref.filled_size, view.fill_volume)
+        if view is not None:
+            qty = max(qty, tracker.filled_volume(view.id))
+        total += OrderSide(ref.side).sign * qty
+    return total
 
 
 def leg_facts(
@@ -103,24 +122,12 @@ def entry_phase(entry: EntryState, tracker: OrderTracker) -> EntryPhase:
 
 
 def strays(
-    tracker: OrderTracker,
-    slots: Iterable[Slot],
-    exit_ids: Iterable[int],
-    flattens: Iterable[FlattenOrder],
-    now: float,
-    flatten_grace: float,
+    tracker: OrderTracker, slots: Iterable[Slot], exit_ids: Iterable[int]
 ) -> tuple[int, ...]:
-    """Working orders of ours that no slot holds (see ``BracketFacts.strays``).
-
-    A flatten's rest counts once it has worked for ``flatten_grace``."""
+    """Working orders of ours that no slot holds (see ``BracketFacts.strays``)."""
     held = {slot.order_id for slot in slots}
     out: list[int] = []
-    overdue = [
-        f.order_id
-        for f in flattens
-        if f.order_id is not None and now - f.placed_at >= flatten_grace
-    ]
-    for oid in [*exit_ids, *overdue]:
+    for oid in exit_ids:
         if oid in held or oid in out:
             continue
         if working(tracker, oid):
@@ -145,7 +152,6 @@ def mirror_fills(
     tracker: OrderTracker,
     entry: EntryState,
     slots: Mapping[LegKind, Slot],
-    flattens: Iterable[FlattenOrder],
 ) -> None:
     """Mirror fill volumes into the operation's legs in memory (journaled at the end), so
     ``net_filled`` is right for others reading it (the position watcher subtracts it)."""
@@ -155,9 +161,6 @@ def mirror_fills(
     for slot in slots.values():
         if slot.ref is not None and slot.order_id is not None:
             known[id(slot.ref)] = slot.order_id
-    for fl in flattens:
-        if fl.order_id is not None:
-            known[id(fl.ref)] = fl.order_id
     for ref in op.orders.values():
         oid = ref.order_id if ref.order_id is not None else known.get(id(ref))
         if oid is not None:
@@ -203,6 +206,7 @@ __all__ = [
     "children_unknown",
     "entry_phase",
     "filled",
+    "flattened_quantity",
     "leg_facts",
     "mirror_fills",
     "owned_quantity",

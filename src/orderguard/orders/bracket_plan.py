@@ -7,26 +7,24 @@ action that did not take effect is simply planned again (bounded by ``max_attemp
 
 Quantities are in *entry-direction contracts*: ``owned`` is what the entry's fills added minus
 what the exits, flattening and outside closes took away. ``owned < 0`` means more was closed than
-was owned (both OCO exits filled): the excess is bought back and recorded as an incident.
+was owned (both OCO exits filled).
 
 The rules, in order of precedence:
 
-1. Once the saga decides to go flat it cancels the entry, the target and every stray and, at the
-   same time, flattens exactly ``owned``: exposure first. The stop keeps working until the
-   flatten has filled (a flatten can wait for the rate window or a thin book; cancelling the stop
-   first left the position naked meanwhile). An exit that fills in the race over-closes; that
-   excess is bought back once everything is final. While a flatten order works no second one is
-   sent; its unfilled rest is cancelled once overdue and the remainder flattened anew.
-   It decides so after the pivot when a leg is definitively refused, a leg could not be confirmed
-   after ``max_attempts`` sends, or a fill stayed unprotected past the flatten point.
-2. Over-closed: cancel what is live, then flatten the excess (an incident).
-3. Forward: each exit (stop, target) must cover exactly ``owned`` — place it, resize it, or cancel
+1. Go flat — hand the bracket to the protection executor
+   (:mod:`~orderguard.recovery.protection`), the one place every rollback runs: after the pivot
+   when a leg is definitively refused, a leg could not be confirmed after ``max_attempts``
+   sends, or a fill stayed unprotected past the flatten point; and when the exits closed more
+   than the bracket owned (an incident: the executor buys the excess back). From then on the
+   saga plans nothing: the executor cancels the entry first, keeps the stop until the owned
+   quantity is flattened, never gives up, and ends the operation rolled back.
+2. Forward: each exit (stop, target) must cover exactly ``owned`` — place it, resize it, or cancel
    it when nothing is owned. Server-side (native) legs are grown by the server, never by us, and
    a native bracket's children are looked up over REST before a client-side leg is placed in
    their stead. Working orders of ours that no slot holds (strays) are cancelled.
-4. The entry's unfilled rest is cancelled on the entry timeout, or once the exits closed
+3. The entry's unfilled rest is cancelled on the entry timeout, or once the exits closed
    everything (later fills would arrive unprotected for a trade that is over).
-5. Finished when the entry is final, nothing is owned and nothing of ours works or is in doubt.
+4. Finished when the entry is final, nothing is owned and nothing of ours works or is in doubt.
    Cancels are never given up on (they back off): a bracket that ended with an order working
    would leave it unwatched.
 """
@@ -106,17 +104,12 @@ class BracketFacts:
     deadline_passed: bool = False
     """A fill has been unprotected past the flatten point."""
     going_flat: str | None = None
-    flatten_pending: bool = False
-    """A flatten order is in doubt (sent, unresolved): resolve it before anything else."""
-    flatten_attempts: int = 0
+    """Set once the bracket was handed to the protection executor (it drives from then on)."""
     closed_outside: bool = False
     strays: tuple[int, ...] = ()
     """Working orders of this bracket that no slot holds: a native child that showed up after
-    a client-side leg was placed for its kind, or the unfilled rest of a flatten that did not
-    fill at once (a thin market). They are cancelled; their fills still count in ``owned``."""
-    flatten_working: bool = False
-    """A flatten order is working (part of ``strays``): no new flatten until it is final, or
-    both would fill and over-close."""
+    a client-side leg was placed for its kind, or an earlier generation of a leg. They are
+    cancelled; their fills still count in ``owned``."""
     strays_due: tuple[int, ...] = ()
     """The strays whose cancel may be sent now (a failed one waits for its retry delay)."""
     children_unknown: bool = False
@@ -193,18 +186,6 @@ class GoFlat:
 
 
 @dataclass(frozen=True, slots=True)
-class Flatten:
-    owned: int
-    """Entry-direction contracts to remove (negative: buy back an over-close)."""
-    incident: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ResolveFlatten:
-    """A flatten order is in doubt: find it by its tag (re-send the same tag if absent)."""
-
-
-@dataclass(frozen=True, slots=True)
 class Finish:
     state: OperationState
     outcome: BracketOutcome
@@ -212,35 +193,26 @@ class Finish:
 
 
 Action = (
-    PlaceLeg
-    | RetryLeg
-    | ResizeLeg
-    | CancelLeg
-    | CancelStray
-    | FindChildren
-    | CancelEntry
-    | GoFlat
-    | Flatten
-    | ResolveFlatten
+    PlaceLeg | RetryLeg | ResizeLeg | CancelLeg | CancelStray | FindChildren | CancelEntry | GoFlat
 )
 Plan = list[Action] | Finish
 
 
 def plan(f: BracketFacts) -> Plan:
     """What to do next (an empty list: wait for news). See the module docstring for the rules."""
-    if f.going_flat is None:
-        reason = flat_reason(f)
-        if reason is not None:
-            return [GoFlat(reason)]
-        if f.owned < 0:
-            return _plan_overclosed(f)
-        return _plan_forward(f)
-    return _plan_flat(f, f.going_flat)
+    if f.going_flat is not None:
+        return []  # the protection executor drives the bracket now
+    reason = flat_reason(f)
+    if reason is not None:
+        return [GoFlat(reason)]
+    return _plan_forward(f)
 
 
 def flat_reason(f: BracketFacts) -> str | None:
-    """Why forward recovery is over and the owned quantity must be flattened, if it is."""
-    if f.owned <= 0:
+    """Why forward recovery is over and the bracket goes to the protection executor, if it is."""
+    if f.owned < 0:
+        return f"both exits filled: over-closed by {-f.owned}; the excess is bought back"
+    if f.owned == 0:
         return None
     for leg in f.legs:
         if leg.phase is LegPhase.FAILED:
@@ -254,107 +226,13 @@ def flat_reason(f: BracketFacts) -> str | None:
     return None
 
 
-def _cancel_live(f: BracketFacts) -> list[Action]:
-    # While something is owned the stop keeps working until the flatten has filled: a flatten
-    # can wait (a full rate window, a thin book) and cancelling first would leave the position
-    # naked meanwhile. If the stop fills in the race, the over-close is bought back.
-    actions: list[Action] = [
-        CancelLeg(leg.kind, leg.order_id)
-        for leg in f.legs
-        if leg.phase is LegPhase.LIVE
-        and leg.order_id is not None
-        and leg.due
-        and not (leg.kind is LegKind.STOP and f.owned > 0 and f.going_flat is not None)
-    ]
-    return actions + _cancel_strays(f)
-
-
 def _cancel_strays(f: BracketFacts) -> list[Action]:
     return [CancelStray(order_id) for order_id in f.strays_due]
 
 
-def _resolve_unknown_legs(f: BracketFacts) -> list[Action]:
-    """Legs in doubt may exist at the broker: find them (no re-send) before finishing."""
-    return [
-        RetryLeg(leg.kind, resend=False)
-        for leg in f.legs
-        if leg.phase is LegPhase.UNKNOWN and leg.due and leg.attempts < f.max_attempts
-    ]
-
-
-def _still_live(f: BracketFacts) -> bool:
-    """The entry or an exit can still fill. Cancels are never given up on (they back off): a
-    bracket that finished with an order still working would leave it unwatched."""
-    return (
-        f.entry is EntryPhase.WORKING
-        or bool(f.strays)
-        or f.flatten_working
-        or any(leg.phase is LegPhase.LIVE for leg in f.legs)
-    )
-
-
-def _cancel_everything(f: BracketFacts, reason: str) -> list[Action]:
-    actions: list[Action] = []
-    if f.entry is EntryPhase.WORKING and f.entry_cancel_due:
-        actions.append(CancelEntry(reason))
-    return actions + _cancel_live(f)
-
-
-def _plan_flat(f: BracketFacts, reason: str) -> Plan:
-    if f.flatten_pending:
-        return [ResolveFlatten()]
-    if f.flatten_working:
-        # Its fills are still coming (or its rest is cancelled once overdue): flattening
-        # again now would sell the same contracts twice.
-        return _cancel_everything(f, reason)
-    if _still_live(f):
-        actions = _cancel_everything(f, reason)
-        if f.owned > 0 and f.flatten_attempts < f.max_attempts:
-            # Exposure first: the deadline bounds it, and confirming cancels can take seconds
-            # under faults. An exit that still fills meanwhile over-closes; that excess is
-            # bought back next (owned < 0) once everything is final.
-            actions.append(Flatten(f.owned))
-        return actions  # empty: a retry is not due yet, wait
-    # Exposure first: a leg still in doubt is looked up after the flatten (if it turns up live
-    # it is cancelled; if it filled, the difference is flattened in turn).
-    if f.owned != 0:
-        if f.flatten_attempts >= f.max_attempts:
-            return Finish(
-                OperationState.FAILED,
-                BracketOutcome.NAKED,
-                f"{reason}; flattening failed after {f.flatten_attempts} attempts",
-            )
-        return [Flatten(f.owned, incident=f.owned < 0)]
-    actions = _resolve_unknown_legs(f)
-    if actions:
-        return actions
-    if f.entry is EntryPhase.UNKNOWN:
-        return []  # the entry may still appear: keep looking before declaring anything
-    if _any_pending(f):
-        return []
-    return Finish(OperationState.ROLLED_BACK, BracketOutcome.FLAT, reason)
-
-
-def _plan_overclosed(f: BracketFacts) -> Plan:
-    if f.flatten_pending:
-        return [ResolveFlatten()]
-    if f.flatten_working or _still_live(f):
-        return _cancel_everything(f, "the exits closed more than the bracket owned")
-    if f.flatten_attempts >= f.max_attempts:
-        return Finish(
-            OperationState.FAILED,
-            BracketOutcome.NAKED,
-            f"over-close of {-f.owned} could not be flattened",
-        )
-    return [Flatten(f.owned, incident=True)]
-
-
 def _plan_forward(f: BracketFacts) -> Plan:
     owned = f.owned
-    actions: list[Action] = []
-    if f.flatten_pending:
-        actions.append(ResolveFlatten())
-    actions += _cancel_strays(f)
+    actions: list[Action] = _cancel_strays(f)
     if f.entry is EntryPhase.WORKING and f.entry_cancel_due:
         if f.entry_cancel_reason is not None:
             actions.append(CancelEntry(f.entry_cancel_reason))
@@ -402,15 +280,10 @@ def _plan_leg(f: BracketFacts, leg: LegFacts, owned: int) -> list[Action]:
 
 
 def _any_pending(f: BracketFacts) -> bool:
-    return (
-        f.flatten_pending
-        or f.flatten_working
-        or bool(f.strays)
-        or any(
-            leg.phase is LegPhase.LIVE
-            or (leg.phase is LegPhase.UNKNOWN and leg.attempts < f.max_attempts)
-            for leg in f.legs
-        )
+    return bool(f.strays) or any(
+        leg.phase is LegPhase.LIVE
+        or (leg.phase is LegPhase.UNKNOWN and leg.attempts < f.max_attempts)
+        for leg in f.legs
     )
 
 
@@ -489,7 +362,6 @@ __all__ = [
     "EntryPhase",
     "FindChildren",
     "Finish",
-    "Flatten",
     "GoFlat",
     "LegFacts",
     "LegKind",
@@ -497,7 +369,6 @@ __all__ = [
     "PlaceLeg",
     "Plan",
     "ResizeLeg",
-    "ResolveFlatten",
     "RetryLeg",
     "check_bracket_prices",
     "flat_reason",

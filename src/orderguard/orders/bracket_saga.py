@@ -5,7 +5,7 @@ folds them into the saga's in-memory state (which order ids are ours, when we he
 re-measures exposure and wakes the driver. The driver rebuilds :class:`BracketFacts` from the
 tracker (broker truth merged monotonically from events and REST), asks the pure
 :func:`~orderguard.orders.bracket_plan.plan` what to do, and starts each action as its own task,
-keyed by what it acts on (one leg, the entry, one order, the flatten): stop and target go out
+keyed by what it acts on (one leg, the entry, one order): stop and target go out
 together, a repeat of an action still in flight is skipped, and no slow request (a read queued
 behind a full rate window) holds up the others or the flatten point. Then it waits for news, a
 poll, a retry or the flatten point — never for a fill, and never forever: when no event arrives
@@ -18,7 +18,6 @@ again with the *same* tag, so the broker itself refuses a duplicate.
 This module is the saga's driver and state. Its collaborators each take explicit inputs and never
 import it: :mod:`~orderguard.orders.bracket_facts` reads the state against the tracker for the
 facts, :mod:`~orderguard.orders.bracket_legs` places, resizes and cancels the exit legs,
-:mod:`~orderguard.orders.bracket_flatten` sends and resolves flatten orders, and
 :mod:`~orderguard.orders.bracket_discovery` takes what broker reads reveal into the records and
 the journal, :mod:`~orderguard.orders.bracket_tasks` keeps the tasks in flight and
 :mod:`~orderguard.orders.bracket_report` builds the response and the journaled result.
@@ -43,13 +42,12 @@ from orderguard.orders.bracket_facts import (
     children_unknown,
     entry_phase,
     filled,
+    flattened_quantity,
     leg_facts,
     mirror_fills,
     owned_quantity,
     strays,
-    working,
 )
-from orderguard.orders.bracket_flatten import Flattening
 from orderguard.orders.bracket_legs import ExitLegs, cancel_confirmed
 from orderguard.orders.bracket_plan import (
     Action,
@@ -60,14 +58,12 @@ from orderguard.orders.bracket_plan import (
     EntryPhase,
     FindChildren,
     Finish,
-    Flatten,
     GoFlat,
     LegFacts,
     LegKind,
     LegPhase,
     PlaceLeg,
     ResizeLeg,
-    ResolveFlatten,
     RetryLeg,
     plan,
 )
@@ -82,7 +78,7 @@ from orderguard.orders.bracket_state import (
 from orderguard.orders.bracket_tasks import ActionTasks
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.exposure import ExposureMeter
-from orderguard.recovery.manager import OrderReference, RecoveryOperation
+from orderguard.recovery.manager import RecoveryOperation
 from orderguard.recovery.operations import OperationState
 
 if TYPE_CHECKING:
@@ -117,7 +113,7 @@ class BracketSaga:
         self._stray_retry: dict[int, tuple[int, float]] = {}
         self.children_searched = False  # native: the entry's children were looked up over REST
         self.children_search_failures = 0  # native: look-ups for them that failed
-        # The collaborators that do the broker I/O of leg and flatten actions on this state.
+        # The collaborator that does the broker I/O of leg actions on this state.
         self.legs = ExitLegs(
             self.m,
             operation,
@@ -128,17 +124,10 @@ class BracketSaga:
             backoff=self._backoff,
             changed=self.evaluate,
         )
-        self.flattening = Flattening(
-            self.m,
-            operation,
-            request,
-            settings,
-            route_order=self._route_order,
-            route_tag=self._route_tag,
-            changed=self.evaluate,
-        )
         self.meter = ExposureMeter()
         self.going_flat: str | None = None
+        self.handed_over = False
+        """The protection executor drives the bracket (``going_flat`` says why)."""
         self.final: Finish | None = None
         self.incidents: list[str] = []
         self.check_position = False
@@ -194,10 +183,6 @@ class BracketSaga:
             for slot in self.slots.values():
                 if slot.order_id is None and slot.ref is not None and tag == slot.ref.custom_tag:
                     self._adopt_leg(slot, order.id)
-            for fl in self.flattening.orders:
-                if fl.order_id is None and tag == fl.ref.custom_tag:
-                    fl.order_id, fl.pending = order.id, False
-                    self.engine.route_order(self, order.id)
             if tag and order.id not in self.exit_ids and self._is_exit_tag(tag):
                 # One of our exit intents that no slot holds (an earlier generation whose
                 # outcome was in doubt at a restart): its fills count, and it is cancelled as
@@ -263,14 +248,13 @@ class BracketSaga:
             self.req.side,
             self.entry.order_id,
             self.exit_ids,
-            self.flattening.orders,
+            flattened_quantity(self.op, self.m.tracker),
             self.op.closed_externally,
         )
 
     def facts(self) -> BracketFacts:
         """This saga's records read against broker truth (the tracker), for the pure planner."""
         tracker = self.m.tracker
-        flattens = self.flattening.orders
         now = self._now()
         entry = entry_phase(self.entry, tracker)
         cancel_reason = self.entry.cancel_reason
@@ -285,14 +269,7 @@ class BracketSaga:
         stop = self._leg_facts(LegKind.STOP, now)
         target = self._leg_facts(LegKind.TARGET, now)
         exits = sum(self._filled(oid) for oid in self.exit_ids)
-        stray_ids = strays(
-            tracker,
-            self.slots.values(),
-            self.exit_ids,
-            flattens,
-            self._now(),
-            self.flattening.grace,
-        )
+        stray_ids = strays(tracker, self.slots.values(), self.exit_ids)
         facts = BracketFacts(
             entry=entry,
             entry_filled=self._filled(self.entry.order_id),
@@ -305,16 +282,8 @@ class BracketSaga:
             entry_cancel_due=now >= self.entry.cancel_retry_at,
             deadline_passed=self.meter.open_for(now) >= self.settings.flatten_after,
             going_flat=self.going_flat,
-            flatten_pending=self.flattening.pending,
-            # A flatten that took contracts was no failed attempt (a thin book fills a market
-            # order in pieces; each rest is re-sent): only the ones that took nothing count.
-            flatten_attempts=sum(f.attempts for f in flattens if not self._filled(f.order_id))
-            + self.flattening.read_failures,
             closed_outside=self.op.closed_externally != 0,
             strays=stray_ids,
-            flatten_working=any(
-                f.order_id is not None and working(tracker, f.order_id) for f in flattens
-            ),
             strays_due=tuple(
                 oid for oid in stray_ids if now >= self._stray_retry.get(oid, (0, 0.0))[1]
             ),
@@ -338,7 +307,7 @@ class BracketSaga:
     def evaluate(self) -> BracketFacts:
         """Re-measure exposure from current knowledge (sync); wakes ``wait`` callers."""
         facts = self.facts()
-        mirror_fills(self.op, self.m.tracker, self.entry, self.slots, self.flattening.orders)
+        mirror_fills(self.op, self.m.tracker, self.entry, self.slots)
         now = self._now()
         # An episode opened by an entry fill dates from that fill; an over-close (both exits
         # filled) from now. The fill clock is asked on every look: it keeps its own bookkeeping.
@@ -371,6 +340,8 @@ class BracketSaga:
         window never holds up the flatten beside it, and the flatten point is noticed on time.
         """
         try:
+            if self.going_flat is not None and not self.handed_over:
+                await self.hand_over(self.going_flat)  # restored mid-rollback: the executor's
             while self.final is None:
                 self._wake.news.clear()
                 if self._fatal is not None:
@@ -401,17 +372,12 @@ class BracketSaga:
             self.engine.retire(self)
 
     async def _internal_error(self, exc: Exception) -> None:
-        # A bug must not silently abandon a position: log, back off, try again; give up loudly.
+        # A bug must not silently abandon a position: log, back off, try again; past the
+        # budget, hand the bracket to the protection executor (it never gives up: I7).
         self._errors += 1
         log.exception("bracket %s: step failed (%d)", self.operation_id, self._errors)
-        if self._errors > self.settings.max_attempts * 2:
-            reason = f"internal error: {type(exc).__name__}: {exc}"
-            outcome = BracketOutcome.NAKED if self.owned() else BracketOutcome.FLAT
-            self.final = Finish(OperationState.FAILED, outcome, reason)
-            try:
-                await self.m.recovery.transition_operation(self.op, OperationState.FAILED, reason)
-            except OrderGuardError:
-                log.exception("bracket %s: could not record the failure", self.operation_id)
+        if self._errors > self.settings.max_attempts * 2 and self.going_flat is None:
+            await self.hand_over(f"internal error: {type(exc).__name__}: {exc}")
             return
         await self.m.clock.sleep(self.settings.retry_delay * self._errors)
 
@@ -436,9 +402,6 @@ class BracketSaga:
             due.append(self.entry.acked_at + timeout - now)
         if self.refresh_due and self._refresh_at > now:
             due.append(self._refresh_at - now)
-        for fl in self.flattening.orders:
-            if fl.order_id is not None and working(self.m.tracker, fl.order_id):
-                due.append(fl.placed_at + self.flattening.grace - now)
         lookup = self.entry.phase is EntryPhase.UNKNOWN and self.entry.order_id is None
         if lookup:
             due.append(self._poll)
@@ -465,11 +428,6 @@ class BracketSaga:
             self.primed = True
             return
         await self.m.clock.sleep(max(self._refresh_at - self._now(), self.settings.retry_delay))
-
-    def restore_flatten(self, ref: OrderReference) -> None:
-        """Take a journaled flatten leg back (after a restart): its fills count in ``owned``,
-        and one still in doubt is resolved by its tag before anything is flattened again."""
-        self.flattening.restore(ref)
 
     def _sync(self) -> None:
         """Start the REST re-reads that are due (in the background, like actions)."""
@@ -524,7 +482,6 @@ class BracketSaga:
                 exit_ids=self.exit_ids,
                 tags=tags,
                 native=self.native,
-                flattens=self.flattening.orders,
             ):
                 self.m.feed.ingest(order)  # the tracker's monotonic merge: never backwards
                 view = self.m.tracker.get(order.id)
@@ -539,8 +496,8 @@ class BracketSaga:
 
     async def _check_closed_outside(self) -> None:
         """The account went flat on our contract: if it still is, what we owned is gone."""
-        if self.flattening.pending or self.engine.closing(self.req):
-            return  # our own flatten or a position-close operation is in flight: not outside
+        if self.going_flat is not None or self.engine.closing(self.req):
+            return  # the executor's flatten or a position-close operation: not outside
         owned = self.owned()
         if owned == 0:
             return
@@ -564,7 +521,7 @@ class BracketSaga:
         """Start the actions not already in flight; True when the saga just went flat."""
         for action in actions:
             if isinstance(action, GoFlat):
-                await self._go_flat(action.reason)
+                await self.hand_over(action.reason)
                 return True
         # Independent actions (stop and target, entry cancel) go out together: time to
         # protection is one round trip, not two.
@@ -613,12 +570,6 @@ class BracketSaga:
             await self._find_children()
         elif isinstance(action, CancelEntry):
             await self._cancel_entry(action.reason)
-        elif isinstance(action, Flatten):
-            if action.incident:
-                self._note_over_close(action.owned)
-            await self.flattening.flatten(action.owned)
-        elif isinstance(action, ResolveFlatten):
-            await self.flattening.resolve()
 
     def _backoff(self, attempts: int) -> float:
         # Capped: cancels and resizes are never given up on (an exit left working after the
@@ -662,18 +613,40 @@ class BracketSaga:
     async def _cancel_order(self, order_id: int) -> bool:
         return await cancel_confirmed(self.m, self.req.account_id, order_id, self.operation_id)
 
-    async def _go_flat(self, reason: str) -> None:
+    async def hand_over(self, reason: str) -> None:
+        """Hand the bracket to the protection executor, the one actor of every rollback: the
+        saga's own actions stop (one actor per operation); it keeps measuring exposure and
+        answering for the bracket until the executor ends the operation."""
         log.warning("bracket %s: going flat: %s", self.operation_id, reason)
         self.going_flat = reason
+        self.handed_over = True
         self.op.last_error = reason
-        await self.m.recovery.transition_operation(self.op, OperationState.ROLLING_BACK, reason)
+        facts = self._facts
+        if facts is not None and facts.owned < 0:
+            self._note_over_close(facts.owned)
+        self._inflight.cancel_all()
+        await self.m.protection.roll_back(self.op, reason, on_done=self._rolled_back)
+
+    def _rolled_back(self, op: RecoveryOperation) -> None:
+        """The executor ended the operation (flat, nothing working): so does the saga."""
+        reason = self.going_flat or "rolled back"
+        self.final = Finish(op.state, BracketOutcome.FLAT, reason)
+        self.op.extra["bracket_result"] = bracket_result(
+            self.final, self.incidents, self.meter, self._now()
+        )
+        self.m.spawn(self.m.recovery.save_quietly(self.op))
+        self.m.spawn(
+            self.m.recovery.note_recovery("bracket_flatten", op.state is OperationState.ROLLED_BACK)
+        )
+        self.news()
 
     def _note_over_close(self, owned: int) -> None:
-        """Both exits filled: the excess flattened now is an incident (recorded once)."""
-        note = f"both exits filled: over-closed by {-owned}; flattening the excess"
+        """Both exits filled: the excess bought back is an incident (recorded once)."""
+        note = f"both exits filled: over-closed by {-owned}; the excess is bought back"
         if note not in self.incidents:
             self.incidents.append(note)
             self.op.errors.append(note)
+            self.op.extra.setdefault("incidents", []).append(note)
             self.engine.record_incident()
             log.error("bracket %s: %s", self.operation_id, note)
 

@@ -1,7 +1,7 @@
 """The bracket saga's in-memory state: the validated request and the records of its orders.
 
 Plain values (no I/O): :class:`BracketRequest` is what is journaled with the operation; the slot,
-flatten and entry records are what :class:`~orderguard.orders.bracket_saga.BracketSaga` knows of
+and entry records are what :class:`~orderguard.orders.bracket_saga.BracketSaga` knows of
 its orders between two looks at broker truth.
 """
 
@@ -20,12 +20,10 @@ from orderguard.orders.bracket_plan import (
     CancelStray,
     EntryPhase,
     FindChildren,
-    Flatten,
     LegKind,
     LegPhase,
     PlaceLeg,
     ResizeLeg,
-    ResolveFlatten,
     RetryLeg,
 )
 from orderguard.recovery.manager import OrderReference
@@ -105,17 +103,6 @@ class Slot:
 
 
 @dataclass(slots=True)
-class FlattenOrder:
-    ref: OrderReference
-    side: OrderSide
-    size: int
-    order_id: int | None = None
-    pending: bool = True  # sent (or about to be) but not confirmed
-    attempts: int = 0
-    placed_at: float = 0.0  # when it was acknowledged (a market order normally fills at once)
-
-
-@dataclass(slots=True)
 class EntryState:
     ref: OrderReference | None = None
     order_id: int | None = None
@@ -144,11 +131,9 @@ def action_target(action: Action) -> str:
         return f"order:{action.order_id}"
     if isinstance(action, CancelEntry):
         return "entry"
-    if isinstance(action, Flatten | ResolveFlatten):
-        return "flatten"
     if isinstance(action, FindChildren):
         return "refresh"  # the same REST read
     return type(action).__name__
 
 
-__all__ = ["BracketRequest", "EntryState", "FlattenOrder", "Slot", "Wake", "action_target"]
+__all__ = ["BracketRequest", "EntryState", "Slot", "Wake", "action_target"]

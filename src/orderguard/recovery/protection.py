@@ -67,6 +67,7 @@ HOLDER_TYPES = frozenset({OperationType.BRACKET_ORDER, OperationType.OCO_PAIR})
 exposure that is not theirs: a stop added to a position, a close, a cancel, a modification)."""
 
 _UNSETTLED = frozenset({RefStatus.UNKNOWN, RefStatus.INTENDED})
+_STOPS = frozenset({OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,9 @@ class LiveOrder:
     entry: bool
     """Opens exposure (an entry, an OCO leg): cancelled first."""
     flatten: bool = False
+    stop: bool = True
+    """A stop (or trailing stop): the protection kept until nothing is owned. A target (a
+    limit exit) protects nothing and is cancelled at once, like an entry."""
     protective: bool = True
     """An exit on the side that reduces what the operation owns (kept until it owns nothing);
     an exit on the other side would add to the position and is cancelled at once (I2)."""
@@ -171,9 +175,18 @@ def plan_rollback(f: RollbackFacts) -> list[RollbackStep] | RolledBack:
     entries = tuple(o.order_id for o in f.live if o.entry)
     flattens = [o for o in f.live if o.flatten]
     exits = tuple(o.order_id for o in f.live if not o.entry and not o.flatten)
-    wrong_side = tuple(o.order_id for o in f.live if not o.entry and not o.protective)
+    wrong_side = tuple(
+        o.order_id for o in f.live if not o.entry and not o.flatten and not o.protective
+    )
+    targets = tuple(
+        o.order_id
+        for o in f.live
+        if not o.entry and not o.flatten and not o.stop and o.order_id not in wrong_side
+    )
     if entries:
         steps.append(CancelOrders(entries, "entries first: exits stay until they are final"))
+    if targets:
+        steps.append(CancelOrders(targets, "a target protects nothing"))
     if wrong_side:
         steps.append(CancelOrders(wrong_side, "an exit that would add to the position"))
     if f.in_doubt:
@@ -186,7 +199,7 @@ def plan_rollback(f: RollbackFacts) -> list[RollbackStep] | RolledBack:
     settled = not entries and not f.in_doubt and not flattens
     if settled and f.owned != f.flattenable:
         steps.append(CreditClosedOutside(f.owned - f.flattenable))
-    rest = tuple(o for o in exits if o not in wrong_side)
+    rest = tuple(o for o in exits if o not in wrong_side and o not in targets)
     if settled and f.flattenable == 0 and rest:
         steps.append(CancelOrders(rest, "nothing left to protect"))
     if not steps and not f.live and not f.in_doubt and f.owned == 0:
@@ -229,6 +242,7 @@ def rollback_facts(
                 ref.leg,
                 entry=is_entry_leg(ref) and not is_flatten,
                 flatten=is_flatten,
+                stop=order.type in _STOPS,
                 protective=reducing in (0, order.side.sign),
                 overdue=is_flatten and now - first_seen >= flatten_grace,
             )
@@ -239,6 +253,7 @@ def rollback_facts(
                 child.id,
                 f"child{child.id}",
                 entry=False,
+                stop=child.type in _STOPS,
                 protective=reducing in (0, child.side.sign),
             )
         )
