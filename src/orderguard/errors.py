@@ -11,6 +11,7 @@ data on the error (``retryable``), never guessed from the type name::
     │   ├── UnknownContractError
     │   ├── UnknownAccountError
     │   ├── NoPositionError        a position order was asked for where there is no position
+    │   ├── AlreadyProtectedError  a stop or target asked for where exits already cover all of it
     │   └── ConfigurationError     an unknown configuration key, or a value out of range
     ├── BrokerError                the broker (or the path to it) failed
     │   ├── OrderRejectedError     a definitive business rejection, with the endpoint's error code
@@ -64,6 +65,11 @@ class UnknownAccountError(ValidationError):
 
 class NoPositionError(ValidationError):
     """A stop loss or take profit was asked for on a contract with no open position."""
+
+
+class AlreadyProtectedError(ValidationError):
+    """Working exits of that kind already cover the whole position: another would over-cover
+    it (I1), and its fill would open a position the other way."""
 
 
 class ConfigurationError(ValidationError):

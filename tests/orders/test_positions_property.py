@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orderguard.errors import NoPositionError
+from orderguard.errors import AlreadyProtectedError, NoPositionError
 from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
-from orderguard.orders.position_rules import reducing_side
+from orderguard.orders.position_rules import ExitKind, kind_of_type, reducing_side
 
 from .conftest import MNQ, Harness, make_sim
 from .fakes import DelegatingBroker
@@ -48,8 +48,19 @@ async def _apply(h: Harness, step: Step) -> None:
         losing = last - away if pos > 0 else last + away
         winning = last + away if pos > 0 else last - away
         price = losing if kind == "stop" else winning
+        exit_kind = ExitKind.STOP if kind == "stop" else ExitKind.TARGET
+        covered = sum(
+            o.remaining
+            for o in h.exchange.open_orders(1)
+            if o.contract_id == MNQ
+            and o.side is reducing_side(pos)
+            and kind_of_type(o.type) is exit_kind
+        )
         if pos == 0:
             with pytest.raises(NoPositionError):
+                await add(MNQ, price)
+        elif covered >= abs(pos):
+            with pytest.raises(AlreadyProtectedError):  # another would over-cover (I1)
                 await add(MNQ, price)
         else:
             await add(MNQ, price)
@@ -69,7 +80,10 @@ def _check_quiet_point(h: Harness) -> None:
         assert live == [], "a managed exit outlived its position"
     for order in live:
         assert order.side is reducing_side(pos), "a managed exit would add exposure"
-        assert order.remaining == abs(pos), "a managed exit does not match the position"
+    for exit_kind in (ExitKind.STOP, ExitKind.TARGET):
+        mine = [o for o in live if kind_of_type(o.type) is exit_kind]
+        if mine:  # together they cover the position exactly: never less, never more
+            assert sum(o.remaining for o in mine) == abs(pos), "managed exits do not match"
     # Nothing managed is forgotten: every working order we placed as an exit is still managed.
     for order in h.exchange.orders(1):
         tag = order.custom_tag or ""
@@ -95,5 +109,6 @@ async def _scenario(plan: list[Step]) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=steps)
 def test_managed_exits_match_the_position_at_every_quiet_point(plan: list[Step]) -> None:
-    """At each quiet point every managed exit equals the position; none lives on a flat one."""
+    """At each quiet point the managed exits of each kind cover the position exactly; none lives
+    on a flat one; a stop or target asked for on a covered position is refused."""
     asyncio.run(_scenario(plan))

@@ -203,6 +203,15 @@ class BracketEngine:
     def active(self) -> list[str]:
         return list(self._sagas)
 
+    def wake(self, operation_id: str) -> bool:
+        """Wake the saga of ``operation_id`` to plan again (its holdings changed); False when
+        no saga of this engine drives it."""
+        saga = self._sagas.get(operation_id)
+        if saga is None:
+            return False
+        saga.news()
+        return True
+
     def linked_exit(self, order_id: int) -> int | None:
         """The OCO sibling of a bracket exit (stop <-> target), if both are known."""
         saga = self._by_order.get(order_id)
@@ -274,14 +283,6 @@ class BracketEngine:
 
     def record_incident(self) -> None:
         self.stats.incidents += 1
-
-    def closing(self, request: BracketRequest) -> bool:
-        """A position-close operation on this contract is running (it credits what it closes)."""
-        return any(
-            op.operation_type is OperationType.POSITION_CLOSE
-            and op.contract_id == request.contract_id
-            for op in self.manager.recovery.active_operations.values()
-        )
 
     # -- validation -----------------------------------------------------------------------------
     async def _validate(
@@ -553,16 +554,9 @@ class BracketEngine:
             saga = self._by_order.get(event.trade.order_id)
             if saga is not None:
                 saga.news()
-        elif isinstance(event, PositionEvent):
-            position = event.position
-            if position.size == 0:
-                # Flat: if it stays flat (REST), what a bracket owned was closed outside it.
-                # (Other position changes are explained by the order and trade events routed
-                # by id; lost ones are caught by the shared poll.)
-                for saga in tuple(self._by_contract.get(position.contract_id, ())):
-                    saga.check_position = True
-                    saga.news()
-        elif isinstance(event, AccountEvent):
+        elif isinstance(event, PositionEvent | AccountEvent):
+            # A position changed outside the brackets is credited to them by the manager's
+            # holdings follower (orders/holdings.py), which wakes the sagas it concerns.
             pass  # balance only; the order and position events carry what we need
         elif isinstance(event, ConnectionEvent) and event.state in (
             ConnectionState.RECONNECTED,

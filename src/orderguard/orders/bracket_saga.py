@@ -130,7 +130,6 @@ class BracketSaga:
         """The protection executor drives the bracket (``going_flat`` says why)."""
         self.final: Finish | None = None
         self.incidents: list[str] = []
-        self.check_position = False
         self.refresh_due = False
         self._refresh_failures = 0
         self._refresh_at = 0.0  # a failed REST re-read is retried from then on
@@ -434,9 +433,6 @@ class BracketSaga:
         if self.refresh_due and self._now() >= self._refresh_at and "refresh" not in self._inflight:
             self.refresh_due = False
             self._inflight.launch("refresh", self._refresh())
-        if self.check_position and "position" not in self._inflight:
-            self.check_position = False
-            self._inflight.launch("position", self._check_closed_outside())
 
     async def _refresh(self) -> None:
         """Re-read our orders over REST (events may have been lost); absence proves nothing.
@@ -493,28 +489,6 @@ class BracketSaga:
         await journal_discoveries(
             self.m.recovery, self.op, self.req, self.m.tracker, self.entry, self.slots
         )
-
-    async def _check_closed_outside(self) -> None:
-        """The account went flat on our contract: if it still is, what we owned is gone."""
-        if self.going_flat is not None or self.engine.closing(self.req):
-            return  # the executor's flatten or a position-close operation: not outside
-        owned = self.owned()
-        if owned == 0:
-            return
-        try:
-            await self._refresh()
-            owned = self.owned()
-            held = await self.m.owned_position(self.req.account_id, self.req.contract_id)
-        except OrderGuardError as exc:
-            log.warning("bracket %s: position check failed: %s", self.operation_id, exc)
-            return
-        if owned != 0 and held == 0:
-            await self.m.recovery.record_external_close(self.op, -self.req.side.sign * owned)
-            log.warning(
-                "bracket %s: %d owned contracts were closed outside the bracket",
-                self.operation_id,
-                owned,
-            )
 
     # -- actions ------------------------------------------------------------------------------
     async def _execute(self, actions: list[Action]) -> bool:

@@ -61,6 +61,7 @@ from orderguard.orders.callbacks import Callback, CallbackRegistry
 from orderguard.orders.cancellation import Canceller
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.holdings import HoldingsFollower
 from orderguard.orders.journaling import SendJournal
 from orderguard.orders.latch import AmbiguityLatch
 from orderguard.orders.mutation import SendContext
@@ -202,6 +203,14 @@ class OrderManager:
         """The one executor of rollbacks and standing protection obligations."""
         self.recovery.protection = self.protection
         self.feed.add_listener(self._wake_protection)
+        self.holdings = HoldingsFollower(
+            self,
+            spawn=self.spawn,
+            wake_driver=self._wake_driver,
+            driven_elsewhere=self.protection.driving,
+        )
+        """Credits outside changes of a position to the operations that hold it."""
+        self.feed.add_listener(self.holdings.on_event)
         self._startup = StartupRecovery(
             host=self,
             latch=self.latch,
@@ -695,7 +704,7 @@ class OrderManager:
                 break
         for order in orders:
             self.feed.ingest(order)
-        return AccountSnapshot(account_id, tuple(orders), tuple(positions))
+        return AccountSnapshot(account_id, tuple(orders), tuple(positions), since=start)
 
     def tracked_orders(self, account_id: int) -> list[Order]:
         """The tracker's views of the account's orders, fill volumes from trades included."""
@@ -712,6 +721,19 @@ class OrderManager:
         )
         del result  # its status is the tracker's view, returned below
         return self.tracker.get(order_id)
+
+    async def resize_exit(self, account_id: int, order_id: int, size: int) -> Order | None:
+        """Resize an exit (protective lane); the order as the broker now has it."""
+        result = await self.modify_order(
+            order_id, size=size, account_id=account_id, priority=Priority.PROTECTIVE
+        )
+        return result.order
+
+    def _wake_driver(self, operation_id: str) -> bool:
+        """Wake the engine driving ``operation_id`` (a bracket saga, an OCO pair)."""
+        if _bracket.bracket_engine(self).wake(operation_id):
+            return True
+        return _oco.oco_engine(self).wake(operation_id)
 
     async def send_flatten(self, request: OrderRequest) -> Outcome:
         return await self._placement.send_once(request, Priority.FLATTEN)

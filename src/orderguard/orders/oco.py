@@ -135,6 +135,15 @@ class OcoEngine:
         """Operation ids of the pairs this engine drives."""
         return list(self._pairs)
 
+    def wake(self, operation_id: str) -> bool:
+        """Wake the pair of ``operation_id`` to re-read and decide; False if none is driven."""
+        pair = self._pairs.get(operation_id)
+        if pair is None:
+            return False
+        pair.refresh = True
+        pair.wake.set()
+        return True
+
     # -- public ---------------------------------------------------------------------------------
     async def place(
         self, contract_key: str, first: OcoLeg, second: OcoLeg, account_id: int | None = None

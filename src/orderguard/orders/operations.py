@@ -394,6 +394,10 @@ class OrderOperations:
         if source is not None and closed:
             direction = 1 if signed > 0 else -1
             await self._record(m.recovery.record_external_close(source, direction * closed))
+        # A close for no one operation (a size, the whole contract) is an outside change to the
+        # operations that hold the contract: the holdings follower credits it to them (newest
+        # first) once this close has ended, and their exits follow.
+        m.holdings.schedule((account, contract.id))
         final = await self._position_quietly(account, contract.id)
         order_id = None if order is None else order.id
         if op is not None and order is not None:

@@ -123,6 +123,7 @@ class ExitView:
     fill_volume: int
     working: bool
     cover: int | None = None
+    kind: ExitKind = ExitKind.STOP
 
     @property
     def remaining(self) -> int:
@@ -160,9 +161,13 @@ def plan_follow(
     * otherwise resize each exit so its *remaining* quantity equals what it should cover. A
       modify sets the total size, so the new size is ``fill_volume + wanted``. ``max_size``
       caps one order (the account's limit); a larger position is covered as far as it allows.
+    * the exits of one kind share the position, oldest first: together the stops never cover
+      more than it (nor the targets), so a second stop on a covered position is cancelled
+      rather than doubling the cover (I1: never over-covered).
     """
     side = reducing_side(signed_position)
     magnitude = abs(signed_position)
+    budget = {ExitKind.STOP: magnitude, ExitKind.TARGET: magnitude}
     actions: list[FollowAction] = []
     for view in exits:
         if not view.working:
@@ -173,9 +178,11 @@ def plan_follow(
         if view.side is not side:
             actions.append(Cancel(view.order_id, "position flipped to the other side"))
             continue
-        wanted = magnitude if view.cover is None else min(view.cover, magnitude)
+        left = budget.get(view.kind, magnitude)
+        wanted = left if view.cover is None else min(view.cover, left)
         if max_size is not None:
             wanted = min(wanted, max_size - view.fill_volume)
+        budget[view.kind] = left - max(wanted, 0)
         if wanted <= 0:
             actions.append(Cancel(view.order_id, "nothing left to cover"))
         elif wanted != view.remaining:

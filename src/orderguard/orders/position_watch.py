@@ -156,6 +156,7 @@ class PositionWatcher:
                     order.fill_volume,
                     order.is_working,
                     managed.cover,
+                    managed.kind,
                 )
             )
         max_size = await manager.reference.max_order_size(account_id)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
 from orderguard.errors import (
+    AlreadyProtectedError,
     InvalidPriceError,
     InvalidSizeError,
     JournalError,
@@ -166,7 +167,25 @@ class PositionOrders:
             raise InvalidSizeError(
                 f"size {wanted} is larger than the position ({abs(signed)}) on {contract.id}"
             )
-        quantity = wanted if wanted is not None else abs(signed)
+        # Exits of this kind already working (brackets', earlier ones', anyone's) cover part of
+        # the position: only the rest may be covered, or the exits over-cover it (I1).
+        covered = sum(
+            o.size - o.fill_volume
+            for o in await manager.search_open_orders(contract.id, account_id=account)
+            if o.side is side and kind_of_type(o.type) is kind
+        )
+        uncovered = abs(signed) - covered
+        if uncovered <= 0:
+            raise AlreadyProtectedError(
+                f"the position {signed:+d} on {contract.id} is already covered by {covered} in "
+                f"working {kind.value} orders"
+            )
+        if wanted is not None and wanted > uncovered:
+            raise InvalidSizeError(
+                f"size {wanted}: only {uncovered} of the position {signed:+d} on {contract.id} "
+                f"is not covered by working {kind.value} orders"
+            )
+        quantity = wanted if wanted is not None else uncovered
         check_size(quantity, await manager.reference.max_order_size(account))
         await self._check_market(kind, side, price, contract.id)
         await self._ensure_loaded()
@@ -202,7 +221,7 @@ class PositionOrders:
             side=side,
             created_at=manager.clock.now(),
             custom_tag=tag,
-            cover=None if quantity == abs(signed) else quantity,
+            cover=None if wanted is None and quantity == abs(signed) else quantity,
             operation_id=op.id if op is not None and ref is not None else None,
         )
         await self._registry_write(self.registry.add, managed)

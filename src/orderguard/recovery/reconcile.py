@@ -39,6 +39,9 @@ class AccountSnapshot:
     account_id: int
     orders: tuple[Order, ...]
     positions: tuple[Position, ...]
+    since: datetime | None = None
+    """Start of the order search's window, when known: an operation started after it has all
+    its orders in ``orders`` (as of the read), so one missing there had not executed yet."""
 
     def net(self, contract_id: str) -> int:
         for position in self.positions:
@@ -235,7 +238,12 @@ def plan_recovery(
                 order = _claim_child(ref, spare)
             misrecorded = _misrecorded(ref, by_id)
             findings.append(_finding(ref, order, misrecorded))
-            filled = max(ref.filled_size, order.fill_volume if order is not None else 0)
+            # The snapshot's fill when it has the order: it is consistent with the positions
+            # read beside it, while the record may already hold fills that came in later (a
+            # live process mirrors events into it) and would not add up with that position.
+            filled = ref.filled_size if order is None else order.fill_volume
+            if order is None and _in_window(op, snapshots, ref.account_id):
+                filled = 0  # not executed as of the read (its fill, if any, came later)
             if misrecorded:
                 filled = order.fill_volume if order is not None else 0  # the record's is not ours
             elif order is None and ref.status in _UNSETTLED:
@@ -296,6 +304,13 @@ def plan_recovery(
 
 
 _STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
+
+
+def _in_window(
+    op: RecoveryOperation, snapshots: Mapping[int, AccountSnapshot], account_id: int
+) -> bool:
+    snap = snapshots.get(account_id)
+    return snap is not None and snap.since is not None and op.started_at >= snap.since
 
 
 def _claim_child(ref: OrderReference, spare: list[Order]) -> Order | None:

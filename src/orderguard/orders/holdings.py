@@ -1,0 +1,207 @@
+"""Exits follow the account's actual position, whoever changed it (DESIGN §1.11, FAILURES F17).
+
+The operations that own exposure on a contract (brackets, OCO pairs; finished ones whose exits
+still protect what they own included) are its *holders*. What they own adds up to the account's
+position unless someone else changed it: a close or a partial close from the trading platform, a
+manual order, a whole-contract ``close_position``. Then exits sized to the old holdings would
+over-cover the position, outlive it, or — once they fill — open a position the other way.
+
+:class:`HoldingsFollower` keeps the holdings true. On every position event whose size disagrees
+with what the holders own (and on the reconciler's periodic position reads, which arrive as
+position events too), it reads the account consistently (orders, positions, orders again until no
+fill fell between them), allocates the position among the holders with the pure
+:func:`~orderguard.recovery.reconcile.allocate` (a decrease is taken from the newest holders
+first; holdings on both sides net out), and credits every difference to its holder as closed
+outside (``record_external_close``, journaled). Each holder's exits then follow:
+
+* a running bracket saga is woken: it resizes its stop and target to what it now owns, cancels
+  them (and its entry's rest) when that is nothing, and ends the bracket truthfully;
+* a finished holder has no driver: its working exits are resized or cancelled here;
+* a holder being rolled back is the protection executor's (it credits closes itself).
+
+Nothing here flattens anything: a position smaller than the holdings is the account's truth, and
+a larger one is exposure orderguard does not own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from orderguard.broker.base import BrokerEvent, PositionEvent
+from orderguard.clock import Clock
+from orderguard.errors import OrderGuardError
+from orderguard.models import Order, OrderSide
+from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation, RefStatus
+from orderguard.recovery.operations import OperationType
+from orderguard.recovery.protection import HOLDER_TYPES
+from orderguard.recovery.reconcile import AccountSnapshot, plan_recovery
+
+log = logging.getLogger("orderguard.orders.holdings")
+
+Key = tuple[int, str]
+
+
+class FollowerHost(Protocol):
+    """What the follower needs from the OrderManager."""
+
+    @property
+    def recovery(self) -> OperationRecoveryManager: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    async def read_truth(self, account_id: int, start: datetime) -> AccountSnapshot: ...
+
+    async def cancel_exit(self, account_id: int, order_id: int) -> Order | None: ...
+
+    async def resize_exit(self, account_id: int, order_id: int, size: int) -> Order | None: ...
+
+
+class HoldingsFollower:
+    """Credits outside changes of a position to its holders (see the module docstring)."""
+
+    def __init__(
+        self,
+        host: FollowerHost,
+        *,
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        wake_driver: Callable[[str], bool],
+        driven_elsewhere: Callable[[str], bool],
+        window_margin: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self._host = host
+        self._spawn = spawn
+        self._wake_driver = wake_driver  # wake the saga driving an operation; False if none
+        self._driven_elsewhere = driven_elsewhere  # the protection executor drives it
+        self._margin = window_margin
+        self._running: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self.stats: Counter[str] = Counter()
+
+    # -- triggers (sync, from the event dispatch) ------------------------------------------
+    def on_event(self, event: BrokerEvent) -> None:
+        if not isinstance(event, PositionEvent):
+            return
+        p = event.position
+        key = (p.account_id, p.contract_id)
+        holders = self.holders(key)
+        if not holders:
+            return
+        if sum(op.net_filled for op in holders) == p.signed_size:
+            return  # the holders own exactly the position: nothing changed outside
+        self.schedule(key)
+
+    def schedule(self, key: Key) -> None:
+        """Check ``key`` soon; if a check of it runs, once more after it."""
+        if key in self._running:
+            self._dirty.add(key)
+            return
+        self._running.add(key)
+        self._spawn(self._drain(key))
+
+    async def _drain(self, key: Key) -> None:
+        try:
+            while True:
+                self._dirty.discard(key)
+                try:
+                    await self.check(*key)
+                except OrderGuardError as exc:
+                    # Broker or journal trouble: the next position event or read tries again.
+                    self.stats["check_errors"] += 1
+                    log.warning("following the position on %s failed: %s", key, exc)
+                if key not in self._dirty:
+                    return
+                if self._closing(key):
+                    await self._host.clock.sleep(0.25)  # until the close has ended
+        finally:
+            self._running.discard(key)
+
+    # -- the check ---------------------------------------------------------------------------
+    def holders(self, key: Key) -> list[RecoveryOperation]:
+        """Operations that own exposure (or have exits working) on ``key``, oldest first."""
+        recovery = self._host.recovery
+        seen: dict[str, RecoveryOperation] = {}
+        for op in [*recovery.active_operations.values(), *recovery.operation_history]:
+            if op.operation_type not in HOLDER_TYPES or op.operation_id in seen:
+                continue
+            if _key_of(op) != key:
+                continue
+            if op.net_filled or (not op.state.is_terminal and op.orders):
+                seen[op.operation_id] = op
+        return sorted(seen.values(), key=lambda o: (o.started_at, o.operation_id))
+
+    async def check(self, account_id: int, contract_id: str) -> int:
+        """Credit what changed outside to the holders of one contract; returns how many were
+        credited."""
+        key = (account_id, contract_id)
+        holders = self.holders(key)
+        if not holders:
+            return 0
+        if self._closing(key):
+            # A position close names whom it closes for (or closes the whole contract): it is
+            # checked once that close has ended, so nothing is credited twice.
+            self._dirty.add(key)
+            return 0
+        self.stats["checks"] += 1
+        start = min(op.started_at for op in holders) - self._margin
+        truth = await self._host.read_truth(account_id, start)
+        plans = plan_recovery(holders, {account_id: truth}, holders=holders)
+        credited = 0
+        for op, plan in zip(holders, plans, strict=True):
+            if self._driven_elsewhere(op.operation_id):
+                continue  # being rolled back: the protection executor credits on its own
+            gone = plan.flattenable - plan.owned
+            if gone == 0:
+                continue
+            credited += 1
+            self.stats["credited"] += 1
+            log.info(
+                "operation %s: %+d of its %+d closed outside (position %+d)",
+                op.operation_id, gone, plan.owned, truth.net(contract_id),
+            )  # fmt: skip
+            note = f"{gone:+d} closed outside (the account's position changed)"
+            op.errors.append(note)
+            await self._host.recovery.record_external_close(op, gone)
+            if not self._wake_driver(op.operation_id) and op.state.is_terminal:
+                await self._follow_exits(op, plan.flattenable, truth)
+        return credited
+
+    def _closing(self, key: Key) -> bool:
+        return any(
+            op.operation_type is OperationType.POSITION_CLOSE and _key_of(op) == key
+            for op in self._host.recovery.active_operations.values()
+        )
+
+    async def _follow_exits(
+        self, op: RecoveryOperation, share: int, truth: AccountSnapshot
+    ) -> None:
+        """A finished holder's working exits, resized to what it owns now (cancelled at 0)."""
+        by_id = {o.id: o for o in truth.orders}
+        reducing = OrderSide.SELL if share > 0 else OrderSide.BUY
+        for ref in op.orders.values():
+            order = by_id.get(ref.order_id) if ref.order_id is not None else None
+            if order is None or not order.is_working or ref.status == RefStatus.REJECTED:
+                continue
+            if order.side is not reducing or share == 0:
+                self.stats["exits_cancelled"] += 1
+                await self._host.cancel_exit(order.account_id, order.id)
+            elif order.size - order.fill_volume > abs(share):
+                self.stats["exits_resized"] += 1
+                await self._host.resize_exit(
+                    order.account_id, order.id, order.fill_volume + abs(share)
+                )
+
+
+def _key_of(op: RecoveryOperation) -> Key:
+    first = next(iter(op.orders.values()), None)
+    account = op.account_id if op.account_id is not None else (first.account_id if first else 0)
+    contract = op.contract_id or (first.contract_id if first else "")
+    return account, contract
+
+
+__all__ = ["HoldingsFollower"]
