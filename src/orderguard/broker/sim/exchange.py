@@ -20,8 +20,10 @@ not pin down, made here on purpose:
 * **Positions**: one net position per (account, contract) with average-cost accounting. A position
   gets a new id when it opens from flat and when a fill flips it through zero (the old one is first
   reported flat, ``size`` 0, keeping its direction). Fees are charged per contract on every fill;
-  the balance moves by realised P&L minus fees on each fill. Average prices keep the wire's 9
-  decimal places; realised P&L is rounded to cents (half to even) as it leaves the exchange.
+  the balance moves by realised P&L minus fees on each fill. A position's average price is kept
+  exact (never re-averaged from a rounded one) and leaves the exchange rounded to the wire's 9
+  decimal places; realised P&L is computed from the exact average and rounded to cents (half to
+  even).
 * **Liquidity**: with ``liquidity=N`` each order fills at most N contracts per matching run (one
   ``set_price``, or the placement/modify of that order). Position closes are exempt and flatten at
   once at the touch.
@@ -45,6 +47,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 
 from orderguard.broker.base import (
     AccountCapabilities,
@@ -83,7 +86,7 @@ from .matching import (
     execution_price,
     initial_trail_stop,
     join_price,
-    money,
+    money_of,
     quote_for,
     touch,
 )
@@ -135,6 +138,7 @@ class SimExchange:
         self.duplicate_tag_message = duplicate_tag_message
         self._accounts: dict[int, AccountState] = {}
         self._quotes: dict[str, Quote] = {}
+        self._point_values: dict[str, Fraction] = {}
         # Working orders (Open and Suspended) per contract, in id order (dicts keep insertion).
         self._books: dict[str, dict[int, LiveOrder]] = {}
         self._order_ids = itertools.count(1)
@@ -642,10 +646,11 @@ class SimExchange:
             position = NetPosition(next(self._position_ids), account.id, contract, now)
             account.positions[contract.id] = position
         old_type = PositionType.LONG if position.size > 0 else PositionType.SHORT
-        change = apply_fill(position.size, position.average_price, order.side.sign * qty, price)
+        opening = position.size == 0
+        change = apply_fill(position.size, position.average, order.side.sign * qty, price)
         pnl: Decimal | None = None
         if change.closed:
-            pnl = money(change.points / contract.tick_size * contract.tick_value)
+            pnl = money_of(change.points, self._point_value(contract))
         fees = self.fee_per_contract * qty
         account.balance += (_ZERO if pnl is None else pnl) - fees
         trade = Trade(
@@ -663,7 +668,11 @@ class SimExchange:
             position = NetPosition(next(self._position_ids), account.id, contract, now)
             account.positions[contract.id] = position
         position.size = change.size
-        position.average_price = change.average_price
+        if change.average is not position.average:
+            position.average = change.average
+            # An opening fill's average is its price as sent; only a re-average needs rounding.
+            opening = opening or change.flipped
+            position.average_price = price if opening else change.average.rounded()
         if position.size == 0:
             del account.positions[contract.id]
         if emit:
@@ -725,6 +734,14 @@ class SimExchange:
             self._cancel(bracket.entry, now)
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _point_value(self, contract: Contract) -> Fraction:
+        """Dollars per price point of ``contract`` (tick value / tick size), exact and cached."""
+        value = self._point_values.get(contract.id)
+        if value is None:
+            value = Fraction(contract.tick_value) / Fraction(contract.tick_size)
+            self._point_values[contract.id] = value
+        return value
+
     def _account(self, account_id: int) -> AccountState:
         state = self._accounts.get(account_id)
         if state is None:

@@ -33,6 +33,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
+from math import gcd
+from typing import NamedTuple
 
 from orderguard.models import OrderSide, OrderType
 
@@ -41,6 +44,9 @@ _STOP_LIKE = frozenset({OrderType.STOP, OrderType.TRAILING_STOP})
 
 # Average prices are exact where they can be, else rounded to the wire's 9 places.
 _AVERAGE_QUANTUM = Decimal("1e-9")
+_WIRE_PLACES = 9
+# Prices carry at most the wire's 9 decimal places, so a price times 1e9 is an integer.
+NANO = 10**9
 # Money leaves the exchange in cents: P&L computed from a 9-place average would otherwise carry
 # residue like 3.499999998 into trades and the balance.
 _CENT = Decimal("0.01")
@@ -161,11 +167,71 @@ def execution_price(order: MatchState, quote: Quote, *, arriving: bool) -> Decim
 
 
 def average(notional: Decimal, quantity: int) -> Decimal:
-    """``notional / quantity``, exact when representable, else rounded to 9 decimal places."""
+    """``notional / quantity``, exact when it has at most 9 decimal places, else rounded to 9.
+
+    A quotient that fits the wire's places is computed exactly (Decimal returns exact results
+    exactly), so its exponent tells the two cases apart. (Multiplying back is no test: a 28-digit
+    quotient times the quantity can round to the notional again.)
+    """
     avg = notional / quantity
-    if avg * quantity == notional:
+    exponent = avg.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -_WIRE_PLACES:
         return avg
     return avg.quantize(_AVERAGE_QUANTUM)
+
+
+class Exact(NamedTuple):
+    """An exact rational quantity of 1e-9 units, ``num / den`` (``den > 0``).
+
+    Average-cost accounting re-averages on every add; doing that from an already rounded average
+    drifts (21000.4166666665 where the exact average rounds to 21000.416666667). Positions keep
+    their average as an ``Exact`` and round only as it leaves the exchange (:meth:`rounded`).
+    Integers, not :class:`~fractions.Fraction`: this is on the fill path and ints are several times
+    cheaper.
+    """
+
+    num: int
+    den: int = 1
+
+    @classmethod
+    def of(cls, value: Decimal) -> Exact:
+        """``value`` (at most 9 decimal places, like every wire price) as an exact quantity."""
+        return cls(int(value.scaleb(_WIRE_PLACES)))
+
+    def fraction(self) -> Fraction:
+        return Fraction(self.num, self.den * NANO)
+
+    def rounded(self) -> Decimal:
+        """The wire value: exact when it has at most 9 places, else rounded half to even."""
+        nanos = _divide_half_even(self.num, self.den)
+        exponent = -_WIRE_PLACES
+        while exponent < 0 and nanos % 10 == 0:  # 21000.75, not 21000.750000000
+            nanos //= 10
+            exponent += 1
+        return Decimal(nanos).scaleb(exponent)
+
+
+FLAT = Exact(0)
+
+
+def _divide_half_even(num: int, den: int) -> int:
+    """``num / den`` rounded to an integer, half to even (``den > 0``)."""
+    quotient, remainder = divmod(num, den)  # floor division: 0 <= remainder < den
+    twice = 2 * remainder
+    if twice > den or (twice == den and quotient % 2):
+        quotient += 1
+    return quotient
+
+
+def money_of(points: Exact, point_value: Fraction) -> Decimal:
+    """Money for ``points`` price points at ``point_value`` dollars a point, to cents half to even.
+
+    Computed exactly from the exact points, so no residue of a 9-place average reaches the balance.
+    """
+    cents = _divide_half_even(
+        points.num * point_value.numerator * 100, points.den * NANO * point_value.denominator
+    )
+    return Decimal(cents).scaleb(-2)
 
 
 def money(amount: Decimal) -> Decimal:
@@ -182,43 +248,49 @@ def money(amount: Decimal) -> Decimal:
 class PositionChange:
     """The effect of one fill on a net position.
 
-    ``closed`` contracts were closed at ``points`` total price points of profit (already signed by
-    the position's direction; multiply by ``tick_value / tick_size`` for money). ``flipped`` is True
-    when the fill went through zero and opened the other way.
+    ``average`` is the new exact average price. ``closed`` contracts were closed at ``points``
+    total price points of profit (already signed by the position's direction; multiply by
+    ``tick_value / tick_size`` for money, see :func:`money_of`). ``flipped`` is True when the fill
+    went through zero and opened the other way.
     """
 
     size: int
-    average_price: Decimal
+    average: Exact
     closed: int
-    points: Decimal
+    points: Exact
     flipped: bool
 
 
-def apply_fill(
-    size: int, average_price: Decimal, signed_qty: int, price: Decimal
-) -> PositionChange:
+def apply_fill(size: int, average: Exact, signed_qty: int, price: Decimal) -> PositionChange:
     """Apply a fill of ``signed_qty`` (buys positive) at ``price`` to a net position.
 
-    Average-cost accounting: adding re-averages, reducing leaves the average unchanged and realises
-    ``(price - average) * closed`` points in the position's direction, and going through zero opens
-    the remainder at the fill price.
+    Average-cost accounting: adding re-averages (exactly), reducing leaves the average unchanged
+    and realises ``(price - average) * closed`` points in the position's direction, and going
+    through zero opens the remainder at the fill price.
     """
+    fill = Exact.of(price)
     if size == 0 or (size > 0) == (signed_qty > 0):
         new_size = size + signed_qty
         if size == 0:
-            return PositionChange(new_size, price, 0, Decimal(0), False)
-        notional = average_price * abs(size) + price * abs(signed_qty)
-        return PositionChange(new_size, average(notional, abs(new_size)), 0, Decimal(0), False)
+            return PositionChange(new_size, fill, 0, FLAT, False)
+        held, added = abs(size), abs(signed_qty)
+        num = average.num * held + fill.num * added * average.den
+        den = average.den * (held + added)
+        common = gcd(num, den)
+        return PositionChange(new_size, Exact(num // common, den // common), 0, FLAT, False)
     closed = min(abs(size), abs(signed_qty))
     direction = 1 if size > 0 else -1
-    points = (price - average_price) * closed * direction
+    points = Exact((fill.num * average.den - average.num) * closed * direction, average.den)
     new_size = size + signed_qty
     if new_size == 0 or (new_size > 0) == (size > 0):
-        return PositionChange(new_size, average_price, closed, points, False)
-    return PositionChange(new_size, price, closed, points, True)
+        return PositionChange(new_size, average, closed, points, False)
+    return PositionChange(new_size, fill, closed, points, True)
 
 
 __all__ = [
+    "FLAT",
+    "NANO",
+    "Exact",
     "MatchState",
     "PositionChange",
     "Quote",
@@ -229,6 +301,7 @@ __all__ = [
     "join_price",
     "limit_executable",
     "money",
+    "money_of",
     "quote_for",
     "stop_triggered",
     "touch",
