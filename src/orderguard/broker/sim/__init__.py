@@ -21,13 +21,16 @@ from .exchange import ExchangeListener, SimExchange
 from .matching import Quote
 from .prices import RandomWalkPrices, ScriptedPrices
 from .records import SimOrderResult, SimResult
+from .rules import ExchangeRules, MarketableStop, StopTrigger
 
 __all__ = [
     "CME_ALIASES",
     "ContractBook",
     "ExchangeListener",
+    "ExchangeRules",
     "LatencyModel",
     "MarketDriver",
+    "MarketableStop",
     "Quote",
     "RandomWalkPrices",
     "ScriptedPrices",
@@ -36,5 +39,6 @@ __all__ = [
     "SimOrderResult",
     "SimResult",
     "SimSubscription",
+    "StopTrigger",
     "default_contracts",
 ]

@@ -41,6 +41,7 @@ not pin down, made here on purpose:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections import deque
@@ -48,6 +49,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from orderguard.broker.base import (
     AccountCapabilities,
@@ -88,10 +90,13 @@ from .matching import (
     join_price,
     money_of,
     quote_for,
+    stop_reference,
+    stop_triggered,
     touch,
 )
 from .records import AccountState, Bracket, LiveOrder, NetPosition, SimOrderResult, SimResult
-from .validation import DUPLICATE_TAG_MESSAGE, check_modify, check_place
+from .rules import ExchangeRules, MarketableStop, StopTrigger
+from .validation import INVALID_STOP_PRICE_MESSAGE, check_modify, check_place
 
 log = logging.getLogger(__name__)
 
@@ -123,19 +128,29 @@ class SimExchange:
         contracts: Iterable[Contract] | None = None,
         liquidity: int | None = None,
         fee_per_contract: Decimal = Decimal("0.37"),
-        reject_duplicate_tags: bool = True,
-        close_cancels_brackets: bool = False,
-        duplicate_tag_message: str = DUPLICATE_TAG_MESSAGE,
+        rules: ExchangeRules | None = None,
+        reject_duplicate_tags: bool | None = None,
+        close_cancels_brackets: bool | None = None,
+        duplicate_tag_message: str | None = None,
     ) -> None:
+        """``rules`` picks every unconfirmed reading (default: :meth:`ExchangeRules.default`).
+
+        ``reject_duplicate_tags``, ``close_cancels_brackets`` and ``duplicate_tag_message`` are the
+        older spelling of the rules fields of those names; when given they override ``rules``.
+        """
         if liquidity is not None and liquidity <= 0:
             raise ValueError("liquidity must be positive (or None for unlimited)")
         self._clock = clock
         self._contracts = ContractBook(default_contracts() if contracts is None else contracts)
         self.liquidity = liquidity
         self.fee_per_contract = fee_per_contract
-        self.reject_duplicate_tags = reject_duplicate_tags
-        self.close_cancels_brackets = close_cancels_brackets
-        self.duplicate_tag_message = duplicate_tag_message
+        keywords: dict[str, Any] = {
+            "reject_duplicate_tags": reject_duplicate_tags,
+            "close_cancels_brackets": close_cancels_brackets,
+            "duplicate_tag_message": duplicate_tag_message,
+        }
+        given = {name: value for name, value in keywords.items() if value is not None}
+        self.rules = dataclasses.replace(rules or ExchangeRules(), **given)
         self._accounts: dict[int, AccountState] = {}
         self._quotes: dict[str, Quote] = {}
         self._point_values: dict[str, Fraction] = {}
@@ -149,6 +164,31 @@ class SimExchange:
         self._outbox: deque[BrokerEvent] = deque()
         self._flushing = False
         self.listener_errors = 0
+
+    # -- rules ------------------------------------------------------------------------------------
+    @property
+    def rules(self) -> ExchangeRules:
+        """The readings in force; assigning new rules takes effect from the next call."""
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules: ExchangeRules) -> None:
+        self._rules = rules
+        # The matching loop reads these flags on every order; an attribute beats an enum compare.
+        self._reject_marketable_stops = rules.marketable_stops is MarketableStop.REJECT
+        self._stop_on_touch = rules.stop_trigger is StopTrigger.TOUCH
+
+    @property
+    def reject_duplicate_tags(self) -> bool:
+        return self._rules.reject_duplicate_tags
+
+    @property
+    def close_cancels_brackets(self) -> bool:
+        return self._rules.close_cancels_brackets
+
+    @property
+    def duplicate_tag_message(self) -> str:
+        return self._rules.duplicate_tag_message
 
     # -- accounts and contracts -------------------------------------------------------------------
     def open_account(
@@ -317,15 +357,20 @@ class SimExchange:
             return SimOrderResult(PlaceCode.CONTRACT_NOT_ACTIVE, "Contract is not active.")
         quote = self._quotes.get(contract.id)
         tag = request.custom_tag
+        rules = self._rules
         problem = check_place(
             request,
             contract,
             max_order_size=account.max_order_size,
             has_market=quote is not None,
-            tag_taken=self.reject_duplicate_tags and tag is not None and tag in account.tags,
+            tag_taken=rules.reject_duplicate_tags and tag is not None and tag in account.tags,
             native_brackets=account.native_brackets,
-            duplicate_tag_message=self.duplicate_tag_message,
+            duplicate_tag_message=rules.duplicate_tag_message,
+            min_stop_loss_ticks=rules.min_stop_loss_ticks,
         )
+        if problem is None and request.type is OrderType.STOP:
+            assert quote is not None and request.stop_price is not None  # checked by check_place
+            problem = self._check_stop_price(request.side, request.stop_price, quote)
         if problem is not None:
             return SimOrderResult(PlaceCode.ORDER_REJECTED, problem)
 
@@ -466,11 +511,18 @@ class SimExchange:
             stop_price=stop_price,
             trail_price=trail_price,
         )
+        quote = self._quotes.get(order.contract.id)
+        if (
+            problem is None
+            and stop_price is not None
+            and order.status is OrderStatus.OPEN
+            and quote is not None
+        ):
+            problem = self._check_stop_price(order.side, stop_price, quote)
         if problem is not None:
             return SimResult(ModifyCode.REJECTED, problem)
         if size is None and limit_price is None and stop_price is None and trail_price is None:
             return SimResult()
-        quote = self._quotes.get(order.contract.id)
         if size is not None:
             order.size = size
         if limit_price is not None:
@@ -492,6 +544,13 @@ class SimExchange:
             self._run([order], quote, now, arriving=True)
         self._flush()
         return SimResult()
+
+    def _check_stop_price(self, side: OrderSide, stop: Decimal, quote: Quote) -> str | None:
+        """Refuse a stop the market has already reached, if the rules say so (see the rules)."""
+        if not self._reject_marketable_stops:
+            return None
+        reference = stop_reference(side, quote, on_touch=self._stop_on_touch)
+        return INVALID_STOP_PRICE_MESSAGE if stop_triggered(side, stop, reference) else None
 
     def _cancel(self, order: LiveOrder, now: datetime) -> None:
         order.status = OrderStatus.CANCELLED
@@ -608,7 +667,9 @@ class SimExchange:
                 if limit is not None and (ask > limit if order.side is _BUY else bid < limit):
                     continue
             before = order.stop_price
-            price = execution_price(order, quote, arriving=arriving)
+            price = execution_price(
+                order, quote, arriving=arriving, stop_on_touch=self._stop_on_touch
+            )
             if price is None:
                 if order.stop_price != before:  # a trailing stop moved
                     order.updated = now

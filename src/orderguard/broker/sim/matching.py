@@ -15,9 +15,11 @@ Order types (ProjectX integers)
   rested (a matching run found it not executable) it is *passive* and fills at its own limit, even
   when the market gaps through it — price improvement goes to the aggressor, as on an exchange.
 * **2 Market** — fills at the touch.
-* **4 Stop** — a buy triggers when ``last >= stop``, a sell when ``last <= stop`` (also on arrival:
-  a stop placed through the market triggers at once); once triggered it is a market order and
-  fills at the touch. Triggering is sticky, so a partially filled stop keeps filling later.
+* **4 Stop** — a buy triggers when ``last >= stop``, a sell when ``last <= stop`` (or on the ask /
+  bid: ``ExchangeRules.stop_trigger``); once triggered it is a market order and fills at the
+  touch. Triggering is sticky, so a partially filled stop keeps filling later. A stop that would
+  trigger on arrival is refused by the exchange by default (``ExchangeRules.marketable_stops``);
+  where it is accepted it triggers at once.
 * **5 TrailingStop** — ``trail_price`` is the trailing *distance* in price units. (**UNCONFIRMED**
   on the real API, which may mean an absolute price; see projectx-api.md §3.4.) A sell trailing stop
   starts at ``last - distance`` and ratchets up to ``last - distance`` whenever that is higher; a
@@ -81,9 +83,14 @@ def limit_executable(side: OrderSide, limit: Decimal, quote: Quote) -> bool:
     return quote.ask <= limit if side is OrderSide.BUY else quote.bid >= limit
 
 
-def stop_triggered(side: OrderSide, stop: Decimal, last: Decimal) -> bool:
-    """A buy stop triggers at ``last >= stop``; a sell stop at ``last <= stop``."""
-    return last >= stop if side is OrderSide.BUY else last <= stop
+def stop_triggered(side: OrderSide, stop: Decimal, price: Decimal) -> bool:
+    """A buy stop triggers at ``price >= stop``; a sell stop at ``price <= stop``."""
+    return price >= stop if side is OrderSide.BUY else price <= stop
+
+
+def stop_reference(side: OrderSide, quote: Quote, *, on_touch: bool) -> Decimal:
+    """The price that elects a stop: the last, or (``on_touch``) the ask for buys, bid for sells."""
+    return touch(side, quote) if on_touch else quote.last
 
 
 def initial_trail_stop(side: OrderSide, last: Decimal, distance: Decimal) -> Decimal:
@@ -134,11 +141,14 @@ class MatchState:
         self.aggressive = False
 
 
-def execution_price(order: MatchState, quote: Quote, *, arriving: bool) -> Decimal | None:
+def execution_price(
+    order: MatchState, quote: Quote, *, arriving: bool, stop_on_touch: bool = False
+) -> Decimal | None:
     """The price ``order`` can fill at now, or None; updates its trigger/trail/aggression flags.
 
     ``arriving`` is True when the order is evaluated as it arrives (placement, a modify, a bracket
-    leg being activated) rather than on a market move.
+    leg being activated) rather than on a market move. ``stop_on_touch`` elects stops on the bid
+    or ask instead of the last (:class:`~orderguard.broker.sim.rules.StopTrigger`).
     """
     kind = order.type
     if kind is OrderType.MARKET:
@@ -157,7 +167,8 @@ def execution_price(order: MatchState, quote: Quote, *, arriving: bool) -> Decim
             stop = order.stop_price
             if stop is None:
                 return None
-            if not stop_triggered(order.side, stop, quote.last):
+            reference = stop_reference(order.side, quote, on_touch=stop_on_touch)
+            if not stop_triggered(order.side, stop, reference):
                 if kind is OrderType.TRAILING_STOP and order.trail_price is not None:
                     order.stop_price = trail(order.side, stop, quote.last, order.trail_price)
                 return None
@@ -303,6 +314,7 @@ __all__ = [
     "money",
     "money_of",
     "quote_for",
+    "stop_reference",
     "stop_triggered",
     "touch",
     "trail",

@@ -1,0 +1,219 @@
+"""ExchangeRules: each switch shown under both readings, same scenario, observable difference.
+
+Market: MNQ last 21000.00 (bid 21000.00, ask 21000.25) unless a test moves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+
+from orderguard.broker.sim import (
+    ExchangeRules,
+    MarketableStop,
+    SimExchange,
+    StopTrigger,
+)
+from orderguard.clock import VirtualClock
+from orderguard.models import BracketSpec, Order, OrderRequest, OrderStatus, OrderType
+
+D = Decimal
+MNQ = "CON.F.US.MNQ.Z26"
+RequestFactory = Callable[..., OrderRequest]
+MarketFactory = Callable[..., SimExchange]
+TP = BracketSpec(16, OrderType.LIMIT)
+
+
+def get(ex: SimExchange, order_id: int | None) -> Order:
+    order = ex.order(1, order_id or 0)
+    assert order is not None
+    return order
+
+
+# -- A: minimum stop-loss distance of native brackets (§9.1) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("side", "ticks", "leg"),
+    [
+        ("buy", -3, OrderType.STOP),
+        ("sell", 3, OrderType.STOP),
+        ("buy", -1, OrderType.TRAILING_STOP),
+    ],
+)
+def test_stop_loss_closer_than_four_ticks_is_rejected(
+    market: SimExchange, req: RequestFactory, side: str, ticks: int, leg: OrderType
+) -> None:
+    """A stop-loss bracket under 4 ticks is errorCode 2 with the field-reported text, no record."""
+    result = market.place(req(OrderType.MARKET, side, stop_loss_bracket=BracketSpec(ticks, leg)))
+    assert (result.error_code, result.error_message) == (
+        2,
+        f"Invalid stop loss ticks ({ticks}). Stop loss tick value should be at least 4 ticks.",
+    )
+    assert market.orders(1) == []
+
+
+def test_stop_loss_of_exactly_four_ticks_is_accepted(
+    market: SimExchange, req: RequestFactory
+) -> None:
+    """Four ticks is the minimum, not below it."""
+    result = market.place(
+        req(OrderType.MARKET, "buy", stop_loss_bracket=BracketSpec(-4, OrderType.STOP))
+    )
+    assert result.success
+
+
+def test_wrong_sign_is_reported_before_the_distance(
+    market: SimExchange, req: RequestFactory
+) -> None:
+    """A long's stop loss of +2 ticks gets the sign message, not the distance one."""
+    result = market.place(
+        req(OrderType.MARKET, "buy", stop_loss_bracket=BracketSpec(2, OrderType.STOP))
+    )
+    assert "less than zero when longing" in (result.error_message or "")
+
+
+def test_minimum_stop_loss_distance_is_configurable(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """min_stop_loss_ticks=0 lifts the check; 8 raises it."""
+    close = req(OrderType.MARKET, "buy", stop_loss_bracket=BracketSpec(-1, OrderType.STOP))
+    assert make_market(ExchangeRules(min_stop_loss_ticks=0)).place(close).success
+    six = req(OrderType.MARKET, "buy", stop_loss_bracket=BracketSpec(-6, OrderType.STOP))
+    result = make_market(ExchangeRules(min_stop_loss_ticks=8)).place(six)
+    assert result.error_message == (
+        "Invalid stop loss ticks (-6). Stop loss tick value should be at least 8 ticks."
+    )
+
+
+def test_take_profit_has_no_minimum_distance(market: SimExchange, req: RequestFactory) -> None:
+    """Only the stop loss has a reported minimum: a one-tick target is accepted."""
+    result = market.place(
+        req(OrderType.MARKET, "buy", take_profit_bracket=BracketSpec(1, OrderType.LIMIT))
+    )
+    assert result.success
+
+
+# -- 1: a stop at or through the market ----------------------------------------------------------
+
+
+def test_marketable_stop_placement_rejected_or_triggered(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """A sell stop at 21010 (above last): REJECT answers 2 "Invalid stop price"; TRIGGER fills."""
+    stop = req(OrderType.STOP, "sell", stop_price=D("21010"))
+    rejecting = make_market(ExchangeRules(marketable_stops=MarketableStop.REJECT))
+    result = rejecting.place(stop)
+    assert (result.error_code, result.error_message, result.order_id) == (
+        2, "Invalid stop price", None,
+    )  # fmt: skip
+    assert rejecting.orders(1) == []
+    triggering = make_market(ExchangeRules(marketable_stops=MarketableStop.TRIGGER))
+    filled = get(triggering, triggering.place(stop).order_id)
+    assert (filled.status, filled.filled_price) == (OrderStatus.FILLED, D("21000"))
+
+
+def test_stop_exactly_at_the_market_counts_as_marketable(
+    market: SimExchange, req: RequestFactory
+) -> None:
+    """A sell stop at the last price would trigger at once, so the default rejects it too."""
+    assert market.place(req(OrderType.STOP, "sell", stop_price=D("21000"))).error_code == 2
+    assert market.place(req(OrderType.STOP, "sell", stop_price=D("20999.75"))).success
+
+
+def test_marketable_stop_modify_rejected_or_triggered(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """A resting sell stop moved to 21005: REJECT answers 3 and keeps it; TRIGGER fills it."""
+    outcomes = {}
+    for reading in MarketableStop:
+        ex = make_market(ExchangeRules(marketable_stops=reading))
+        order_id = ex.place(req(OrderType.STOP, "sell", stop_price=D("20990"))).order_id
+        result = ex.modify(1, order_id or 0, stop_price=D("21005"))
+        order = get(ex, order_id)
+        outcomes[reading] = (
+            result.error_code,
+            result.error_message,
+            order.status,
+            order.stop_price,
+        )
+    assert outcomes[MarketableStop.REJECT] == (
+        3, "Invalid stop price", OrderStatus.OPEN, D("20990"),
+    )  # fmt: skip
+    assert outcomes[MarketableStop.TRIGGER] == (0, None, OrderStatus.FILLED, D("21005"))
+
+
+def test_suspended_stop_leg_may_be_moved_through_the_market(
+    market: SimExchange, req: RequestFactory
+) -> None:
+    """A Suspended leg is not on the book: its stop price is not checked against the market."""
+    entry = market.place(
+        req(OrderType.LIMIT, "buy", limit_price=D("20990"),
+            stop_loss_bracket=BracketSpec(-8, OrderType.STOP))
+    )  # fmt: skip
+    [leg] = [o for o in market.orders(1) if o.parent_order_id == entry.order_id]
+    assert market.modify(1, leg.id, stop_price=D("21005")).success
+
+
+# -- 2: the price that elects a stop -------------------------------------------------------------
+
+
+def test_buy_stop_elected_by_last_or_by_the_ask(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Buy stop at 21005, market moves to last 21004.75 (ask 21005): only TOUCH triggers it."""
+    statuses = {}
+    for reading in StopTrigger:
+        ex = make_market(ExchangeRules(stop_trigger=reading))
+        order_id = ex.place(req(OrderType.STOP, "buy", stop_price=D("21005"))).order_id
+        ex.set_price(MNQ, D("21004.75"))
+        statuses[reading] = (get(ex, order_id).status, get(ex, order_id).filled_price)
+    assert statuses[StopTrigger.LAST] == (OrderStatus.OPEN, None)
+    assert statuses[StopTrigger.TOUCH] == (OrderStatus.FILLED, D("21005"))
+
+
+def test_marketable_check_follows_the_trigger_price(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """A buy stop at the ask (21000.25) is away from the last but at the touch."""
+    stop = req(OrderType.STOP, "buy", stop_price=D("21000.25"))
+    assert make_market(ExchangeRules(stop_trigger=StopTrigger.LAST)).place(stop).success
+    result = make_market(ExchangeRules(stop_trigger=StopTrigger.TOUCH)).place(stop)
+    assert result.error_message == "Invalid stop price"
+
+
+def test_sell_stops_are_elected_alike_on_a_one_tick_book(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """The bid is the last on this book, so a sell stop triggers at the same move either way."""
+    for reading in StopTrigger:
+        ex = make_market(ExchangeRules(stop_trigger=reading))
+        order_id = ex.place(req(OrderType.STOP, "sell", stop_price=D("20995"))).order_id
+        ex.set_price(MNQ, D("20995.25"))
+        assert get(ex, order_id).status is OrderStatus.OPEN
+        ex.set_price(MNQ, D("20995"))
+        assert get(ex, order_id).status is OrderStatus.FILLED
+
+
+# -- the older constructor keywords --------------------------------------------------------------
+
+
+def test_older_keywords_override_the_rules(clock: VirtualClock) -> None:
+    """close_cancels_brackets= and friends still work and win over the rules given."""
+    ex = SimExchange(
+        clock,
+        rules=ExchangeRules(close_cancels_brackets=False),
+        close_cancels_brackets=True,
+        reject_duplicate_tags=False,
+        duplicate_tag_message="dup",
+    )
+    assert (ex.close_cancels_brackets, ex.reject_duplicate_tags, ex.duplicate_tag_message) == (
+        True, False, "dup",
+    )  # fmt: skip
+    assert ex.rules.overrides() == {
+        "close_cancels_brackets": True,
+        "reject_duplicate_tags": False,
+        "duplicate_tag_message": "dup",
+    }
