@@ -11,8 +11,11 @@ from decimal import Decimal
 import pytest
 
 from orderguard.broker.sim import (
+    EntryAfterExit,
     ExchangeRules,
+    LegAnchor,
     MarketableStop,
+    ResizedLegFill,
     SimExchange,
     StopTrigger,
 )
@@ -23,13 +26,20 @@ D = Decimal
 MNQ = "CON.F.US.MNQ.Z26"
 RequestFactory = Callable[..., OrderRequest]
 MarketFactory = Callable[..., SimExchange]
-TP = BracketSpec(16, OrderType.LIMIT)
+SL = BracketSpec(-8, OrderType.STOP)  # 2.00 points below the fill
+TP = BracketSpec(16, OrderType.LIMIT)  # 4.00 points above the fill
 
 
 def get(ex: SimExchange, order_id: int | None) -> Order:
     order = ex.order(1, order_id or 0)
     assert order is not None
     return order
+
+
+def legs(ex: SimExchange, entry_id: int | None) -> tuple[Order, Order]:
+    """The stop loss and take profit of a native bracket entry."""
+    stop, target = (o for o in ex.orders(1) if o.parent_order_id == entry_id)
+    return stop, target
 
 
 # -- A: minimum stop-loss distance of native brackets (§9.1) -------------------------------------
@@ -195,6 +205,89 @@ def test_sell_stops_are_elected_alike_on_a_one_tick_book(
         assert get(ex, order_id).status is OrderStatus.OPEN
         ex.set_price(MNQ, D("20995"))
         assert get(ex, order_id).status is OrderStatus.FILLED
+
+
+# -- 3: the entry's rest once the legs exited everything filled ---------------------------------
+
+
+def test_exhausted_bracket_cancels_or_keeps_the_entry_rest(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """The target exits 1 of 3: the entry's rest is cancelled, or fills later with no leg."""
+    seen = {}
+    for reading in EntryAfterExit:
+        ex = make_market(ExchangeRules(entry_after_exit=reading), liquidity=1)
+        entry = ex.place(
+            req(OrderType.LIMIT, "buy", 3, limit_price=D("21002"), stop_loss_bracket=SL,
+                take_profit_bracket=TP)
+        ).order_id  # fmt: skip
+        ex.set_price(MNQ, D("21004.25"))  # the target sells the one contract bought
+        stop, target = legs(ex, entry)
+        assert (target.status, stop.status) == (OrderStatus.FILLED, OrderStatus.CANCELLED)
+        ex.set_price(MNQ, D("20990"))  # the entry's limit is reached again
+        seen[reading] = (get(ex, entry).status, ex.position_size(1, MNQ), ex.open_orders(1))
+    assert seen[EntryAfterExit.CANCEL_REST] == (OrderStatus.CANCELLED, 0, [])
+    status, held, working = seen[EntryAfterExit.KEEP_WORKING]
+    assert (status, held) == (OrderStatus.OPEN, 1)
+    assert [o.parent_order_id for o in working] == [None]  # only the entry works: no leg
+
+
+# -- 4: a fill of a leg the client resized -------------------------------------------------------
+
+
+def test_resized_leg_fill_shrinks_or_cancels_the_sibling(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Long 2, target cut to 1 fills: the stop shrinks to 1, or is cancelled (1 held, no leg)."""
+    seen = {}
+    for reading in ResizedLegFill:
+        ex = make_market(ExchangeRules(resized_leg_fill=reading))
+        entry = ex.place(
+            req(OrderType.MARKET, "buy", 2, stop_loss_bracket=SL, take_profit_bracket=TP)
+        ).order_id
+        _, target = legs(ex, entry)
+        assert ex.modify(1, target.id, size=1).success
+        ex.set_price(MNQ, D("21004.25"))
+        stop, target = legs(ex, entry)
+        seen[reading] = (target.status, stop.status, stop.size, ex.position_size(1, MNQ))
+    assert seen[ResizedLegFill.SHRINK_SIBLING] == (OrderStatus.FILLED, OrderStatus.OPEN, 1, 1)
+    assert seen[ResizedLegFill.CANCEL_SIBLING] == (
+        OrderStatus.FILLED, OrderStatus.CANCELLED, 2, 1,
+    )  # fmt: skip
+
+
+def test_unresized_leg_fill_shrinks_the_sibling_under_either_reading(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """CANCEL_SIBLING applies only to legs the client resized; exchange resizes do not count."""
+    ex = make_market(ExchangeRules(resized_leg_fill=ResizedLegFill.CANCEL_SIBLING), liquidity=1)
+    entry = ex.place(
+        req(OrderType.MARKET, "buy", 2, stop_loss_bracket=SL, take_profit_bracket=TP)
+    ).order_id
+    ex.set_price(MNQ, D("21000"))  # second entry contract: the exchange grows both legs to 2
+    ex.set_price(MNQ, D("21010"))  # the target fills one contract (liquidity 1)
+    stop, _ = legs(ex, entry)
+    assert (stop.status, stop.size) == (OrderStatus.OPEN, 1)
+
+
+# -- 8: where legs are anchored when the entry fills in parts ------------------------------------
+
+
+def test_legs_reanchor_at_the_average_or_stay_at_the_first_fill(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Fills at 21000.25 and 21001.25: legs move to the 21000.75 average, or stay at 21000.25."""
+    seen = {}
+    for reading in LegAnchor:
+        ex = make_market(ExchangeRules(leg_anchor=reading), liquidity=1)
+        entry = ex.place(
+            req(OrderType.MARKET, "buy", 2, stop_loss_bracket=SL, take_profit_bracket=TP)
+        ).order_id
+        ex.set_price(MNQ, D("21001"))
+        stop, target = legs(ex, entry)
+        seen[reading] = (stop.stop_price, target.limit_price, stop.size, target.size)
+    assert seen[LegAnchor.AVERAGE_FILL] == (D("20998.75"), D("21004.75"), 2, 2)
+    assert seen[LegAnchor.FIRST_FILL] == (D("20998.25"), D("21004.25"), 2, 2)
 
 
 # -- the older constructor keywords --------------------------------------------------------------

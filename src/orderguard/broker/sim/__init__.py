@@ -21,18 +21,28 @@ from .exchange import ExchangeListener, SimExchange
 from .matching import Quote
 from .prices import RandomWalkPrices, ScriptedPrices
 from .records import SimOrderResult, SimResult
-from .rules import ExchangeRules, MarketableStop, StopTrigger
+from .rules import (
+    EntryAfterExit,
+    ExchangeRules,
+    LegAnchor,
+    MarketableStop,
+    ResizedLegFill,
+    StopTrigger,
+)
 
 __all__ = [
     "CME_ALIASES",
     "ContractBook",
+    "EntryAfterExit",
     "ExchangeListener",
     "ExchangeRules",
     "LatencyModel",
+    "LegAnchor",
     "MarketDriver",
     "MarketableStop",
     "Quote",
     "RandomWalkPrices",
+    "ResizedLegFill",
     "ScriptedPrices",
     "SimBroker",
     "SimExchange",

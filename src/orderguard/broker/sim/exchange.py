@@ -95,7 +95,14 @@ from .matching import (
     touch,
 )
 from .records import AccountState, Bracket, LiveOrder, NetPosition, SimOrderResult, SimResult
-from .rules import ExchangeRules, MarketableStop, StopTrigger
+from .rules import (
+    EntryAfterExit,
+    ExchangeRules,
+    LegAnchor,
+    MarketableStop,
+    ResizedLegFill,
+    StopTrigger,
+)
 from .validation import INVALID_STOP_PRICE_MESSAGE, check_modify, check_place
 
 log = logging.getLogger(__name__)
@@ -177,6 +184,9 @@ class SimExchange:
         # The matching loop reads these flags on every order; an attribute beats an enum compare.
         self._reject_marketable_stops = rules.marketable_stops is MarketableStop.REJECT
         self._stop_on_touch = rules.stop_trigger is StopTrigger.TOUCH
+        self._exit_cancels_entry = rules.entry_after_exit is EntryAfterExit.CANCEL_REST
+        self._resized_fill_cancels = rules.resized_leg_fill is ResizedLegFill.CANCEL_SIBLING
+        self._anchor_on_average = rules.leg_anchor is LegAnchor.AVERAGE_FILL
 
     @property
     def reject_duplicate_tags(self) -> bool:
@@ -524,6 +534,8 @@ class SimExchange:
         if size is None and limit_price is None and stop_price is None and trail_price is None:
             return SimResult()
         if size is not None:
+            if order.parent_order_id is not None and size != order.size:
+                order.resized = True
             order.size = size
         if limit_price is not None:
             order.limit_price = limit_price
@@ -771,7 +783,8 @@ class SimExchange:
             if not leg.is_working:
                 continue
             leg.size = leg.fill_volume + uncovered
-            if not leg.pinned:
+            first = leg.status is OrderStatus.SUSPENDED
+            if not leg.pinned and (first or self._anchor_on_average):
                 self._anchor_leg(leg, anchor)
             if leg.status is OrderStatus.SUSPENDED:
                 leg.status = OrderStatus.OPEN
@@ -782,16 +795,19 @@ class SimExchange:
 
     def _on_leg_fill(self, bracket: Bracket, leg: LiveOrder, now: datetime) -> None:
         uncovered = bracket.uncovered()
+        # Under CANCEL_SIBLING a leg the client resized no longer mirrors the position: its fill
+        # cancels the sibling like a plain OCO, whatever is still held.
+        cancel_siblings = uncovered <= 0 or (leg.resized and self._resized_fill_cancels)
         for sibling in bracket.legs:
             if sibling is leg or not sibling.is_working:
                 continue
-            if uncovered <= 0:
+            if cancel_siblings:
                 self._cancel(sibling, now)
             elif sibling.size != sibling.fill_volume + uncovered:
                 sibling.size = sibling.fill_volume + uncovered
                 sibling.updated = now
                 self._emit_order(sibling)
-        if uncovered <= 0 and bracket.entry.is_working:
+        if uncovered <= 0 and bracket.entry.is_working and self._exit_cancels_entry:
             self._cancel(bracket.entry, now)
 
     # -- helpers ----------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class LiveOrder(MatchState):
         "notional",
         "parent_order_id",
         "pinned",
+        "resized",
         "run",
         "size",
         "status",
@@ -100,6 +101,7 @@ class LiveOrder(MatchState):
         self.bracket: Bracket | None = None
         self.bracket_ticks: int | None = None  # signed offset of a bracket leg from the fill
         self.pinned = False  # a leg whose price the client modified is no longer re-anchored
+        self.resized = False  # a leg whose size the client modified (rules.resized_leg_fill)
         self.unlimited = False  # closes fill at once, whatever the liquidity model says
         self.run = -1
 

@@ -38,6 +38,27 @@ class StopTrigger(StrEnum):
     TOUCH = "touch"  # buy stops at ask >= stop, sell stops at bid <= stop
 
 
+class EntryAfterExit(StrEnum):
+    """What becomes of a native entry's unfilled rest once its legs have exited all it filled."""
+
+    CANCEL_REST = "cancel_rest"  # the entry's rest is cancelled with the sibling leg
+    KEEP_WORKING = "keep_working"  # the entry keeps working; later fills have no leg
+
+
+class ResizedLegFill(StrEnum):
+    """What a fill of a bracket leg whose size the client modified does to its sibling."""
+
+    SHRINK_SIBLING = "shrink_sibling"  # the sibling shrinks to what is still held
+    CANCEL_SIBLING = "cancel_sibling"  # plain OCO: the sibling is cancelled outright
+
+
+class LegAnchor(StrEnum):
+    """The fill price native bracket legs are priced from."""
+
+    AVERAGE_FILL = "average_fill"  # re-anchored at the entry's average fill after each fill
+    FIRST_FILL = "first_fill"  # anchored once, at the entry's first fill
+
+
 @dataclass(frozen=True, slots=True)
 class ExchangeRules:
     """Every switch of the simulated exchange. Frozen data; see the module docstring.
@@ -92,6 +113,31 @@ class ExchangeRules:
     True: the close cancels them.
     """
 
+    entry_after_exit: EntryAfterExit = EntryAfterExit.CANCEL_REST
+    """A leg fill leaves nothing to cover while the bracketed entry is still partly working.
+
+    ``CANCEL_REST`` (default): the sibling leg and the entry's unfilled rest are cancelled, so no
+    later entry fill can arrive unprotected; the spec is silent, and this keeps the server-side
+    bracket one unit (§9: legs are "managed server-side", "sized to the filled quantity").
+    ``KEEP_WORKING``: the entry keeps working; its later fills arrive with no working leg.
+    """
+
+    resized_leg_fill: ResizedLegFill = ResizedLegFill.SHRINK_SIBLING
+    """A fill of a bracket leg whose size the client modified (e.g. a target cut to scale out).
+
+    ``SHRINK_SIBLING`` (default): as for any leg fill, the sibling shrinks to what is still held
+    (§9.1: legs are "sized to the filled quantity"). ``CANCEL_SIBLING``: the legs act as a plain
+    OCO pair once resized, so the fill cancels the sibling and the rest of the position has no leg.
+    """
+
+    leg_anchor: LegAnchor = LegAnchor.AVERAGE_FILL
+    """Where native legs are priced when a bracketed entry fills in several parts.
+
+    ``AVERAGE_FILL`` (default): re-anchored at the entry's average fill after every fill, unless
+    the client moved the leg (§9.1: "re-anchored at the entry's actual fill price", which is the
+    order's ``filledPrice``, an average). ``FIRST_FILL``: anchored at the first fill and left there.
+    """
+
     # -- profiles --------------------------------------------------------------------------------
     @classmethod
     def default(cls) -> ExchangeRules:
@@ -108,4 +154,11 @@ class ExchangeRules:
         }
 
 
-__all__ = ["ExchangeRules", "MarketableStop", "StopTrigger"]
+__all__ = [
+    "EntryAfterExit",
+    "ExchangeRules",
+    "LegAnchor",
+    "MarketableStop",
+    "ResizedLegFill",
+    "StopTrigger",
+]
