@@ -14,10 +14,12 @@ from orderguard.broker.sim import (
     EntryAfterExit,
     ExchangeRules,
     LegAnchor,
+    LimitAggression,
     MarketableStop,
     ResizedLegFill,
     SimExchange,
     StopTrigger,
+    TriggeredStopModify,
 )
 from orderguard.clock import VirtualClock
 from orderguard.models import BracketSpec, Order, OrderRequest, OrderStatus, OrderType
@@ -268,6 +270,67 @@ def test_unresized_leg_fill_shrinks_the_sibling_under_either_reading(
     ex.set_price(MNQ, D("21010"))  # the target fills one contract (liquidity 1)
     stop, _ = legs(ex, entry)
     assert (stop.status, stop.size) == (OrderStatus.OPEN, 1)
+
+
+# -- 5: a new stop price for a stop that triggered and partly filled ----------------------------
+
+
+def test_triggered_stop_modify_rearms_or_fills_the_rest(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """A sell stop 3 triggered at 20995 (1 filled) moved to 20990: it waits, or fills on at once."""
+    seen = {}
+    for reading in TriggeredStopModify:
+        ex = make_market(ExchangeRules(triggered_stop_modify=reading), liquidity=1)
+        order_id = ex.place(req(OrderType.STOP, "sell", 3, stop_price=D("20995"))).order_id
+        ex.set_price(MNQ, D("20995"))  # triggers; one contract fills
+        assert ex.modify(1, order_id or 0, stop_price=D("20990")).success
+        after_modify = get(ex, order_id).fill_volume
+        ex.set_price(MNQ, D("20995"))  # the market stays above the new stop
+        seen[reading] = (after_modify, get(ex, order_id).fill_volume, get(ex, order_id).status)
+    assert seen[TriggeredStopModify.REARM] == (1, 1, OrderStatus.OPEN)
+    assert seen[TriggeredStopModify.FILL_REST] == (2, 3, OrderStatus.FILLED)
+
+
+# -- 7: how long a marketable limit takes the touch; when a modify re-matches --------------------
+
+
+def test_marketable_limit_keeps_the_touch_or_rests_at_its_limit(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Buy 2 @ 21010 fills 1 on arrival at the ask; the second fills at the ask, or at 21010."""
+    prices = {}
+    for reading in LimitAggression:
+        ex = make_market(ExchangeRules(limit_aggression=reading), liquidity=1)
+        ex.place(req(OrderType.LIMIT, "buy", 2, limit_price=D("21010")))
+        ex.set_price(MNQ, D("21000"))
+        prices[reading] = [t.price for t in ex.trades(1)]
+    assert prices[LimitAggression.SWEEP] == [D("21000.25"), D("21000.25")]
+    assert prices[LimitAggression.ARRIVAL_ONLY] == [D("21000.25"), D("21010")]
+
+
+def test_size_modify_rematches_under_sweep_only(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Growing a part-filled marketable limit fills more at once (SWEEP) or not until a move."""
+    volumes = {}
+    for reading in LimitAggression:
+        ex = make_market(ExchangeRules(limit_aggression=reading), liquidity=1)
+        order_id = ex.place(req(OrderType.LIMIT, "buy", 2, limit_price=D("21010"))).order_id
+        assert ex.modify(1, order_id or 0, size=3).success
+        volumes[reading] = get(ex, order_id).fill_volume
+    assert volumes == {LimitAggression.SWEEP: 2, LimitAggression.ARRIVAL_ONLY: 1}
+
+
+def test_price_modify_that_makes_a_limit_marketable_fills_at_the_touch_either_way(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """A resting buy @ 20990 raised to 21005 is made marketable: both readings fill at the ask."""
+    for reading in LimitAggression:
+        ex = make_market(ExchangeRules(limit_aggression=reading))
+        order_id = ex.place(req(OrderType.LIMIT, "buy", limit_price=D("20990"))).order_id
+        assert ex.modify(1, order_id or 0, limit_price=D("21005")).success
+        assert get(ex, order_id).filled_price == D("21000.25")
 
 
 # -- 8: where legs are anchored when the entry fills in parts ------------------------------------

@@ -25,9 +25,11 @@ from .rules import (
     EntryAfterExit,
     ExchangeRules,
     LegAnchor,
+    LimitAggression,
     MarketableStop,
     ResizedLegFill,
     StopTrigger,
+    TriggeredStopModify,
 )
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "ExchangeRules",
     "LatencyModel",
     "LegAnchor",
+    "LimitAggression",
     "MarketDriver",
     "MarketableStop",
     "Quote",
@@ -50,5 +53,6 @@ __all__ = [
     "SimResult",
     "SimSubscription",
     "StopTrigger",
+    "TriggeredStopModify",
     "default_contracts",
 ]

@@ -88,6 +88,7 @@ from .matching import (
     execution_price,
     initial_trail_stop,
     join_price,
+    limit_executable,
     money_of,
     quote_for,
     stop_reference,
@@ -99,9 +100,11 @@ from .rules import (
     EntryAfterExit,
     ExchangeRules,
     LegAnchor,
+    LimitAggression,
     MarketableStop,
     ResizedLegFill,
     StopTrigger,
+    TriggeredStopModify,
 )
 from .validation import INVALID_STOP_PRICE_MESSAGE, check_modify, check_place
 
@@ -110,6 +113,14 @@ log = logging.getLogger(__name__)
 _ZERO = Decimal(0)
 _BUY = OrderSide.BUY
 _LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.JOIN_BID, OrderType.JOIN_ASK})
+
+
+def _made_marketable(order: LiveOrder, new_limit: Decimal, quote: Quote) -> bool:
+    """Whether moving ``order``'s limit to ``new_limit`` turns it from resting to executable."""
+    old = order.limit_price
+    if old is not None and limit_executable(order.side, old, quote):
+        return False
+    return limit_executable(order.side, new_limit, quote)
 
 
 class ExchangeListener:
@@ -187,6 +198,8 @@ class SimExchange:
         self._exit_cancels_entry = rules.entry_after_exit is EntryAfterExit.CANCEL_REST
         self._resized_fill_cancels = rules.resized_leg_fill is ResizedLegFill.CANCEL_SIBLING
         self._anchor_on_average = rules.leg_anchor is LegAnchor.AVERAGE_FILL
+        self._fill_rest = rules.triggered_stop_modify is TriggeredStopModify.FILL_REST
+        self._sweep = rules.limit_aggression is LimitAggression.SWEEP
 
     @property
     def reject_duplicate_tags(self) -> bool:
@@ -537,22 +550,29 @@ class SimExchange:
             if order.parent_order_id is not None and size != order.size:
                 order.resized = True
             order.size = size
+        # SWEEP: any modify re-matches the order as if it arrived. ARRIVAL_ONLY: only a new price
+        # that makes it marketable does (a new stop price may elect a stop).
+        rematch = self._sweep or stop_price is not None or trail_price is not None
         if limit_price is not None:
+            if not rematch and quote is not None:
+                rematch = _made_marketable(order, limit_price, quote)
             order.limit_price = limit_price
+        # A triggered stop is a market order: FILL_REST keeps it one, REARM makes it a stop again.
+        stays_triggered = order.triggered and self._fill_rest
         if stop_price is not None:
             order.stop_price = stop_price
-            order.triggered = False
+            order.triggered = stays_triggered
         if trail_price is not None:
             order.trail_price = trail_price
             if quote is not None and stop_price is None:
                 order.stop_price = initial_trail_stop(order.side, quote.last, trail_price)
-            order.triggered = False
+            order.triggered = stays_triggered
         if limit_price is not None or stop_price is not None or trail_price is not None:
             order.pinned = True
         now = self._clock.now()
         order.updated = now
         self._emit_order(order)
-        if order.status is OrderStatus.OPEN and quote is not None:
+        if rematch and order.status is OrderStatus.OPEN and quote is not None:
             self._run([order], quote, now, arriving=True)
         self._flush()
         return SimResult()
@@ -695,6 +715,8 @@ class SimExchange:
     def _fill(
         self, order: LiveOrder, qty: int, price: Decimal, now: datetime, run: list[LiveOrder]
     ) -> None:
+        if not self._sweep:
+            order.aggressive = False  # ARRIVAL_ONLY: what is left rests at its limit
         order.fill_volume += qty
         order.notional += price * qty
         order.filled_price = average(order.notional, order.fill_volume)

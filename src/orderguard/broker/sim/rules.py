@@ -59,6 +59,20 @@ class LegAnchor(StrEnum):
     FIRST_FILL = "first_fill"  # anchored once, at the entry's first fill
 
 
+class TriggeredStopModify(StrEnum):
+    """What a new stop price does to a stop that has triggered and partly filled."""
+
+    REARM = "rearm"  # it is a stop again, waiting for the market to reach the new price
+    FILL_REST = "fill_rest"  # it stays triggered: the rest fills at once at the touch
+
+
+class LimitAggression(StrEnum):
+    """How long an executable limit order takes the touch, and when a modify re-matches it."""
+
+    SWEEP = "sweep"  # while it stays executable; any modify re-matches it as arriving
+    ARRIVAL_ONLY = "arrival_only"  # on arrival only; a modify re-matches it only if made marketable
+
+
 @dataclass(frozen=True, slots=True)
 class ExchangeRules:
     """Every switch of the simulated exchange. Frozen data; see the module docstring.
@@ -138,6 +152,26 @@ class ExchangeRules:
     order's ``filledPrice``, an average). ``FIRST_FILL``: anchored at the first fill and left there.
     """
 
+    triggered_stop_modify: TriggeredStopModify = TriggeredStopModify.REARM
+    """A stop (or trailing stop) that triggered and partly filled gets a new stop/trail price.
+
+    ``REARM`` (default): it is a stop again at the new price and waits for the market; this treats
+    the modify like a new stop placement, which ``marketable_stops`` already checks against the
+    market (only our liquidity model leaves a triggered stop part-filled; the spec is silent).
+    ``FILL_REST``: it stays a triggered (market) order and the rest fills at once at the touch.
+    """
+
+    limit_aggression: LimitAggression = LimitAggression.SWEEP
+    """How an executable limit order (Limit, JoinBid, JoinAsk, limit legs) is matched.
+
+    ``SWEEP`` (default): it takes the touch for as long as it stays executable (price improvement
+    to the aggressor, as on an exchange), and any modify — a size change too — re-matches it as an
+    arriving order. ``ARRIVAL_ONLY``: only the arrival is aggressive; what the liquidity model
+    leaves rests passively at its limit (and fills there), and a modify re-matches only when the
+    new price turns a resting limit marketable. The spec is silent; ``SWEEP`` is how an exchange
+    treats an order that can trade.
+    """
+
     # -- profiles --------------------------------------------------------------------------------
     @classmethod
     def default(cls) -> ExchangeRules:
@@ -158,7 +192,9 @@ __all__ = [
     "EntryAfterExit",
     "ExchangeRules",
     "LegAnchor",
+    "LimitAggression",
     "MarketableStop",
     "ResizedLegFill",
     "StopTrigger",
+    "TriggeredStopModify",
 ]
