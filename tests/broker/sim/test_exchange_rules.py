@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from orderguard.broker.sim import (
+    CloseFill,
     EntryAfterExit,
     ExchangeRules,
     LegAnchor,
@@ -290,6 +291,42 @@ def test_triggered_stop_modify_rearms_or_fills_the_rest(
         seen[reading] = (after_modify, get(ex, order_id).fill_volume, get(ex, order_id).status)
     assert seen[TriggeredStopModify.REARM] == (1, 1, OrderStatus.OPEN)
     assert seen[TriggeredStopModify.FILL_REST] == (2, 3, OrderStatus.FILLED)
+
+
+# -- 6: whether a position close is bound by the liquidity model --------------------------------
+
+
+def test_close_fills_at_once_or_over_several_steps(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Long 3 with one contract per step: IMMEDIATE is flat at once; LIQUIDITY_LIMITED after 3."""
+    held = {}
+    for reading in CloseFill:
+        ex = make_market(ExchangeRules(close_fill=reading), liquidity=1)
+        for _ in range(3):
+            ex.place(req(OrderType.MARKET, "buy"))
+        close = ex.close_position(1, MNQ)
+        assert close.success
+        sizes = [ex.position_size(1, MNQ)]
+        for _ in range(2):
+            ex.set_price(MNQ, D("21000"))
+            sizes.append(ex.position_size(1, MNQ))
+        held[reading] = (sizes, get(ex, close.order_id).status)
+    assert held[CloseFill.IMMEDIATE] == ([0, 0, 0], OrderStatus.FILLED)
+    assert held[CloseFill.LIQUIDITY_LIMITED] == ([2, 1, 0], OrderStatus.FILLED)
+
+
+def test_partial_close_is_bound_by_liquidity_when_limited(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """partialCloseContract of 2 from a long 3 leaves 2 held until the next step (1 per step)."""
+    ex = make_market(ExchangeRules(close_fill=CloseFill.LIQUIDITY_LIMITED), liquidity=1)
+    for _ in range(3):
+        ex.place(req(OrderType.MARKET, "buy"))
+    assert ex.partial_close(1, MNQ, 2).success
+    assert ex.position_size(1, MNQ) == 2
+    ex.set_price(MNQ, D("21000"))
+    assert ex.position_size(1, MNQ) == 1
 
 
 # -- 7: how long a marketable limit takes the touch; when a modify re-matches --------------------

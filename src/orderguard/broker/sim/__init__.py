@@ -22,6 +22,7 @@ from .matching import Quote
 from .prices import RandomWalkPrices, ScriptedPrices
 from .records import SimOrderResult, SimResult
 from .rules import (
+    CloseFill,
     EntryAfterExit,
     ExchangeRules,
     LegAnchor,
@@ -34,6 +35,7 @@ from .rules import (
 
 __all__ = [
     "CME_ALIASES",
+    "CloseFill",
     "ContractBook",
     "EntryAfterExit",
     "ExchangeListener",

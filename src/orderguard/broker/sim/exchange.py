@@ -26,7 +26,7 @@ not pin down, made here on purpose:
   even).
 * **Liquidity**: with ``liquidity=N`` each order fills at most N contracts per matching run (one
   ``set_price``, or the placement/modify of that order). Position closes are exempt and flatten at
-  once at the touch.
+  once at the touch unless ``rules.close_fill`` is ``LIQUIDITY_LIMITED``.
 * **Cancel** of a terminal order returns cancel code 3 (Rejected), not 2 (OrderNotFound): the order
   exists. A partially filled order cancels its remainder and keeps ``fill_volume``.
 * **Native brackets** (§9): legs are Suspended children (``parent_order_id``) until the entry fills;
@@ -97,6 +97,7 @@ from .matching import (
 )
 from .records import AccountState, Bracket, LiveOrder, NetPosition, SimOrderResult, SimResult
 from .rules import (
+    CloseFill,
     EntryAfterExit,
     ExchangeRules,
     LegAnchor,
@@ -200,6 +201,7 @@ class SimExchange:
         self._anchor_on_average = rules.leg_anchor is LegAnchor.AVERAGE_FILL
         self._fill_rest = rules.triggered_stop_modify is TriggeredStopModify.FILL_REST
         self._sweep = rules.limit_aggression is LimitAggression.SWEEP
+        self._close_at_once = rules.close_fill is CloseFill.IMMEDIATE
 
     @property
     def reject_duplicate_tags(self) -> bool:
@@ -669,7 +671,7 @@ class SimExchange:
         order = self._new_order(
             account, contract, now, kind=OrderType.MARKET, side=side, size=abs(signed_qty)
         )
-        order.unlimited = True
+        order.unlimited = self._close_at_once
         self._emit_order(order)
         self._run([order], quote, now, arriving=True)
         return order.id

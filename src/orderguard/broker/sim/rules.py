@@ -73,6 +73,13 @@ class LimitAggression(StrEnum):
     ARRIVAL_ONLY = "arrival_only"  # on arrival only; a modify re-matches it only if made marketable
 
 
+class CloseFill(StrEnum):
+    """How the market order of ``Position/closeContract`` / ``partialCloseContract`` fills."""
+
+    IMMEDIATE = "immediate"  # all at once at the touch, whatever the liquidity model says
+    LIQUIDITY_LIMITED = "liquidity_limited"  # like any order: over several matching runs
+
+
 @dataclass(frozen=True, slots=True)
 class ExchangeRules:
     """Every switch of the simulated exchange. Frozen data; see the module docstring.
@@ -172,6 +179,17 @@ class ExchangeRules:
     treats an order that can trade.
     """
 
+    close_fill: CloseFill = CloseFill.IMMEDIATE
+    """How a position close (full or partial) fills under the liquidity model.
+
+    ``IMMEDIATE`` (default): the close's market order fills at once at the touch; a close is a
+    market order on a liquid contract, and the liquidity model is our own knob for partial fills
+    (the spec is silent). ``LIQUIDITY_LIMITED``: it fills at most ``liquidity`` contracts per
+    matching run like any order, so part of the position is still held after the close returns
+    success, until later price moves fill the rest. (A second close meanwhile sends another
+    market order for the whole position still held.)
+    """
+
     # -- profiles --------------------------------------------------------------------------------
     @classmethod
     def default(cls) -> ExchangeRules:
@@ -189,6 +207,7 @@ class ExchangeRules:
 
 
 __all__ = [
+    "CloseFill",
     "EntryAfterExit",
     "ExchangeRules",
     "LegAnchor",
