@@ -10,15 +10,19 @@ from decimal import Decimal
 
 import pytest
 
-from orderguard.broker.sim import (
+from orderguard.broker.base import AccountEvent, BrokerEvent, OrderEvent, PositionEvent, TradeEvent
+from orderguard.broker.sim import ExchangeRules, SimExchange
+from orderguard.broker.sim.rules import (
     CloseFill,
     EntryAfterExit,
-    ExchangeRules,
+    Fees,
+    FlipTrades,
     LegAnchor,
     LimitAggression,
     MarketableStop,
     ResizedLegFill,
-    SimExchange,
+    SizeLimit,
+    SizeRejection,
     StopTrigger,
     TriggeredStopModify,
 )
@@ -27,6 +31,7 @@ from orderguard.models import BracketSpec, Order, OrderRequest, OrderStatus, Ord
 
 D = Decimal
 MNQ = "CON.F.US.MNQ.Z26"
+ES = "CON.F.US.EP.Z26"
 RequestFactory = Callable[..., OrderRequest]
 MarketFactory = Callable[..., SimExchange]
 SL = BracketSpec(-8, OrderType.STOP)  # 2.00 points below the fill
@@ -388,6 +393,139 @@ def test_legs_reanchor_at_the_average_or_stay_at_the_first_fill(
         seen[reading] = (stop.stop_price, target.limit_price, stop.size, target.size)
     assert seen[LegAnchor.AVERAGE_FILL] == (D("20998.75"), D("21004.75"), 2, 2)
     assert seen[LegAnchor.FIRST_FILL] == (D("20998.25"), D("21004.25"), 2, 2)
+
+
+# -- 9: size limits, their rejections, fees -----------------------------------------------------
+
+
+def test_size_limit_applies_to_the_order_or_to_the_position(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Limit 5, long 4: buy 2 passes ORDER but not POSITION; sell 8 (to short 4) the other way."""
+    codes = {}
+    for reading in SizeLimit:
+        ex = make_market(ExchangeRules(size_limit=reading))
+        ex.set_max_order_size(1, 5)
+        ex.place(req(OrderType.MARKET, "buy", 4))
+        add = ex.place(req(OrderType.LIMIT, "buy", 2, limit_price=D("20990")))
+        flip = ex.place(req(OrderType.LIMIT, "sell", 8, limit_price=D("21010")))
+        codes[reading] = (add.error_code, flip.error_code)
+    assert codes[SizeLimit.ORDER] == (0, 2)
+    assert codes[SizeLimit.POSITION] == (2, 0)
+
+
+def test_position_limit_checks_a_modify_on_its_unfilled_rest(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Limit 5, long 4, a resting buy 1 grown to 2: ORDER accepts it; POSITION answers 3."""
+    codes = {}
+    for reading in SizeLimit:
+        ex = make_market(ExchangeRules(size_limit=reading))
+        ex.set_max_order_size(1, 5)
+        ex.place(req(OrderType.MARKET, "buy", 4))
+        order_id = ex.place(req(OrderType.LIMIT, "buy", 1, limit_price=D("20990"))).order_id
+        codes[reading] = ex.modify(1, order_id or 0, size=2).error_code
+    assert codes == {SizeLimit.ORDER: 0, SizeLimit.POSITION: 3}
+
+
+def test_position_limit_lets_a_reducing_order_through_from_beyond_the_limit(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Long 8 after the limit fell to 5: selling 1 reduces the position and is accepted."""
+    ex = make_market(ExchangeRules(size_limit=SizeLimit.POSITION))
+    ex.place(req(OrderType.MARKET, "buy", 8))
+    ex.set_max_order_size(1, 5)
+    assert ex.place(req(OrderType.MARKET, "sell", 1)).success
+    assert ex.place(req(OrderType.MARKET, "buy", 1)).error_code == 2
+
+
+def test_size_rejection_leaves_nothing_or_a_rejected_order_with_an_id(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Buy 6 over a limit of 5: no record, or a Rejected order 1 whose tag is then taken."""
+    seen = {}
+    for reading in SizeRejection:
+        ex = make_market(ExchangeRules(size_rejection=reading))
+        events: list[BrokerEvent] = []
+        ex.listen(events.append)
+        ex.set_max_order_size(1, 5)
+        refused = ex.place(req(OrderType.MARKET, "buy", 6, custom_tag="t1"))
+        retry = ex.place(req(OrderType.MARKET, "buy", 5, custom_tag="t1"))
+        orders = [
+            (e.order.id, e.order.status, e.order.size) for e in events if isinstance(e, OrderEvent)
+        ]
+        seen[reading] = (refused.error_code, refused.order_id, retry.error_code, orders[:1])
+    assert seen[SizeRejection.NO_RECORD] == (2, None, 0, [(1, OrderStatus.OPEN, 5)])
+    assert seen[SizeRejection.REJECTED_ORDER] == (2, 1, 2, [(1, OrderStatus.REJECTED, 6)])
+
+
+def test_rejected_order_record_is_searchable_and_off_the_book(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """The Rejected record is in orders() (Order/search) but not in open_orders()."""
+    ex = make_market(ExchangeRules(size_rejection=SizeRejection.REJECTED_ORDER))
+    ex.set_max_order_size(1, 5)
+    result = ex.place(req(OrderType.LIMIT, "buy", 6, limit_price=D("20990"), custom_tag="x"))
+    order = get(ex, result.order_id)
+    assert (order.status, order.limit_price, order.custom_tag) == (
+        OrderStatus.REJECTED, D("20990"), "x",
+    )  # fmt: skip
+    assert ex.open_orders(1) == []
+    ex.set_price(MNQ, D("20980"))
+    assert ex.trades(1) == []
+
+
+def test_fees_are_flat_or_by_product(make_market: MarketFactory, req: RequestFactory) -> None:
+    """One ES and one MNQ contract: 0.37 each (FLAT), or 1.40 and 0.37 (BY_PRODUCT)."""
+    fees = {}
+    for reading in Fees:
+        ex = make_market(ExchangeRules(fees=reading))
+        ex.set_price(ES, D("6000"))
+        ex.place(req(OrderType.MARKET, "buy", contract_id=ES))
+        ex.place(req(OrderType.MARKET, "buy", contract_id=MNQ))
+        fees[reading] = [t.fees for t in ex.trades(1)]
+    assert fees[Fees.FLAT] == [D("0.37"), D("0.37")]
+    assert fees[Fees.BY_PRODUCT] == [D("1.40"), D("0.37")]
+
+
+# -- 10: a fill through zero ---------------------------------------------------------------------
+
+
+def test_flip_is_booked_as_one_trade_or_as_closing_and_opening_halves(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """Long 1, sell 3 @ 21010: one trade, or a closing 1 (with P&L) and an opening 2 (null)."""
+    trades = {}
+    for reading in FlipTrades:
+        ex = make_market(ExchangeRules(flip_trades=reading))
+        ex.place(req(OrderType.MARKET, "buy", 1))
+        ex.set_price(MNQ, D("21010"))
+        order_id = ex.place(req(OrderType.MARKET, "sell", 3)).order_id
+        flip = [t for t in ex.trades(1) if t.order_id == order_id]
+        trades[reading] = [(t.size, t.price, t.profit_and_loss, t.fees) for t in flip]
+        assert ex.position_size(1, MNQ) == -2
+        assert ex.account(1).balance == D("50000") + D("19.50") - D("0.37") * 4
+    assert trades[FlipTrades.ONE] == [(3, D("21010"), D("19.50"), D("1.11"))]
+    assert trades[FlipTrades.SPLIT] == [
+        (1, D("21010"), D("19.50"), D("0.37")),
+        (2, D("21010"), None, D("0.74")),
+    ]
+
+
+def test_split_flip_reports_each_half_with_its_position(
+    make_market: MarketFactory, req: RequestFactory
+) -> None:
+    """SPLIT events: trade, old position flat, account; trade, new short, account."""
+    ex = make_market(ExchangeRules(flip_trades=FlipTrades.SPLIT))
+    ex.place(req(OrderType.MARKET, "buy", 1))
+    events: list[BrokerEvent] = []
+    ex.listen(events.append)
+    ex.place(req(OrderType.MARKET, "sell", 3))
+    kinds = [type(e) for e in events if not isinstance(e, OrderEvent)]
+    assert kinds == [TradeEvent, PositionEvent, AccountEvent] * 2
+    flat, short = (e.position for e in events if isinstance(e, PositionEvent))
+    assert (flat.size, short.signed_size) == (0, -2)
+    assert short.id != flat.id
 
 
 # -- the older constructor keywords --------------------------------------------------------------

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from orderguard.broker.base import BrokerEvent, OrderEvent
-from orderguard.broker.sim import ExchangeRules, MarketableStop, SimExchange
+from orderguard.broker.sim import ExchangeRules, SimExchange
+from orderguard.broker.sim.rules import MarketableStop
 from orderguard.models import OrderRequest, OrderStatus, OrderType
 
 RequestFactory = Callable[..., OrderRequest]

@@ -21,40 +21,22 @@ from .exchange import ExchangeListener, SimExchange
 from .matching import Quote
 from .prices import RandomWalkPrices, ScriptedPrices
 from .records import SimOrderResult, SimResult
-from .rules import (
-    CloseFill,
-    EntryAfterExit,
-    ExchangeRules,
-    LegAnchor,
-    LimitAggression,
-    MarketableStop,
-    ResizedLegFill,
-    StopTrigger,
-    TriggeredStopModify,
-)
+from .rules import ExchangeRules
 
 __all__ = [
     "CME_ALIASES",
-    "CloseFill",
     "ContractBook",
-    "EntryAfterExit",
     "ExchangeListener",
     "ExchangeRules",
     "LatencyModel",
-    "LegAnchor",
-    "LimitAggression",
     "MarketDriver",
-    "MarketableStop",
     "Quote",
     "RandomWalkPrices",
-    "ResizedLegFill",
     "ScriptedPrices",
     "SimBroker",
     "SimExchange",
     "SimOrderResult",
     "SimResult",
     "SimSubscription",
-    "StopTrigger",
-    "TriggeredStopModify",
     "default_contracts",
 ]

@@ -80,7 +80,7 @@ from orderguard.models import (
     Trade,
 )
 
-from .contracts import ContractBook, default_contracts
+from .contracts import ContractBook, default_contracts, root_of
 from .matching import (
     Quote,
     apply_fill,
@@ -97,17 +97,28 @@ from .matching import (
 )
 from .records import AccountState, Bracket, LiveOrder, NetPosition, SimOrderResult, SimResult
 from .rules import (
+    PRODUCT_FEES,
     CloseFill,
     EntryAfterExit,
     ExchangeRules,
+    Fees,
+    FlipTrades,
     LegAnchor,
     LimitAggression,
     MarketableStop,
     ResizedLegFill,
+    SizeLimit,
+    SizeRejection,
     StopTrigger,
     TriggeredStopModify,
 )
-from .validation import INVALID_STOP_PRICE_MESSAGE, check_modify, check_place
+from .validation import (
+    INVALID_STOP_PRICE_MESSAGE,
+    check_modify,
+    check_place,
+    check_position_limit,
+    check_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +213,8 @@ class SimExchange:
         self._fill_rest = rules.triggered_stop_modify is TriggeredStopModify.FILL_REST
         self._sweep = rules.limit_aggression is LimitAggression.SWEEP
         self._close_at_once = rules.close_fill is CloseFill.IMMEDIATE
+        self._fees_by_product = rules.fees is Fees.BY_PRODUCT
+        self._split_flips = rules.flip_trades is FlipTrades.SPLIT
 
     @property
     def reject_duplicate_tags(self) -> bool:
@@ -386,18 +399,25 @@ class SimExchange:
         problem = check_place(
             request,
             contract,
-            max_order_size=account.max_order_size,
+            max_order_size=None,  # the size limit is a risk rule, checked below
             has_market=quote is not None,
             tag_taken=rules.reject_duplicate_tags and tag is not None and tag in account.tags,
             native_brackets=account.native_brackets,
             duplicate_tag_message=rules.duplicate_tag_message,
             min_stop_loss_ticks=rules.min_stop_loss_ticks,
         )
-        if problem is None and request.type is OrderType.STOP:
-            assert quote is not None and request.stop_price is not None  # checked by check_place
-            problem = self._check_stop_price(request.side, request.stop_price, quote)
         if problem is not None:
             return SimOrderResult(PlaceCode.ORDER_REJECTED, problem)
+        problem = self._check_size_limit(account, contract, request.side, request.size)
+        if problem is not None:
+            if rules.size_rejection is SizeRejection.REJECTED_ORDER:
+                return self._record_rejection(account, contract, request, problem)
+            return SimOrderResult(PlaceCode.ORDER_REJECTED, problem)
+        if request.type is OrderType.STOP:
+            assert quote is not None and request.stop_price is not None  # checked by check_place
+            problem = self._check_stop_price(request.side, request.stop_price, quote)
+            if problem is not None:
+                return SimOrderResult(PlaceCode.ORDER_REJECTED, problem)
 
         now = self._clock.now()
         order = self._new_order(
@@ -422,6 +442,42 @@ class SimExchange:
         if quote is not None:
             self._run([order], quote, now, arriving=True)
         return SimOrderResult(order_id=order.id)
+
+    def _check_size_limit(
+        self, account: AccountState, contract: Contract, side: OrderSide, open_qty: int
+    ) -> str | None:
+        """The account's size limit on an order that may still fill ``open_qty`` contracts."""
+        limit = account.max_order_size
+        if limit is None:
+            return None
+        if self._rules.size_limit is SizeLimit.ORDER:
+            return check_size(open_qty, limit)
+        position = account.positions.get(contract.id)
+        held = 0 if position is None else position.size
+        return check_position_limit(held, side.sign * open_qty, limit)
+
+    def _record_rejection(
+        self, account: AccountState, contract: Contract, request: OrderRequest, message: str
+    ) -> SimOrderResult:
+        """A Rejected order with an id, for a placement the size limit refused (see the rules)."""
+        order = self._new_order(
+            account,
+            contract,
+            self._clock.now(),
+            kind=request.type,
+            side=request.side,
+            size=request.size,
+            status=OrderStatus.REJECTED,
+        )
+        self._retire(order)  # never on the book
+        order.limit_price = request.limit_price
+        order.stop_price = request.stop_price
+        order.trail_price = request.trail_price
+        order.custom_tag = request.custom_tag
+        if request.custom_tag is not None:
+            account.tags.add(request.custom_tag)
+        self._emit_order(order)
+        return SimOrderResult(PlaceCode.ORDER_REJECTED, message, order_id=order.id)
 
     def _new_order(
         self,
@@ -530,12 +586,17 @@ class SimExchange:
             order.type,
             order.contract,
             fill_volume=order.fill_volume,
-            max_order_size=account.max_order_size,
+            max_order_size=None,  # the size limit is checked below, on the unfilled rest
             size=size,
             limit_price=limit_price,
             stop_price=stop_price,
             trail_price=trail_price,
         )
+        if problem is None and size is not None:
+            open_qty = (
+                size if self._rules.size_limit is SizeLimit.ORDER else size - order.fill_volume
+            )
+            problem = self._check_size_limit(account, order.contract, order.side, open_qty)
         quote = self._quotes.get(order.contract.id)
         if (
             problem is None
@@ -736,6 +797,16 @@ class SimExchange:
                 self._on_leg_fill(bracket, order, now)
 
     def _book_trade(self, order: LiveOrder, qty: int, price: Decimal, now: datetime) -> None:
+        if self._split_flips:
+            position = self._accounts[order.account_id].positions.get(order.contract.id)
+            held = 0 if position is None else position.size
+            if held and (held > 0) != (order.side is _BUY) and qty > abs(held):
+                # SPLIT: the closing half and the opening half are two trades.
+                self._book_one_trade(order, abs(held), price, now)
+                qty -= abs(held)
+        self._book_one_trade(order, qty, price, now)
+
+    def _book_one_trade(self, order: LiveOrder, qty: int, price: Decimal, now: datetime) -> None:
         account = self._accounts[order.account_id]
         contract = order.contract
         position = account.positions.get(contract.id)
@@ -748,7 +819,10 @@ class SimExchange:
         pnl: Decimal | None = None
         if change.closed:
             pnl = money_of(change.points, self._point_value(contract))
-        fees = self.fee_per_contract * qty
+        fee = self.fee_per_contract
+        if self._fees_by_product:
+            fee = PRODUCT_FEES.get(root_of(contract), fee)
+        fees = fee * qty
         account.balance += (_ZERO if pnl is None else pnl) - fees
         trade = Trade(
             next(self._trade_ids), account.id, contract.id, now, price, pnl, fees,

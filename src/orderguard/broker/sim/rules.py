@@ -17,8 +17,11 @@ turns ``"default"``, ``"harsh"`` or ``"mixed:<seed>"`` into one of them, for com
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from .validation import DUPLICATE_TAG_MESSAGE
@@ -78,6 +81,46 @@ class CloseFill(StrEnum):
 
     IMMEDIATE = "immediate"  # all at once at the touch, whatever the liquidity model says
     LIQUIDITY_LIMITED = "liquidity_limited"  # like any order: over several matching runs
+
+
+class SizeLimit(StrEnum):
+    """What an account's ``max_order_size`` limits."""
+
+    ORDER = "order"  # the size of each order (and of a modify's new size)
+    POSITION = "position"  # the position an order would leave if it filled completely
+
+
+class SizeRejection(StrEnum):
+    """What a placement refused by the size limit leaves behind."""
+
+    NO_RECORD = "no_record"  # nothing: no order id, no order
+    REJECTED_ORDER = "rejected_order"  # a Rejected order with an id (and its tag), sent back
+
+
+class Fees(StrEnum):
+    """What each contract of a fill is charged."""
+
+    FLAT = "flat"  # the exchange's ``fee_per_contract`` on every product
+    BY_PRODUCT = "by_product"  # per product (:data:`PRODUCT_FEES`), else ``fee_per_contract``
+
+
+class FlipTrades(StrEnum):
+    """How a fill that takes a position through zero is booked."""
+
+    ONE = "one"  # one trade, carrying the P&L of the part that closed
+    SPLIT = "split"  # a closing trade (with P&L) and an opening one (P&L null)
+
+
+# Per-contract fees by product root (per side). The E-mini figure is the other simulator's;
+# the micro figure is the simulator's long-standing flat fee.
+PRODUCT_FEES: Mapping[str, Decimal] = MappingProxyType(
+    {
+        "MNQ": Decimal("0.37"),
+        "MES": Decimal("0.37"),
+        "ENQ": Decimal("1.40"),
+        "EP": Decimal("1.40"),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +233,43 @@ class ExchangeRules:
     market order for the whole position still held.)
     """
 
+    size_limit: SizeLimit = SizeLimit.ORDER
+    """What ``max_order_size`` (an account's size limit) limits.
+
+    ``ORDER`` (default): each order's size, and a modify's new size (errorCode 2 / 3); the spec
+    says only that size limits are firm rules (§8.11), and the account capability is named as an
+    order size. ``POSITION``: the position an order would leave if it filled completely (an order
+    that only reduces the position always passes; a modify counts its new unfilled rest), so the
+    same order is accepted or refused depending on what the account holds.
+    """
+
+    size_rejection: SizeRejection = SizeRejection.NO_RECORD
+    """What a placement refused by the size limit leaves behind.
+
+    ``NO_RECORD`` (default): no order and no id, like every other validation failure here.
+    ``REJECTED_ORDER``: a Rejected (status 5) order with an id, reported as an order event and
+    answered with ``success: false`` plus that ``orderId`` (§3.4, §8.9: "Rejected orders may still
+    get an orderId"); its ``customTag`` counts as taken, so resending under the same tag is refused
+    as a duplicate.
+    """
+
+    fees: Fees = Fees.FLAT
+    """What each contract of a fill is charged (per side).
+
+    ``FLAT`` (default): the exchange's ``fee_per_contract`` (0.37) on every product; the spec has
+    no fee table. ``BY_PRODUCT``: :data:`PRODUCT_FEES` (1.40 on E-minis ENQ and EP, 0.37 on the
+    micros), ``fee_per_contract`` for other products.
+    """
+
+    flip_trades: FlipTrades = FlipTrades.ONE
+    """How a fill that goes through zero (long 1, sell 3) is booked.
+
+    ``ONE`` (default): one trade for the fill, whose P&L is that of the closed part; one exchange
+    execution is one fill (the spec is silent). ``SPLIT``: two trades with the same order and price,
+    the closing one with the P&L and the opening one with ``profitAndLoss`` null (a half-turn,
+    §3.6), each followed by its position and account events.
+    """
+
     # -- profiles --------------------------------------------------------------------------------
     @classmethod
     def default(cls) -> ExchangeRules:
@@ -207,13 +287,18 @@ class ExchangeRules:
 
 
 __all__ = [
+    "PRODUCT_FEES",
     "CloseFill",
     "EntryAfterExit",
     "ExchangeRules",
+    "Fees",
+    "FlipTrades",
     "LegAnchor",
     "LimitAggression",
     "MarketableStop",
     "ResizedLegFill",
+    "SizeLimit",
+    "SizeRejection",
     "StopTrigger",
     "TriggeredStopModify",
 ]

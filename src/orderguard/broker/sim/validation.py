@@ -81,6 +81,21 @@ def check_size(size: int, max_order_size: int | None) -> str | None:
     return None
 
 
+def check_position_limit(held: int, signed_qty: int, max_position: int | None) -> str | None:
+    """The position an order would leave, ``held + signed_qty``, must stay within the limit.
+
+    An order that only reduces the position passes even from beyond the limit.
+    """
+    if max_position is None:
+        return None
+    after = held + signed_qty
+    if abs(after) <= max_position:
+        return None
+    if (held > 0 and 0 < after < held) or (held < 0 and held < after < 0):
+        return None
+    return f"Invalid order size ({abs(signed_qty)}). Maximum position size is {max_position}."
+
+
 def check_brackets(
     side: OrderSide,
     stop_loss: BracketSpec | None,
@@ -229,6 +244,7 @@ __all__ = [
     "check_brackets",
     "check_modify",
     "check_place",
+    "check_position_limit",
     "check_price",
     "check_size",
     "type_name",
