@@ -5,13 +5,14 @@ Market: MNQ last 21000.00 (bid 21000.00, ask 21000.25) unless a test moves it.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 
 from orderguard.broker.base import AccountEvent, BrokerEvent, OrderEvent, PositionEvent, TradeEvent
-from orderguard.broker.sim import ExchangeRules, SimExchange
+from orderguard.broker.sim import ExchangeRules, SimBroker, SimExchange
 from orderguard.broker.sim.rules import (
     CloseFill,
     EntryAfterExit,
@@ -548,3 +549,84 @@ def test_older_keywords_override_the_rules(clock: VirtualClock) -> None:
         "reject_duplicate_tags": False,
         "duplicate_tag_message": "dup",
     }
+
+
+# -- profiles ------------------------------------------------------------------------------------
+
+# Why each harsh reading makes the client work harder than the other one.
+HARSHER: dict[str, tuple[object, str]] = {
+    "marketable_stops": (MarketableStop.REJECT, "a protective stop sent after a move is refused"),
+    "stop_trigger": (StopTrigger.TOUCH, "buy stops fire, and are refused as marketable, sooner"),
+    "close_cancels_brackets": (False, "legs outlive the close as orphans to cancel"),
+    "entry_after_exit": (EntryAfterExit.KEEP_WORKING, "entry fills arrive after the exit, no leg"),
+    "resized_leg_fill": (ResizedLegFill.CANCEL_SIBLING, "the rest of the position loses its leg"),
+    "leg_anchor": (LegAnchor.FIRST_FILL, "later fills are protected off a stale anchor"),
+    "triggered_stop_modify": (TriggeredStopModify.FILL_REST, "a modify is answered by fills"),
+    "limit_aggression": (LimitAggression.ARRIVAL_ONLY, "the rest fills later, at the limit"),
+    "close_fill": (CloseFill.LIQUIDITY_LIMITED, "a successful close leaves a position for a while"),
+    "size_limit": (SizeLimit.POSITION, "refusals depend on what the account holds"),
+    "size_rejection": (SizeRejection.REJECTED_ORDER, "a failure carries an id and spends the tag"),
+    "fees": (Fees.BY_PRODUCT, "no single fee to assume"),
+    "flip_trades": (FlipTrades.SPLIT, "two trades for one fill, one with null P&L"),
+}
+
+
+def test_harsh_picks_the_harder_reading_of_every_switch() -> None:
+    """Field by field, harsh() picks the reading that makes the client work hardest."""
+    harsh = ExchangeRules.harsh()
+    assert set(HARSHER) == set(ExchangeRules.switches())
+    for name, (reading, reason) in HARSHER.items():
+        assert getattr(harsh, name) == reading, f"{name}: {reason}"
+
+
+def test_every_profile_keeps_the_spec_rules() -> None:
+    """The 4-tick minimum and tag uniqueness are the spec's, never drawn or relaxed."""
+    for rules in (ExchangeRules.harsh(), *(ExchangeRules.named(f"mixed:{n}") for n in range(20))):
+        assert (rules.min_stop_loss_ticks, rules.reject_duplicate_tags) == (4, True)
+
+
+def test_default_profile_is_the_field_defaults() -> None:
+    """default() is ExchangeRules() and overrides nothing."""
+    assert ExchangeRules.default() == ExchangeRules()
+    assert ExchangeRules.default().overrides() == {}
+
+
+def test_random_mix_is_deterministic_per_seed() -> None:
+    """The same seed gives the same rules; mixed:<seed> names that mix."""
+    assert ExchangeRules.random_mix(random.Random(7)) == ExchangeRules.random_mix(random.Random(7))
+    assert ExchangeRules.named("mixed:7") == ExchangeRules.random_mix(random.Random(7))
+
+
+def test_random_mix_varies_across_seeds_and_reaches_every_reading() -> None:
+    """Over 40 seeds the mixes differ, and every reading of every switch is drawn at least once."""
+    mixes = [ExchangeRules.random_mix(random.Random(seed)) for seed in range(40)]
+    assert len(set(mixes)) > 30
+    for name in ExchangeRules.switches():
+        assert len({getattr(mix, name) for mix in mixes}) == 2, name  # each has two readings
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("default", ExchangeRules()),
+        ("harsh", ExchangeRules.harsh()),
+        (" Harsh ", ExchangeRules.harsh()),
+    ],
+)
+def test_profiles_are_named_for_command_lines(name: str, expected: ExchangeRules) -> None:
+    """named() accepts default, harsh and mixed:<seed>, case- and space-insensitively."""
+    assert ExchangeRules.named(name) == expected
+
+
+@pytest.mark.parametrize("name", ["", "mixed", "mixed:", "mixed:x", "mixed:-1", "gentle"])
+def test_unknown_profile_names_are_refused(name: str) -> None:
+    """Anything else is a ValueError that names the accepted forms."""
+    with pytest.raises(ValueError, match="default, harsh or mixed:<seed>"):
+        ExchangeRules.named(name)
+
+
+def test_sim_broker_create_passes_the_rules_to_its_exchange(clock: VirtualClock) -> None:
+    """SimBroker.create(rules=...) builds its exchange under those rules."""
+    broker = SimBroker.create(clock, rules=ExchangeRules.harsh())
+    assert broker.exchange.rules == ExchangeRules.harsh()
+    assert SimBroker.create(clock).exchange.rules == ExchangeRules.default()

@@ -17,6 +17,7 @@ turns ``"default"``, ``"harsh"`` or ``"mixed:<seed>"`` into one of them, for com
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -276,6 +277,57 @@ class ExchangeRules:
         """The spec's rules and, for each switch, its documented default."""
         return cls()
 
+    @classmethod
+    def harsh(cls) -> ExchangeRules:
+        """For every switch, the reading that makes the client work hardest.
+
+        Rejections it must recover from, legs that vanish or sit where it did not ask, entries
+        that keep filling, closes that finish late, ids on failures. The spec's rules stay.
+        """
+        return cls(
+            marketable_stops=MarketableStop.REJECT,  # protective stops refused after a move
+            stop_trigger=StopTrigger.TOUCH,  # buy stops elected (and refused) a tick sooner
+            close_cancels_brackets=False,  # orphaned legs the client must cancel itself
+            entry_after_exit=EntryAfterExit.KEEP_WORKING,  # entry fills after the exit, no leg
+            resized_leg_fill=ResizedLegFill.CANCEL_SIBLING,  # the rest of the position has no leg
+            leg_anchor=LegAnchor.FIRST_FILL,  # later fills protected off a stale anchor
+            triggered_stop_modify=TriggeredStopModify.FILL_REST,  # a modify answered by fills
+            limit_aggression=LimitAggression.ARRIVAL_ONLY,  # rests fill later, at the limit
+            close_fill=CloseFill.LIQUIDITY_LIMITED,  # closes that succeed and finish late
+            size_limit=SizeLimit.POSITION,  # refusals that depend on what the account holds
+            size_rejection=SizeRejection.REJECTED_ORDER,  # an id on a failure; the tag is spent
+            fees=Fees.BY_PRODUCT,  # no single fee to assume
+            flip_trades=FlipTrades.SPLIT,  # two trades for one fill, one with null P&L
+        )
+
+    @classmethod
+    def random_mix(cls, rng: random.Random) -> ExchangeRules:
+        """Each switch drawn independently and uniformly from its readings (spec rules kept).
+
+        Deterministic for a seeded ``rng``: one draw per switch, in field order.
+        """
+        return cls(**{name: rng.choice(readings) for name, readings in _READINGS.items()})
+
+    @classmethod
+    def named(cls, profile: str) -> ExchangeRules:
+        """A profile by name: ``default``, ``harsh`` or ``mixed:<seed>`` (a seeded random mix)."""
+        text = profile.strip().lower()
+        if text == "default":
+            return cls.default()
+        if text == "harsh":
+            return cls.harsh()
+        kind, _, seed = text.partition(":")
+        if kind == "mixed" and seed.isdigit():
+            return cls.random_mix(random.Random(int(seed)))
+        raise ValueError(
+            f"unknown exchange rules profile {profile!r}: use default, harsh or mixed:<seed>"
+        )
+
+    @classmethod
+    def switches(cls) -> tuple[str, ...]:
+        """The names of the fields that are switches (drawn by :meth:`random_mix`), in order."""
+        return tuple(_READINGS)
+
     def overrides(self) -> dict[str, Any]:
         """The fields that differ from :meth:`default`, by name (for logs and reports)."""
         base = ExchangeRules()
@@ -284,6 +336,26 @@ class ExchangeRules:
             for field in dataclasses.fields(self)
             if getattr(self, field.name) != getattr(base, field.name)
         }
+
+
+# The spec's rules are not switches: they are what the gateway is documented (or reported) to do.
+_SPEC_RULES = frozenset({"min_stop_loss_ticks", "reject_duplicate_tags", "duplicate_tag_message"})
+
+
+def _readings(default: object) -> tuple[Any, ...]:
+    """Every reading of a switch, from its default: an enum's members, or False and True."""
+    if isinstance(default, StrEnum):
+        return tuple(type(default))
+    if isinstance(default, bool):
+        return (False, True)
+    raise TypeError(f"a switch must be an enum or a bool, not {default!r}")
+
+
+_READINGS: dict[str, tuple[Any, ...]] = {
+    field.name: _readings(field.default)
+    for field in dataclasses.fields(ExchangeRules)
+    if field.name not in _SPEC_RULES
+}
 
 
 __all__ = [
