@@ -6,8 +6,10 @@ processes work in a fixed order (orders by id within a matching run), so the sam
 same events. The async :class:`~orderguard.broker.sim.broker.SimBroker` puts latency in front of it.
 
 Semantics follow the ProjectX Gateway (see ``/work/shared/projectx-api.md``); the matching rules and
-the one-tick quote are described in :mod:`orderguard.broker.sim.matching`. Choices the real API does
-not pin down, made here on purpose:
+the one-tick quote are described in :mod:`orderguard.broker.sim.matching`. Where the real gateway's
+behaviour is unconfirmed, each reading is a switch of
+:class:`~orderguard.broker.sim.rules.ExchangeRules` (``rules=``; ``docs/exchange-rules.md`` has
+the table); "by default" below names the default reading. The choices, made here on purpose:
 
 * **Ids** are increasing integers, one sequence each for orders, trades and positions.
 * **Events** for one fill come in the order ``OrderEvent``, ``TradeEvent``, ``PositionEvent``,
@@ -17,26 +19,36 @@ not pin down, made here on purpose:
   synchronously to :meth:`SimExchange.listen` callbacks after the state change, at the end of the
   call that made it; a callback that calls back into the exchange has its events queued behind
   the current ones.
+* **Validation** refuses bad requests with the endpoint's code and no order record (§8.7–8.8). A
+  stop at or through the market is refused by default ("Invalid stop price", field report); a
+  native stop loss must be at least ``rules.min_stop_loss_ticks`` (4, §9.1) ticks away. The
+  account's ``max_order_size`` limits each order by default (``rules.size_limit``); a placement it
+  refuses leaves no record by default (``rules.size_rejection``).
 * **Positions**: one net position per (account, contract) with average-cost accounting. A position
   gets a new id when it opens from flat and when a fill flips it through zero (the old one is first
-  reported flat, ``size`` 0, keeping its direction). Fees are charged per contract on every fill;
-  the balance moves by realised P&L minus fees on each fill. A position's average price is kept
-  exact (never re-averaged from a rounded one) and leaves the exchange rounded to the wire's 9
-  decimal places; realised P&L is computed from the exact average and rounded to cents (half to
-  even).
+  reported flat, ``size`` 0, keeping its direction); by default a flip is one trade
+  (``rules.flip_trades``). Fees are charged per contract on every fill (``fee_per_contract`` by
+  default, ``rules.fees``); the balance moves by realised P&L minus fees on each fill. A
+  position's average price is kept exact (never re-averaged from a rounded one) and leaves the
+  exchange rounded to the wire's 9 decimal places; realised P&L is computed from the exact
+  average and rounded to cents (half to even).
 * **Liquidity**: with ``liquidity=N`` each order fills at most N contracts per matching run (one
-  ``set_price``, or the placement/modify of that order). Position closes are exempt and flatten at
-  once at the touch unless ``rules.close_fill`` is ``LIQUIDITY_LIMITED``.
+  ``set_price``, or the placement/modify of that order). Position closes are exempt by default and
+  flatten at once at the touch (``rules.close_fill``).
 * **Cancel** of a terminal order returns cancel code 3 (Rejected), not 2 (OrderNotFound): the order
   exists. A partially filled order cancels its remainder and keeps ``fill_volume``.
+* **Modify** re-matches the order at once by default, as if it arrived
+  (``rules.limit_aggression``); a new stop price re-arms a triggered stop by default
+  (``rules.triggered_stop_modify``).
 * **Native brackets** (§9): legs are Suspended children (``parent_order_id``) until the entry fills;
-  then Open, anchored at the entry's average fill price (re-anchored on each further entry fill
-  unless the client modified the leg's price; a trailing leg only tightens) and sized to the filled
-  quantity. Each leg covers ``entry filled - legs filled``: a leg fill shrinks its sibling and, when
-  nothing is left to cover, cancels the sibling *and the entry's unfilled remainder* (so later entry
-  fills cannot arrive unprotected). An entry cancelled with no fill cancels its legs. Closing the
-  position does not cancel legs unless ``close_cancels_brackets=True`` (field reports: they remain
-  as orphans).
+  then Open, anchored at the entry's average fill price (by default re-anchored on each further
+  entry fill unless the client modified the leg's price, ``rules.leg_anchor``; a trailing leg only
+  tightens) and sized to the filled quantity. Each leg covers ``entry filled - legs filled``: a leg
+  fill shrinks its sibling (also, by default, one the client resized: ``rules.resized_leg_fill``)
+  and, when nothing is left to cover, cancels the sibling and by default the entry's unfilled
+  remainder too, so later entry fills cannot arrive unprotected (``rules.entry_after_exit``). An
+  entry cancelled with no fill cancels its legs. Closing the position does not cancel legs by
+  default (field reports: they remain as orphans; ``rules.close_cancels_brackets``).
 """
 
 from __future__ import annotations

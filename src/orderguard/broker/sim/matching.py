@@ -11,9 +11,11 @@ Order types (ProjectX integers)
 -------------------------------
 * **1 Limit** — a buy is executable while ``ask <= limit`` (a sell while ``bid >= limit``). An order
   that is executable when it arrives (or when a modify makes it so) is *aggressive* and fills at the
-  touch (the ask for a buy, the bid for a sell) for as long as it stays executable; once it has
-  rested (a matching run found it not executable) it is *passive* and fills at its own limit, even
-  when the market gaps through it — price improvement goes to the aggressor, as on an exchange.
+  touch (the ask for a buy, the bid for a sell) for as long as it stays executable (by default;
+  under ``ExchangeRules.limit_aggression`` ``ARRIVAL_ONLY`` the exchange makes it passive after its
+  first fill); once it has rested (a matching run found it not executable) it is *passive* and
+  fills at its own limit, even when the market gaps through it — price improvement goes to the
+  aggressor, as on an exchange.
 * **2 Market** — fills at the touch.
 * **4 Stop** — a buy triggers when ``last >= stop``, a sell when ``last <= stop`` (or on the ask /
   bid: ``ExchangeRules.stop_trigger``); once triggered it is a market order and fills at the
