@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 from fractions import Fraction
 
 from orderguard.broker.sim.matching import (
     FLAT,
+    MAX_DENOMINATOR,
     Exact,
     MatchState,
     apply_fill,
@@ -147,6 +149,25 @@ def test_reaveraging_after_a_reduction_stays_exact() -> None:
     expected = (3 * held + 2 * Fraction("21000.25")) / 5
     assert change.average.fraction() == expected
     assert change.average.rounded() == D(round(expected * 10**9)).scaleb(-9)
+
+
+def test_long_lived_average_stays_bounded_and_within_1e18_of_the_truth() -> None:
+    """3000 random adds and reductions never flat: the denominator stays bounded, the error tiny."""
+    rng = random.Random(0)
+    size, average, truth = 0, FLAT, Fraction(0)
+    for _ in range(3000):
+        qty = rng.choice([-3, -2, -1, 1, 2, 3])
+        if size + qty == 0:
+            qty = -qty
+        price = D("21000") + TICK * rng.randint(-40, 40)
+        if size == 0 or (size > 0) == (qty > 0):
+            truth = (truth * abs(size) + Fraction(price) * abs(qty)) / abs(size + qty)
+        elif (size + qty > 0) != (size > 0):
+            truth = Fraction(price)  # flipped: opened at the fill price
+        change = apply_fill(size, average, qty, price)
+        size, average = change.size, change.average
+        assert average.den <= MAX_DENOMINATOR
+    assert abs(average.fraction() - truth) < Fraction(1, 10**15)
 
 
 def test_money_of_points_rounds_exactly_to_cents_half_to_even() -> None:

@@ -420,7 +420,9 @@ class SimExchange:
         )
         if problem is not None:
             return SimOrderResult(PlaceCode.ORDER_REJECTED, problem)
-        problem = self._check_size_limit(account, contract, request.side, request.size)
+        problem = None
+        if account.max_order_size is not None:
+            problem = self._check_size_limit(account, contract, request.side, request.size)
         if problem is not None:
             if rules.size_rejection is SizeRejection.REJECTED_ORDER:
                 return self._record_rejection(account, contract, request, problem)
@@ -759,6 +761,7 @@ class SimExchange:
         """
         run = next(self._runs)
         liquidity = self.liquidity
+        stop_on_touch = self._stop_on_touch
         bid, ask = quote.bid, quote.ask
         index = 0
         while index < len(orders):
@@ -774,9 +777,7 @@ class SimExchange:
                 if limit is not None and (ask > limit if order.side is _BUY else bid < limit):
                     continue
             before = order.stop_price
-            price = execution_price(
-                order, quote, arriving=arriving, stop_on_touch=self._stop_on_touch
-            )
+            price = execution_price(order, quote, arriving=arriving, stop_on_touch=stop_on_touch)
             if price is None:
                 if order.stop_price != before:  # a trailing stop moved
                     order.updated = now
@@ -794,13 +795,18 @@ class SimExchange:
             order.aggressive = False  # ARRIVAL_ONLY: what is left rests at its limit
         order.fill_volume += qty
         order.notional += price * qty
-        order.filled_price = average(order.notional, order.fill_volume)
+        # An order's first fill is at one price: no division needed for its average.
+        filled = order.fill_volume
+        order.filled_price = price if filled == qty else average(order.notional, filled)
         order.updated = now
-        if order.fill_volume >= order.size:
+        if filled >= order.size:
             order.status = OrderStatus.FILLED
             self._retire(order)
         self._emit_order(order)
-        self._book_trade(order, qty, price, now)
+        if self._split_flips:
+            self._book_trade_halves(order, qty, price, now)
+        else:
+            self._book_trade(order, qty, price, now)
         bracket = order.bracket
         if bracket is not None:
             if order is bracket.entry:
@@ -808,17 +814,16 @@ class SimExchange:
             else:
                 self._on_leg_fill(bracket, order, now)
 
-    def _book_trade(self, order: LiveOrder, qty: int, price: Decimal, now: datetime) -> None:
-        if self._split_flips:
-            position = self._accounts[order.account_id].positions.get(order.contract.id)
-            held = 0 if position is None else position.size
-            if held and (held > 0) != (order.side is _BUY) and qty > abs(held):
-                # SPLIT: the closing half and the opening half are two trades.
-                self._book_one_trade(order, abs(held), price, now)
-                qty -= abs(held)
-        self._book_one_trade(order, qty, price, now)
+    def _book_trade_halves(self, order: LiveOrder, qty: int, price: Decimal, now: datetime) -> None:
+        """FlipTrades.SPLIT: a fill through zero is booked as its closing and opening halves."""
+        position = self._accounts[order.account_id].positions.get(order.contract.id)
+        held = 0 if position is None else position.size
+        if held and (held > 0) != (order.side is _BUY) and qty > abs(held):
+            self._book_trade(order, abs(held), price, now)
+            qty -= abs(held)
+        self._book_trade(order, qty, price, now)
 
-    def _book_one_trade(self, order: LiveOrder, qty: int, price: Decimal, now: datetime) -> None:
+    def _book_trade(self, order: LiveOrder, qty: int, price: Decimal, now: datetime) -> None:
         account = self._accounts[order.account_id]
         contract = order.contract
         position = account.positions.get(contract.id)

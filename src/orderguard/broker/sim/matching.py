@@ -51,6 +51,12 @@ _AVERAGE_QUANTUM = Decimal("1e-9")
 _WIRE_PLACES = 9
 # Prices carry at most the wire's 9 decimal places, so a price times 1e9 is an integer.
 NANO = 10**9
+_NANO_DECIMAL = Decimal(NANO)
+# A re-average multiplies the average's denominator by the new size, so a position that never
+# goes flat would grow it without bound (and slow every fill). Past this bound the average is
+# rounded to 1e-18 of a point, nine places finer than the wire: exact for any realistic position
+# history, and bounded for the rest.
+MAX_DENOMINATOR = 10**9
 # Money leaves the exchange in cents: P&L computed from a 9-place average would otherwise carry
 # residue like 3.499999998 into trades and the balance.
 _CENT = Decimal("0.01")
@@ -183,14 +189,12 @@ def average(notional: Decimal, quantity: int) -> Decimal:
     """``notional / quantity``, exact when it has at most 9 decimal places, else rounded to 9.
 
     A quotient that fits the wire's places is computed exactly (Decimal returns exact results
-    exactly), so its exponent tells the two cases apart. (Multiplying back is no test: a 28-digit
+    exactly), so it equals its own 9-place rounding. (Multiplying back is no test: a 28-digit
     quotient times the quantity can round to the notional again.)
     """
     avg = notional / quantity
-    exponent = avg.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= -_WIRE_PLACES:
-        return avg
-    return avg.quantize(_AVERAGE_QUANTUM)
+    rounded = avg.quantize(_AVERAGE_QUANTUM)
+    return avg if rounded == avg else rounded
 
 
 class Exact(NamedTuple):
@@ -198,9 +202,9 @@ class Exact(NamedTuple):
 
     Average-cost accounting re-averages on every add; doing that from an already rounded average
     drifts (21000.4166666665 where the exact average rounds to 21000.416666667). Positions keep
-    their average as an ``Exact`` and round only as it leaves the exchange (:meth:`rounded`).
-    Integers, not :class:`~fractions.Fraction`: this is on the fill path and ints are several times
-    cheaper.
+    their average as an ``Exact`` and round only as it leaves the exchange (:meth:`rounded`); its
+    denominator is bounded by :data:`MAX_DENOMINATOR` (see there). Integers, not
+    :class:`~fractions.Fraction`: this is on the fill path and ints are several times cheaper.
     """
 
     num: int
@@ -209,7 +213,7 @@ class Exact(NamedTuple):
     @classmethod
     def of(cls, value: Decimal) -> Exact:
         """``value`` (at most 9 decimal places, like every wire price) as an exact quantity."""
-        return cls(int(value.scaleb(_WIRE_PLACES)))
+        return cls(int(value * _NANO_DECIMAL))
 
     def fraction(self) -> Fraction:
         return Fraction(self.num, self.den * NANO)
@@ -257,9 +261,8 @@ def money(amount: Decimal) -> Decimal:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PositionChange:
-    """The effect of one fill on a net position.
+class PositionChange(NamedTuple):
+    """The effect of one fill on a net position (a tuple: one is built per fill).
 
     ``average`` is the new exact average price. ``closed`` contracts were closed at ``points``
     total price points of profit (already signed by the position's direction; multiply by
@@ -281,27 +284,30 @@ def apply_fill(size: int, average: Exact, signed_qty: int, price: Decimal) -> Po
     and realises ``(price - average) * closed`` points in the position's direction, and going
     through zero opens the remainder at the fill price.
     """
-    fill = Exact.of(price)
+    fill = int(price * _NANO_DECIMAL)  # exact: prices have at most 9 decimal places
     if size == 0 or (size > 0) == (signed_qty > 0):
         new_size = size + signed_qty
         if size == 0:
-            return PositionChange(new_size, fill, 0, FLAT, False)
+            return PositionChange(new_size, Exact(fill), 0, FLAT, False)
         held, added = abs(size), abs(signed_qty)
-        num = average.num * held + fill.num * added * average.den
+        num = average.num * held + fill * added * average.den
         den = average.den * (held + added)
+        if den > MAX_DENOMINATOR:
+            num, den = _divide_half_even(num * MAX_DENOMINATOR, den), MAX_DENOMINATOR
         common = gcd(num, den)
         return PositionChange(new_size, Exact(num // common, den // common), 0, FLAT, False)
     closed = min(abs(size), abs(signed_qty))
     direction = 1 if size > 0 else -1
-    points = Exact((fill.num * average.den - average.num) * closed * direction, average.den)
+    points = Exact((fill * average.den - average.num) * closed * direction, average.den)
     new_size = size + signed_qty
     if new_size == 0 or (new_size > 0) == (size > 0):
         return PositionChange(new_size, average, closed, points, False)
-    return PositionChange(new_size, fill, closed, points, True)
+    return PositionChange(new_size, Exact(fill), closed, points, True)
 
 
 __all__ = [
     "FLAT",
+    "MAX_DENOMINATOR",
     "NANO",
     "Exact",
     "MatchState",
