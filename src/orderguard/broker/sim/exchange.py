@@ -29,9 +29,9 @@ the table); "by default" below names the default reading. The choices, made here
   reported flat, ``size`` 0, keeping its direction); by default a flip is one trade
   (``rules.flip_trades``). Fees are charged per contract on every fill (``fee_per_contract`` by
   default, ``rules.fees``); the balance moves by realised P&L minus fees on each fill. A
-  position's average price is kept exact (never re-averaged from a rounded one) and leaves the
-  exchange rounded to the wire's 9 decimal places; realised P&L is computed from the exact
-  average and rounded to cents (half to even).
+  position's average price is kept exact (never re-averaged from a rounded one; bounded at 1e-18
+  for a position that never goes flat) and leaves the exchange rounded to the wire's 9 places;
+  realised P&L is computed from the exact average and rounded to cents (half to even).
 * **Liquidity**: with ``liquidity=N`` each order fills at most N contracts per matching run (one
   ``set_price``, or the placement/modify of that order). Position closes are exempt by default and
   flatten at once at the touch (``rules.close_fill``).
