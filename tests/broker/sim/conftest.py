@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orderguard.broker.base import BrokerEvent
-from orderguard.broker.sim import SimExchange
+from orderguard.broker.sim import ExchangeRules, SimExchange
 from orderguard.clock import VirtualClock
 from orderguard.models import OrderRequest, OrderSide, OrderType
 
@@ -17,6 +17,7 @@ MNQ = "CON.F.US.MNQ.Z26"
 START = Decimal("21000.00")
 
 RequestFactory = Callable[..., OrderRequest]
+MarketFactory = Callable[..., SimExchange]
 
 
 @pytest.fixture
@@ -37,6 +38,19 @@ def market(exchange: SimExchange) -> SimExchange:
     """The same exchange with MNQ priced at 21000.00 (bid 21000.00, ask 21000.25)."""
     exchange.set_price(MNQ, START)
     return exchange
+
+
+@pytest.fixture
+def make_market(clock: VirtualClock) -> MarketFactory:
+    """``make_market(rules, liquidity=None)``: a fresh exchange like ``market`` under ``rules``."""
+
+    def build(rules: ExchangeRules | None = None, *, liquidity: int | None = None) -> SimExchange:
+        ex = SimExchange(clock, liquidity=liquidity, rules=rules)
+        ex.open_account(account_id=1, name="SIM-1", balance=Decimal("50000"))
+        ex.set_price(MNQ, START)
+        return ex
+
+    return build
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Stateful property test: random orders, cancels, modifies, closes and price moves keep the
-exchange's invariants (positions from fills, no overfill, terminal stays terminal, one trade per
-fill, balance = start + realised P&L - fees, events agree with state)."""
+exchange's invariants (positions from fills, no overfill, terminal stays terminal, trades add up
+to each order's fills, balance = start + realised P&L - fees, events agree with state), under the
+default rules, the harsh ones and random mixes."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from hypothesis.stateful import (
 )
 
 from orderguard.broker.base import BrokerEvent, OrderEvent, PositionEvent
-from orderguard.broker.sim import SimExchange
+from orderguard.broker.sim import ExchangeRules, SimExchange
+from orderguard.broker.sim.rules import CloseFill
 from orderguard.clock import VirtualClock
 from orderguard.models import (
     BracketSpec,
@@ -54,9 +56,17 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.events: list[BrokerEvent] = []
         self.terminal: dict[int, Order] = {}
 
-    @initialize(liquidity=st.sampled_from([None, 1, 2, 3]), native=RARELY.map(lambda r: not r))
-    def setup(self, liquidity: int | None, native: bool) -> None:
-        self.exchange = SimExchange(self.clock, liquidity=liquidity)
+    @initialize(
+        liquidity=st.sampled_from([None, 1, 2, 3]),
+        native=RARELY.map(lambda r: not r),
+        rules=st.one_of(
+            st.just(ExchangeRules.default()),
+            st.just(ExchangeRules.harsh()),
+            st.integers(0, 10_000).map(lambda seed: ExchangeRules.named(f"mixed:{seed}")),
+        ),
+    )
+    def setup(self, liquidity: int | None, native: bool, rules: ExchangeRules) -> None:
+        self.exchange = SimExchange(self.clock, liquidity=liquidity, rules=rules)
         self.exchange.open_account(
             1, "SIM", START_BALANCE, native_brackets=native, max_order_size=8
         )
@@ -120,7 +130,13 @@ class ExchangeMachine(RuleBasedStateMachine):
         before = len(self.exchange.orders(1))
         result = self.exchange.place(request)
         if not result.success:
-            assert len(self.exchange.orders(1)) == before  # rejections leave no record
+            # A rejection leaves no record, or (rules.size_rejection) one Rejected order.
+            after = self.exchange.orders(1)
+            if result.order_id is None:
+                assert len(after) == before
+            else:
+                assert [o.id for o in after[before:]] == [result.order_id]
+                assert after[-1].status is OrderStatus.REJECTED
 
     @precondition(lambda self: bool(self.exchange.orders(1)))
     @rule(data=st.data())
@@ -148,7 +164,7 @@ class ExchangeMachine(RuleBasedStateMachine):
     def close(self) -> None:
         result = self.exchange.close_position(1, MNQ)
         assert result.success or result.error_code == 2
-        if result.success:
+        if result.success and self.exchange.rules.close_fill is CloseFill.IMMEDIATE:
             assert self.exchange.position_size(1, MNQ) == 0
 
     @rule(size=st.integers(0, 9))

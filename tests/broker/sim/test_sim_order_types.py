@@ -6,10 +6,12 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from orderguard.broker.base import BrokerEvent, OrderEvent
-from orderguard.broker.sim import SimExchange
+from orderguard.broker.sim import ExchangeRules, SimExchange
+from orderguard.broker.sim.rules import MarketableStop
 from orderguard.models import OrderRequest, OrderStatus, OrderType
 
 RequestFactory = Callable[..., OrderRequest]
+MarketFactory = Callable[..., SimExchange]
 
 D = Decimal
 MNQ = "CON.F.US.MNQ.Z26"
@@ -112,10 +114,11 @@ def test_sell_stop_triggers_when_last_falls_to_the_stop(
     assert status_of(market, result.order_id) == (OrderStatus.FILLED, 1, D("20995"))
 
 
-def test_stop_placed_through_the_market_triggers_at_once(
-    market: SimExchange, req: RequestFactory
+def test_stop_placed_through_the_market_triggers_at_once_where_accepted(
+    make_market: MarketFactory, req: RequestFactory
 ) -> None:
-    """A sell stop above the last price is already triggered and fills as a market order."""
+    """Under marketable_stops=TRIGGER a sell stop above the last fills at once as a market order."""
+    market = make_market(ExchangeRules(marketable_stops=MarketableStop.TRIGGER))
     result = market.place(req(OrderType.STOP, "sell", stop_price=D("21010")))
     assert status_of(market, result.order_id) == (OrderStatus.FILLED, 1, D("21000"))
 

@@ -181,3 +181,17 @@ def test_pnl_from_a_repeating_average_is_rounded_to_cents(
     assert pnl is not None and pnl.as_tuple().exponent == -2
     assert pnl == D("3.50")
     assert market.account(1).balance == D("50000") + D("3.50") - FEE * 6
+
+
+def test_position_average_is_re_averaged_from_the_exact_cost(
+    market: SimExchange, req: RequestFactory
+) -> None:
+    """2 @ 21000, +1 @ 21000.25, +3 @ 21000.75 averages 21000.416666667, not 21000.4166666665."""
+    for last, size in ((D("20999.75"), 2), (D("21000"), 1), (D("21000.50"), 3)):
+        market.set_price(MNQ, last)  # a market buy fills at last + one tick
+        market.place(req(OrderType.MARKET, "buy", size))
+    [position] = market.positions(1)
+    assert str(position.average_price) == "21000.416666667"
+    market.set_price(MNQ, D("21001"))
+    market.place(req(OrderType.MARKET, "sell", 6))
+    assert market.trades(1)[-1].profit_and_loss == D("7.00")  # 0.58333… points x 6 x $2

@@ -21,11 +21,13 @@ from .exchange import ExchangeListener, SimExchange
 from .matching import Quote
 from .prices import RandomWalkPrices, ScriptedPrices
 from .records import SimOrderResult, SimResult
+from .rules import ExchangeRules
 
 __all__ = [
     "CME_ALIASES",
     "ContractBook",
     "ExchangeListener",
+    "ExchangeRules",
     "LatencyModel",
     "MarketDriver",
     "Quote",

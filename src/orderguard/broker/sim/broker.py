@@ -43,6 +43,7 @@ from orderguard.models import Account, Contract, Order, OrderRequest, Position, 
 
 from .exchange import SimExchange
 from .records import SimOrderResult, SimResult
+from .rules import ExchangeRules
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +127,19 @@ class SimBroker:
         prices: Mapping[str, Decimal] | None = None,
         latency: LatencyModel | None = None,
         liquidity: int | None = None,
+        rules: ExchangeRules | None = None,
     ) -> SimBroker:
         """A ready broker: one account, default contracts, optional starting prices.
 
-        The exchange is reachable as ``broker.exchange`` and the clock as ``broker.clock``.
+        The exchange is reachable as ``broker.exchange`` and the clock as ``broker.clock``;
+        ``rules`` picks its readings of unconfirmed ProjectX behaviour (default: the defaults).
         Without a clock it runs on the system clock, as an :class:`OrderManager` does by default:
         the two must share one time, or the manager's order searches (windows on its clock)
         miss what the exchange stamped on its own. Pass a ``VirtualClock`` (to both) for
         deterministic runs.
         """
         clock = clock or SystemClock()
-        exchange = SimExchange(clock, liquidity=liquidity)
+        exchange = SimExchange(clock, liquidity=liquidity, rules=rules)
         exchange.open_account(
             account_id,
             f"SIM-{account_id}",

@@ -6,8 +6,10 @@ processes work in a fixed order (orders by id within a matching run), so the sam
 same events. The async :class:`~orderguard.broker.sim.broker.SimBroker` puts latency in front of it.
 
 Semantics follow the ProjectX Gateway (see ``/work/shared/projectx-api.md``); the matching rules and
-the one-tick quote are described in :mod:`orderguard.broker.sim.matching`. Choices the real API does
-not pin down, made here on purpose:
+the one-tick quote are described in :mod:`orderguard.broker.sim.matching`. Where the real gateway's
+behaviour is unconfirmed, each reading is a switch of
+:class:`~orderguard.broker.sim.rules.ExchangeRules` (``rules=``; ``docs/exchange-rules.md`` has
+the table); "by default" below names the default reading. The choices, made here on purpose:
 
 * **Ids** are increasing integers, one sequence each for orders, trades and positions.
 * **Events** for one fill come in the order ``OrderEvent``, ``TradeEvent``, ``PositionEvent``,
@@ -17,34 +19,49 @@ not pin down, made here on purpose:
   synchronously to :meth:`SimExchange.listen` callbacks after the state change, at the end of the
   call that made it; a callback that calls back into the exchange has its events queued behind
   the current ones.
+* **Validation** refuses bad requests with the endpoint's code and no order record (§8.7–8.8). A
+  stop at or through the market is refused by default ("Invalid stop price", field report); a
+  native stop loss must be at least ``rules.min_stop_loss_ticks`` (4, §9.1) ticks away. The
+  account's ``max_order_size`` limits each order by default (``rules.size_limit``); a placement it
+  refuses leaves no record by default (``rules.size_rejection``).
 * **Positions**: one net position per (account, contract) with average-cost accounting. A position
   gets a new id when it opens from flat and when a fill flips it through zero (the old one is first
-  reported flat, ``size`` 0, keeping its direction). Fees are charged per contract on every fill;
-  the balance moves by realised P&L minus fees on each fill. Average prices keep the wire's 9
-  decimal places; realised P&L is rounded to cents (half to even) as it leaves the exchange.
+  reported flat, ``size`` 0, keeping its direction); by default a flip is one trade
+  (``rules.flip_trades``). Fees are charged per contract on every fill (``fee_per_contract`` by
+  default, ``rules.fees``); the balance moves by realised P&L minus fees on each fill. A
+  position's average price is kept exact (never re-averaged from a rounded one; bounded at 1e-18
+  for a position that never goes flat) and leaves the exchange rounded to the wire's 9 places;
+  realised P&L is computed from the exact average and rounded to cents (half to even).
 * **Liquidity**: with ``liquidity=N`` each order fills at most N contracts per matching run (one
-  ``set_price``, or the placement/modify of that order). Position closes are exempt and flatten at
-  once at the touch.
+  ``set_price``, or the placement/modify of that order). Position closes are exempt by default and
+  flatten at once at the touch (``rules.close_fill``).
 * **Cancel** of a terminal order returns cancel code 3 (Rejected), not 2 (OrderNotFound): the order
   exists. A partially filled order cancels its remainder and keeps ``fill_volume``.
+* **Modify** re-matches the order at once by default, as if it arrived
+  (``rules.limit_aggression``); a new stop price re-arms a triggered stop by default
+  (``rules.triggered_stop_modify``).
 * **Native brackets** (§9): legs are Suspended children (``parent_order_id``) until the entry fills;
-  then Open, anchored at the entry's average fill price (re-anchored on each further entry fill
-  unless the client modified the leg's price; a trailing leg only tightens) and sized to the filled
-  quantity. Each leg covers ``entry filled - legs filled``: a leg fill shrinks its sibling and, when
-  nothing is left to cover, cancels the sibling *and the entry's unfilled remainder* (so later entry
-  fills cannot arrive unprotected). An entry cancelled with no fill cancels its legs. Closing the
-  position does not cancel legs unless ``close_cancels_brackets=True`` (field reports: they remain
-  as orphans).
+  then Open, anchored at the entry's average fill price (by default re-anchored on each further
+  entry fill unless the client modified the leg's price, ``rules.leg_anchor``; a trailing leg only
+  tightens) and sized to the filled quantity. Each leg covers ``entry filled - legs filled``: a leg
+  fill shrinks its sibling (also, by default, one the client resized: ``rules.resized_leg_fill``)
+  and, when nothing is left to cover, cancels the sibling and by default the entry's unfilled
+  remainder too, so later entry fills cannot arrive unprotected (``rules.entry_after_exit``). An
+  entry cancelled with no fill cancels its legs. Closing the position does not cancel legs by
+  default (field reports: they remain as orphans; ``rules.close_cancels_brackets``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
+from typing import Any
 
 from orderguard.broker.base import (
     AccountCapabilities,
@@ -75,7 +92,7 @@ from orderguard.models import (
     Trade,
 )
 
-from .contracts import ContractBook, default_contracts
+from .contracts import ContractBook, default_contracts, root_of
 from .matching import (
     Quote,
     apply_fill,
@@ -83,18 +100,51 @@ from .matching import (
     execution_price,
     initial_trail_stop,
     join_price,
-    money,
+    limit_executable,
+    money_of,
     quote_for,
+    stop_reference,
+    stop_triggered,
     touch,
 )
 from .records import AccountState, Bracket, LiveOrder, NetPosition, SimOrderResult, SimResult
-from .validation import DUPLICATE_TAG_MESSAGE, check_modify, check_place
+from .rules import (
+    PRODUCT_FEES,
+    CloseFill,
+    EntryAfterExit,
+    ExchangeRules,
+    Fees,
+    FlipTrades,
+    LegAnchor,
+    LimitAggression,
+    MarketableStop,
+    ResizedLegFill,
+    SizeLimit,
+    SizeRejection,
+    StopTrigger,
+    TriggeredStopModify,
+)
+from .validation import (
+    INVALID_STOP_PRICE_MESSAGE,
+    check_modify,
+    check_place,
+    check_position_limit,
+    check_size,
+)
 
 log = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
 _BUY = OrderSide.BUY
 _LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.JOIN_BID, OrderType.JOIN_ASK})
+
+
+def _made_marketable(order: LiveOrder, new_limit: Decimal, quote: Quote) -> bool:
+    """Whether moving ``order``'s limit to ``new_limit`` turns it from resting to executable."""
+    old = order.limit_price
+    if old is not None and limit_executable(order.side, old, quote):
+        return False
+    return limit_executable(order.side, new_limit, quote)
 
 
 class ExchangeListener:
@@ -120,21 +170,32 @@ class SimExchange:
         contracts: Iterable[Contract] | None = None,
         liquidity: int | None = None,
         fee_per_contract: Decimal = Decimal("0.37"),
-        reject_duplicate_tags: bool = True,
-        close_cancels_brackets: bool = False,
-        duplicate_tag_message: str = DUPLICATE_TAG_MESSAGE,
+        rules: ExchangeRules | None = None,
+        reject_duplicate_tags: bool | None = None,
+        close_cancels_brackets: bool | None = None,
+        duplicate_tag_message: str | None = None,
     ) -> None:
+        """``rules`` picks every unconfirmed reading (default: :meth:`ExchangeRules.default`).
+
+        ``reject_duplicate_tags``, ``close_cancels_brackets`` and ``duplicate_tag_message`` are the
+        older spelling of the rules fields of those names; when given they override ``rules``.
+        """
         if liquidity is not None and liquidity <= 0:
             raise ValueError("liquidity must be positive (or None for unlimited)")
         self._clock = clock
         self._contracts = ContractBook(default_contracts() if contracts is None else contracts)
         self.liquidity = liquidity
         self.fee_per_contract = fee_per_contract
-        self.reject_duplicate_tags = reject_duplicate_tags
-        self.close_cancels_brackets = close_cancels_brackets
-        self.duplicate_tag_message = duplicate_tag_message
+        keywords: dict[str, Any] = {
+            "reject_duplicate_tags": reject_duplicate_tags,
+            "close_cancels_brackets": close_cancels_brackets,
+            "duplicate_tag_message": duplicate_tag_message,
+        }
+        given = {name: value for name, value in keywords.items() if value is not None}
+        self.rules = dataclasses.replace(rules or ExchangeRules(), **given)
         self._accounts: dict[int, AccountState] = {}
         self._quotes: dict[str, Quote] = {}
+        self._point_values: dict[str, Fraction] = {}
         # Working orders (Open and Suspended) per contract, in id order (dicts keep insertion).
         self._books: dict[str, dict[int, LiveOrder]] = {}
         self._order_ids = itertools.count(1)
@@ -145,6 +206,39 @@ class SimExchange:
         self._outbox: deque[BrokerEvent] = deque()
         self._flushing = False
         self.listener_errors = 0
+
+    # -- rules ------------------------------------------------------------------------------------
+    @property
+    def rules(self) -> ExchangeRules:
+        """The readings in force; assigning new rules takes effect from the next call."""
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules: ExchangeRules) -> None:
+        self._rules = rules
+        # The matching loop reads these flags on every order; an attribute beats an enum compare.
+        self._reject_marketable_stops = rules.marketable_stops is MarketableStop.REJECT
+        self._stop_on_touch = rules.stop_trigger is StopTrigger.TOUCH
+        self._exit_cancels_entry = rules.entry_after_exit is EntryAfterExit.CANCEL_REST
+        self._resized_fill_cancels = rules.resized_leg_fill is ResizedLegFill.CANCEL_SIBLING
+        self._anchor_on_average = rules.leg_anchor is LegAnchor.AVERAGE_FILL
+        self._fill_rest = rules.triggered_stop_modify is TriggeredStopModify.FILL_REST
+        self._sweep = rules.limit_aggression is LimitAggression.SWEEP
+        self._close_at_once = rules.close_fill is CloseFill.IMMEDIATE
+        self._fees_by_product = rules.fees is Fees.BY_PRODUCT
+        self._split_flips = rules.flip_trades is FlipTrades.SPLIT
+
+    @property
+    def reject_duplicate_tags(self) -> bool:
+        return self._rules.reject_duplicate_tags
+
+    @property
+    def close_cancels_brackets(self) -> bool:
+        return self._rules.close_cancels_brackets
+
+    @property
+    def duplicate_tag_message(self) -> str:
+        return self._rules.duplicate_tag_message
 
     # -- accounts and contracts -------------------------------------------------------------------
     def open_account(
@@ -313,17 +407,31 @@ class SimExchange:
             return SimOrderResult(PlaceCode.CONTRACT_NOT_ACTIVE, "Contract is not active.")
         quote = self._quotes.get(contract.id)
         tag = request.custom_tag
+        rules = self._rules
         problem = check_place(
             request,
             contract,
-            max_order_size=account.max_order_size,
+            max_order_size=None,  # the size limit is a risk rule, checked below
             has_market=quote is not None,
-            tag_taken=self.reject_duplicate_tags and tag is not None and tag in account.tags,
+            tag_taken=rules.reject_duplicate_tags and tag is not None and tag in account.tags,
             native_brackets=account.native_brackets,
-            duplicate_tag_message=self.duplicate_tag_message,
+            duplicate_tag_message=rules.duplicate_tag_message,
+            min_stop_loss_ticks=rules.min_stop_loss_ticks,
         )
         if problem is not None:
             return SimOrderResult(PlaceCode.ORDER_REJECTED, problem)
+        problem = None
+        if account.max_order_size is not None:
+            problem = self._check_size_limit(account, contract, request.side, request.size)
+        if problem is not None:
+            if rules.size_rejection is SizeRejection.REJECTED_ORDER:
+                return self._record_rejection(account, contract, request, problem)
+            return SimOrderResult(PlaceCode.ORDER_REJECTED, problem)
+        if request.type is OrderType.STOP:
+            assert quote is not None and request.stop_price is not None  # checked by check_place
+            problem = self._check_stop_price(request.side, request.stop_price, quote)
+            if problem is not None:
+                return SimOrderResult(PlaceCode.ORDER_REJECTED, problem)
 
         now = self._clock.now()
         order = self._new_order(
@@ -348,6 +456,42 @@ class SimExchange:
         if quote is not None:
             self._run([order], quote, now, arriving=True)
         return SimOrderResult(order_id=order.id)
+
+    def _check_size_limit(
+        self, account: AccountState, contract: Contract, side: OrderSide, open_qty: int
+    ) -> str | None:
+        """The account's size limit on an order that may still fill ``open_qty`` contracts."""
+        limit = account.max_order_size
+        if limit is None:
+            return None
+        if self._rules.size_limit is SizeLimit.ORDER:
+            return check_size(open_qty, limit)
+        position = account.positions.get(contract.id)
+        held = 0 if position is None else position.size
+        return check_position_limit(held, side.sign * open_qty, limit)
+
+    def _record_rejection(
+        self, account: AccountState, contract: Contract, request: OrderRequest, message: str
+    ) -> SimOrderResult:
+        """A Rejected order with an id, for a placement the size limit refused (see the rules)."""
+        order = self._new_order(
+            account,
+            contract,
+            self._clock.now(),
+            kind=request.type,
+            side=request.side,
+            size=request.size,
+            status=OrderStatus.REJECTED,
+        )
+        self._retire(order)  # never on the book
+        order.limit_price = request.limit_price
+        order.stop_price = request.stop_price
+        order.trail_price = request.trail_price
+        order.custom_tag = request.custom_tag
+        if request.custom_tag is not None:
+            account.tags.add(request.custom_tag)
+        self._emit_order(order)
+        return SimOrderResult(PlaceCode.ORDER_REJECTED, message, order_id=order.id)
 
     def _new_order(
         self,
@@ -456,38 +600,66 @@ class SimExchange:
             order.type,
             order.contract,
             fill_volume=order.fill_volume,
-            max_order_size=account.max_order_size,
+            max_order_size=None,  # the size limit is checked below, on the unfilled rest
             size=size,
             limit_price=limit_price,
             stop_price=stop_price,
             trail_price=trail_price,
         )
+        if problem is None and size is not None:
+            open_qty = (
+                size if self._rules.size_limit is SizeLimit.ORDER else size - order.fill_volume
+            )
+            problem = self._check_size_limit(account, order.contract, order.side, open_qty)
+        quote = self._quotes.get(order.contract.id)
+        if (
+            problem is None
+            and stop_price is not None
+            and order.status is OrderStatus.OPEN
+            and quote is not None
+        ):
+            problem = self._check_stop_price(order.side, stop_price, quote)
         if problem is not None:
             return SimResult(ModifyCode.REJECTED, problem)
         if size is None and limit_price is None and stop_price is None and trail_price is None:
             return SimResult()
-        quote = self._quotes.get(order.contract.id)
         if size is not None:
+            if order.parent_order_id is not None and size != order.size:
+                order.resized = True
             order.size = size
+        # SWEEP: any modify re-matches the order as if it arrived. ARRIVAL_ONLY: only a new price
+        # that makes it marketable does (a new stop price may elect a stop).
+        rematch = self._sweep or stop_price is not None or trail_price is not None
         if limit_price is not None:
+            if not rematch and quote is not None:
+                rematch = _made_marketable(order, limit_price, quote)
             order.limit_price = limit_price
+        # A triggered stop is a market order: FILL_REST keeps it one, REARM makes it a stop again.
+        stays_triggered = order.triggered and self._fill_rest
         if stop_price is not None:
             order.stop_price = stop_price
-            order.triggered = False
+            order.triggered = stays_triggered
         if trail_price is not None:
             order.trail_price = trail_price
             if quote is not None and stop_price is None:
                 order.stop_price = initial_trail_stop(order.side, quote.last, trail_price)
-            order.triggered = False
+            order.triggered = stays_triggered
         if limit_price is not None or stop_price is not None or trail_price is not None:
             order.pinned = True
         now = self._clock.now()
         order.updated = now
         self._emit_order(order)
-        if order.status is OrderStatus.OPEN and quote is not None:
+        if rematch and order.status is OrderStatus.OPEN and quote is not None:
             self._run([order], quote, now, arriving=True)
         self._flush()
         return SimResult()
+
+    def _check_stop_price(self, side: OrderSide, stop: Decimal, quote: Quote) -> str | None:
+        """Refuse a stop the market has already reached, if the rules say so (see the rules)."""
+        if not self._reject_marketable_stops:
+            return None
+        reference = stop_reference(side, quote, on_touch=self._stop_on_touch)
+        return INVALID_STOP_PRICE_MESSAGE if stop_triggered(side, stop, reference) else None
 
     def _cancel(self, order: LiveOrder, now: datetime) -> None:
         order.status = OrderStatus.CANCELLED
@@ -574,7 +746,7 @@ class SimExchange:
         order = self._new_order(
             account, contract, now, kind=OrderType.MARKET, side=side, size=abs(signed_qty)
         )
-        order.unlimited = True
+        order.unlimited = self._close_at_once
         self._emit_order(order)
         self._run([order], quote, now, arriving=True)
         return order.id
@@ -589,6 +761,7 @@ class SimExchange:
         """
         run = next(self._runs)
         liquidity = self.liquidity
+        stop_on_touch = self._stop_on_touch
         bid, ask = quote.bid, quote.ask
         index = 0
         while index < len(orders):
@@ -604,7 +777,7 @@ class SimExchange:
                 if limit is not None and (ask > limit if order.side is _BUY else bid < limit):
                     continue
             before = order.stop_price
-            price = execution_price(order, quote, arriving=arriving)
+            price = execution_price(order, quote, arriving=arriving, stop_on_touch=stop_on_touch)
             if price is None:
                 if order.stop_price != before:  # a trailing stop moved
                     order.updated = now
@@ -618,21 +791,37 @@ class SimExchange:
     def _fill(
         self, order: LiveOrder, qty: int, price: Decimal, now: datetime, run: list[LiveOrder]
     ) -> None:
+        if not self._sweep:
+            order.aggressive = False  # ARRIVAL_ONLY: what is left rests at its limit
         order.fill_volume += qty
         order.notional += price * qty
-        order.filled_price = average(order.notional, order.fill_volume)
+        # An order's first fill is at one price: no division needed for its average.
+        filled = order.fill_volume
+        order.filled_price = price if filled == qty else average(order.notional, filled)
         order.updated = now
-        if order.fill_volume >= order.size:
+        if filled >= order.size:
             order.status = OrderStatus.FILLED
             self._retire(order)
         self._emit_order(order)
-        self._book_trade(order, qty, price, now)
+        if self._split_flips:
+            self._book_trade_halves(order, qty, price, now)
+        else:
+            self._book_trade(order, qty, price, now)
         bracket = order.bracket
         if bracket is not None:
             if order is bracket.entry:
                 self._on_entry_fill(bracket, now, run)
             else:
                 self._on_leg_fill(bracket, order, now)
+
+    def _book_trade_halves(self, order: LiveOrder, qty: int, price: Decimal, now: datetime) -> None:
+        """FlipTrades.SPLIT: a fill through zero is booked as its closing and opening halves."""
+        position = self._accounts[order.account_id].positions.get(order.contract.id)
+        held = 0 if position is None else position.size
+        if held and (held > 0) != (order.side is _BUY) and qty > abs(held):
+            self._book_trade(order, abs(held), price, now)
+            qty -= abs(held)
+        self._book_trade(order, qty, price, now)
 
     def _book_trade(self, order: LiveOrder, qty: int, price: Decimal, now: datetime) -> None:
         account = self._accounts[order.account_id]
@@ -642,11 +831,15 @@ class SimExchange:
             position = NetPosition(next(self._position_ids), account.id, contract, now)
             account.positions[contract.id] = position
         old_type = PositionType.LONG if position.size > 0 else PositionType.SHORT
-        change = apply_fill(position.size, position.average_price, order.side.sign * qty, price)
+        opening = position.size == 0
+        change = apply_fill(position.size, position.average, order.side.sign * qty, price)
         pnl: Decimal | None = None
         if change.closed:
-            pnl = money(change.points / contract.tick_size * contract.tick_value)
-        fees = self.fee_per_contract * qty
+            pnl = money_of(change.points, self._point_value(contract))
+        fee = self.fee_per_contract
+        if self._fees_by_product:
+            fee = PRODUCT_FEES.get(root_of(contract), fee)
+        fees = fee * qty
         account.balance += (_ZERO if pnl is None else pnl) - fees
         trade = Trade(
             next(self._trade_ids), account.id, contract.id, now, price, pnl, fees,
@@ -663,7 +856,11 @@ class SimExchange:
             position = NetPosition(next(self._position_ids), account.id, contract, now)
             account.positions[contract.id] = position
         position.size = change.size
-        position.average_price = change.average_price
+        if change.average is not position.average:
+            position.average = change.average
+            # An opening fill's average is its price as sent; only a re-average needs rounding.
+            opening = opening or change.flipped
+            position.average_price = price if opening else change.average.rounded()
         if position.size == 0:
             del account.positions[contract.id]
         if emit:
@@ -701,7 +898,8 @@ class SimExchange:
             if not leg.is_working:
                 continue
             leg.size = leg.fill_volume + uncovered
-            if not leg.pinned:
+            first = leg.status is OrderStatus.SUSPENDED
+            if not leg.pinned and (first or self._anchor_on_average):
                 self._anchor_leg(leg, anchor)
             if leg.status is OrderStatus.SUSPENDED:
                 leg.status = OrderStatus.OPEN
@@ -712,19 +910,30 @@ class SimExchange:
 
     def _on_leg_fill(self, bracket: Bracket, leg: LiveOrder, now: datetime) -> None:
         uncovered = bracket.uncovered()
+        # Under CANCEL_SIBLING a leg the client resized no longer mirrors the position: its fill
+        # cancels the sibling like a plain OCO, whatever is still held.
+        cancel_siblings = uncovered <= 0 or (leg.resized and self._resized_fill_cancels)
         for sibling in bracket.legs:
             if sibling is leg or not sibling.is_working:
                 continue
-            if uncovered <= 0:
+            if cancel_siblings:
                 self._cancel(sibling, now)
             elif sibling.size != sibling.fill_volume + uncovered:
                 sibling.size = sibling.fill_volume + uncovered
                 sibling.updated = now
                 self._emit_order(sibling)
-        if uncovered <= 0 and bracket.entry.is_working:
+        if uncovered <= 0 and bracket.entry.is_working and self._exit_cancels_entry:
             self._cancel(bracket.entry, now)
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _point_value(self, contract: Contract) -> Fraction:
+        """Dollars per price point of ``contract`` (tick value / tick size), exact and cached."""
+        value = self._point_values.get(contract.id)
+        if value is None:
+            value = Fraction(contract.tick_value) / Fraction(contract.tick_size)
+            self._point_values[contract.id] = value
+        return value
+
     def _account(self, account_id: int) -> AccountState:
         state = self._accounts.get(account_id)
         if state is None:

@@ -22,7 +22,7 @@ from orderguard.models import (
     Trade,
 )
 
-from .matching import MatchState
+from .matching import FLAT, Exact, MatchState
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,7 @@ class LiveOrder(MatchState):
         "notional",
         "parent_order_id",
         "pinned",
+        "resized",
         "run",
         "size",
         "status",
@@ -100,6 +101,7 @@ class LiveOrder(MatchState):
         self.bracket: Bracket | None = None
         self.bracket_ticks: int | None = None  # signed offset of a bracket leg from the fill
         self.pinned = False  # a leg whose price the client modified is no longer re-anchored
+        self.resized = False  # a leg whose size the client modified (rules.resized_leg_fill)
         self.unlimited = False  # closes fill at once, whatever the liquidity model says
         self.run = -1
 
@@ -143,9 +145,13 @@ class Bracket:
 
 
 class NetPosition:
-    """One net position per (account, contract); ``size`` is signed (long positive)."""
+    """One net position per (account, contract); ``size`` is signed (long positive).
 
-    __slots__ = ("account_id", "average_price", "contract", "created", "id", "size")
+    ``average`` is the exact average price; ``average_price`` is its wire value (9 places), kept
+    beside it because every snapshot reports it and it changes only when the position adds.
+    """
+
+    __slots__ = ("account_id", "average", "average_price", "contract", "created", "id", "size")
 
     def __init__(
         self, position_id: int, account_id: int, contract: Contract, now: datetime
@@ -155,6 +161,7 @@ class NetPosition:
         self.contract = contract
         self.created = now
         self.size = 0
+        self.average: Exact = FLAT
         self.average_price = Decimal(0)
 
     def snapshot(self, *, flat_type: PositionType = PositionType.UNDEFINED) -> Position:

@@ -24,6 +24,8 @@ POSITION_BRACKETS_MESSAGE = (
     "Brackets cannot be used with Position Brackets. You must enable Auto OCO Brackets."
 )
 DUPLICATE_TAG_MESSAGE = "customTag must be unique"
+# The field-reported text for a stop at or through the market (projectx-api.md, issue 15).
+INVALID_STOP_PRICE_MESSAGE = "Invalid stop price"
 
 # Wire names of the order types, as the gateway spells them in messages.
 TYPE_NAMES: dict[OrderType, str] = {
@@ -79,17 +81,34 @@ def check_size(size: int, max_order_size: int | None) -> str | None:
     return None
 
 
+def check_position_limit(held: int, signed_qty: int, max_position: int | None) -> str | None:
+    """The position an order would leave, ``held + signed_qty``, must stay within the limit.
+
+    An order that only reduces the position passes even from beyond the limit.
+    """
+    if max_position is None:
+        return None
+    after = held + signed_qty
+    if abs(after) <= max_position:
+        return None
+    if (held > 0 and 0 < after < held) or (held < 0 and held < after < 0):
+        return None
+    return f"Invalid order size ({abs(signed_qty)}). Maximum position size is {max_position}."
+
+
 def check_brackets(
     side: OrderSide,
     stop_loss: BracketSpec | None,
     take_profit: BracketSpec | None,
     *,
     native_brackets: bool,
+    min_stop_loss_ticks: int = 0,
 ) -> str | None:
     """Native bracket rules (§9.1): account mode, leg types, and signed ticks relative to the entry.
 
     A long's stop loss must have negative ticks and its take profit positive ticks; a short the
-    mirror. Zero ticks are refused either way.
+    mirror. Zero ticks are refused either way. A stop loss must also be at least
+    ``min_stop_loss_ticks`` ticks away (the gateway's minimum is 4).
     """
     if stop_loss is None and take_profit is None:
         return None
@@ -108,6 +127,11 @@ def check_brackets(
             return (
                 f"Invalid stop loss ticks ({stop_loss.ticks}). "
                 "Ticks should be greater than zero when going short."
+            )
+        if abs(stop_loss.ticks) < min_stop_loss_ticks:
+            return (
+                f"Invalid stop loss ticks ({stop_loss.ticks}). "
+                f"Stop loss tick value should be at least {min_stop_loss_ticks} ticks."
             )
     if take_profit is not None:
         if take_profit.type not in TAKE_PROFIT_TYPES:
@@ -134,6 +158,7 @@ def check_place(
     tag_taken: bool,
     native_brackets: bool,
     duplicate_tag_message: str = DUPLICATE_TAG_MESSAGE,
+    min_stop_loss_ticks: int = 0,
 ) -> str | None:
     """Why ``Order/place`` refuses ``request`` (errorCode 2), or None if it is acceptable.
 
@@ -168,6 +193,7 @@ def check_place(
         request.stop_loss_bracket,
         request.take_profit_bracket,
         native_brackets=native_brackets,
+        min_stop_loss_ticks=min_stop_loss_ticks,
     )
 
 
@@ -210,6 +236,7 @@ def check_modify(
 
 __all__ = [
     "DUPLICATE_TAG_MESSAGE",
+    "INVALID_STOP_PRICE_MESSAGE",
     "NEEDS_MARKET",
     "POSITION_BRACKETS_MESSAGE",
     "STOP_LOSS_TYPES",
@@ -217,6 +244,7 @@ __all__ = [
     "check_brackets",
     "check_modify",
     "check_place",
+    "check_position_limit",
     "check_price",
     "check_size",
     "type_name",
