@@ -1,0 +1,85 @@
+"""Every planted bug is caught by chaos within the CI gate's seeds (the gate's configuration).
+
+Each bug (``planted.py``) patches one narrow seam of one engine. A test runs the first gate seed
+that catches it, with and without the bug, and asserts that the bug *adds* a violation of an
+expected invariant (the seed is clean without it when chosen; comparing with the baseline keeps
+the test honest if the order code changes under it).
+
+"Seeds until caught" counts gate seeds from 0 (``orderguard chaos --seeds N --crash`` with the
+defaults); the search went through the gate seeds that are clean on main today, in order.
+
+| bug | engine | first catching gate seed (seeds until caught) | invariant seen |
+|---|---|---|---|
+| skip_tag_resolution | placement (Unknown resolution) | 3 (4) | I3 |
+| open_orders_only_lookup | placement (tag lookup) | 3 (4) | I1, I6 |
+| latch_ignored | ambiguity latch | 67 (68) | I6 |
+| oco_sibling_not_cancelled | OCO engine | 96 (97) | I4 |
+| bracket_legs_not_resized | bracket planner (resize) | 3 (4) | I6 |
+| protective_stop_wrong_size | bracket planner (place leg) | 3 (4) | I1 over-coverage, I6 |
+| filled_bracket_not_resumed | bracket resumer at start-up | 24 (25) | I1, I6 |
+| startup_skips_unfinished | start-up recovery | 3 (4) | I1, I6 |
+| reconciler_disabled | reconciler | 3 (4) | I1, I6 |
+| cancel_not_confirmed | cancellation (final state) | 3 (4) | I2 |
+| flatten_whole_contract | flattening (F13) | 3 (4) | I2, I1 |
+| watcher_keeps_exits | position watcher | 3 (4) | I2 |
+| journal_loses_writes_at_crash | journal durability | 3 (4) | I1, I6 |
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from orderguard.chaos import ChaosConfig, run_chaos
+
+from .planted import PlantedBug, planted_bugs
+
+GATE = ChaosConfig(faults="all", crash=True)
+
+CAUGHT_AT: dict[PlantedBug, tuple[int, frozenset[str]]] = {
+    PlantedBug.SKIP_TAG_RESOLUTION: (3, frozenset({"I3"})),
+    PlantedBug.OPEN_ORDERS_ONLY_LOOKUP: (3, frozenset({"I1", "I3", "I5", "I6"})),
+    PlantedBug.LATCH_IGNORED: (67, frozenset({"I1", "I3", "I6"})),
+    PlantedBug.OCO_SIBLING_NOT_CANCELLED: (96, frozenset({"I2", "I4"})),
+    PlantedBug.BRACKET_LEGS_NOT_RESIZED: (3, frozenset({"I1", "I6"})),
+    PlantedBug.PROTECTIVE_STOP_WRONG_SIZE: (3, frozenset({"I1", "I2", "I6"})),
+    PlantedBug.FILLED_BRACKET_NOT_RESUMED: (24, frozenset({"I1", "I6", "I7"})),
+    PlantedBug.STARTUP_SKIPS_UNFINISHED: (3, frozenset({"I1", "I5", "I6", "I7"})),
+    PlantedBug.RECONCILER_DISABLED: (3, frozenset({"I1", "I2", "I6"})),
+    PlantedBug.CANCEL_NOT_CONFIRMED: (3, frozenset({"I2", "I5"})),
+    PlantedBug.FLATTEN_WHOLE_CONTRACT: (3, frozenset({"I1", "I2", "I6"})),
+    PlantedBug.WATCHER_KEEPS_EXITS: (3, frozenset({"I1", "I2"})),
+    PlantedBug.JOURNAL_LOSES_WRITES_AT_CRASH: (3, frozenset({"I1", "I5", "I6", "I7"})),
+}
+
+
+def test_every_planted_bug_has_a_seed() -> None:
+    """At least twelve bugs, each with its catching seed inside the gate's range."""
+    from .test_chaos_gate import GATE_SEEDS
+
+    assert set(CAUGHT_AT) == set(PlantedBug) and len(PlantedBug) >= 12
+    assert all(seed in GATE_SEEDS for seed, _ in CAUGHT_AT.values())
+
+
+@pytest.mark.parametrize("bug", list(PlantedBug), ids=lambda b: b.value)
+def test_chaos_catches_the_planted_bug(bug: PlantedBug) -> None:
+    seed, expected = CAUGHT_AT[bug]
+    baseline = {(v.invariant, v.detail) for v in run_chaos([seed], GATE).violations}
+    with planted_bugs(bug):
+        report = run_chaos([seed], GATE)
+    added = [
+        v
+        for v in report.violations
+        if v.invariant in expected and (v.invariant, v.detail) not in baseline
+    ]
+    assert added, f"{bug.value} not caught at seed {seed}: {report.to_text()}"
+    assert added[0].replay.startswith(f"orderguard chaos --seeds 1 --seed-start {seed} ")
+
+
+def test_leaving_the_block_restores_the_code() -> None:
+    """After the block the seam is the original again (a later run sees no planted bug)."""
+    from orderguard.orders.placement import PlacementPipeline
+
+    before = PlacementPipeline.__dict__["_resolve_placement"]
+    with planted_bugs(*PlantedBug):
+        assert PlacementPipeline.__dict__["_resolve_placement"] is not before
+    assert PlacementPipeline.__dict__["_resolve_placement"] is before
