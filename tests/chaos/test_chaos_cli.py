@@ -51,11 +51,17 @@ def test_json_output_is_one_object_with_the_documented_keys() -> None:
     assert isinstance(data["violations"], list)
 
 
-def test_event_log_is_byte_identical_across_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "variant",
+    [[], ["--journal", "sqlite", "--storms", "on", "--outside-actor", "on", "--latency", "high"]],
+    ids=["mixed", "sqlite-storms-outside"],
+)
+def test_event_log_is_byte_identical_across_processes(tmp_path: Path, variant: list[str]) -> None:
     """The console script writes the same event log twice, even with different hash seeds."""
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     for hash_seed, log in zip(("1", "2"), logs, strict=True):
         args = ["chaos", "--seeds", "2", "--seed-start", "7", "--crash", "--event-log", str(log)]
+        args += variant
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run([str(SCRIPT), *args], env=env, check=False, capture_output=True)
     assert logs[0].read_bytes() == logs[1].read_bytes() and logs[0].stat().st_size > 0
