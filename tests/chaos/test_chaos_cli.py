@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from orderguard.chaos import ChaosConfig
 from orderguard.cli.app import app
 
 from .planted import PlantedBug, planted_bugs
@@ -78,8 +79,6 @@ def test_a_violation_exits_one_with_its_replay_command() -> None:
 
 def test_classic_profile_replays_with_its_flags() -> None:
     """Every flag that decides a run is part of the printed replay command."""
-    from orderguard.chaos import ChaosConfig
-
     config = ChaosConfig(profile="classic", journal="sqlite", storms="on", brackets=False)
     assert config.replay(5) == (
         "orderguard chaos --seeds 1 --seed-start 5 --operations 20 --faults all "

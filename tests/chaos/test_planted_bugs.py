@@ -30,8 +30,10 @@ from __future__ import annotations
 import pytest
 
 from orderguard.chaos import ChaosConfig, run_chaos
+from orderguard.orders.placement import PlacementPipeline
 
 from .planted import PlantedBug, planted_bugs
+from .test_chaos_gate import GATE_SEEDS
 
 GATE = ChaosConfig(faults="all", crash=True)
 
@@ -54,8 +56,6 @@ CAUGHT_AT: dict[PlantedBug, tuple[int, frozenset[str]]] = {
 
 def test_every_planted_bug_has_a_seed() -> None:
     """At least twelve bugs, each with its catching seed inside the gate's range."""
-    from .test_chaos_gate import GATE_SEEDS
-
     assert set(CAUGHT_AT) == set(PlantedBug) and len(PlantedBug) >= 12
     assert all(seed in GATE_SEEDS for seed, _ in CAUGHT_AT.values())
 
@@ -77,8 +77,6 @@ def test_chaos_catches_the_planted_bug(bug: PlantedBug) -> None:
 
 def test_leaving_the_block_restores_the_code() -> None:
     """After the block the seam is the original again (a later run sees no planted bug)."""
-    from orderguard.orders.placement import PlacementPipeline
-
     before = PlacementPipeline.__dict__["_resolve_placement"]
     with planted_bugs(*PlantedBug):
         assert PlacementPipeline.__dict__["_resolve_placement"] is not before
