@@ -414,10 +414,15 @@ class WorkloadActor:
             await rec.complete_operation(op)
             return f"op {op.operation_id}: entry not placed ({op.state.value})"
         final = await self._final(order.id)
-        filled = 0 if final is None else final.fill_volume
-        if final is not None:
-            await rec.record_order_state(op, entry, final)
-        if filled == 0 or final is None or final.filled_price is None:
+        if final is None or not final.is_terminal:
+            # The entry's state could not be read (a storm): absence is not evidence. Roll the
+            # saga back, which flattens whatever it turns out to own (chaos seed 27 completed
+            # it as "unfilled" while its entry had filled: the saga's own I7 violation).
+            safe = await self.manager.force_rollback_operation(op.operation_id)
+            return f"op {op.operation_id}: entry state unknown, rolled back (safe={safe})"
+        filled = final.fill_volume
+        await rec.record_order_state(op, entry, final)
+        if filled == 0 or final.filled_price is None:
             ok = await rec.complete_operation(op)
             return f"op {op.operation_id}: entry unfilled (completed={ok})"
         stop_price = (final.filled_price - side.sign * TICK * step.ticks).quantize(TICK)
@@ -626,7 +631,10 @@ class WorkloadActor:
     # -- wide: user-protected positions from public single calls (NQ) -----------------------
     async def _do_user_entry(self, step: Step) -> str:
         async with self._user_lock:
-            return await self._user_entry(step)
+            try:
+                return await self._user_entry(step)
+            except _SOFT as exc:  # the entry's own outcome in doubt: the guard still runs
+                return f"{type(exc).__name__}: {exc}" + await self.user_guard()
 
     async def _user_entry(self, step: Step) -> str:
         """A market entry protected at once, without waiting to read the fill back (a market
