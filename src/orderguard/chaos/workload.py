@@ -677,7 +677,7 @@ class WorkloadActor:
             done = f"protection failed: {type(exc).__name__}: {exc}"
         return f"user entry {placed.order_id} size {size}: {done}" + await self.user_guard()
 
-    async def user_guard(self, attempts: int = 60) -> str:
+    async def user_guard(self, attempts: int = 400) -> str:
         """The user's own safety net on NQ: cover what is uncovered, else flatten it; retry.
 
         Also run when a process starts (the user's strategy restarts with it).
