@@ -58,6 +58,7 @@ from orderguard.chaos.process import intent_scope
 from orderguard.clock import Clock
 from orderguard.errors import (
     ExposureRefusedError,
+    JournalError,
     OperationError,
     OrderGuardError,
     OrderRejectedError,
@@ -413,6 +414,19 @@ class WorkloadActor:
         if order is None:
             await rec.complete_operation(op)
             return f"op {op.operation_id}: entry not placed ({op.state.value})"
+        try:
+            return await self._protect_entry(step, op, entry, order)
+        except JournalError:
+            # A record of the saga cannot be written (disk full): it places nothing unjournaled,
+            # so it rolls back, which flattens what it owns (F15/F20). Escaping, the error left
+            # the filled entry bare with nobody driving it (chaos seed 44).
+            safe = await self.manager.force_rollback_operation(op.operation_id)
+            return f"op {op.operation_id}: journal refused, rolled back (safe={safe})"
+
+    async def _protect_entry(self, step: Step, op: Any, entry: Any, order: Order) -> str:
+        rec = self.manager.recovery
+        side = self.state.side
+        contract = POSITION_CONTRACT
         final = await self._final(order.id)
         if final is None or not final.is_terminal:
             # The entry's state could not be read (a storm): absence is not evidence. Roll the
