@@ -5,9 +5,10 @@ that catches it, with and without the bug, and asserts that the bug *adds* a vio
 expected invariant (the seed is clean without it when chosen; comparing with the baseline keeps
 the test honest if the order code changes under it).
 
-The test starts at the recorded seed and, should the order code have changed under it, tries the
-next few gate seeds. "Seeds until caught" counts gate seeds from 0 (``orderguard chaos --seeds N --crash`` with the
-defaults); the search went through the gate seeds that are clean on main today, in order.
+The test starts at the recorded seed and, should the order code have changed under it, tries
+the next few gate seeds. "Seeds until caught" counts gate seeds from 0 (``orderguard chaos
+--seeds N --crash`` with the defaults); the search went through the gate seeds that are clean on
+main today, in order.
 
 | bug | engine | first catching gate seed (seeds until caught) | invariant seen |
 |---|---|---|---|
