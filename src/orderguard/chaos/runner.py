@@ -350,15 +350,8 @@ class _SeedRun:
                 exchange=self.exchange if self.variants.outside else None,
             )
             if self.config.wide:
-                manager.spawn(self._user_restart(actor))
+                actor.user_guard()  # the user's strategy restarts with the process
             return _Process(scope, manager, actor)
-
-    async def _user_restart(self, actor: WorkloadActor) -> None:
-        """The user's strategy restarts with the process and re-covers its NQ position."""
-        async with actor._user_lock:
-            note = await actor.user_guard()
-        if note:
-            self.log(f"user guard at start{note}")
 
     async def _start_manager(self, manager: OrderManager) -> None:
         """Start, retrying every second; :class:`_StartFailed` after ``_START_ATTEMPTS``."""

@@ -333,6 +333,7 @@ class WorkloadActor:
         self.account_id = account_id
         self.exchange = exchange  # the outside actor's way in (the trading platform)
         self._user_lock = asyncio.Lock()  # the user's code does one thing at a time on NQ
+        self._guard: asyncio.Task[None] | None = None
 
     async def perform(self, step: Step) -> StepResult:
         if step.delay:
@@ -648,7 +649,7 @@ class WorkloadActor:
             try:
                 return await self._user_entry(step)
             except _SOFT as exc:  # the entry's own outcome in doubt: the guard still runs
-                return f"{type(exc).__name__}: {exc}" + await self.user_guard()
+                return f"{type(exc).__name__}: {exc}" + self.user_guard()
 
     async def _user_entry(self, step: Step) -> str:
         """A market entry protected at once, without waiting to read the fill back (a market
@@ -689,49 +690,65 @@ class WorkloadActor:
                 )
         except _SOFT as exc:
             done = f"protection failed: {type(exc).__name__}: {exc}"
-        return f"user entry {placed.order_id} size {size}: {done}" + await self.user_guard()
+        return f"user entry {placed.order_id} size {size}: {done}" + self.user_guard()
 
-    async def user_guard(self, attempts: int = 400) -> str:
-        """The user's own safety net on NQ: cover what is uncovered, else flatten it; retry.
+    def user_guard(self) -> str:
+        """Start the user's safety net on NQ unless it runs already (see :meth:`_guard_loop`).
 
-        Also run when a process starts (the user's strategy restarts with it).
+        It runs in the background of the process (it dies with it), so no step waits on it;
+        it is also started when a process starts (the user's strategy restarts with it).
         """
+        if self._guard is None or self._guard.done():
+            self._guard = self.manager.spawn(self._guard_loop())
+            return "; guard started"
+        return ""
+
+    async def _guard_loop(self, budget: float = 600.0) -> None:
+        """Cover what is uncovered on NQ with ``add_stop_loss``, else flatten it; retry every
+        second (each pass under the user's lock, the waits outside it) until covered or flat."""
+        deadline = self.clock.monotonic() + budget
+        while self.clock.monotonic() < deadline:
+            async with self._user_lock:
+                if await self._guard_pass():
+                    return
+            await self.clock.sleep(1.0)
+
+    async def _guard_pass(self) -> bool:
+        """One pass of the guard; True when NQ is flat or covered."""
         contract = USER_CONTRACT
-        for _ in range(attempts):
+        try:
+            positions = await self.manager.broker.search_positions(self.account_id)
+            net = sum(p.signed_size for p in positions if p.contract_id == contract)
+            if net == 0:
+                return True
+            working = await self.manager.search_open_orders(contract)
+            stops = sum(
+                o.remaining
+                for o in working
+                if o.type in (OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT)
+                and o.side.sign != (1 if net > 0 else -1)
+            )
+            missing = abs(net) - stops
+            if missing <= 0:
+                return True
+            side = OrderSide.BUY if net > 0 else OrderSide.SELL
+            price = self._price(contract, -side.sign * 30)
             try:
-                positions = await self.manager.broker.search_positions(self.account_id)
-                net = sum(p.signed_size for p in positions if p.contract_id == contract)
-                if net == 0:
-                    return ""
-                working = await self.manager.search_open_orders(contract)
-                stops = sum(
-                    o.remaining
-                    for o in working
-                    if o.type in (OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT)
-                    and o.side.sign != (1 if net > 0 else -1)
-                )
-                missing = abs(net) - stops
-                if missing <= 0:
-                    return ""
-                side = OrderSide.BUY if net > 0 else OrderSide.SELL
-                price = self._price(contract, -side.sign * 30)
-                try:
-                    await self.manager.add_stop_loss(contract, price, size=missing)
-                    continue
-                except _SOFT:
-                    pass
-                await self.manager.close_position(contract, size=missing)
+                await self.manager.add_stop_loss(contract, price, size=missing)
+                return False  # the next pass checks what it did
             except _SOFT:
                 pass
-            await self.clock.sleep(1.0)
-        return "; guard gave up"
+            await self.manager.close_position(contract, size=missing)
+        except _SOFT:
+            pass
+        return False
 
     async def _do_user_close_size(self, step: Step) -> str:
         async with self._user_lock:
             result = await self.manager.close_position(USER_CONTRACT, size=step.size)
             return (
                 f"close size={step.size}: {result.outcome} closed {result.closed_size}, "
-                f"final {result.final_position}" + await self.user_guard()
+                f"final {result.final_position}" + self.user_guard()
             )
 
     async def _do_user_close_all(self, step: Step) -> str:
@@ -741,12 +758,12 @@ class WorkloadActor:
             if step.variant % 2:
                 cancelled = await self.manager.cancel_position_orders(USER_CONTRACT)
                 text += f"; cancel_position_orders {dict(cancelled)}"
-            return text + await self.user_guard()
+            return text + self.user_guard()
 
     async def _do_user_cancel_targets(self, step: Step) -> str:
         async with self._user_lock:
             cancelled = await self.manager.cancel_position_orders(USER_CONTRACT, ("target",))
-            return f"cancel_position_orders(target): {dict(cancelled)}" + await self.user_guard()
+            return f"cancel_position_orders(target): {dict(cancelled)}" + self.user_guard()
 
     # -- wide: OCO pairs and cancels of resting orders (ES) ---------------------------------
     async def _do_resting_oco(self, step: Step) -> str:
