@@ -2,7 +2,7 @@
 
 One seed is one simulated world on a :class:`~orderguard.clock.VirtualClock`: a
 :class:`~orderguard.broker.sim.SimBroker` whose markets follow seeded random walks, wrapped in the
-seeded :class:`~orderguard.broker.faults.FaultyBroker`, a :class:`MemoryJournal` (the disk) and a
+seeded :class:`~orderguard.broker.faults.FaultyBroker`, a journal (memory or SQLite: the disk) and a
 sequence of simulated processes, each an OrderManager behind a
 :class:`~orderguard.chaos.process.ProcessScope`. The workload runs in small concurrent batches.
 
@@ -11,9 +11,17 @@ or after it takes effect) at which it dies like ``kill -9``: its tasks are cance
 subscriptions closed, and nothing it does afterwards reaches the exchange or the journal. A new
 process starts on the same journal and runs start-up recovery before the workload continues.
 
-After every batch comes a *quiet point*: faults off, in-flight faults drained, protection windows
-given time to close; then I1–I5 are checked from the exchange's truth. I6 (unprotected exposure)
-is measured continuously from an exchange listener.
+With ``profile="wide"`` (the default) each seed also draws its variants from the seed
+(:class:`Variants`): the SQLite journal (through :class:`~orderguard.chaos.journals.ChaosJournal`,
+with injected write failures and a disk-full period), 40 ms latency with jitter, partial fills, an
+outside actor on the same account, fault storms started right after fills, crashes at fills, and
+graceful shutdowns that cancel a batch mid-flight.
+
+After every batch comes a *quiet point*: faults off, in-flight faults and storms drained,
+coverage mismatches given their bound to close; then I1–I5 are checked from the exchange's truth.
+I6 and over-coverage are judged continuously from an exchange listener
+(:class:`~orderguard.chaos.bounds.BoundChecker`, downtime included) and I7 whenever an operation
+is written terminal.
 
 A seed that *livelocks* — timers keep firing while virtual time stands still, e.g. a loop that
 re-arms a zero timeout — is stopped by the clock after ``config.stall_limit`` such timers and
@@ -753,4 +761,4 @@ def run_chaos(
     return report
 
 
-__all__ = ["FAULT_PLANS", "SeedOverrunError", "run_chaos", "run_seed", "run_seed_async"]
+__all__ = ["FAULT_PLANS", "SeedOverrunError", "Variants", "run_chaos", "run_seed", "run_seed_async"]
