@@ -132,7 +132,7 @@ async def main() -> int:
 
         # 3. statistics ---------------------------------------------------------------------------
         show("recovery statistics", manager.get_recovery_statistics())
-        show("stop operation", manager.get_operation_status(stop.operation_id))
+        show("stop operation", await manager.get_operation_status(stop.operation_id))
         show("circuit breaker status", manager.get_circuit_breaker_status())
         show("injected faults", {k.value: v for k, v in broker.fault_counts.items()})
         assert FaultKind.AMBIGUOUS in broker.fault_counts

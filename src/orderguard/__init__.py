@@ -23,10 +23,12 @@ from orderguard.broker.sim import (
 from orderguard.clock import Clock, SystemClock, VirtualClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
+    ConfigurationError,
     ExposureRefusedError,
     InvalidPriceError,
     InvalidSideError,
     InvalidSizeError,
+    JournalCorruptError,
     JournalError,
     OrderGuardError,
     OrderNotFoundError,
@@ -65,6 +67,7 @@ __all__ = [
     "CancelAllResult",
     "CancelResult",
     "Clock",
+    "ConfigurationError",
     "Confirmed",
     "Contract",
     "ExposureRefusedError",
@@ -74,6 +77,7 @@ __all__ = [
     "InvalidSideError",
     "InvalidSizeError",
     "Journal",
+    "JournalCorruptError",
     "JournalError",
     "LatencyModel",
     "MarketDriver",

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Self
 
 from pydantic import Field, model_validator
+from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from orderguard.errors import ConfigurationError
 
 # The file's values for the one ``from_file`` call in progress. A context variable (not a class
 # attribute) so concurrent loads in different tasks cannot see each other's file.
@@ -44,7 +48,19 @@ class _FileSource(PydanticBaseSettingsSource):
 class OrderManagerConfig(BaseSettings):
     """Settings of :class:`~orderguard.orders.OrderManager` (env prefix ``ORDERGUARD_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDERGUARD_", extra="forbid", frozen=True)
+    # allow_inf_nan=False: an infinite or NaN duration passes ``gt=0`` checks (inf > 0) and
+    # would turn a wait or a deadline into "never"; every float here must be finite.
+    model_config = SettingsConfigDict(
+        env_prefix="ORDERGUARD_", extra="forbid", frozen=True, allow_inf_nan=False
+    )
+
+    def __init__(self, **values: Any) -> None:
+        # Every refusal (unknown key, bad value, from keywords, environment or file) is one
+        # typed error of ours, never pydantic's: callers catch orderguard's error tree only.
+        try:
+            super().__init__(**values)
+        except PydanticValidationError as exc:
+            raise ConfigurationError(_describe(exc)) from exc
 
     # -- resolving an Unknown outcome (project-x-py seed keys) ----------------------------------
     status_check_max_attempts: int = Field(default=5, ge=1)
@@ -108,6 +124,20 @@ class OrderManagerConfig(BaseSettings):
     position_check_interval: float = Field(default=30.0, gt=0.0)
     """Seconds between periodic reads of every account's positions."""
 
+    # -- protection (recovery/protection.py) ----------------------------------------------------
+    protection_deadline: float = Field(default=5.0, gt=0.0, allow_inf_nan=False)
+    """Seconds exposure may wait for protection before the executor's alert fires
+    (``protection_overdue`` callbacks); it keeps trying after that, it never gives up."""
+    protection_retry_max_delay: float = Field(default=2.0, gt=0.0, allow_inf_nan=False)
+    """Longest pause between two attempts to flatten or protect (capped exponential backoff):
+    an obligation ends within about this long after the broker answers again."""
+    in_flight_grace: float = Field(default=10.0, ge=0.0, allow_inf_nan=False)
+    """Seconds after which a request that may still be in flight (sent by this process, or by a
+    dead one before a restart) is taken as never executed when the broker has no trace of its
+    tag. Protection never waits for it: a protective or flattening order in doubt is re-sent
+    under its own tag at once (a duplicate is refused by the broker); only the conclusion that
+    an *entry* never existed waits this long."""
+
     # -- memory ------------------------------------------------------------------------------
     tracked_finished_orders: int | None = Field(default=10_000, ge=0)
     """Finished orders the order tracker keeps in memory, oldest dropped first (``None``: all).
@@ -133,6 +163,21 @@ class OrderManagerConfig(BaseSettings):
         return (init_settings, env_settings, _FileSource(settings_cls), file_secret_settings)
 
     @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> OrderManagerConfig:
+        """Build from a plain mapping (the seed's ``config={...}``); environment variables still
+        fill the keys it leaves out.
+
+        Raises :class:`~orderguard.errors.ConfigurationError` for an unknown key (a typo must not
+        be silently ignored: the seed stored keys nothing read) or a value out of range.
+        """
+        if not isinstance(values, Mapping):
+            raise ConfigurationError(f"config must be a mapping, got {type(values).__name__}")
+        unknown = sorted(str(k) for k in values if k not in cls.model_fields)
+        if unknown:
+            raise ConfigurationError(f"unknown configuration keys: {', '.join(unknown)}")
+        return cls(**{str(k): v for k, v in values.items()})
+
+    @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> OrderManagerConfig:
         """Load from a ``.toml`` or ``.json`` file; env vars and ``overrides`` take precedence.
 
@@ -156,6 +201,13 @@ class OrderManagerConfig(BaseSettings):
             return cls(**overrides)
         finally:
             _FILE_VALUES.reset(token)
+
+
+def _describe(exc: PydanticValidationError) -> str:
+    """One line per refused key: ``key: reason``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+    )
 
 
 __all__ = ["OrderManagerConfig"]

@@ -10,7 +10,8 @@ data on the error (``retryable``), never guessed from the type name::
     │   ├── InvalidPriceError      missing, non-positive or off-tick price; stop on the wrong side
     │   ├── UnknownContractError
     │   ├── UnknownAccountError
-    │   └── NoPositionError        a position order was asked for where there is no position
+    │   ├── NoPositionError        a position order was asked for where there is no position
+    │   └── ConfigurationError     an unknown configuration key, or a value out of range
     ├── BrokerError                the broker (or the path to it) failed
     │   ├── OrderRejectedError     a definitive business rejection, with the endpoint's error code
     │   ├── OutcomeUnknownError    sent, no proof either way; resolve by asking the broker
@@ -22,6 +23,7 @@ data on the error (``retryable``), never guessed from the type name::
     ├── OrderNotFoundError         no order with that id exists in any status
     ├── ExposureRefusedError       new exposure refused (ambiguity latch, journal unavailable)
     ├── JournalError               the journal could not be read or written
+    │   └── JournalCorruptError    the file is empty, not a database, or fails its integrity check
     └── OperationError             an operation id is unknown or a transition is not allowed
 
 Errors carry no secrets: API keys and tokens are never part of a message.
@@ -62,6 +64,10 @@ class UnknownAccountError(ValidationError):
 
 class NoPositionError(ValidationError):
     """A stop loss or take profit was asked for on a contract with no open position."""
+
+
+class ConfigurationError(ValidationError):
+    """A configuration key is unknown, or a value is out of range (refused, never ignored)."""
 
 
 class BrokerError(OrderGuardError):
@@ -132,6 +138,14 @@ class JournalError(OrderGuardError):
     """The journal could not be read or written."""
 
 
+class JournalCorruptError(JournalError):
+    """The journal file is empty, not a SQLite database, or fails SQLite's integrity check.
+
+    Refused at open rather than adopted: an empty file would silently become a new journal, losing
+    the record of every unfinished operation a crashed process left. Only orderguard itself
+    creates a journal file, and it does so atomically (see ``journal/writer.py``)."""
+
+
 class OperationError(OrderGuardError):
     """An operation id is unknown, or the requested transition is not allowed."""
 
@@ -140,11 +154,13 @@ __all__ = [
     "AuthenticationError",
     "BrokerError",
     "CircuitOpenError",
+    "ConfigurationError",
     "ConnectionFailedError",
     "ExposureRefusedError",
     "InvalidPriceError",
     "InvalidSideError",
     "InvalidSizeError",
+    "JournalCorruptError",
     "JournalError",
     "MalformedPayloadError",
     "NoPositionError",

@@ -36,7 +36,8 @@ async def test_files_are_owner_only(tmp_path: Path, make: RecordFactory) -> None
 async def test_existing_world_readable_file_is_tightened(tmp_path: Path) -> None:
     """Opening a journal file readable by others makes it owner-only."""
     path = tmp_path / "j.db"
-    path.touch(mode=0o644)
+    async with SqliteJournal(path):
+        pass  # an existing journal (an empty file is refused: test_sqlite_hardening.py)
     os.chmod(path, 0o644)
     async with SqliteJournal(path):
         pass

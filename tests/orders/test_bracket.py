@@ -80,7 +80,7 @@ async def test_target_fill_cancels_stop_and_completes(rig: Rig) -> None:
     done = await rig.run(rig.manager.wait_for_completion(r.operation_id))
     assert (done.outcome, done.reason) == (BracketOutcome.FLAT, "closed by the target")
     assert rig.position() == 0 and rig.working() == []
-    assert rig.manager.get_operation_status(r.operation_id)["state"] == "completed"
+    assert rig.manager.recovery.get_operation_status(r.operation_id)["state"] == "completed"
 
 
 async def test_stop_fill_cancels_target(rig: Rig) -> None:
@@ -100,7 +100,7 @@ async def test_entry_timeout_cancels_unfilled_entry(rig: Rig) -> None:
     done = await rig.run(rig.manager.wait_for_completion(r.operation_id))
     assert done.outcome is BracketOutcome.FLAT and "timeout" in (done.reason or "")
     assert rig.working() == [] and rig.clock.monotonic() == pytest.approx(5.0)
-    assert rig.manager.get_operation_status(r.operation_id)["state"] == "rolled_back"
+    assert rig.manager.recovery.get_operation_status(r.operation_id)["state"] == "rolled_back"
 
 
 @pytest.mark.parametrize(
@@ -219,5 +219,5 @@ async def test_per_operation_exposure_recorded(rig: Rig) -> None:
     r = await market_bracket(rig)
     rig.price("21010")
     await rig.run(rig.manager.wait_for_completion(r.operation_id))
-    extra = rig.manager.get_operation_status(r.operation_id)["extra"]["bracket_result"]
+    extra = rig.manager.recovery.get_operation_status(r.operation_id)["extra"]["bracket_result"]
     assert len(extra["unprotected_episodes"]) == 1 and len(extra["time_to_protection"]) == 1

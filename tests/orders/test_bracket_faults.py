@@ -76,7 +76,7 @@ async def test_f3_rejected_stop_flattens_and_reports_flat() -> None:
     r = await market(rig, 2)
     assert r.outcome is BracketOutcome.FLAT and "stop could not be placed" in (r.reason or "")
     assert rig.position() == 0 and rig.working() == []
-    assert rig.manager.get_operation_status(r.operation_id)["state"] == "rolled_back"
+    assert rig.manager.recovery.get_operation_status(r.operation_id)["state"] == "rolled_back"
     await rig.manager.cleanup()
 
 
@@ -153,7 +153,7 @@ async def test_f5_both_legs_filled_excess_flattened_and_incident_recorded() -> N
     flattens = [o for o in rig.ex.orders(1) if o.custom_tag and "-flatten" in o.custom_tag]
     assert [(o.side, o.size) for o in flattens] == [(BUY, 2)]
     assert rig.manager.get_recovery_statistics()["oco_incidents"] == 1
-    assert any("both exits filled" in e for e in rig.manager.get_operation_status(
+    assert any("both exits filled" in e for e in rig.manager.recovery.get_operation_status(
         r.operation_id)["errors"])  # fmt: skip
     await rig.manager.cleanup()
 

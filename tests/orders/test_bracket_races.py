@@ -118,7 +118,7 @@ async def test_force_rollback_of_a_running_bracket_goes_through_its_saga() -> No
     assert rig.position() == 0 and rig.working() == []
     flattened = [o for o in rig.ex.orders(1) if o.custom_tag and "-flatten" in o.custom_tag]
     assert [o.fill_volume for o in flattened] == [2]  # the saga's flatten, and only it
-    status = rig.manager.get_operation_status(r.operation_id)
+    status = rig.manager.recovery.get_operation_status(r.operation_id)
     assert status is not None and status["state"] == "rolled_back"
     assert rig.manager.brackets.active() == []
     await rig.manager.cleanup()

@@ -213,7 +213,7 @@ class BracketMachine(RuleBasedStateMachine):
         tags = Counter(o.custom_tag for o in orders if o.custom_tag)
         assert all(n == 1 for n in tags.values()), "I3: a customTag was used twice"
         for op_id in self.oco_ops:
-            status = self.r.manager.get_operation_status(op_id)
+            status = self.r.manager.recovery.get_operation_status(op_id)
             if status is None:
                 continue
             legs = [ex.order(1, r["order_id"]) for r in status["orders"].values() if r["order_id"]]

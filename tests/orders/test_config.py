@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError as PydanticValidationError
 
 from orderguard.config import OrderManagerConfig
+from orderguard.errors import ConfigurationError
 from orderguard.orders.backoff import status_check_delays
 
 
@@ -62,7 +62,7 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
     """A typo in a config file is an error, not silently ignored."""
     path = tmp_path / "og.toml"
     path.write_text("max_ordr_size = 3\n")
-    with pytest.raises(PydanticValidationError):
+    with pytest.raises(ConfigurationError):
         OrderManagerConfig.from_file(path)
 
 
@@ -76,7 +76,7 @@ def test_unsupported_file_type(tmp_path: Path) -> None:
 
 def test_invalid_values_refused() -> None:
     """Non-sensical values are refused."""
-    with pytest.raises(PydanticValidationError):
+    with pytest.raises(ConfigurationError):
         OrderManagerConfig(status_check_max_attempts=0)
 
 
@@ -114,5 +114,5 @@ def test_resilience_keys_from_file(tmp_path: Path) -> None:
 
 def test_reserved_slots_must_leave_room_for_entries() -> None:
     """rate_limit_reserved must be below rate_limit_requests."""
-    with pytest.raises(PydanticValidationError):
+    with pytest.raises(ConfigurationError):
         OrderManagerConfig(rate_limit_requests=5, rate_limit_reserved=5)

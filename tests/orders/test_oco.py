@@ -46,7 +46,7 @@ async def test_fill_of_one_leg_cancels_the_other() -> None:
     assert status(rig, r.order2_id) is OrderStatus.CANCELLED
     assert rig.position() == 0 and rig.working() == []
     assert rig.manager.get_oco_linked_order(r.order1_id) is None
-    assert rig.manager.get_operation_status(r.operation_id)["state"] == "completed"
+    assert rig.manager.recovery.get_operation_status(r.operation_id)["state"] == "completed"
     await rig.manager.cleanup()
 
 
@@ -62,7 +62,7 @@ async def test_both_legs_filled_flattens_excess_and_records_incident() -> None:
     assert rig.position() == 0 and rig.working() == []
     stats = rig.manager.get_recovery_statistics()
     assert stats["oco_pair_incidents"] == 1
-    assert rig.manager.get_operation_status(r.operation_id)["extra"]["incidents"]
+    assert rig.manager.recovery.get_operation_status(r.operation_id)["extra"]["incidents"]
     await rig.manager.cleanup()
 
 
@@ -96,7 +96,7 @@ async def test_relink_breaks_the_old_link_cleanly() -> None:
     assert rig.manager.get_oco_linked_order(a.order_id) == c.order_id
     assert rig.manager.get_oco_linked_order(c.order_id) == a.order_id
     assert rig.manager.get_oco_linked_order(b.order_id) is None
-    assert rig.manager.get_operation_status(first.operation_id)["state"] == "completed"
+    assert rig.manager.recovery.get_operation_status(first.operation_id)["state"] == "completed"
     assert len(rig.working()) == 3  # relinking cancels nothing
     await rig.manager.cleanup()
 

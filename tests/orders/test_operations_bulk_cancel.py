@@ -24,7 +24,7 @@ async def test_bulk_cancel_completes_when_all_cancelled(h: Harness) -> None:
     ids = await _rest(h, 3)
     result = await h.manager.cancel_all_orders()
     assert all(exchange_order(h, i).status is OrderStatus.CANCELLED for i in ids)
-    status = h.manager.get_operation_status(result.operation_id or "")
+    status = h.manager.recovery.get_operation_status(result.operation_id or "")
     assert status is not None and status["type"] == "bulk_cancel"
     assert status["state"] == "completed"
     assert status["extra"]["final_states"] == {str(i): "cancelled" for i in ids}
@@ -41,7 +41,7 @@ async def test_bulk_cancel_reports_a_refused_cancel(make_harness: HarnessFactory
     assert (result.total, result.cancelled, result.failed) == (3, 2, 1)
     [refused] = [r for r in result if not r.cancelled]
     assert refused.order_id == live[0] and refused.status is OrderStatus.OPEN
-    status = h.manager.get_operation_status(result.operation_id or "")
+    status = h.manager.recovery.get_operation_status(result.operation_id or "")
     assert status is not None and status["state"] == "failed"
     assert status["extra"]["final_states"][str(live[0])] == "open"
 
@@ -61,5 +61,5 @@ async def test_bulk_cancel_with_nothing_open_completes(h: Harness) -> None:
     """No working orders: the operation goes pending -> completed and nothing is sent."""
     result = await h.manager.cancel_all_orders()
     assert result.total == 0 and not h.broker.calls
-    status = h.manager.get_operation_status(result.operation_id or "")
+    status = h.manager.recovery.get_operation_status(result.operation_id or "")
     assert status is not None and status["state"] == "completed"

@@ -85,7 +85,7 @@ async def test_close_when_flat_is_nothing_to_close(h: Harness) -> None:
     result = await h.manager.close_position(MNQ, whole_contract=True)
     assert result.outcome is CloseOutcome.NOTHING_TO_CLOSE
     assert len(h.broker.calls) == calls
-    status = h.manager.get_operation_status(result.operation_id or "")
+    status = h.manager.recovery.get_operation_status(result.operation_id or "")
     assert status is not None and status["state"] == "completed"
 
 

@@ -28,7 +28,7 @@ async def test_confirmed_modify_completes_the_operation(h: Harness) -> None:
     order_id = await _resting(h)
     result = await h.manager.modify_order(order_id, limit_price=NEW)
     assert exchange_order(h, order_id).limit_price == NEW and result.success
-    status = h.manager.get_operation_status(result.operation_id or "")
+    status = h.manager.recovery.get_operation_status(result.operation_id or "")
     assert status is not None and status["state"] == "completed"
     assert Decimal(str(status["extra"]["previous"]["limit_price"])) == OLD
 
@@ -73,5 +73,5 @@ async def test_modify_lost_on_the_way_reports_the_live_previous_state(
     assert result.order is not None and result.order.limit_price == OLD
     assert exchange_order(h, order_id).limit_price == OLD
     assert "limit_price=20900" in (result.error_message or "")
-    status = h.manager.get_operation_status(result.operation_id or "")
+    status = h.manager.recovery.get_operation_status(result.operation_id or "")
     assert status is not None and status["state"] == "failed"

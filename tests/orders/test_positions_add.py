@@ -117,7 +117,7 @@ async def test_stop_is_journaled_with_a_deterministic_tag(h: Harness) -> None:
     """The order carries the operation's tag and the operation records it as completed."""
     await open_position(h, 1)
     result = await h.manager.add_stop_loss(MNQ, Decimal("20990.00"))
-    status = h.manager.get_operation_status(result.operation_id)
+    status = h.manager.recovery.get_operation_status(result.operation_id)
     assert status is not None
     assert (status["type"], status["state"]) == ("protective_order", "completed")
     assert result.custom_tag == h.manager.recovery.tag_for(

@@ -191,10 +191,10 @@ async def test_resize_is_recorded_on_the_operation(h: Harness) -> None:
     await open_position(h, 2)
     result = await h.manager.add_stop_loss(MNQ, STOP)
     await open_position(h, 1)
-    status = h.manager.get_operation_status(result.operation_id)
+    status = h.manager.recovery.get_operation_status(result.operation_id)
     assert status is not None and status["orders"]["stop"]["size"] == 3
     await open_position(h, -3)
-    status = h.manager.get_operation_status(result.operation_id)
+    status = h.manager.recovery.get_operation_status(result.operation_id)
     assert status is not None
     assert status["orders"]["stop"]["status"] == "cancelled"
     assert status["extra"]["ended"].startswith("cancelled: position is flat")

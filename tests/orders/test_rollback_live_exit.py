@@ -64,25 +64,23 @@ async def test_a_rejected_exit_cancel_is_sent_again_before_flattening() -> None:
     await rig.manager.cleanup()
 
 
-async def test_an_exit_that_stays_live_keeps_the_position_protected() -> None:
-    """Every cancel refused: nothing is flattened under the live stop; the position stays covered
-    by it, the operation stays rolling_back, and the next rollback ends flat with no exit left."""
+async def test_an_exit_whose_cancel_is_refused_is_retried_until_it_is_gone() -> None:
+    """Every cancel refused for a while: exposure first — the position is flattened under the
+    live stop (which keeps protecting it until the flatten filled) — then the stop's cancel is
+    retried, never given up, until it is gone; the operation is rolling_back until then."""
     rig = await make_rig(plan=FaultPlan.none())
     op_id, stop_id = await _protected_long(rig)
     rig.faulty.fail_next("cancel_order", FaultKind.REJECT, code=3, repeat=10)
     assert not await rig.run(rig.manager.force_rollback_operation(op_id))
     await rig.settle(1.0)
-    # No flatten was sent: the stop still covers the whole position (I1), nothing on a flat
-    # contract (I2), and no fill of the stop can open a position the other way.
-    assert rig.position() == 2
-    assert [o.id for o in rig.stops()] == [stop_id]
-    assert not [o for o in rig.ex.orders(1) if "flatten" in (o.custom_tag or "")]
-    op = rig.manager.recovery.active_operations[op_id]
-    assert op.state is OperationState.ROLLING_BACK
-    assert op.last_error is not None and "exits still live" in op.last_error
-    # The faults are over: a retried rollback cancels the stop, then flattens.
-    rig.faulty.enabled = False
-    assert await rig.run(rig.manager.force_rollback_operation(op_id))
-    await rig.settle(1.0)
+    assert rig.position() == 0
+    flattens = [o for o in rig.ex.orders(1) if "flatten" in (o.custom_tag or "")]
+    assert [(o.side, o.fill_volume) for o in flattens] == [(OrderSide.SELL, 2)]  # once, exactly
+    op = rig.manager.recovery.get_operation(op_id)
+    assert op is not None
+    await rig.settle(30.0)  # the executor keeps re-sending the cancel; the rejections run out
     assert rig.position() == 0 and rig.working() == []
+    stop = rig.ex.order(1, stop_id)
+    assert stop is not None and stop.status is OrderStatus.CANCELLED
+    assert op.state is OperationState.ROLLED_BACK
     await rig.manager.cleanup()

@@ -81,13 +81,17 @@ def entries(world: World) -> list[Order]:
 
 
 async def test_crash_before_the_entry_is_sent_leaves_nothing() -> None:
-    """Before the pivot, nothing at the broker: rolled back, nothing sent by recovery."""
+    """Before the pivot, nothing at the broker: rolled back (once the in-flight grace proved the
+    entry's absence), nothing sent by recovery."""
     world = World()
-    _, report = await crash_then_restart(
+    survivor, report = await crash_then_restart(
         world, {"crash_on": "place_order", "crash_at": 1}, market_bracket()
     )
-    assert [o.state_after for o in report.operations] == ["rolled_back"]
+    assert [o.state_after for o in report.operations] in (["rolled_back"], ["rolling_back"])
+    op = survivor.recovery.get_operation(report.operations[0].operation_id)
+    assert op is not None and op.state.value == "rolled_back"  # the 10 s after start()
     assert world.exchange.orders(1) == [] and world.exchange.positions(1) == []
+    await survivor.cleanup()
 
 
 async def test_crash_before_the_entry_ack_rolls_forward() -> None:
@@ -107,14 +111,15 @@ async def test_crash_before_the_entry_ack_rolls_forward() -> None:
 
 
 async def test_crash_after_the_fill_before_protection_rolls_forward() -> None:
-    """Filled, the stop never left: the stop and target are placed as a new generation."""
+    """Filled, the stop never left: the stop and target go out at once under their journaled
+    tags (absent at the broker, so sent again; a duplicate would have been refused)."""
     world = World()
     survivor, _ = await crash_then_restart(
         world, {"crash_on": "place_order", "crash_at": 2}, market_bracket()
     )
     assert_protected_exactly(world, 2)
     stops = [o.custom_tag for o in world.exchange.orders(1) if o.type is OrderType.STOP]
-    assert len(stops) == 1 and stops[0] is not None and "-stop1-" in stops[0]
+    assert len(stops) == 1 and stops[0] is not None and "-stop0-" in stops[0]
     await survivor.cleanup()
 
 
@@ -170,7 +175,7 @@ async def test_crash_during_the_sibling_cancel_finishes_it() -> None:
     )
     assert world.exchange.positions(1) == [] and working(world) == []
     op_id = report.operations[0].operation_id
-    status = survivor.get_operation_status(op_id)
+    status = survivor.recovery.get_operation_status(op_id)
     assert status is not None and status["state"] == "completed"
     await survivor.cleanup()
 

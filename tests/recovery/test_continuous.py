@@ -99,34 +99,38 @@ async def _owned_long(rig: Rig) -> str:
 async def test_a_rollback_whose_flatten_failed_is_retried_until_flat(
     make_rig: RigFactory,
 ) -> None:
-    """The flatten is rejected twice: the operation stays rolling_back, then ends flat."""
+    """The flatten is rejected twice: the protection executor keeps the obligation (the
+    operation stays rolling_back) and retries on its capped backoff until flat."""
     rig = await make_rig(config=QUIET)
     op_id = await _owned_long(rig)
     rig.broker.fail_next("place_order", FaultKind.REJECT, repeat=2)
-    assert not await rig.clock.run(rig.manager.force_rollback_operation(op_id))
+    assert not await rig.clock.run(
+        rig.manager.recovery.protection.roll_back(  # type: ignore[union-attr]
+            rig.manager.recovery.active_operations[op_id], "test", wait=0.1
+        )
+    )
     op = rig.manager.recovery.active_operations[op_id]
     assert op.state is OperationState.ROLLING_BACK and rig.position() == 2
-    assert op.last_error is not None and "unflattened 2" in op.last_error
-    await rig.settle(3 * (FAST.reconcile_threshold + FAST.reconcile_interval))
+    await rig.settle(5.0)
     assert rig.position() == 0
-    status = rig.manager.get_operation_status(op_id)
+    status = rig.manager.recovery.get_operation_status(op_id)
     assert status is not None and status["state"] == "rolled_back"
     flattens = [o for o in rig.orders() if "flatten" in (o.custom_tag or "")]
     assert [(o.side, o.size, o.status) for o in flattens] == [
         (OrderSide.SELL, 2, OrderStatus.FILLED)
     ]
-    assert rig.manager.reconciler.stats["rollback_retries"] >= 1
 
 
-async def test_a_rollback_is_not_retried_before_the_threshold(make_rig: RigFactory) -> None:
-    """A fresh unconfirmed rollback is left alone for reconcile_threshold seconds."""
+async def test_a_refused_flatten_is_retried_without_waiting_for_the_reconciler(
+    make_rig: RigFactory,
+) -> None:
+    """One policy for protection: a refused flatten is sent again within the capped backoff,
+    not after the reconciler's threshold (60 s here)."""
     rig = await make_rig(config=QUIET.model_copy(update={"reconcile_threshold": 60.0}))
     op_id = await _owned_long(rig)
     rig.broker.fail_next("place_order", FaultKind.REJECT)
     await rig.clock.run(rig.manager.force_rollback_operation(op_id))
-    await rig.settle(30.0)
-    assert rig.position() == 2
-    await rig.settle(40.0)
+    await rig.settle(3.0)
     assert rig.position() == 0
 
 

@@ -24,9 +24,12 @@ def config(**kw: object) -> OrderManagerConfig:
 
 
 async def test_breaker_status_has_the_seed_shape(make_rig: RigFactory) -> None:
-    """Per family: state, failure_count, is_healthy, retry_config from the status-check keys."""
+    """The seed's keys at top level, and per family: state, failure_count, is_healthy,
+    retry_config from the status-check keys."""
     rig = await make_rig()
-    status = rig.manager.get_circuit_breaker_status()
+    summary = rig.manager.get_circuit_breaker_status()
+    assert set(summary) == {"state", "failure_count", "is_healthy", "retry_config", "families"}
+    status = summary["families"]
     assert set(status) == {"orders", "positions", "queries"}
     for entry in status.values():
         assert set(entry) == {"state", "failure_count", "is_healthy", "retry_config"}
@@ -45,7 +48,7 @@ async def test_infrastructure_failures_open_the_orders_breaker(make_rig: RigFact
     rig.broker.fail_next("place_order", FaultKind.AMBIGUOUS, repeat=2)
     for _ in range(2):
         await rig.clock.run(rig.manager.place_limit_order(MNQ, OrderSide.BUY, 1, ENTRY))
-    assert rig.manager.get_circuit_breaker_status()["orders"]["state"] == "open"
+    assert rig.manager.get_circuit_breaker_status()["families"]["orders"]["state"] == "open"
     before = len(rig.orders())
     with pytest.raises(CircuitOpenError):
         await rig.manager.place_limit_order(MNQ, OrderSide.BUY, 1, ENTRY)
@@ -59,7 +62,7 @@ async def test_rejections_never_open_the_breaker(make_rig: RigFactory) -> None:
     for _ in range(5):
         with pytest.raises(OrderRejectedError):
             await rig.manager.place_limit_order(MNQ, OrderSide.BUY, 1, ENTRY)
-    status = rig.manager.get_circuit_breaker_status()["orders"]
+    status = rig.manager.get_circuit_breaker_status()["families"]["orders"]
     assert (status["state"], status["failure_count"]) == ("closed", 0)
 
 
@@ -68,7 +71,7 @@ async def test_protective_order_bypasses_an_open_breaker(make_rig: RigFactory) -
     rig = await make_rig(config=config(status_check_circuit_breaker_threshold=1))
     rig.broker.fail_next("place_order", FaultKind.AMBIGUOUS)
     await rig.clock.run(rig.manager.place_limit_order(MNQ, OrderSide.BUY, 1, ENTRY))
-    assert rig.manager.get_circuit_breaker_status()["orders"]["state"] == "open"
+    assert rig.manager.get_circuit_breaker_status()["families"]["orders"]["state"] == "open"
     placed = await rig.manager.submit(
         limit_request("og-p-stop-0", OrderSide.SELL), respect_latch=False
     )
@@ -112,7 +115,7 @@ async def test_failed_probe_reopens_and_refuses_the_entry(make_rig: RigFactory) 
     with pytest.raises(CircuitOpenError):
         await rig.manager.place_limit_order(MNQ, OrderSide.BUY, 1, ENTRY)
     assert len(rig.orders()) == before
-    assert rig.manager.get_circuit_breaker_status()["orders"]["state"] == "open"
+    assert rig.manager.get_circuit_breaker_status()["families"]["orders"]["state"] == "open"
 
 
 async def test_queries_are_retried_mutations_are_not(make_rig: RigFactory) -> None:
@@ -182,5 +185,5 @@ async def test_random_placement_faults_leave_breakers_reporting(make_rig: RigFac
     for _ in range(10):
         with contextlib.suppress(OrderRejectedError):
             await rig.clock.run(rig.manager.place_limit_order(MNQ, OrderSide.BUY, 1, ENTRY))
-    status = rig.manager.get_circuit_breaker_status()["orders"]
+    status = rig.manager.get_circuit_breaker_status()["families"]["orders"]
     assert status["failure_count"] >= 0 and status["state"] == "closed"

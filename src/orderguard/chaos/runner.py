@@ -553,6 +553,13 @@ class _SeedRun:
             except ProcessKilled:  # its crash point fell inside this recovery
                 self._bury(process.manager)
                 process = await self._start_process()
+        # Rollbacks the protection executor drives are standing obligations: with the faults
+        # off they end within a few of its capped retries (a quiet point is a settled world).
+        for _ in range(120):
+            if not process.scope.alive or not process.manager.protection.obligations():
+                break
+            await self.clock.sleep(0.5)
+            process = await self._restarted_if_dead(process)
         # A coverage mismatch younger than its allowance may still close: give it that long
         # (the window, stretched past a storm that refused every request meanwhile).
         while True:

@@ -505,7 +505,7 @@ class WorkloadActor:
         op_id = self._pick(self.state.protected, step)
         if op_id is None:
             return "no stop to modify"
-        status = self.manager.get_operation_status(op_id)
+        status = await self.manager.get_operation_status(op_id)
         leg = None if status is None else status["orders"].get("stop")
         if leg is None or leg.get("order_id") is None:
             return f"op {op_id}: no stop order"

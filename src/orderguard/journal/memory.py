@@ -171,7 +171,7 @@ class MemoryJournal:
             self._events_by_op.setdefault(rec.operation_id, []).append(rec.key)
         return True
 
-    async def set_watermark(self, key: str, value: str) -> None:
+    async def set_watermark(self, key: str, value: str, *, durable: bool = True) -> None:
         self._check_writable()
         self._watermarks[key] = value
 

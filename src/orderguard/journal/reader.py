@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, Self, TypeVar
 
-from orderguard.errors import JournalError
+from orderguard.errors import JournalCorruptError, JournalError
 from orderguard.journal import queries
 from orderguard.journal.base import (
     DEFAULT_TERMINAL_STATES,
@@ -41,6 +41,7 @@ from orderguard.journal.base import (
     StateChangeRecord,
 )
 from orderguard.journal.schema import APPLICATION_ID, SCHEMA_VERSION
+from orderguard.journal.writer import check_integrity, is_corruption
 
 _R = TypeVar("_R")
 _T = TypeVar("_T")
@@ -86,6 +87,9 @@ class JournalReader:
             return
         if not self.path.is_file():
             raise JournalError(f"no journal file at {self.path}")
+        if self.path.stat().st_size == 0:
+            # SQLite would read an empty file as an empty database; it is a damaged journal.
+            raise JournalCorruptError(f"{self.path} is an empty file, not an orderguard journal")
         # SQLite names the -wal after the resolved path, so look for it there too.
         real = self.path.resolve()
         immutable = not _wal(real).exists()
@@ -100,9 +104,11 @@ class JournalReader:
             conn.execute("PRAGMA query_only = ON")
             conn.execute("BEGIN")  # one snapshot for the version check and every read after it
             self._check_schema(conn)
+            check_integrity(conn, self.path)  # the same refusal as the writer's at open
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise JournalError(f"{self.path} is not an orderguard journal ({exc})") from exc
+            error = JournalCorruptError if is_corruption(exc) else JournalError
+            raise error(f"{self.path} is not an orderguard journal ({exc})") from exc
         except BaseException:
             conn.close()
             raise
@@ -250,7 +256,7 @@ class JournalReader:
     async def record_event(self, rec: EventRecord) -> bool:
         self._refuse()
 
-    async def set_watermark(self, key: str, value: str) -> None:
+    async def set_watermark(self, key: str, value: str, *, durable: bool = True) -> None:
         self._refuse()
 
 

@@ -52,7 +52,7 @@ from typing import Any, Self, TypeVar
 import aiosqlite
 
 from orderguard.clock import Clock, SystemClock
-from orderguard.errors import JournalError, OperationError
+from orderguard.errors import JournalCorruptError, JournalError, OperationError
 from orderguard.journal import queries
 from orderguard.journal.base import (
     DEFAULT_TERMINAL_STATES,
@@ -66,7 +66,7 @@ from orderguard.journal.base import (
     enum_text,
     format_time,
 )
-from orderguard.journal.writer import BatchFailedError, Write, WriterThread
+from orderguard.journal.writer import BatchFailedError, Write, WriterThread, is_corruption
 
 _R = TypeVar("_R")
 
@@ -149,13 +149,26 @@ class SqliteJournal:
         """Why the journal stopped accepting writes for good, or None."""
         return self._failure
 
+    async def writer_pragmas(self) -> dict[str, int | str]:
+        """``journal_mode``, ``synchronous`` and ``foreign_keys`` of the *writer* connection
+        (the one whose commits must be durable): ``wal``, 2 (FULL), 1."""
+        thread = self._thread
+        if thread is None:
+            raise JournalError(f"journal {self.path} is not open")
+        async with self._clock.io():
+            return await asyncio.to_thread(thread.pragmas)
+
     @property
     def batches(self) -> int:
         """Transactions committed so far (for tests and benchmarks of group commit)."""
         return self._thread.batches if self._thread is not None else self._batches_before
 
     async def open(self) -> None:
-        """Create or open the file, apply migrations and start the writer; idempotent."""
+        """Create or open the file, apply migrations and start the writer; idempotent.
+
+        A missing file is created (complete, atomically); an existing one must be a sound
+        journal: an empty file, a file that is not a database, or one that fails SQLite's
+        ``quick_check`` raises :class:`~orderguard.errors.JournalCorruptError`."""
         if self._thread is not None:
             return
         writer = WriterThread(self.path, self._busy_ms, self._max_batch)
@@ -173,6 +186,8 @@ class SqliteJournal:
                     await reader.close()
             if isinstance(exc, JournalError):
                 raise
+            if is_corruption(exc):
+                raise JournalCorruptError(f"journal {self.path} is corrupt: {exc}") from exc
             raise _journal_error(f"cannot open journal {self.path}", exc) from exc
         writer.start(asyncio.get_running_loop(), self._deliver)
         self._thread, self._reader = writer, reader
@@ -409,8 +424,10 @@ class SqliteJournal:
         )
         return inserted > 0
 
-    async def set_watermark(self, key: str, value: str) -> None:
-        await self._submit(
+    async def set_watermark(self, key: str, value: str, *, durable: bool = True) -> None:
+        write = self._submit if durable else self._defer
+        await _maybe(
+            write,
             "INSERT INTO watermarks (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orderguard.errors import JournalError
+from orderguard.errors import JournalCorruptError, JournalError
 from orderguard.journal.schema import migrate
 
 Statement = tuple[str, Sequence[Any]]
@@ -37,17 +37,99 @@ class BatchFailedError(Exception):
         self.rolled_back = rolled_back
 
 
-def prepare_file(path: Path) -> None:
-    """Create the database file owner-only before SQLite does; tighten an existing one.
+# SQLite result codes (primary) that mean the file is damaged or not a database at all.
+_CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
-    SQLite gives the -wal and -shm files the mode of the database file, so they follow.
+
+def is_corruption(exc: BaseException) -> bool:
+    """Whether a SQLite error says the file is damaged or not a database."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _CORRUPT_CODES
+
+
+def prepare_file(path: Path) -> bool:
+    """Make sure ``path`` is a journal file orderguard may open; True if it was created now.
+
+    A missing file is created *complete*: a fresh journal is built (owner-only, WAL mode,
+    migrated) under a temporary name in the same directory and linked into place, so the path
+    never names a half-made file, even if the process dies in between. An existing file is
+    never re-created: a zero-length one is refused (:class:`JournalCorruptError`) instead of
+    being silently adopted as a new, empty journal — that is what a journal truncated by a
+    broken disk or a careless copy looks like, and adopting it would forget every unfinished
+    operation. An existing file readable by others is tightened to owner-only (SQLite gives the
+    -wal and -shm files the database file's mode, so they follow).
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return _create(path)
+    try:
+        st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) & 0o077:
             os.fchmod(fd, 0o600)
+        if st.st_size == 0:
+            raise JournalCorruptError(
+                f"journal {path} is an empty file: refused (orderguard creates a journal only "
+                "where no file exists; move it away if it is not needed)"
+            )
     finally:
         os.close(fd)
+    return False
+
+
+def _create(path: Path) -> bool:
+    """Build a complete journal at a temporary name and link it to ``path`` (see above)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            migrate(conn)
+        finally:
+            conn.close()  # the last connection: checkpoints into the file, removes the -wal
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a file made meanwhile
+        except FileExistsError:
+            return False  # another process created it first: open theirs
+        _sync_directory(path.parent)
+        return True
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the new directory entry durable (a crash must not lose the file we just linked)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not every platform opens directories; the file's own data is synced
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """``PRAGMA quick_check``: page structure, free list and record formats, without the
+    index-content cross check of ``integrity_check`` (see benchmarks/RESULTS.md for the cost
+    on a large journal). Raises :class:`JournalCorruptError` on any finding."""
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise JournalCorruptError(f"journal {path} is corrupt: {exc}") from exc
+    findings = [" ".join(str(row[0]).split()) for row in rows]  # one line each
+    if findings != ["ok"]:
+        raise JournalCorruptError(
+            f"journal {path} is corrupt: "
+            + "; ".join(findings[:3])
+            + (f" (+{len(findings) - 3} more)" if len(findings) > 3 else "")
+        )
 
 
 @dataclass(slots=True)
@@ -110,21 +192,45 @@ class WriterThread:
 
     # -- on the writer thread ----------------------------------------------------------------
     def connect(self) -> None:
-        """Open, configure and migrate (runs before :meth:`start`, on a worker thread)."""
-        prepare_file(self._path)
+        """Open, check, configure and migrate (runs before :meth:`start`, on a worker thread).
+
+        A journal that existed before is integrity-checked first (``check_integrity``); a
+        damaged one, or a file that is not a database, raises :class:`JournalCorruptError`.
+        """
+        created = prepare_file(self._path)
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            if not created:
+                check_integrity(conn, self._path)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode is None or mode[0] != "wal":
                 raise JournalError(f"journal {self._path} cannot use WAL mode")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if is_corruption(exc):
+                raise JournalCorruptError(f"journal {self._path} is corrupt: {exc}") from exc
+            raise
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+
+    def pragmas(self) -> dict[str, int | str]:
+        """``journal_mode``, ``synchronous`` and ``foreign_keys`` as the writer connection has
+        them (for tests and diagnostics; the connection is shared safely: sqlite3 serialises
+        calls on one connection)."""
+        conn = self._conn
+        if conn is None:
+            raise JournalError(f"journal {self._path} is not open")
+        found: dict[str, int | str] = {}
+        for name in ("journal_mode", "synchronous", "foreign_keys"):
+            row = conn.execute(f"PRAGMA {name}").fetchone()
+            found[name] = row[0]
+        return found
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -195,4 +301,13 @@ class WriterThread:
         return True
 
 
-__all__ = ["BatchFailedError", "Deliver", "Statement", "Write", "WriterThread", "prepare_file"]
+__all__ = [
+    "BatchFailedError",
+    "Deliver",
+    "Statement",
+    "Write",
+    "WriterThread",
+    "check_integrity",
+    "is_corruption",
+    "prepare_file",
+]

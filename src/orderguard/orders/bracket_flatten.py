@@ -154,6 +154,7 @@ class Flattening:
             if not found:
                 fl.pending = False
                 await rec.record_order_failure(self.op, fl.ref, Rejected(exc.code, str(exc)))
+                await rec.note_recovery("bracket_flatten", False)
             return
         except OrderGuardError as exc:
             log.warning("bracket %s: flatten failed: %s", self.op.operation_id, exc)
@@ -161,6 +162,7 @@ class Flattening:
         fl.order_id, fl.pending, fl.placed_at = placed.order_id, False, self._now()
         self._route_order(placed.order_id)
         await rec.record_order_success(self.op, fl.ref, placed)
+        await rec.note_recovery("bracket_flatten", True)
         self._changed()
 
     async def find(self, fl: FlattenOrder) -> bool:

@@ -138,6 +138,8 @@ class ExitLegs:
                 return  # a re-send refused as a duplicate: the first send did arrive
             slot.phase, slot.error = LegPhase.FAILED, str(exc)
             await rec.record_order_failure(self.op, ref, Rejected(exc.code, str(exc), exc.order_id))
+            if slot.count > 1 or slot.attempts > 1:  # a forward recovery (re-send, new generation)
+                await rec.note_recovery("bracket_forward", False)
         except OutcomeUnknownError as exc:
             slot.phase, slot.retry_at = LegPhase.UNKNOWN, self._backoff(slot.attempts)
             await rec.record_order_failure(
@@ -159,6 +161,8 @@ class ExitLegs:
             slot.size = request.size
             self._adopt(slot, placed.order_id)
             await rec.record_order_success(self.op, ref, placed)
+            if slot.count > 1 or slot.attempts > 1:  # a forward recovery (re-send, new generation)
+                await rec.note_recovery("bracket_forward", True)
         self._changed()
 
     async def found_by_tag(self, slot: Slot) -> bool:

@@ -32,6 +32,9 @@ ORDER_CANCELLED = "order_cancelled"
 ORDER_EXPIRED = "order_expired"
 ORDER_REJECTED = "order_rejected"
 TRADE_EXECUTED = "trade_executed"
+PROTECTION_OVERDUE = "protection_overdue"
+"""Payload: :class:`~orderguard.recovery.protection.ProtectionAlert` (exposure the protection
+executor has held past the deadline; it goes on trying)."""
 
 EVENT_NAMES = frozenset(
     {
@@ -44,6 +47,7 @@ EVENT_NAMES = frozenset(
         ORDER_EXPIRED,
         ORDER_REJECTED,
         TRADE_EXECUTED,
+        PROTECTION_OVERDUE,
     }
 )
 

@@ -89,6 +89,17 @@ def retry_policy_from(config: OrderManagerConfig) -> RetryPolicy:
     )
 
 
+def _urgent_policy(policy: RetryPolicy) -> RetryPolicy:
+    """The query policy for reads protection waits on: three attempts within a second."""
+    return RetryPolicy(
+        max_attempts=min(policy.max_attempts, 3),
+        initial_delay=min(policy.initial_delay, 0.1),
+        backoff_factor=policy.backoff_factor,
+        max_delay=min(policy.max_delay, 0.5),
+        max_total=min(policy.max_total, 1.0),
+    )
+
+
 class GuardedBroker:
     """The Broker port with rate limiting, circuit breakers and query retries (see module)."""
 
@@ -122,6 +133,16 @@ class GuardedBroker:
             self.retry_policy,
             clock,
             rng,
+            hooks=(self._count_retry,),
+            retry_on=retryable_query_error,
+        )
+        # A read that protective or flattening work waits on is retried briefly only: its
+        # caller (a saga, the protection executor) retries on its own capped schedule, and a
+        # read backing off for up to ``query_retry_max_total`` held a flatten back that long.
+        self.urgent_retrier = Retrier(
+            _urgent_policy(self.retry_policy),
+            clock,
+            random.Random(rng.getrandbits(64)),
             hooks=(self._count_retry,),
             retry_on=retryable_query_error,
         )
@@ -204,7 +225,8 @@ class GuardedBroker:
                 self.stats["breaker_refusals"] += 1
                 raise
 
-        return await self.retrier.call(attempt, name="query")
+        retrier = self.urgent_retrier if priority in PRIORITY_LANE else self.retrier
+        return await retrier.call(attempt, name="query")
 
     # -- the Broker port -----------------------------------------------------------------------
     async def place_order(

@@ -35,13 +35,14 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
-from orderguard.broker.base import Broker, BrokerEvent, Subscription
+from orderguard.broker.base import Broker, BrokerEvent, Outcome, Subscription
 from orderguard.clock import Clock, SystemClock, VirtualClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
@@ -78,9 +79,11 @@ from orderguard.orders.results import (
 from orderguard.orders.startup_recovery import StartupRecovery
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
-from orderguard.orders.validation import coerce_side
-from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
-from orderguard.recovery.startup import RecoveryReport
+from orderguard.orders.validation import check_duration, coerce_side
+from orderguard.recovery.manager import OperationRecoveryManager, OrderReference, RecoveryOperation
+from orderguard.recovery.protection import ProtectionAlert, ProtectionExecutor, ProtectionPolicy
+from orderguard.recovery.reconcile import AccountSnapshot, consistent
+from orderguard.recovery.startup import SNAPSHOT_ATTEMPTS, RecoveryReport
 from orderguard.resilience import BreakerStatus, Priority
 
 log = logging.getLogger("orderguard.orders")
@@ -94,14 +97,19 @@ class OrderManager:
         broker: Broker,
         *,
         clock: Clock | None = None,
-        config: OrderManagerConfig | None = None,
+        config: OrderManagerConfig | Mapping[str, Any] | None = None,
         account_id: int | None = None,
         rng: random.Random | None = None,
         journal: Journal | None = None,
     ) -> None:
         self._broker = broker
         self._clock: Clock = _agreed_clock(broker, clock)
-        self.config = config if config is not None else OrderManagerConfig()
+        # The seed passes a plain dict of its keys; an unknown key is a ConfigurationError.
+        if config is None:
+            config = OrderManagerConfig()
+        elif not isinstance(config, OrderManagerConfig):
+            config = OrderManagerConfig.from_mapping(config)
+        self.config: OrderManagerConfig = config
         # Unseeded: fresh OS entropy, so two processes on one account get different tag sessions.
         rng = rng if rng is not None else random.Random()
         self._tags = TagFactory(self.config.tag_prefix, rng)
@@ -129,6 +137,8 @@ class OrderManager:
             actions=self,
             rng=random.Random(rng.getrandbits(64)),
             tag_prefix=self.config.tag_prefix,
+            # Once started, operations and legs of the seed API default to this account.
+            default_account=lambda: self._account_id,
         )
         # Every broker call goes through the limiter and the breakers (queries also retry).
         self.gateway = GuardedBroker(
@@ -180,6 +190,18 @@ class OrderManager:
             refresh=self.feed.refresh,
         )
         self._operations = OrderOperations(self)
+        self.protection = ProtectionExecutor(
+            self,
+            ProtectionPolicy(
+                deadline=self.config.protection_deadline,
+                max_delay=self.config.protection_retry_max_delay,
+            ),
+            in_flight_grace=self.config.in_flight_grace,
+            spawn=self.spawn,
+        )
+        """The one executor of rollbacks and standing protection obligations."""
+        self.recovery.protection = self.protection
+        self.feed.add_listener(self._wake_protection)
         self._startup = StartupRecovery(
             host=self,
             latch=self.latch,
@@ -189,6 +211,9 @@ class OrderManager:
             # Late-bound: the engines are built (with their event listeners) on first use.
             resume_position_orders=lambda: self.position_orders.resume(),  # noqa: PLW0108
             resume_oco_pairs=lambda: _oco.oco_engine(self).resume(),
+            in_flight_grace=self.config.in_flight_grace,
+            protection=self.protection,
+            settle_timeout=self.config.protection_deadline,
         )
         self.last_recovery: RecoveryReport | None = None
         """What start-up recovery did (``start`` runs it); ``error`` set while broker truth
@@ -269,6 +294,7 @@ class OrderManager:
         """
         self._close_subscription()
         self.reconciler.stop()
+        await self.protection.shutdown()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -650,12 +676,77 @@ class OrderManager:
             view = await self._canceller.await_final(account_id, placed.order_id, poll=True)
         return view
 
+    # ------------------------------------------------------------------------------------------
+    # ProtectionHost: broker work for the protection executor
+    # ------------------------------------------------------------------------------------------
+    async def read_truth(self, account_id: int, start: datetime) -> AccountSnapshot:
+        """Orders since ``start`` and positions, read so that no fill fell between them (orders,
+        positions, orders again), in the flattening lane; the orders are folded in."""
+        gateway = self.gateway
+        lane = Priority.FLATTEN
+        orders = await gateway.search_orders(account_id, start=start, priority=lane)
+        positions = []
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            positions = await gateway.search_positions(account_id, priority=lane)
+            again = await gateway.search_orders(account_id, start=start, priority=lane)
+            stable = consistent(orders, again)
+            orders = again
+            if stable:
+                break
+        for order in orders:
+            self.feed.ingest(order)
+        return AccountSnapshot(account_id, tuple(orders), tuple(positions))
+
+    def tracked_orders(self, account_id: int) -> list[Order]:
+        """The tracker's views of the account's orders, fill volumes from trades included."""
+        out: list[Order] = []
+        for view in self.tracker.orders(account_id):
+            filled = self.tracker.filled_volume(view.id)
+            out.append(view if filled <= view.fill_volume else replace(view, fill_volume=filled))
+        return out
+
+    async def cancel_exit(self, account_id: int, order_id: int) -> Order | None:
+        """Cancel in the protective lane without polling (the executor reads again itself)."""
+        result = await self.cancel_journaled(
+            order_id, account_id, priority=Priority.PROTECTIVE, settle=False
+        )
+        del result  # its status is the tracker's view, returned below
+        return self.tracker.get(order_id)
+
+    async def send_flatten(self, request: OrderRequest) -> Outcome:
+        return await self._placement.send_once(request, Priority.FLATTEN)
+
+    def protection_alert(self, alert: ProtectionAlert) -> None:
+        """An obligation outlived the protection deadline: counted, logged, and announced to
+        ``protection_overdue`` callbacks (it goes on being driven)."""
+        self.stats["protection_overdue"] += 1
+        self._callbacks.dispatch("protection_overdue", alert)
+
+    def _wake_protection(self, event: BrokerEvent) -> None:
+        if self.protection.obligations():
+            self.protection.wake()
+
     async def owned_position(self, account_id: int, contract_id: str) -> int:
         """The account's signed net position on the contract (broker truth)."""
         for position in await self.gateway.search_positions(account_id):
             if position.contract_id == contract_id:
                 return position.signed_size
         return 0
+
+    async def hand_off_oco_pair(
+        self, operation: RecoveryOperation, first: OrderReference, second: OrderReference
+    ) -> str:
+        """The OCO engine enforces a pair the seed API declared (``add_oco_pair`` then
+        ``complete_operation``): journaled as its own ``oco_pair`` operation, re-linked by
+        start-up recovery like any pair. Returns that operation's id."""
+        assert first.order_id is not None and second.order_id is not None
+        return await _oco.oco_engine(self).adopt_pair(
+            first.account_id,
+            first.contract_id,
+            first.order_id,
+            second.order_id,
+            source=operation.operation_id,
+        )
 
     # ------------------------------------------------------------------------------------------
     # operations (the seed's recovery API, delegated)
@@ -680,17 +771,27 @@ class OrderManager:
         )
         return stats
 
-    def get_circuit_breaker_status(self) -> dict[str, BreakerStatus]:
-        """Per endpoint family (orders, positions, queries): state, failure_count, is_healthy,
-        retry_config — project-x-py's shape."""
-        return self.gateway.status()
+    def get_circuit_breaker_status(self) -> dict[str, Any]:
+        """The seed's shape — ``state``, ``failure_count``, ``is_healthy``, ``retry_config`` —
+        summarising every endpoint family (the worst state wins; ``failure_count`` is the
+        highest), plus each family's own status under ``families`` (orders, positions,
+        queries: orderguard keeps one breaker per family)."""
+        families = self.gateway.status()
+        return {**_summary(families), "families": families}
 
-    def get_operation_status(self, operation_id: str) -> dict[str, Any] | None:
+    def _get_recovery_manager(self) -> OperationRecoveryManager:
+        """The recovery manager (the seed's accessor; :attr:`recovery` is the same object)."""
+        return self.recovery
+
+    async def get_operation_status(self, operation_id: str) -> dict[str, Any] | None:
+        """A snapshot of the operation (the seed's shape), or None if it is not in memory.
+
+        Async, as in the seed; the recovery manager keeps the synchronous accessor."""
         return self.recovery.get_operation_status(operation_id)
 
     async def force_rollback_operation(self, operation_id: str) -> bool:
         """Roll an operation back: cancel its orders, flatten exactly what it owns. True when
-        it ended safe (nothing owned, nothing working).
+        it ended safe (nothing owned, nothing working); False for an unknown id.
 
         A running bracket is rolled back by its own saga (``close_bracket``): one actor per
         operation. The recovery manager working on it beside the saga raced it — it flattened
@@ -712,6 +813,7 @@ class OrderManager:
         return await self.recovery.force_rollback_operation(operation_id)
 
     async def cleanup_stale_operations(self, max_age_hours: float = 24.0) -> int:
+        check_duration(max_age_hours, "max_age_hours")
         return await self.recovery.cleanup_stale_operations(max_age_hours)
 
     # ------------------------------------------------------------------------------------------
@@ -748,13 +850,14 @@ class OrderManager:
     async def cancel_position_orders(
         self,
         contract_id: str,
-        order_types: _positions.OrderKinds = ("entry", "stop", "target"),
+        order_types: _positions.OrderKinds | None = None,
         account_id: int | None = None,
     ) -> _positions.CancelPositionOrdersResult:
-        """Cancel the contract's working entry/stop/target orders; per-type counts and states."""
-        return await self.position_orders.cancel_position_orders(
-            contract_id, order_types, account_id
-        )
+        """Cancel the contract's working entry/stop/target orders; per-type counts and states.
+
+        ``order_types`` None (the default, as in the seed) means every kind."""
+        kinds = _positions.DEFAULT_ORDER_TYPES if order_types is None else order_types
+        return await self.position_orders.cancel_position_orders(contract_id, kinds, account_id)
 
     # -- brackets (orders/bracket.py) --
     async def place_bracket_order(
@@ -772,7 +875,14 @@ class OrderManager:
         protection_deadline: float | None = None,
         native: bool | None = None,
     ) -> _bracket.BracketOrderResponse:
-        """A journaled bracket saga whose pivot is the entry fill (see orders/bracket.py)."""
+        """A journaled bracket saga whose pivot is the entry fill (see orders/bracket.py).
+
+        ``entry_timeout`` and ``protection_deadline`` are seconds, finite and above zero
+        (:class:`~orderguard.errors.ValidationError` otherwise, before anything is written)."""
+        if entry_timeout is not None:
+            check_duration(entry_timeout, "entry_timeout", positive=True)
+        if protection_deadline is not None:
+            check_duration(protection_deadline, "protection_deadline", positive=True)
         return await _bracket.bracket_engine(self).place(
             contract_id,
             side,
@@ -790,13 +900,19 @@ class OrderManager:
     async def wait_for_protection(
         self, operation_id: str, timeout: float | None = None
     ) -> _bracket.BracketOrderResponse:
-        """Until the bracket's filled quantity is covered by its stop, or the bracket is over."""
+        """Until the bracket's filled quantity is covered by its stop, or the bracket is over.
+
+        ``timeout``: seconds, finite and not negative (None: the engine's default)."""
+        if timeout is not None:
+            check_duration(timeout, "timeout")
         return await _bracket.bracket_engine(self).wait_for_protection(operation_id, timeout)
 
     async def wait_for_completion(
         self, operation_id: str, timeout: float | None = None
     ) -> _bracket.BracketOrderResponse:
-        """Until the bracket is over (its result says how it ended)."""
+        """Until the bracket is over (its result says how it ended); ``timeout`` as above."""
+        if timeout is not None:
+            check_duration(timeout, "timeout")
         return await _bracket.bracket_engine(self).wait_for_completion(operation_id, timeout)
 
     def get_bracket_status(self, operation_id: str) -> _bracket.BracketOrderResponse | None:
@@ -869,6 +985,22 @@ def _agreed_clock(broker: Broker, clock: Clock | None) -> Clock:
             "clock=broker.clock))"
         )
     return clock
+
+
+_BREAKER_SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def _summary(families: Mapping[str, BreakerStatus]) -> dict[str, Any]:
+    """The seed's one-breaker status from the families': the worst state, the highest failure
+    count, healthy only if every family is, and the (shared) retry configuration."""
+    statuses = list(families.values())
+    worst = max(statuses, key=lambda st: _BREAKER_SEVERITY.get(st["state"], 2), default=None)
+    return {
+        "state": "closed" if worst is None else worst["state"],
+        "failure_count": max((st["failure_count"] for st in statuses), default=0),
+        "is_healthy": all(st["is_healthy"] for st in statuses),
+        "retry_config": {} if worst is None else dict(worst["retry_config"]),
+    }
 
 
 def _check_order_id(order_id: object) -> None:

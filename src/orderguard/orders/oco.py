@@ -249,26 +249,60 @@ class OcoEngine:
             old = await self.unlink(oid, reason="relinked")
             if old is not None:
                 replaced.append(old)
-        op = await m.recovery.start_operation(
-            OperationType.OCO_PAIR,
-            account_id=orders[0].account_id,
-            contract_id=orders[0].contract_id,
-            extra={"linked_order_ids": [order1_id, order2_id]},
-        )
-        await m.recovery.transition_operation(op, OperationState.IN_PROGRESS, "orders linked")
-        pair = _Pair(
-            op,
+        op_id = await self._open_link(
             orders[0].account_id,
             orders[0].contract_id,
-            [None, None],
-            [orders[0].custom_tag, orders[1].custom_tag],
-            [None, None],
+            (order1_id, order2_id),
+            (orders[0].custom_tag, orders[1].custom_tag),
+            {},
         )
+        return OcoLinkResult(True, op_id, order1_id, order2_id, tuple(replaced))
+
+    async def adopt_pair(
+        self,
+        account_id: int,
+        contract_id: str,
+        order1_id: int,
+        order2_id: int,
+        *,
+        source: str,
+    ) -> str:
+        """Enforce the OCO pair an operation of the seed API declared (``add_oco_pair``, then
+        ``complete_operation``); returns the id of the journaled pair. Unlike :meth:`link` a leg
+        need not be working any more: one that already filled is the driver's to act on
+        (cancel the other with confirmation, flatten a double fill)."""
+        await self.resume()
+        pair = self._by_order.get(order1_id)
+        if pair is not None and not pair.done and _other(pair, order1_id) == order2_id:
+            return pair.op.operation_id  # already linked (re-linked at start-up, say)
+        extra = {"linked_for": source}
+        return await self._open_link(
+            account_id, contract_id, (order1_id, order2_id), (None, None), extra
+        )
+
+    async def _open_link(
+        self,
+        account_id: int,
+        contract_id: str,
+        ids: tuple[int, int],
+        tags: tuple[str | None, str | None],
+        extra: dict[str, str],
+    ) -> str:
+        """Journal a pair linked by order id and start its driver; returns its operation id."""
+        m = self.manager
+        op = await m.recovery.start_operation(
+            OperationType.OCO_PAIR,
+            account_id=account_id,
+            contract_id=contract_id,
+            extra={"linked_order_ids": list(ids), **extra},
+        )
+        await m.recovery.transition_operation(op, OperationState.IN_PROGRESS, "orders linked")
+        pair = _Pair(op, account_id, contract_id, [None, None], list(tags), [None, None])
         self._adopt(pair)
-        self._route(pair, 0, order1_id)
-        self._route(pair, 1, order2_id)
+        self._route(pair, 0, ids[0])
+        self._route(pair, 1, ids[1])
         self._start(pair)
-        return OcoLinkResult(True, op.operation_id, order1_id, order2_id, tuple(replaced))
+        return op.operation_id
 
     async def unlink(self, order_id: int, *, reason: str = "unlinked by the caller") -> int | None:
         pair = self._by_order.get(order_id)
@@ -343,8 +377,10 @@ class OcoEngine:
                         *(self._cancel(pair, oid) for oid in decision.cancel)
                     )
                     acted = all(results)
+                    await m.recovery.note_recovery("oco_sibling_cancel", acted)
                 elif decision.flatten_qty and decision.flatten_side is not None:
                     acted = await self._flatten(pair, decision)
+                    await m.recovery.note_recovery("oco_overfill_flatten", acted)
                 if not acted:
                     pair.refresh = True
                     pair.idle_since = m.clock.monotonic()  # re-read after this, not before

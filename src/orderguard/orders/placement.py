@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from orderguard.broker.base import Confirmed, PlaceCode, Rejected, Unknown
+from orderguard.broker.base import Confirmed, Outcome, PlaceCode, Rejected, Unknown
 from orderguard.errors import (
     InvalidSideError,
     OrderGuardError,
@@ -229,6 +229,38 @@ class PlacementPipeline:
             )
         origin = outcome.origin.value if isinstance(outcome, Unknown) else "confirmed_without_id"
         return await self._resolve_placement(request, tag, origin, sent_at, intent, priority)
+
+    async def send_once(self, request: OrderRequest, priority: Priority) -> Outcome:
+        """Journal, send once, record the answer, and return it as an Outcome.
+
+        For the protection executor's flattens: it resolves an Unknown by the tag on its next
+        pass (and re-sends the same tag if absent), so no look-ups are made here. Raises the
+        broker's error when the request provably never left (it is re-sent on the next pass).
+        """
+        tag = request.custom_tag
+        assert tag is not None
+        intent = await self._ctx.journal.before(
+            IntentKind.PLACE,
+            account_id=request.account_id,
+            contract_id=request.contract_id,
+            custom_tag=tag,
+            request=request_payload(request),
+            reduces_exposure=True,
+        )
+        try:
+            outcome = await send_mutation(
+                lambda: self._ctx.gateway.place_order(request, priority=priority),
+                self._ctx.config,
+                self._ctx.clock,
+                self._ctx.stats,
+            )
+        except OrderGuardError as exc:
+            await self._ctx.journal.refused(intent, exc)
+            raise
+        await self._ctx.journal.after(intent, outcome)
+        if isinstance(outcome, Confirmed):
+            self._ctx.stats["orders_placed"] += 1
+        return outcome
 
     async def _resolve_placement(
         self,

@@ -51,7 +51,6 @@ from orderguard.errors import OrderGuardError
 from orderguard.models import Order, Position, PositionType
 from orderguard.recovery.reconcile import AccountSnapshot, PassPlan, consistent, plan_pass
 from orderguard.recovery.startup import (
-    DEFAULT_IN_FLIGHT_GRACE,
     SNAPSHOT_ATTEMPTS,
     resume_with_truth,
 )
@@ -175,7 +174,7 @@ class Reconciler:
             default_account=m.account_id if m.started else None,
             full_resync=full,
             positions_due=positions_due,
-            grace=timedelta(seconds=DEFAULT_IN_FLIGHT_GRACE),
+            grace=timedelta(seconds=cfg.in_flight_grace),
         )
         self._resync = False
         if full and silent:
@@ -291,12 +290,20 @@ class Reconciler:
             self.stats[key] += len(ops)
             try:
                 with recovery.claimed(op.operation_id for op in ops):
-                    done = await resume_with_truth(self._m, ops, snapshots, roll_back=roll_back)
+                    done = await resume_with_truth(
+                        self._m,
+                        ops,
+                        snapshots,
+                        roll_back=roll_back,
+                        in_flight_grace=self._m.config.in_flight_grace,
+                    )
             except OrderGuardError as exc:
                 self.stats["action_errors"] += 1
                 log.warning("reconciling operations %s failed: %s", ids, exc)
                 continue
             for outcome in done:
+                kind = "reconciler_rollback" if roll_back else "reconciler_resume"
+                await recovery.note_recovery(kind, outcome.finished, retry_of=outcome.operation_id)
                 log.info(
                     "reconciled operation %s: %s -> %s (%s)",
                     outcome.operation_id,

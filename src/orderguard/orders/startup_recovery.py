@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from orderguard.errors import OrderGuardError
 from orderguard.orders.latch import AmbiguityLatch
 from orderguard.recovery.operations import OperationType
+from orderguard.recovery.protection import ProtectionExecutor
 from orderguard.recovery.startup import RecoveryHost, RecoveryReport, recover
 
 log = logging.getLogger("orderguard.orders")
@@ -42,6 +43,9 @@ class StartupRecovery:
         leftover: set[str],
         resume_position_orders: Callable[[], Awaitable[object]],
         resume_oco_pairs: Callable[[], Awaitable[object]],
+        in_flight_grace: float,
+        protection: ProtectionExecutor,
+        settle_timeout: float,
     ) -> None:
         self._host = host
         self._latch = latch
@@ -50,6 +54,9 @@ class StartupRecovery:
         self._leftover = leftover
         self._resume_position_orders = resume_position_orders
         self._resume_oco_pairs = resume_oco_pairs
+        self._grace = in_flight_grace
+        self._protection = protection
+        self._settle_timeout = settle_timeout
 
     async def run(self) -> RecoveryReport:
         """One run of recovery; exposure is lifted only when it read broker truth."""
@@ -64,7 +71,7 @@ class StartupRecovery:
         try:
             # Claimed: the reconciler leaves these alone while recovery works on them.
             with recovery.claimed(mine):
-                report = await recover(self._host, exclude=driven)
+                report = await recover(self._host, exclude=driven, in_flight_grace=self._grace)
         except OrderGuardError as exc:
             # A journal or broker failure while resuming: the report says so; retried later.
             report = RecoveryReport(error=f"start-up recovery failed: {exc}")
@@ -79,13 +86,28 @@ class StartupRecovery:
             self._latch.hold(f"broker truth unavailable at start-up ({report.error}); retrying")
             log.error("start-up recovery incomplete: %s; new exposure refused", report.error)
             return report
+        # Rollbacks recovery handed to the protection executor run in the background; start()
+        # waits a bounded while for them (they cancel entries and flatten what was owned), so
+        # the report usually says how they ended. Re-protection of filled brackets does not
+        # wait: their sagas already run.
+        rolling = [o.operation_id for o in report.operations if o.state_after == "rolling_back"]
+        if rolling:
+            await self._protection.settle(rolling, self._settle_timeout)
+            for outcome in report.operations:
+                op = recovery.get_operation(outcome.operation_id)
+                if op is not None:
+                    outcome.state_after = op.state.value
         self._latch.lift()
+        for done in report.operations:  # each operation recovery took on is one recovery
+            await recovery.note_recovery("startup", done.finished or done.handed_off)
         # Unfinished ones are retried; handed-off OCO pairs are watched (if nobody resumes
         # their engine, the reconciler still applies the OCO rule when a leg fills).
         self._leftover.update(o.operation_id for o in report.unfinished)
         self._leftover.update(o.operation_id for o in report.handed_off)
         if report.operations:
-            log.warning(
+            # Routine on every restart beside open positions: INFO. What needs a person (truth
+            # unreadable, an overdue obligation) is logged at its own level where it happens.
+            log.info(
                 "start-up recovery: %d operations, %d left to the reconciler",
                 len(report.operations),
                 len(report.unfinished),

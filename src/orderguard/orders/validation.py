@@ -10,6 +10,7 @@ limit by up to half a tick without the caller knowing. A caller who wants roundi
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, InvalidOperation
 
 from orderguard.errors import (
@@ -17,10 +18,16 @@ from orderguard.errors import (
     InvalidSideError,
     InvalidSizeError,
     UnknownAccountError,
+    ValidationError,
 )
 from orderguard.models import Contract, OrderSide, OrderType
 
 PriceInput = Decimal | int | float | str
+
+MAX_PRICE = Decimal("1e27")
+"""Prices at or above this are refused. The default ``Decimal`` context carries 28 significant
+digits: tick arithmetic on a larger price (``price % tick``) raises ``decimal.InvalidOperation``
+instead of answering, and no futures price or wire field comes near it."""
 
 # Which order types carry which price: placement and modification check against the same sets.
 LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
@@ -67,9 +74,30 @@ def coerce_price(value: object, name: str) -> Decimal:
         raise InvalidPriceError(f"{name} is not a number: {value!r}") from None
     if not price.is_finite():
         raise InvalidPriceError(f"{name} must be finite, got {value!r}")
-    if price <= 0:
+    if price <= 0:  # refuses -0 too (Decimal("-0") <= 0)
         raise InvalidPriceError(f"{name} must be positive, got {price}")
+    if price >= MAX_PRICE:
+        raise InvalidPriceError(f"{name} {price} is too large (limit {MAX_PRICE})")
     return price
+
+
+def check_duration(value: object, name: str, *, positive: bool = False) -> float:
+    """A finite, non-negative number of seconds (``positive``: strictly above zero).
+
+    NaN and infinity are refused (a NaN deadline compares false with everything, so it would
+    never expire; infinity is "never" spelled as a number), and so is negative zero: ``-0.0``
+    is almost always a sign error in the caller's arithmetic, not a wish for no wait.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValidationError(f"{name} must be a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ValidationError(f"{name} must be finite, got {value!r}")
+    if math.copysign(1.0, seconds) < 0:
+        raise ValidationError(f"{name} must not be negative, got {value!r}")
+    if positive and seconds == 0:
+        raise ValidationError(f"{name} must be above zero, got {value!r}")
+    return seconds
 
 
 def check_tick(contract: Contract, price: Decimal, name: str) -> Decimal:
@@ -111,9 +139,11 @@ def check_account_id(account_id: object) -> int:
 
 __all__ = [
     "LIMIT_PRICED",
+    "MAX_PRICE",
     "STOP_PRICED",
     "PriceInput",
     "check_account_id",
+    "check_duration",
     "check_size",
     "check_stop_vs_market",
     "check_tick",

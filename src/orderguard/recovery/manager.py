@@ -20,19 +20,31 @@ module holds the bookkeeping and the rules and stays free of adapter details.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from orderguard.broker.base import Confirmed, Outcome, Rejected, Unknown, UnknownOrigin
 from orderguard.clock import Clock
-from orderguard.errors import OperationError, OrderGuardError, OutcomeUnknownError
+from orderguard.errors import (
+    InvalidPriceError,
+    InvalidSideError,
+    InvalidSizeError,
+    JournalError,
+    OperationError,
+    OrderGuardError,
+    OutcomeUnknownError,
+    UnknownAccountError,
+    ValidationError,
+)
 from orderguard.journal.base import (
     IntentKind,
     IntentRecord,
@@ -64,7 +76,14 @@ class RefStatus:
 
 
 _FINAL_REF = frozenset({RefStatus.REJECTED, RefStatus.FILLED, RefStatus.CANCELLED})
-_ROLLBACK_CANCEL_ATTEMPTS = 3
+
+DEFAULT_RETRY_BUDGET = 3
+"""Failed attempts of one rollback step after which an operation without its own
+``max_retries`` notes that its budget is spent (it goes on trying: I7)."""
+MAX_RETRY_PAUSE = 60.0
+"""Cap of one pause of an operation's own retry schedule (``retry_delay`` doubling per retry):
+exposure is never given up on, so the pause between two tries must stay bounded."""
+_MAX_PRICE = Decimal("1e27")  # as orders.validation.MAX_PRICE (recovery never imports orders)
 
 
 @dataclass(slots=True)
@@ -89,6 +108,14 @@ class OrderReference:
     cancel_successful: bool = False
     error_message: str | None = None
     error_code: int | None = None
+    order_tag: str | None = None
+    """The customTag the order actually carries, when the caller sent it under another tag than
+    the leg's (the seed's flow: ``place_limit_order`` then ``record_order_success``)."""
+
+    @property
+    def lookup_tag(self) -> str:
+        """The tag to find this leg's order by at the broker."""
+        return self.order_tag or self.custom_tag
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +137,7 @@ class OrderReference:
             "cancel_successful": self.cancel_successful,
             "error_message": self.error_message,
             "error_code": self.error_code,
+            "order_tag": self.order_tag,
         }
 
     @classmethod
@@ -134,6 +162,7 @@ class OrderReference:
             cancel_successful=bool(d.get("cancel_successful", False)),
             error_message=d.get("error_message"),
             error_code=d.get("error_code"),
+            order_tag=None if d.get("order_tag") is None else str(d["order_tag"]),
         )
 
     @property
@@ -158,9 +187,15 @@ class RecoveryOperation:
     position_tracking: dict[str, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     last_error: str | None = None
-    max_retries: int = 3
+    max_retries: int | None = None
+    """Failed attempts of one rollback step after which the record notes the budget is spent
+    (the protection executor never stops trying while exposure is held), and where the
+    re-run schedule stops growing; None: ``DEFAULT_RETRY_BUDGET``."""
     retry_count: int = 0
-    retry_delay: float = 1.0
+    """Recovery runs after the first (the reconciler's re-runs), persisted."""
+    retry_delay: float | None = None
+    """Base pause of this operation's own retry schedule, doubling per retry (capped); None:
+    the protection executor's policy (``ProtectionPolicy``)."""
     extra: dict[str, Any] = field(default_factory=dict)
     closed_externally: int = 0
     """Signed quantity position-close operations flattened on this operation's behalf."""
@@ -180,6 +215,17 @@ class RecoveryOperation:
     @property
     def successful_orders(self) -> int:
         return sum(1 for r in self.orders.values() if r.placed_successfully)
+
+    def rerun_spacing(self, default: float) -> float:
+        """Seconds between the end of one recovery run and the next (the reconciler's re-run
+        of a rollback that could not confirm a safe state): ``default`` (the reconciler's
+        threshold) unless the operation has its own ``retry_delay``, which doubles with each
+        re-run up to the ``max_retries``-th and then stays (retries never stop: I7)."""
+        if self.retry_delay is None:
+            return default
+        budget = self.max_retries or DEFAULT_RETRY_BUDGET
+        step = min(self.retry_count, budget - 1, 32)
+        return min(self.retry_delay * 2.0**step, MAX_RETRY_PAUSE)
 
     @property
     def net_filled(self) -> int:
@@ -220,9 +266,9 @@ class RecoveryOperation:
             position_tracking={k: list(v) for k, v in dict(d.get("position_tracking", {})).items()},
             errors=list(d.get("errors", [])),
             last_error=d.get("last_error"),
-            max_retries=int(d.get("max_retries", 3)),
+            max_retries=None if d.get("max_retries") is None else int(d["max_retries"]),
             retry_count=int(d.get("retry_count", 0)),
-            retry_delay=float(d.get("retry_delay", 1.0)),
+            retry_delay=None if d.get("retry_delay") is None else float(d["retry_delay"]),
             extra=dict(d.get("extra", {})),
             closed_externally=int(d.get("closed_externally", 0)),
         )
@@ -252,6 +298,14 @@ class RecoveryActions(Protocol):
         """The account's signed net position on the contract (broker truth)."""
         ...
 
+    async def hand_off_oco_pair(
+        self, operation: RecoveryOperation, first: OrderReference, second: OrderReference
+    ) -> str:
+        """Have the OCO engine enforce the pair from now on: once both legs are working, a fill
+        of one cancels the other with confirmation, also after a restart. Returns the id of the
+        journaled operation that carries the link."""
+        ...
+
 
 _STAT_KEYS = (
     "operations_started",
@@ -268,12 +322,26 @@ _STAT_KEYS = (
 # Counters the journal's record counts cannot give back; persisted in a watermark instead.
 _PERSISTED_KEYS = ("recovery_attempts", "successful_recoveries", "flattens")
 _STATS_WATERMARK = "recovery.stats"
+_BY_KIND = "recovery_by_kind"  # per kind of recovery: {"attempts": n, "succeeded": m}
+
+# Operations whose legs' fills are exposure they own (see recovery/protection.py).
+_HOLDERS = frozenset({OperationType.BRACKET_ORDER, OperationType.OCO_PAIR})
 
 _TERMINAL_STAT = {
     OperationState.COMPLETED: "operations_completed",
     OperationState.FAILED: "operations_failed",
     OperationState.ROLLED_BACK: "operations_rolled_back",
 }
+
+
+class ProtectionRollback(Protocol):
+    """The protection executor as the recovery manager sees it (recovery/protection.py)."""
+
+    def driving(self, operation_id: str) -> bool: ...
+
+    async def roll_back(
+        self, op: RecoveryOperation, reason: str, *, wait: float | None = None
+    ) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +352,45 @@ class LegIntent:
     side: int
     size: int
     order_type: str
-    price: Decimal | None = None
+    price: Decimal | float | int | str | None = None
     leg: str | None = None
     account_id: int | None = None
     generation: int = 0
     request: Mapping[str, Any] | None = None
+
+
+def _seconds(value: object, name: str) -> float:
+    """A finite, non-negative number of seconds (NaN, infinity and -0.0 refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValidationError(f"{name} must be a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or math.copysign(1.0, seconds) < 0:
+        raise ValidationError(f"{name} must be finite and not negative, got {value!r}")
+    return seconds
+
+
+def _checked_leg(spec: LegIntent, leg: str) -> tuple[LegIntent, Decimal | None]:
+    """The leg with its price as a ``Decimal``; side, size and price checked before its intent
+    is written (the seed API takes them from the caller, so the order pipeline's own checks
+    would come after the journal already holds a leg nobody can place)."""
+    if isinstance(spec.side, bool) or spec.side not in (0, 1):
+        raise InvalidSideError(f"leg {leg!r}: side must be 0 (buy) or 1 (sell), got {spec.side!r}")
+    if isinstance(spec.size, bool) or not isinstance(spec.size, int) or spec.size <= 0:
+        raise InvalidSizeError(f"leg {leg!r}: size must be a positive int, got {spec.size!r}")
+    raw: object = spec.price
+    if raw is None:
+        return spec, None
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, Decimal | int | float | str):
+            raise InvalidOperation
+        price = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(raw)
+    except InvalidOperation:
+        raise InvalidPriceError(f"leg {leg!r}: price is not a number: {raw!r}") from None
+    if not price.is_finite() or price <= 0:
+        raise InvalidPriceError(f"leg {leg!r}: price must be finite and positive, got {raw!r}")
+    if price >= _MAX_PRICE:
+        raise InvalidPriceError(f"leg {leg!r}: price {price} is too large (limit {_MAX_PRICE})")
+    return dataclasses.replace(spec, price=price), price
 
 
 def _intent_request(spec: LegIntent) -> dict[str, Any]:
@@ -325,8 +427,12 @@ class OperationRecoveryManager:
         rng: random.Random | None = None,
         tag_prefix: str = "og",
         defer_writes: bool = True,
+        default_account: Callable[[], int | None] | None = None,
     ) -> None:
         self.journal = journal
+        # The OrderManager's account once it is started (None before): operations and legs
+        # started without an account take it, as the seed's calls never name one.
+        self._default_account = default_account or (lambda: None)
         self.clock = clock
         self.actions = actions
         self.max_history = max_history
@@ -336,6 +442,8 @@ class OperationRecoveryManager:
         self.active_operations: dict[str, RecoveryOperation] = {}
         self.operation_history: deque[RecoveryOperation] = deque(maxlen=max_history)
         self.recovery_stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
+        self.recovery_by_kind: dict[str, dict[str, int]] = {}
+        """Per kind of recovery (see :meth:`note_recovery`): attempts and successes."""
         # (account, customTag) -> (operation id, leg) for the legs of active operations, so the
         # send path can attach its outcome to the right leg.
         self._tag_index: dict[tuple[int, str], tuple[str, str]] = {}
@@ -350,6 +458,12 @@ class OperationRecoveryManager:
         # Operations a caller (start-up recovery, the reconciler) is working on: not rolled
         # back by the reconciler meanwhile; the caller's own rollback of them still runs.
         self._claimed: set[str] = set()
+        self.protection: ProtectionRollback | None = None
+        """The protection executor every rollback goes through (the OrderManager sets it)."""
+        # Intents of risk-reducing legs sent while the journal could not be written (F20),
+        # and operations whose latest state is only in memory: written when it works again.
+        self._backlog: list[IntentRecord] = []
+        self._dirty: dict[str, RecoveryOperation] = {}
 
     # -- loading -----------------------------------------------------------------------------
     async def load(self) -> list[RecoveryOperation]:
@@ -362,6 +476,13 @@ class OperationRecoveryManager:
             saved = json.loads(raw)
             for key in _PERSISTED_KEYS:
                 self.recovery_stats[key] = int(saved.get(key, 0))
+            self.recovery_by_kind = {
+                str(kind): {
+                    "attempts": int(v.get("attempts", 0)),
+                    "succeeded": int(v.get("succeeded", 0)),
+                }
+                for kind, v in dict(saved.get(_BY_KIND, {})).items()
+            }
         self.active_operations.clear()
         self.operation_history.clear()
         self._tag_index.clear()
@@ -389,10 +510,21 @@ class OperationRecoveryManager:
         s["unknown_outcomes_resolved"] = outcomes.get(OutcomeKind.RESOLVED.value, 0)
 
     async def _persist_counters(self) -> None:
-        """Save the counters the journal cannot recount (rare: recoveries and flattens)."""
-        payload = json.dumps({k: self.recovery_stats[k] for k in _PERSISTED_KEYS})
+        """Save the counters the journal cannot recount (recoveries and flattens).
+
+        A deferred write: it commits with the next durable record, so counting a recovery never
+        makes the protective or flattening work that follows wait for a disk flush. A crash can
+        lose the last few counts, never a record that matters for safety.
+        """
+        payload = json.dumps(
+            {
+                **{k: self.recovery_stats[k] for k in _PERSISTED_KEYS},
+                _BY_KIND: self.recovery_by_kind,
+            },
+            sort_keys=True,
+        )
         try:
-            await self.journal.set_watermark(_STATS_WATERMARK, payload)
+            await self.journal.set_watermark(_STATS_WATERMARK, payload, durable=False)
         except OrderGuardError as exc:
             log.warning("could not persist recovery counters: %s", exc)
 
@@ -400,15 +532,61 @@ class OperationRecoveryManager:
         self.recovery_stats[key] += 1
         await self._persist_counters()
 
+    async def note_recovery(
+        self, kind: str, succeeded: bool, *, retry_of: str | None = None
+    ) -> None:
+        """Count one recovery attempt of ``kind`` and whether it reached its safe state.
+
+        The one counter behind ``recovery_attempts``, ``successful_recoveries`` (hence
+        ``recovery_success_rate``) and the per-kind breakdown ``recovery_by_kind`` of
+        :meth:`get_recovery_statistics`, persisted across restarts. The engines call it where
+        they recover: ``rollback`` (this manager), ``bracket_forward`` (a protective leg sent
+        again after a failure), ``bracket_flatten``, ``oco_sibling_cancel``,
+        ``oco_overfill_flatten``, ``startup`` (one per operation start-up recovery handled),
+        ``reconciler_rollback`` and ``reconciler_resume``.
+
+        ``retry_of`` names the operation a re-run was for: its ``retry_count`` grows (which
+        spaces its next re-run, see :meth:`RecoveryOperation.rerun_spacing`), and once that
+        reaches its own ``max_retries`` the operation records, once, that it is past its budget —
+        the retries go on, at the schedule's last pause, for exposure is never abandoned (I7).
+        """
+        self.recovery_stats["recovery_attempts"] += 1
+        counts = self.recovery_by_kind.setdefault(kind, {"attempts": 0, "succeeded": 0})
+        counts["attempts"] += 1
+        if succeeded:
+            self.recovery_stats["successful_recoveries"] += 1
+            counts["succeeded"] += 1
+        await self._persist_counters()
+        op = None if retry_of is None else self.active_operations.get(retry_of)
+        if op is None:
+            return
+        op.retry_count += 1
+        if op.retry_count == (op.max_retries or -1) and not succeeded:
+            op.last_error = (
+                f"recovery retried {op.retry_count} times (max_retries) without reaching a safe "
+                "state; still retrying: owned exposure is never abandoned"
+            )
+            op.errors.append(op.last_error)
+            log.error("operation %s: %s", op.operation_id, op.last_error)
+        try:
+            await self._save(op)
+        except OrderGuardError as exc:
+            log.warning("could not record the retry count of %s: %s", op.operation_id, exc)
+
     # -- the seed's API ----------------------------------------------------------------------
     def _new_id(self) -> str:
         return f"{self._rng.getrandbits(48):012x}"
 
+    @property
+    def default_account_id(self) -> int | None:
+        """The OrderManager's account once it is started (None for a bare recovery manager)."""
+        return self._default_account()
+
     async def start_operation(
         self,
         operation_type: OperationType | str,
-        max_retries: int = 3,
-        retry_delay: float = 1.0,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
         *,
         account_id: int | None = None,
         contract_id: str | None = None,
@@ -416,13 +594,32 @@ class OperationRecoveryManager:
     ) -> RecoveryOperation:
         """Start and journal a new operation in state ``pending``.
 
-        Raises :class:`~orderguard.errors.JournalError` if the journal refuses it; nothing is
+        ``account_id`` defaults to the OrderManager's account (the seed's calls never name one).
+        ``max_retries`` and ``retry_delay`` are this operation's retry schedule, journaled with
+        it: how many times each step of its rollback (a cancel until confirmed, a flatten) is
+        tried in one run, and how long to pause between tries and between the reconciler's
+        re-runs (see ``ProtectionExecutor`` and :meth:`RecoveryOperation.rerun_spacing`). The
+        defaults (None) keep the engine's own pacing: up to three cancels per live leg and one
+        flatten per run, back to back, and re-runs at the reconciler's ``reconcile_threshold``.
+
+        Raises :class:`~orderguard.errors.ValidationError` for a bad account or schedule and
+        :class:`~orderguard.errors.JournalError` if the journal refuses the record; nothing is
         tracked then.
         """
         try:
             op_type = OperationType(str(getattr(operation_type, "value", operation_type)).lower())
         except ValueError as exc:
             raise OperationError(f"unknown operation type {operation_type!r}") from exc
+        if max_retries is not None and (
+            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 1
+        ):
+            raise ValidationError(f"max_retries must be an int >= 1, got {max_retries!r}")
+        if retry_delay is not None:
+            retry_delay = _seconds(retry_delay, "retry_delay")
+        if account_id is None:
+            account_id = self.default_account_id
+        elif isinstance(account_id, bool) or not isinstance(account_id, int) or account_id <= 0:
+            raise UnknownAccountError(f"account id must be a positive int, got {account_id!r}")
         now = self.clock.now()
         op = RecoveryOperation(
             operation_id=self._new_id(),
@@ -477,7 +674,7 @@ class OperationRecoveryManager:
         side: int,
         size: int,
         order_type: str,
-        price: Decimal | None = None,
+        price: Decimal | float | int | str | None = None,
         *,
         leg: str | None = None,
         account_id: int | None = None,
@@ -499,6 +696,11 @@ class OperationRecoveryManager:
 
         For legs known up front (a bracket's entry, stop and target): their tags are durable
         together before this returns. Returns the references in the order of ``legs``.
+
+        A leg without ``account_id`` takes the operation's, else the OrderManager's; with none
+        of them, or with a bad side, size or price, a
+        :class:`~orderguard.errors.ValidationError` is raised before anything is written (a
+        leg journaled on a made-up account 0 broke every later read of the broker).
         """
         if operation.state.is_terminal:
             raise OperationError(f"operation {operation.id} is {operation.state.value}")
@@ -511,7 +713,8 @@ class OperationRecoveryManager:
             if (existing is not None and existing.generation == spec.generation) or leg in taken:
                 raise OperationError(f"leg {leg!r} already exists in operation {operation.id}")
             taken.add(leg)
-            acct = spec.account_id if spec.account_id is not None else (operation.account_id or 0)
+            acct = self._leg_account(operation, spec, leg)
+            spec, price = _checked_leg(spec, leg)  # noqa: PLW2901  (the checked form from here)
             ref = OrderReference(
                 leg=leg,
                 custom_tag=self.tag_for(operation, leg, spec.generation),
@@ -519,7 +722,7 @@ class OperationRecoveryManager:
                 side=int(spec.side),
                 size=spec.size,
                 order_type=spec.order_type,
-                price=spec.price,
+                price=price,
                 account_id=acct,
                 generation=spec.generation,
                 intent_id=f"{operation.operation_id}:{leg}:{spec.generation}",
@@ -542,6 +745,9 @@ class OperationRecoveryManager:
             )
         if not records:
             return refs
+        if operation.account_id is None:
+            # Started before the manager knew its account: the legs' account is the operation's.
+            operation.account_id = refs[0].account_id
         if len(records) == 1:
             # The one-leg path every placement takes keeps the journal's single-intent write
             # (crash-point tests and wrappers count record_intent steps).
@@ -559,6 +765,110 @@ class OperationRecoveryManager:
         else:
             await self._save(operation)
         return refs
+
+    def remember_unjournaled(
+        self,
+        operation: RecoveryOperation,
+        contract_id: str,
+        side: int,
+        size: int,
+        order_type: str,
+        price: Decimal | None = None,
+        *,
+        leg: str,
+        account_id: int | None = None,
+        generation: int = 0,
+        error: BaseException | None = None,
+    ) -> OrderReference:
+        """A risk-reducing leg whose intent the journal refused (F20): kept in memory with its
+        deterministic tag, sent anyway, and journaled by :meth:`flush_backlog` once the journal
+        works again. Never for a leg that adds exposure (those are refused instead)."""
+        spec = LegIntent(
+            contract_id, side, size, order_type, price,
+            leg=leg, account_id=account_id, generation=generation,
+        )  # fmt: skip
+        acct = self._leg_account(operation, spec, leg)
+        ref = OrderReference(
+            leg=leg,
+            custom_tag=self.tag_for(operation, leg, generation),
+            contract_id=contract_id,
+            side=int(side),
+            size=size,
+            order_type=order_type,
+            price=price,
+            account_id=acct,
+            generation=generation,
+            intent_id=f"{operation.operation_id}:{leg}:{generation}",
+        )
+        self._backlog.append(
+            IntentRecord(
+                intent_id=ref.intent_id,
+                operation_id=operation.operation_id,
+                leg=leg,
+                generation=generation,
+                custom_tag=ref.custom_tag,
+                account_id=acct,
+                contract_id=contract_id,
+                kind=IntentKind.PLACE,
+                request=_intent_request(spec),
+                created_at=self.clock.now(),
+                correlation_id=operation.operation_id,
+            )
+        )
+        operation.orders[leg] = ref
+        self._tag_index[(acct, ref.custom_tag)] = (operation.operation_id, leg)
+        self._leg_intents.add(ref.intent_id)
+        self._dirty[operation.operation_id] = operation
+        self.recovery_stats["unjournaled_intents"] = (
+            self.recovery_stats.get("unjournaled_intents", 0) + 1
+        )
+        log.error(
+            "journal unavailable (%s): %s of operation %s kept in memory, sent anyway",
+            error, leg, operation.operation_id,
+        )  # fmt: skip
+        return ref
+
+    @property
+    def backlog(self) -> int:
+        """Records waiting for the journal (intents and operation states kept in memory)."""
+        return len(self._backlog) + len(self._dirty)
+
+    async def flush_backlog(self) -> int:
+        """Write what was kept in memory while the journal failed; returns how many records.
+
+        Raises JournalError (and keeps the rest) if the journal still refuses."""
+        written = 0
+        while self._backlog:
+            await self.journal.record_intent(self._backlog[0])
+            self._backlog.pop(0)
+            written += 1
+        for op_id, op in list(self._dirty.items()):
+            await self._save(op)
+            self._dirty.pop(op_id, None)
+            written += 1
+        return written
+
+    async def save_quietly(self, operation: RecoveryOperation) -> None:
+        """Persist ``operation``; while the journal refuses, keep it for :meth:`flush_backlog`
+        (for records of risk-reducing work that must not stop it)."""
+        try:
+            await self._save(operation)
+        except JournalError as exc:
+            self._dirty[operation.operation_id] = operation
+            log.warning("operation %s kept in memory: %s", operation.operation_id, exc)
+
+    def _leg_account(self, operation: RecoveryOperation, spec: LegIntent, leg: str) -> int:
+        """The leg's account: its own, else the operation's, else the OrderManager's."""
+        for account in (spec.account_id, operation.account_id, self.default_account_id):
+            if account is None:
+                continue
+            if isinstance(account, bool) or not isinstance(account, int) or account <= 0:
+                raise UnknownAccountError(f"leg {leg!r}: account id {account!r} is not valid")
+            return account
+        raise UnknownAccountError(
+            f"leg {leg!r} of operation {operation.id} has no account: pass account_id, or "
+            "start the OrderManager first (its account is the default)"
+        )
 
     async def record_intent(
         self,
@@ -651,6 +961,11 @@ class OperationRecoveryManager:
             order_id = getattr(response, "orderId", None)
         if order_id is not None:
             order_ref.order_id = int(order_id)
+        tag = getattr(response, "custom_tag", None)
+        if isinstance(tag, str) and tag and tag != order_ref.custom_tag:
+            # Sent under its own tag (place_limit_order & co.): after a restart the order is
+            # found by that tag, not taken for "another intent's order" and dropped.
+            order_ref.order_tag = tag
         order_ref.placed_successfully = True
         if order_ref.status not in _FINAL_REF:
             order_ref.status = RefStatus.CONFIRMED
@@ -796,6 +1111,12 @@ class OperationRecoveryManager:
         Unknown legs are resolved by tag first. If any leg is definitively missing, the operation
         is rolled back (cancel what is live, confirm, flatten owned fills); returns True only when
         the operation completed as intended. A finished operation is left as it is.
+
+        Its OCO pairs (:meth:`add_oco_pair`) are handed to the OCO engine *before* the operation
+        is recorded completed, so no crash can leave a completed operation whose pair nobody
+        enforces: from then on a fill of one leg cancels the other with confirmation, also
+        across a restart (the link is its own journaled ``oco_pair`` operation, named in
+        ``extra["oco_links"]``).
         """
         if operation.state.is_terminal:
             return operation.state is OperationState.COMPLETED
@@ -804,6 +1125,7 @@ class OperationRecoveryManager:
         if refs and all(r.placed_successfully for r in refs):
             if operation.state is OperationState.ROLLING_BACK:
                 return False  # a rollback in progress is finished by the rollback, not here
+            await self._link_pairs(operation)
             await self._set_state(operation, OperationState.COMPLETED, "all legs acknowledged")
             return True
         if not any(r.placed_successfully for r in refs) and not any(
@@ -824,23 +1146,40 @@ class OperationRecoveryManager:
             await self._set_state(
                 operation, OperationState.PARTIALLY_COMPLETED, operation.last_error or "leg failed"
             )
-        await self._bump("recovery_attempts")
         safe = await self._rollback(operation, "a leg failed: " + (operation.last_error or ""))
-        if safe:
-            await self._bump("successful_recoveries")
+        await self.note_recovery("rollback", safe)
         return False
 
+    async def _link_pairs(self, operation: RecoveryOperation) -> None:
+        """Hand every OCO pair of ``operation`` whose legs are both at the broker to the OCO
+        engine (see :meth:`complete_operation`); the links are recorded on the operation."""
+        links: list[str] = list(operation.extra.get("oco_links", []))
+        for a, b in operation.oco_pairs:
+            first, second = operation.orders.get(a), operation.orders.get(b)
+            if first is None or second is None or first.order_id is None or second.order_id is None:
+                operation.errors.append(f"OCO pair {a}/{b} not linked: an order id is unknown")
+                continue
+            if self.actions is None:
+                operation.errors.append(f"OCO pair {a}/{b} not linked: no order manager")
+                continue
+            links.append(await self.actions.hand_off_oco_pair(operation, first, second))
+        if links:
+            operation.extra["oco_links"] = links
+
     async def force_rollback_operation(self, operation_id: str) -> bool:
-        """Roll an operation back: cancel its live orders and flatten the fills it owns."""
+        """Roll an operation back: cancel its live orders and flatten the fills it owns.
+
+        False, as the seed returns, for an id no journal record knows (nothing to roll back)."""
         op = self.active_operations.get(operation_id)
         if op is None:
-            op = await self.find_operation(operation_id)
+            try:
+                op = await self.find_operation(operation_id)
+            except OperationError:
+                return False
         if op.state in (OperationState.ROLLED_BACK, OperationState.FAILED):
             return op.state is OperationState.ROLLED_BACK
-        await self._bump("recovery_attempts")
         safe = await self._rollback(op, "forced by the caller")
-        if safe:
-            await self._bump("successful_recoveries")
+        await self.note_recovery("rollback", safe)
         return safe
 
     def get_operation_status(self, operation_id: str) -> dict[str, Any] | None:
@@ -864,6 +1203,9 @@ class OperationRecoveryManager:
             "last_error": op.last_error,
             "retry_count": op.retry_count,
             "max_retries": op.max_retries,
+            "retry_delay": op.retry_delay,
+            "account_id": op.account_id,
+            "contract_id": op.contract_id,
             "required_orders": op.required_orders,
             "successful_orders": op.successful_orders,
             "net_filled": op.net_filled,
@@ -925,6 +1267,7 @@ class OperationRecoveryManager:
                 if s["recovery_attempts"]
                 else 0.0
             ),
+            "recovery_by_kind": {k: dict(v) for k, v in sorted(self.recovery_by_kind.items())},
             "active_operations": len(self.active_operations),
             "history_size": len(self.operation_history),
             **{k: v for source in self._stat_sources for k, v in source().items()},
@@ -947,6 +1290,20 @@ class OperationRecoveryManager:
 
         Each step is journaled with ``reason``; OperationError if no path exists.
         """
+        if (
+            target is OperationState.FAILED
+            and self.protection is not None
+            and operation.operation_type in _HOLDERS
+            and operation.net_filled != 0
+        ):
+            # I7: no operation ends while exposure it owns may be left unprotected. It is
+            # rolled back by the protection executor instead, and says why.
+            log.warning(
+                "operation %s would end failed holding %+d (%s): handed to the executor",
+                operation.operation_id, operation.net_filled, reason,
+            )  # fmt: skip
+            await self.protection.roll_back(operation, f"{reason}; exposure left to flatten")
+            return
         path = _path(operation.state, target)
         if path is None:
             check_transition(operation.state, target)  # raises with the standard message
@@ -1050,9 +1407,9 @@ class OperationRecoveryManager:
             if ref.order_id is None or ref.status in _FINAL_REF:
                 continue
             try:
-                order = await self.actions.find_order_by_tag(ref.account_id, ref.custom_tag)
+                order = await self.actions.find_order_by_tag(ref.account_id, ref.lookup_tag)
             except OrderGuardError as exc:
-                log.warning("refresh of %s failed: %s", ref.custom_tag, exc)
+                log.warning("refresh of %s failed: %s", ref.lookup_tag, exc)
                 continue
             if order is not None:
                 self._apply_order(ref, order)
@@ -1061,7 +1418,8 @@ class OperationRecoveryManager:
     def rolling_back(self, operation_id: str) -> bool:
         """True while a rollback of the operation runs in this process, or a caller claimed it
         (:meth:`claimed`), so a reconciler never starts a second one beside it."""
-        return operation_id in self._rolling or operation_id in self._claimed
+        driven = self.protection is not None and self.protection.driving(operation_id)
+        return driven or operation_id in self._rolling or operation_id in self._claimed
 
     @contextlib.contextmanager
     def claimed(self, operation_ids: Iterable[str]) -> Iterator[None]:
@@ -1075,129 +1433,21 @@ class OperationRecoveryManager:
             self._claimed.difference_update(ids)
 
     async def _rollback(self, op: RecoveryOperation, reason: str) -> bool:
-        """Cancel live legs (confirming each final state), then flatten owned fills exactly once.
-
-        A rollback that cannot confirm a safe state (a cancel or the flatten unconfirmed, the
-        position unreadable) leaves the operation ``rolling_back`` with ``last_error`` saying
-        what is live: unfinished, so the reconciler retries it (FAILED would be terminal and
-        never looked at again, leaving the position as it is).
-        """
-        if op.operation_id in self._rolling:
-            return False  # one rollback per operation at a time; the running one reports
-        self._rolling.add(op.operation_id)
-        try:
-            return await self._rollback_once(op, reason)
-        finally:
-            self._rolling.discard(op.operation_id)
-
-    async def _rollback_once(self, op: RecoveryOperation, reason: str) -> bool:
-        if op.state is OperationState.PENDING:
+        """Hand the rollback to the protection executor (recovery/protection.py): one place,
+        one capped retry policy (paced by the operation's own ``retry_delay`` when it has one),
+        never given up while exposure is held. True when it ended rolled back within a bounded
+        wait; otherwise it goes on as a standing obligation (the operation stays
+        ``rolling_back``) and False says the safe state is not confirmed yet."""
+        if op.state is OperationState.PENDING and not op.orders:
             # Nothing was ever sent: there is nothing to undo.
             await self._set_state(op, OperationState.ROLLED_BACK, reason)
             return True
-        await self._set_state(op, OperationState.ROLLING_BACK, reason)
-        if self.actions is None:
-            await self._set_state(op, OperationState.FAILED, "no broker actions to roll back with")
-            return False
-        await self._resolve_unknowns(op)
-        live = [
-            r for r in op.orders.values() if r.order_id is not None and r.status not in _FINAL_REF
-        ]
-        for ref in live:
-            assert ref.order_id is not None
-            ref.cancel_attempted = True
-            # A cancel can be refused once (a rejection, a lost answer) and go through the next
-            # time; re-sending a cancel is safe. Bounded: what stays live is retried later.
-            for _ in range(_ROLLBACK_CANCEL_ATTEMPTS):
-                try:
-                    final = await self.actions.cancel_and_confirm(ref.account_id, ref.order_id)
-                except OrderGuardError as exc:
-                    ref.error_message = f"cancel failed: {exc}"
-                    continue
-                if final is not None:
-                    self._apply_order(ref, final)
-                    ref.cancel_successful = ref.status == RefStatus.CANCELLED
-                if ref.status in _FINAL_REF:
-                    break
-        await self._save(op)
-        residual = op.net_filled  # includes earlier flatten legs, so nothing is flattened twice
-        exits_live = [
-            r.leg
-            for r in op.orders.values()
-            if r.status not in _FINAL_REF
-            and r.order_id is not None
-            and residual != 0
-            and OrderSide(r.side).sign == (-1 if residual > 0 else 1)
-        ]
-        if exits_live:
-            # An exit whose cancel is not confirmed still protects the position. Flattening
-            # under it would leave it working on a flat contract (I2), and its fill would then
-            # open a new position the other way. Keep the protection; the reconciler retries.
-            op.last_error = f"rollback incomplete: exits still live {exits_live}; not flattened"
-            op.errors.append(op.last_error)
-            await self._save(op)
-            return False
-        if residual != 0:
-            await self._flatten(op, residual)
-        still_live = [
-            r.leg
-            for r in op.orders.values()
-            if r.status in (RefStatus.CONFIRMED, RefStatus.UNKNOWN)
-        ]
-        owned_left = abs(op.net_filled)
-        if still_live or owned_left > 0:
-            detail = f"live legs {still_live}" if still_live else ""
-            if owned_left > 0:
-                detail += f" unflattened {owned_left}"
-            op.last_error = f"rollback incomplete: {detail.strip()}"
-            op.errors.append(op.last_error)
-            await self._save(op)  # still rolling_back: the reconciler tries again
-            return False
-        await self._set_state(op, OperationState.ROLLED_BACK, reason)
-        return True
-
-    async def _flatten(self, op: RecoveryOperation, residual: int) -> None:
-        """Journal a flatten leg for what the operation owns *and the account still holds*, and
-        send it. Never more than the broker's position: flattening a quantity that someone
-        already closed would open a new position the other way."""
-        assert self.actions is not None
-        first = next(iter(op.orders.values()))
-        contract = op.contract_id or first.contract_id
-        account = op.account_id if op.account_id is not None else first.account_id
-        try:
-            held = await self.actions.owned_position(account, contract)
-        except OrderGuardError as exc:
-            log.warning("position read before flattening %s failed: %s", op.id, exc)
-            return  # absence of evidence: flatten nothing blind; the record stays unflattened
-        if held == 0 or (held > 0) != (residual > 0):
-            # Already flat (or flipped by someone else): what we owned is gone at the broker.
-            op.closed_externally -= residual
-            op.errors.append(f"position already closed at the broker ({residual} not flattened)")
-            await self._save(op)
-            return
-        qty = min(abs(residual), abs(held))
-        if qty < abs(residual):
-            op.closed_externally -= (abs(residual) - qty) * (1 if residual > 0 else -1)
-        signed = qty if residual > 0 else -qty
-        n = sum(1 for leg in op.orders if leg.startswith("flatten"))
-        side = OrderSide.SELL if signed > 0 else OrderSide.BUY
-        ref = await self.add_order_to_operation(
-            op, contract, side, qty, "market", leg=f"flatten{n}", account_id=account
-        )
-        await self._bump("flattens")
-        try:
-            order = await self.actions.flatten_quantity(account, contract, -signed, ref.custom_tag)
-        except OrderGuardError as exc:
-            await self.record_order_failure(op, ref, exc)
-            return
-        if order is None:
-            await self.record_order_failure(op, ref, "flatten order not confirmed")
-            return
-        ref.order_id = order.id
-        ref.placed_successfully = True
-        self._apply_order(ref, order)
-        await self._outcome(ref, OutcomeKind.CONFIRMED, order.id, None, "")
-        await self._save(op)
+        if self.protection is None:
+            raise OperationError(
+                "rolling back needs the protection executor an OrderManager provides"
+            )
+        wait = max(10.0, (op.retry_delay or 1.0) * 10)
+        return await self.protection.roll_back(op, reason, wait=wait)
 
 
 def _path(source: OperationState, target: OperationState) -> list[OperationState] | None:

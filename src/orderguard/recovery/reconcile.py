@@ -144,10 +144,10 @@ def search_windows(
 def _locate(
     ref: OrderReference, by_tag: Mapping[tuple[int, str], Order], by_id: Mapping[int, Order]
 ) -> Order | None:
-    found: Order | None = by_tag.get((ref.account_id, ref.custom_tag))
+    found: Order | None = by_tag.get((ref.account_id, ref.lookup_tag))
     if found is None and ref.order_id is not None:
         found = by_id.get(ref.order_id)
-        if found is not None and found.custom_tag not in (None, ref.custom_tag):
+        if found is not None and found.custom_tag not in (None, ref.custom_tag, ref.order_tag):
             return None  # that id carries another intent's tag: it is not this leg's order
     return found
 
@@ -157,7 +157,11 @@ def _misrecorded(ref: OrderReference, by_id: Mapping[int, Order]) -> bool:
     if ref.order_id is None:
         return False
     recorded = by_id.get(ref.order_id)
-    return recorded is not None and recorded.custom_tag not in (None, ref.custom_tag)
+    return recorded is not None and recorded.custom_tag not in (
+        None,
+        ref.custom_tag,
+        ref.order_tag,
+    )
 
 
 def is_entry_leg(ref: OrderReference) -> bool:
@@ -235,6 +239,17 @@ def plan_recovery(
             key = (child.account_id, child.contract_id)
             signed = child.fill_volume if child.side == 0 else -child.fill_volume
             owned[key] += signed
+        if op.closed_externally:
+            # What position-close operations (or the protection executor) found closed on the
+            # operation's behalf: no longer its own, so never flattened again.
+            first_ref = next(iter(op.orders.values()), None)
+            account = (
+                op.account_id
+                if op.account_id is not None
+                else (first_ref.account_id if first_ref is not None else 0)
+            )
+            contract = op.contract_id or (first_ref.contract_id if first_ref is not None else "")
+            owned[(account, contract)] += op.closed_externally
         flattenable = 0
         for key, qty in owned.items():
             flattenable += _allocate(remaining, key, qty)
@@ -330,15 +345,16 @@ def plan_pass(
 
     A suspect is anything whose truth we may have missed, older than ``threshold``: an unknown
     placement outcome (``unresolved``: account and send time) or an unfinished operation not
-    updated since (its legs' fill events may be lost). Suspects are re-read at most once per
-    ``threshold`` (``last_read``), so a resting bracket entry costs one query per threshold, not
-    one per pass. ``driven`` operations belong to a running saga or rollback and are only
-    re-read, never acted on. An operation with a leg still unknown or intended is acted on only
-    after ``grace`` too (a request may still execute that long after it was sent; before, its
-    absence from the broker is no evidence). A plain working order is no suspect of its own
-    (that would spend the rate budget on every resting order); a full resync (``full_resync``:
-    after a reconnect or a silence) re-reads it, and the periodic position check catches what
-    its fill changed.
+    updated since (its legs' fill events may be lost; an operation started with its own
+    ``retry_delay`` is due on its own schedule instead, ``RecoveryOperation.rerun_spacing``).
+    Suspects are re-read at most once per ``threshold`` (``last_read``), so a resting bracket
+    entry costs one query per threshold, not one per pass. ``driven`` operations belong to a
+    running saga or rollback and are only re-read, never acted on. An operation with a leg
+    still unknown or intended is acted on only after ``grace`` too (a request may still execute
+    that long after it was sent; before, its absence from the broker is no evidence). A plain
+    working order is no suspect of its own (that would spend the rate budget on every resting
+    order); a full resync (``full_resync``: after a reconnect or a silence) re-reads it, and
+    the periodic position check catches what its fill changed.
     """
 
     def stale(at: datetime) -> bool:
@@ -365,12 +381,16 @@ def plan_pass(
             continue
         touched = op.updated_at or op.started_at
         op_accounts = set(accounts_of((op,)))
-        if not stale(touched) and not full_resync:
+        # An operation started with its own retry_delay is re-run on its own schedule (see
+        # RecoveryOperation.rerun_spacing); the others once per threshold, as always.
+        spacing = timedelta(seconds=op.rerun_spacing(threshold.total_seconds()))
+        due = now - touched >= spacing
+        if not due and not full_resync:
             continue
         accounts.update(op_accounts)
         starts.append(op.started_at)
         reasons.append(f"operation {op.state.value}")
-        if op.operation_id in driven or not stale(touched):
+        if op.operation_id in driven or not due:
             continue
         if any(r.status in _UNSETTLED for r in op.orders.values()) and now - touched < grace:
             continue

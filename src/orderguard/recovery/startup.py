@@ -65,11 +65,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from orderguard.broker.base import Broker, Unknown, UnknownOrigin
+from orderguard.broker.base import Broker
 from orderguard.clock import Clock
-from orderguard.errors import OrderGuardError
+from orderguard.errors import OperationError, OrderGuardError
 from orderguard.journal.base import IntentKind
-from orderguard.models import Order, OrderSide, OrderType, Position
+from orderguard.models import Order, OrderType, Position
 from orderguard.recovery.manager import (
     OperationRecoveryManager,
     OrderReference,
@@ -141,6 +141,9 @@ class OperationRecovery:
     """Left working on purpose: an OCO pair whose legs are all still working, or a filled
     bracket whose saga was restarted, is its engine's to drive (``OrderManager.start`` re-links
     the pairs), not recovery's to finish."""
+    in_doubt: tuple[str, ...] = ()
+    """Legs the broker had no trace of while their request may still be in flight (younger than
+    the in-flight grace): not concluded absent yet; the reconciler finishes the operation."""
 
     @property
     def finished(self) -> bool:
@@ -156,6 +159,7 @@ class OperationRecovery:
             "actions": list(self.actions),
             "error": self.error,
             "handed_off": self.handed_off,
+            "in_doubt": list(self.in_doubt),
         }
 
 
@@ -182,7 +186,10 @@ class RecoveryReport:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.unfinished
+        """Truth was read and every operation was finished, handed to its driver, or is only
+        waiting for a leg in doubt to be proved absent (the in-flight grace; the reconciler
+        finishes it)."""
+        return self.error is None and all(o.in_doubt for o in self.unfinished)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -255,6 +262,7 @@ class ResumeContext:
     snapshot: AccountSnapshot | None
     actions: list[str] = field(default_factory=list)
     handed_off: bool = False
+    in_doubt: list[str] = field(default_factory=list)
 
     @property
     def recovery(self) -> OperationRecoveryManager:
@@ -323,102 +331,22 @@ class ResumeContext:
                 live.append(f"child{child.id}")
         return tuple(live)
 
-    async def flatten_owned(self, grown: int = 0) -> int:
-        """Flatten what the operation owns, at most what the account holds (the plan's clamp).
-
-        ``grown`` is the signed quantity the operation's own legs filled after the plan's
-        snapshot (a cancel that lost to a fill): it is in the account's position as well, so it
-        raises the clamp by exactly that much.
-
-        Returns the signed quantity still to flatten (non-zero only if the flatten order could not
-        be confirmed). The flatten leg is journaled before it is sent, with its own tag, so a crash
-        here is recovered like any other leg.
-        """
-        residual = self.plan.flattenable + grown - self._flattened()
-        if residual == 0:
-            return 0
-        op = self.operation
-        account = self.plan.account_id
-        contract = self.plan.contract_id
-        if account is None or contract is None:
-            self.note("cannot flatten: the operation names no account or contract")
-            return residual
-        n = sum(1 for leg in op.orders if leg.startswith("flatten"))
-        side = OrderSide.SELL if residual > 0 else OrderSide.BUY
-        ref = await self.recovery.add_order_to_operation(
-            op, contract, side, abs(residual), "market", leg=f"flatten{n}", account_id=account
-        )
-        try:
-            order = await self.host.flatten_quantity(account, contract, -residual, ref.custom_tag)
-        except OrderGuardError as exc:
-            await self._flatten_unconfirmed(op, ref, f"flatten failed: {exc}")
-            return residual
-        if order is None:
-            await self._flatten_unconfirmed(op, ref, "flatten order not confirmed")
-            return residual
-        ref.order_id = order.id
-        ref.placed_successfully = True
-        await self.recovery.record_order_state(op, ref, order)
-        self.note(f"flatten {-residual:+d} -> order {order.id} {order.status.name}")
-        return self.plan.flattenable + grown - self._flattened()
-
-    async def _flatten_unconfirmed(
-        self, op: RecoveryOperation, ref: OrderReference, why: str
-    ) -> None:
-        # Not "rejected": the order may exist. Unknown keeps the operation open for the next pass.
-        await self.recovery.record_order_failure(
-            op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, why)
-        )
-        self.note(why)
-
-    def _filled_by(self, legs: Iterable[str]) -> int:
-        orders = self.operation.orders
-        return sum(orders[leg].signed_filled for leg in legs if leg in orders)
-
-    def _flattened(self) -> int:
-        """Signed quantity flattened since the plan was made (earlier legs are in ``owned``)."""
-        planned = {f.leg for f in self.plan.findings}
-        return -sum(
-            r.signed_filled
-            for r in self.operation.orders.values()
-            if r.leg.startswith("flatten") and r.leg not in planned
-        )
-
     async def roll_back(self, reason: str) -> None:
-        """Cancel live legs (confirmed), flatten the owned quantity, finish truthfully.
-
-        Leaves the operation ``rolling_back`` (unfinished, for the next pass) while anything is
-        still live or unknown; ``failed`` when the account held less than the operation owned.
-        """
+        """Hand the operation to the protection executor (recovery/protection.py), the one
+        place every rollback runs: entries cancelled first, exits kept until the entries are
+        final and the owned quantity (clamped by the account's position) is flattened, never
+        given up while exposure is held. The operation stays ``rolling_back`` — the standing
+        obligation — until the executor ends it ``rolled_back``."""
         op = self.operation
         if not op.orders:
             await self.transition(OperationState.FAILED, f"{reason}: nothing was sent")
             return
-        if op.state is not OperationState.ROLLING_BACK:
-            await self.transition(OperationState.ROLLING_BACK, reason)
-        exits_and_entries = [r.leg for r in op.orders.values() if not r.leg.startswith("flatten")]
-        before = self._filled_by(exits_and_entries)
-        live = await self.cancel_live_legs(exits_and_entries)
-        live = (*live, *await self.cancel_children())
-        # A cancel can lose to a fill (an entry filling while recovery cancels it): that
-        # quantity is owned too, though the snapshot the plan was made from predates it.
-        residual = await self.flatten_owned(self._filled_by(exits_and_entries) - before)
-        unknown = [r.leg for r in op.orders.values() if r.status == RefStatus.UNKNOWN]
-        if live or residual or unknown:
-            op.last_error = f"rollback incomplete: live {list(live)}, unknown {unknown}, " + (
-                f"to flatten {residual:+d}"
-            )
-            self.note(op.last_error)
-            return
-        left = op.net_filled
-        if left:
-            await self.transition(
-                OperationState.FAILED,
-                f"{reason}; owned {self.plan.owned:+d} but the account held only "
-                f"{self.plan.flattenable:+d}: {left:+d} left for an operator",
-            )
-            return
-        await self.transition(OperationState.ROLLED_BACK, reason)
+        executor = self.recovery.protection
+        if executor is None:
+            raise OperationError("no protection executor to roll the operation back with")
+        await executor.roll_back(op, reason)
+        self.handed_off = True
+        self.note(f"rolling back: {reason} (handed to the protection executor)")
 
     async def settle(self) -> None:
         """Record the truth and finish without cancelling or flattening legs of unknown purpose.
@@ -532,16 +460,10 @@ async def recover(
     report = RecoveryReport()
     if not ops:
         return report
-    last_write = max((o.updated_at or o.started_at) for o in ops)
-    wait = in_flight_grace - (clock.now() - last_write).total_seconds()
-    if wait > 0:
-        await clock.sleep(wait)
-        report.waited = wait
-        # Something may have finished them meanwhile (a live process re-running recovery).
-        ops = [o for o in ops if not o.state.is_terminal]
-        if not ops:
-            return report
-
+    # No fixed wait for requests the dead process may still have in flight: truth is read at
+    # once and protection restored at once (a protective or flattening leg in doubt is re-sent
+    # under its own tag, which the broker refuses to duplicate). Only the conclusion that a
+    # leg never reached the broker waits for ``in_flight_grace`` (see ``_fold``).
     for op in ops:
         adopted = await _adopt_orphan_intents(recovery, op)
         if adopted:
@@ -589,7 +511,9 @@ async def recover(
         return report
 
     report.operations.extend(
-        await resume_with_truth(host, ops, snapshots, resumers=resumers, adopt=False)
+        await resume_with_truth(
+            host, ops, snapshots, resumers=resumers, adopt=False, in_flight_grace=in_flight_grace
+        )
     )
     return report
 
@@ -602,6 +526,7 @@ async def resume_with_truth(
     resumers: Mapping[str, Resumer] | None = None,
     roll_back: bool = False,
     adopt: bool = True,
+    in_flight_grace: float = DEFAULT_IN_FLIGHT_GRACE,
 ) -> list[OperationRecovery]:
     """Plan and resume ``ops`` (oldest first per contract) against broker truth already read.
 
@@ -614,7 +539,9 @@ async def resume_with_truth(
             await _adopt_orphan_intents(host.recovery, op)
     forced = ("rollback", roll_back_resumer) if roll_back else None
     plans = plan_recovery(ops, snapshots)
-    return await _resume_in_lanes(host, list(ops), plans, snapshots, resumers, forced)
+    return await _resume_in_lanes(
+        host, list(ops), plans, snapshots, resumers, forced, in_flight_grace
+    )
 
 
 async def _resume_in_lanes(
@@ -624,6 +551,7 @@ async def _resume_in_lanes(
     snapshots: Mapping[int, AccountSnapshot],
     resumers: Mapping[str, Resumer] | None,
     forced: tuple[str, Resumer] | None,
+    grace: float,
 ) -> list[OperationRecovery]:
     """Resume every operation; returns their recoveries in the order of ``ops``.
 
@@ -642,7 +570,7 @@ async def _resume_in_lanes(
         for i in indexes:
             plan = plans[i]
             snapshot = snapshots.get(plan.account_id or -1)
-            done[i] = await _resume(host, ops[i], plan, snapshot, resumers, forced)
+            done[i] = await _resume(host, ops[i], plan, snapshot, resumers, forced, grace)
 
     if len(lanes) == 1:
         await lane(next(iter(lanes.values())))
@@ -711,29 +639,40 @@ async def _resume(
     snapshot: AccountSnapshot | None,
     resumers: Mapping[str, Resumer] | None,
     forced: tuple[str, Resumer] | None = None,
+    grace: float = DEFAULT_IN_FLIGHT_GRACE,
 ) -> OperationRecovery:
     before = op.state.value
     name, fn = forced if forced is not None else resumer_for(op, resumers)
     ctx = ResumeContext(host, op, plan, snapshot)
     outcome = OperationRecovery(op.operation_id, op.type, before, before, name, ctx.actions)
     try:
-        await _fold(ctx)
+        await _fold(ctx, grace)
         await fn(ctx)
     except OrderGuardError as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
         log.warning("resuming operation %s failed: %s", op.operation_id, exc)
     outcome.state_after = op.state.value
     outcome.handed_off = ctx.handed_off and not op.state.is_terminal
+    outcome.in_doubt = tuple(ctx.in_doubt)
     return outcome
 
 
-async def _fold(ctx: ResumeContext) -> None:
-    """Write what the broker said about each leg into the operation (journaled)."""
+async def _fold(ctx: ResumeContext, grace: float) -> None:
+    """Write what the broker said about each leg into the operation (journaled).
+
+    A leg in doubt that the broker has no trace of is concluded absent only once ``grace``
+    seconds have passed since the operation's last write: before that its request may still
+    execute, and it stays in doubt (its owner resolves it by its tag, or re-sends that tag)."""
     op, recovery = ctx.operation, ctx.recovery
     await _adopt_children(ctx)
+    age = (ctx.host.clock.now() - (op.updated_at or op.started_at)).total_seconds()
     for finding in ctx.plan.findings:
         ref = op.orders.get(finding.leg)
         if ref is None:
+            continue
+        if finding.action is LegAction.RESOLVE and finding.order is None and age < grace:
+            ctx.note(f"{ref.leg} in doubt: not at the broker yet; resolved by its tag later")
+            ctx.in_doubt.append(ref.leg)
             continue
         if finding.action is LegAction.RESOLVE:
             await recovery.record_resolution(op, ref, finding.order)

@@ -1,0 +1,80 @@
+"""Issue 10, items 1-2: exits follow the account's actual position, whoever changed it.
+
+On the embedded exchange with 40 ms latency each way and 20 ms per event; truth is the exchange's.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from orderguard.errors import ValidationError
+from orderguard.models import OrderType
+from orderguard.orders.bracket_types import BracketOutcome
+
+from .helpers import DEADLINE, INTERVAL, MNQ, SELL, D, make_world, market_bracket
+
+
+@pytest.mark.parametrize("native", [False, True])
+async def test_whole_contract_close_ends_a_live_bracket_with_its_exits(native: bool) -> None:
+    """Item 1: close_position(whole_contract=True) cancels the bracket's exits and ends it FLAT."""
+    w = await make_world(native=native)
+    r = await market_bracket(w, 2, native=native)
+    assert r.outcome is BracketOutcome.PROTECTED
+    await w.run(w.manager.close_position(MNQ, whole_contract=True))
+    await w.settle(DEADLINE + INTERVAL)
+    assert w.position() == 0
+    assert w.working() == [], "the stop and target outlived the position"
+    status = w.manager.get_bracket_status(r.operation_id)
+    assert status is not None and status.finished and status.outcome is BracketOutcome.FLAT
+    # Later prices through the old stop never sell the flat account short.
+    w.price("20980")
+    await w.settle(1.0)
+    assert w.position() == 0
+    await w.close()
+
+
+async def test_cancel_position_orders_is_not_undone_by_a_live_bracket() -> None:
+    """Item 1: exits cancelled on request stay cancelled; the bracket records the request."""
+    w = await make_world()
+    r = await market_bracket(w, 2)
+    result = await w.run(w.manager.cancel_position_orders(MNQ))
+    assert result.stop == 1 and result.target == 1
+    await w.settle(DEADLINE + INTERVAL)
+    assert w.working() == [], "the bracket placed its exits again"
+    status = w.manager.get_bracket_status(r.operation_id)
+    assert status is not None and status.finished
+    assert "removed on request" in (status.reason or "")
+    await w.close()
+
+
+@pytest.mark.parametrize("native", [False, True])
+async def test_partial_close_from_the_platform_shrinks_the_exits(native: bool) -> None:
+    """Item 2: 1 of 3 closed outside: exits shrink to 2, and the stop's fill leaves us flat."""
+    w = await make_world(native=native)
+    r = await market_bracket(w, 3, native=native)
+    assert r.outcome is BracketOutcome.PROTECTED
+    w.ex.partial_close(1, MNQ, 1)  # from the trading platform
+    await w.settle(INTERVAL + 1.0)
+    assert w.position() == 2
+    assert w.stop_cover() == 2 and w.target_cover() == 2
+    w.price("20989.75")  # the stop trades
+    await w.settle(DEADLINE)
+    assert w.position() == 0, "the stop sold more than the position"
+    assert w.working() == []
+    status = w.manager.get_bracket_status(r.operation_id)
+    assert status is not None and status.finished and status.outcome is BracketOutcome.FLAT
+    await w.close()
+
+
+async def test_add_stop_loss_twice_never_over_covers() -> None:
+    """Item 2: a second add_stop_loss on a covered position is refused (typed), not doubled."""
+    w = await make_world()
+    await w.run(w.manager.place_market_order(MNQ, 0, 2))
+    await w.settle(0.5)
+    await w.run(w.manager.add_stop_loss(MNQ, D("20990")))
+    with pytest.raises(ValidationError, match="already"):
+        await w.run(w.manager.add_stop_loss(MNQ, D("20980")))
+    await w.settle(INTERVAL)
+    assert w.stop_cover() == 2
+    assert sum(o.size for o in w.working(OrderType.STOP) if o.side is SELL) == 2
+    await w.close()
