@@ -7,24 +7,24 @@ the test honest if the order code changes under it).
 
 The test starts at the recorded seed and, should the order code have changed under it, tries
 the next few gate seeds. "Seeds until caught" counts gate seeds from 0 (``orderguard chaos
---seeds N --crash`` with the defaults); the search went through the gate seeds that are clean on
-main today, in order.
+--seeds N --crash`` with the defaults). The seeds were found by going through the gate seeds that
+were clean without the bug (on 5266bbc), in order, and re-checked on main 2da8808.
 
 | bug | engine | first catching gate seed (seeds until caught) | invariant seen |
 |---|---|---|---|
 | skip_tag_resolution | placement (Unknown resolution) | 3 (4) | I3 |
-| open_orders_only_lookup | placement (tag lookup) | 3 (4) | I1, I6 |
-| latch_ignored | ambiguity latch | 67 (68) | I6 |
-| oco_sibling_not_cancelled | OCO engine | 96 (97) | I4 |
-| bracket_legs_not_resized | bracket planner (resize) | 3 (4) | I6 |
-| protective_stop_wrong_size | bracket planner (place leg) | 3 (4) | I1 over-coverage, I6 |
-| filled_bracket_not_resumed | bracket resumer at start-up | 24 (25) | I1, I6 |
+| open_orders_only_lookup | placement (tag lookup) | 4 (5) | I1 |
+| latch_ignored | ambiguity latch | 69 (70) | I6 |
+| oco_sibling_not_cancelled | OCO engine | 96 (97) | I4, I2 |
+| bracket_legs_not_resized | bracket planner (resize) | 4 (5) | I1 over-coverage |
+| protective_stop_wrong_size | bracket planner (place leg) | 3 (4) | I1 over-coverage, I2 |
+| filled_bracket_not_resumed | bracket resumer at start-up | 26 (27) | I1 |
 | startup_skips_unfinished | start-up recovery | 31 (32) | I1, I6 |
-| reconciler_disabled | reconciler | 3 (4) | I1, I6 |
+| reconciler_disabled | reconciler | 3 (4) | I2, I6 |
 | cancel_not_confirmed | cancellation (final state) | 3 (4) | I2 |
-| flatten_whole_contract | flattening (F13) | 3 (4) | I2, I1 |
-| watcher_keeps_exits | position watcher | 3 (4) | I2 |
-| journal_loses_writes_at_crash | journal durability | 3 (4) | I1, I6 |
+| flatten_whole_contract | flattening (F13) | 3 (4) | I1, I2 |
+| watcher_keeps_exits | position watcher | 3 (4) | I2, I1 |
+| journal_loses_writes_at_crash | journal durability | 5 (6) | I1, I6 |
 """
 
 from __future__ import annotations
@@ -41,18 +41,18 @@ GATE = ChaosConfig(faults="all", crash=True)
 
 CAUGHT_AT: dict[PlantedBug, tuple[int, frozenset[str]]] = {
     PlantedBug.SKIP_TAG_RESOLUTION: (3, frozenset({"I3"})),
-    PlantedBug.OPEN_ORDERS_ONLY_LOOKUP: (3, frozenset({"I1", "I3", "I5", "I6"})),
-    PlantedBug.LATCH_IGNORED: (67, frozenset({"I1", "I3", "I6"})),
+    PlantedBug.OPEN_ORDERS_ONLY_LOOKUP: (4, frozenset({"I1", "I3", "I5", "I6"})),
+    PlantedBug.LATCH_IGNORED: (69, frozenset({"I1", "I3", "I6"})),
     PlantedBug.OCO_SIBLING_NOT_CANCELLED: (96, frozenset({"I2", "I4"})),
-    PlantedBug.BRACKET_LEGS_NOT_RESIZED: (3, frozenset({"I1", "I6"})),
+    PlantedBug.BRACKET_LEGS_NOT_RESIZED: (4, frozenset({"I1", "I6"})),
     PlantedBug.PROTECTIVE_STOP_WRONG_SIZE: (3, frozenset({"I1", "I2", "I6"})),
-    PlantedBug.FILLED_BRACKET_NOT_RESUMED: (24, frozenset({"I1", "I6", "I7"})),
+    PlantedBug.FILLED_BRACKET_NOT_RESUMED: (26, frozenset({"I1", "I6", "I7"})),
     PlantedBug.STARTUP_SKIPS_UNFINISHED: (31, frozenset({"I1", "I5", "I6", "I7"})),
     PlantedBug.RECONCILER_DISABLED: (3, frozenset({"I1", "I2", "I6"})),
     PlantedBug.CANCEL_NOT_CONFIRMED: (3, frozenset({"I2", "I5"})),
     PlantedBug.FLATTEN_WHOLE_CONTRACT: (3, frozenset({"I1", "I2", "I6"})),
     PlantedBug.WATCHER_KEEPS_EXITS: (3, frozenset({"I1", "I2"})),
-    PlantedBug.JOURNAL_LOSES_WRITES_AT_CRASH: (3, frozenset({"I1", "I5", "I6", "I7"})),
+    PlantedBug.JOURNAL_LOSES_WRITES_AT_CRASH: (5, frozenset({"I1", "I5", "I6", "I7"})),
 }
 
 
