@@ -14,7 +14,7 @@ import pytest
 
 from orderguard.chaos import ChaosConfig, run_seed_async
 
-CONFIG = ChaosConfig(operations=20, faults="all", crash=True)
+CONFIG = ChaosConfig(operations=20, faults="all", crash=True, profile="classic")
 
 
 def quiet_points_while_dead(log: list[str]) -> list[str]:

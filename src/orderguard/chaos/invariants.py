@@ -40,6 +40,8 @@ Key = tuple[int, str]
 _STOP_TYPES = frozenset({OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT})
 # Orders that protect now. Suspended bracket children do not: they wait for their entry's fill.
 _LIVE = frozenset({OrderStatus.OPEN, OrderStatus.PENDING, OrderStatus.PENDING_CANCELLATION})
+STOP_TYPES = _STOP_TYPES
+LIVE_STATUSES = _LIVE
 _EXIT_LEG_PREFIXES = ("stop", "target", "sl", "tp", "take", "exit", "protect")
 _FLATTEN_LEG_PREFIXES = ("flatten", "close", "overfill")
 
@@ -185,8 +187,13 @@ def check_i1(
     window: float,
     mismatch_since: Mapping[Key, float] | None = None,
     strict_ownership: bool = False,
+    outside: Mapping[Key, int] | None = None,
 ) -> list[Violation]:
     """Positions covered by reduce-side stops of exactly their size (outside the window).
+
+    ``outside`` is the signed quantity that actors other than orderguard (the trading platform
+    closing or partially closing a position) added to each key: with ``strict_ownership`` the
+    net position must equal what operations own plus that.
 
     ``mismatch_since`` says since when each coverage mismatch has lasted (see
     :class:`ExposureTracker`); a key missing from it counts as older than the window. Without
@@ -196,14 +203,20 @@ def check_i1(
     owned = owned_positions(ops, truth)
     cover = coverage(truth.positions, truth.orders)
     out: list[Violation] = []
-    for key in sorted(set(cover) | set(owned)):
+    others = {k: v for k, v in (outside or {}).items() if v}
+    for key in sorted(set(cover) | set(owned) | set(others)):
         account, contract = key
         net = cover[key].net if key in cover else 0
         mine = owned.get(key, 0)
-        if strict_ownership and net != mine:
+        theirs = others.get(key, 0)
+        if strict_ownership and net != mine + theirs:
             out.append(
                 Violation(
-                    "I1", f"net position {net:+d} but operations own {mine:+d}", account, contract
+                    "I1",
+                    f"net position {net:+d} but operations own {mine:+d}"
+                    + (f" and stand-alone orders / outside actors {theirs:+d}" if theirs else ""),
+                    account,
+                    contract,
                 )
             )
         if net == 0 or (not strict_ownership and mine == 0):
@@ -451,6 +464,7 @@ def check_all(
     mismatch_since: Mapping[Key, float] | None = None,
     strict_ownership: bool = False,
     wire: Sequence[WireRecord] = (),
+    outside: Mapping[Key, int] | None = None,
 ) -> list[Violation]:
     """I1 to I5, in that order."""
     return [
@@ -461,6 +475,7 @@ def check_all(
             window=window,
             mismatch_since=mismatch_since,
             strict_ownership=strict_ownership,
+            outside=outside,
         ),
         *check_i2(truth, ops),
         *check_i3(truth, ops, wire),
@@ -530,6 +545,8 @@ class ExposureTracker:
 
 
 __all__ = [
+    "LIVE_STATUSES",
+    "STOP_TYPES",
     "BrokerTruth",
     "Coverage",
     "Episode",

@@ -28,9 +28,11 @@ from typing import Any, TypeVar, cast
 from orderguard.broker.base import (
     AccountCapabilities,
     Broker,
+    BrokerEvent,
     EventHandler,
     Outcome,
     Subscription,
+    TradeEvent,
 )
 from orderguard.chaos.invariants import WireRecord
 from orderguard.journal.base import Journal
@@ -65,6 +67,7 @@ class ProcessScope:
         crash_at: int | None = None,
         crash_after: bool = False,
         crash_on: str | None = None,
+        crash_on_fill: int | None = None,
         on_death: Callable[[str], None] | None = None,
         wire: list[WireRecord] | None = None,
     ) -> None:
@@ -72,6 +75,8 @@ class ProcessScope:
         self.crash_at = crash_at
         self.crash_after = crash_after
         self.crash_on = crash_on  # count only steps of this kind ("place_order", "journal.x")
+        self.crash_on_fill = crash_on_fill  # die as the n-th fill event reaches the process
+        self.fills = 0
         self.alive = True
         self.steps = 0
         self.death: str | None = None
@@ -95,6 +100,17 @@ class ProcessScope:
         self._subscriptions.clear()
         if self._on_death is not None:
             self._on_death(where)
+
+    def at_fill(self, event: TradeEvent) -> bool:
+        """Count a fill event reaching the process; True when the process dies of it."""
+        if not self.alive:
+            return True
+        self.fills += 1
+        if self.crash_on_fill is not None and self.fills == self.crash_on_fill:
+            t = event.trade
+            self.kill(f"fill {self.fills} (trade {t.id} of order {t.order_id})")
+            return True
+        return False
 
     def before_step(self, what: str) -> None:
         self.guard()
@@ -257,7 +273,16 @@ class ScopedBroker:
 
     def subscribe(self, handler: EventHandler) -> Subscription:
         self.scope.guard()
-        return self.scope.track(self.inner.subscribe(handler))
+        scope = self.scope
+
+        def deliver(event: BrokerEvent) -> Any:
+            # A crash point at a fill: the process dies as the fill reaches it, before any
+            # handler of it has seen the fill (a kill cannot raise into the event source).
+            if isinstance(event, TradeEvent) and scope.at_fill(event):
+                return None
+            return handler(event)
+
+        return self.scope.track(self.inner.subscribe(deliver))
 
 
 _JOURNAL_WRITES = frozenset(

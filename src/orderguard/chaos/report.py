@@ -15,14 +15,42 @@ from orderguard.chaos.invariants import Violation
 STALL_LIMIT = 2_000
 
 
+PROFILES = ("classic", "wide")
+MIXED = "mixed"
+JOURNALS = ("memory", "sqlite", MIXED)
+LATENCIES = ("low", "high", MIXED)
+SWITCHES = ("off", "on", MIXED)
+
+
 @dataclass(frozen=True, slots=True)
 class ChaosConfig:
-    """Everything that decides a run besides the seed (so a replay command can be printed)."""
+    """Everything that decides a run besides the seed (so a replay command can be printed).
+
+    ``profile`` picks the workload: ``wide`` (the default) adds client-side brackets, OCO pairs,
+    user-protected entries (market + stop, ``add_stop_loss``/``add_take_profit``), every way to
+    close and cancel, caller timeouts and shutdowns, crashes at fills, an outside actor, fault
+    storms, journal write failures and the SQLite journal; ``classic`` is the workload before
+    (native brackets, a protected-entry saga, resting limits, a memory journal, low latency).
+    The variant switches (``journal``, ``latency``, ``outside_actor``, ``storms``) are drawn per
+    seed from the seed when ``mixed`` and forced otherwise; under ``classic`` a ``mixed`` switch
+    means the classic choice (memory, low, off, off).
+    """
 
     operations: int = 20
     faults: str = "all"  # none | mild | all
     crash: bool = False
-    protection_window: float = 60.0
+    protection_window: float | None = None
+    """Quiet points give a coverage mismatch this long to close before checking I1. None: the
+    I6 bound (``protection_deadline + recovery_interval``)."""
+    profile: str = "wide"
+    journal: str = MIXED  # memory | sqlite | mixed
+    latency: str = MIXED  # low | high | mixed
+    outside_actor: str = MIXED  # off | on | mixed
+    storms: str = MIXED  # off | on | mixed
+    protection_deadline: float = 5.0
+    """The bracket protection deadline the I6 bound is made of (BracketSettings' default)."""
+    recovery_interval: float = 2.0
+    """The reconcile interval the I6 bound is made of (OrderManagerConfig.reconcile_interval)."""
     max_crashes: int = 2
     step_timeout: float = 600.0
     wall_budget: float | None = 60.0
@@ -34,11 +62,53 @@ class ChaosConfig:
     brackets: bool | None = None
     """None: use brackets when the OrderManager has them; False: leave them out."""
 
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("profile", PROFILES),
+            ("journal", JOURNALS),
+            ("latency", LATENCIES),
+            ("outside_actor", SWITCHES),
+            ("storms", SWITCHES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    @property
+    def wide(self) -> bool:
+        return self.profile == "wide"
+
+    @property
+    def window(self) -> float:
+        """The quiet point's protection window (see ``protection_window``)."""
+        if self.protection_window is not None:
+            return self.protection_window
+        return self.protection_deadline + self.recovery_interval
+
     def replay(self, seed: int) -> str:
-        return (
+        """The command that replays ``seed`` exactly (every flag that decides the run)."""
+        text = (
             f"orderguard chaos --seeds 1 --seed-start {seed} --operations {self.operations} "
             f"--faults {self.faults}" + (" --crash" if self.crash else "")
         )
+        text += f" --profile {self.profile}"
+        for flag, value, default in (
+            ("--journal", self.journal, MIXED),
+            ("--latency", self.latency, MIXED),
+            ("--outside-actor", self.outside_actor, MIXED),
+            ("--storms", self.storms, MIXED),
+        ):
+            if value != default:
+                text += f" {flag} {value}"
+        if self.brackets is False:
+            text += " --no-brackets"
+        if self.protection_window is not None:
+            text += f" --protection-window {self.protection_window:g}"
+        if (self.protection_deadline, self.recovery_interval) != (5.0, 2.0):
+            text += (
+                f" --protection-deadline {self.protection_deadline:g}"
+                f" --recovery-interval {self.recovery_interval:g}"
+            )
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +149,9 @@ class SeedResult:
     quiet_points: int = 0
     virtual_seconds: float = 0.0
     event_log: list[str] = field(default_factory=list)
+    variants: dict[str, str] = field(default_factory=dict)
+    storm_causes: list[str] = field(default_factory=list)
+    """Episodes that outlasted the normal bound only while a storm refused everything."""
 
 
 @dataclass(slots=True)
@@ -96,6 +169,8 @@ class ChaosReport:
     unprotected_max: float = 0.0
     episodes: int = 0
     quiet_points: int = 0
+    variants: Counter[str] = field(default_factory=Counter)
+    storm_causes: list[str] = field(default_factory=list)
     elapsed: float = 0.0  # wall seconds; not part of the JSON (runs must be byte-identical)
 
     def add(self, result: SeedResult) -> None:
@@ -111,6 +186,8 @@ class ChaosReport:
         self.unprotected_max = max(self.unprotected_max, result.unprotected_max)
         self.episodes += result.episodes
         self.quiet_points += result.quiet_points
+        self.variants.update(f"{k}={v}" for k, v in result.variants.items())
+        self.storm_causes.extend(f"seed {result.seed}: {c}" for c in result.storm_causes)
 
     @property
     def failed(self) -> bool:
@@ -135,6 +212,9 @@ class ChaosReport:
             "unprotected_seconds_max": round(self.unprotected_max, 6),
             "faults_setting": self.config.faults,
             "crash": self.config.crash,
+            "profile": self.config.profile,
+            "variants": dict(sorted(self.variants.items())),
+            "storm_causes": list(self.storm_causes),
         }
 
     def to_json(self) -> str:
@@ -153,7 +233,11 @@ class ChaosReport:
             f"crashes: {self.crashes}  recoveries: {self.recoveries} "
             f"({self.recovered_operations} operations resumed)  quiet points: {self.quiet_points}",
             f"unprotected: {self.episodes} episodes, total {self.unprotected_total:.3f}s, "
-            f"max {self.unprotected_max:.3f}s",
+            f"max {self.unprotected_max:.3f}s (bound {self.config.window:g}s)",
+            f"profile: {self.config.profile}  variants: "
+            + ", ".join(f"{k}:{v}" for k, v in sorted(self.variants.items())),
+            f"episodes past the bound during storms (allowed, cause recorded): "
+            f"{len(self.storm_causes)}",
             f"violations: {len(self.violations)}",
         ]
         for v in self.violations:

@@ -12,6 +12,31 @@ operation and protected in one way (I1 checks exact stop coverage per contract):
   operations on a contract never net against each other.
 * ``ES`` — resting limit orders far from the market: modifications and bulk cancels, no exposure.
 
+The ``wide`` profile (:class:`Capabilities` ``wide=True``) adds, one job per contract again:
+
+* ``MNQ`` also: closes of brackets by ``close_position(operation_id=)``, ``modify_order`` of a
+  bracket's stop and ``cancel_order`` of a bracket's limit entry, both racing fills, and entry
+  timeouts.
+* ``MES`` — client-side brackets (``native=False``), market and limit entries, entry timeouts,
+  with the same modifications, cancels and closes.
+* ``NQ`` — *user-protected* positions, made only of public single calls: ``place_market_order``
+  then protection by ``place_stop_order``, ``add_stop_loss`` (once, or twice), ``add_stop_loss`` +
+  ``add_take_profit``, or an OCO exit pair (``place_oco_order``: stop + target); closes by
+  ``close_position(size=)`` and ``close_position(whole_contract=True)``, and
+  ``cancel_position_orders``. The user's code is careful: its steps on this contract run one at a
+  time, and each ends with a *guard* (also run when a process starts) that covers what is
+  uncovered with ``add_stop_loss`` or flattens it with ``close_position(size=)``, retrying.
+* ``ES`` also: OCO pairs of resting limits far from the market, ``cancel_order`` of resting
+  orders.
+* The **outside actor** (the trading platform on the same account, acting on the exchange
+  directly): closes and partial closes of positions, cancelling one of orderguard's working exit
+  orders, manual resting limits 1000 ticks from the market on the position contracts, and
+  cancelling them. Manual orders never *add* exposure: they are limits that a seed's random walk
+  cannot reach, so every position stays one that orderguard's operations (or the outside
+  closes) made, and ownership stays checkable.
+* **Caller timeouts**: a share of steps wrap their public call in ``wait_for`` with a short
+  timeout (the operation must go on under the manager, or end in a confirmed state).
+
 Performing a step (:class:`WorkloadActor`) uses only the OrderManager's public API. Expected
 business outcomes (rejections, unknown outcomes, invalid prices after a fast market) are results,
 not errors; anything else is recorded as an error of the run.
@@ -19,18 +44,21 @@ not errors; anything else is recorded as an error of the run.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from orderguard.broker.base import Unknown, UnknownOrigin
+from orderguard.broker.sim import SimExchange
 from orderguard.chaos.process import intent_scope
 from orderguard.clock import Clock
 from orderguard.errors import (
     ExposureRefusedError,
+    JournalError,
     OperationError,
     OrderGuardError,
     OrderRejectedError,
@@ -38,11 +66,15 @@ from orderguard.errors import (
     ValidationError,
 )
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
+from orderguard.orders.oco import OcoLeg
 from orderguard.recovery.operations import OperationType
 from orderguard.recovery.startup import DEFAULT_IN_FLIGHT_GRACE
 
 POSITION_CONTRACT = "CON.F.US.MNQ.Z26"
 RESTING_CONTRACT = "CON.F.US.EP.Z26"
+CLIENT_CONTRACT = "CON.F.US.MES.Z26"  # client-side brackets (wide)
+USER_CONTRACT = "CON.F.US.ENQ.Z26"  # user-protected single orders (wide)
+POSITION_CONTRACTS = (POSITION_CONTRACT, CLIENT_CONTRACT, USER_CONTRACT)
 TICK = Decimal("0.25")
 RESTING_DISTANCE_TICKS = 1000  # far enough that a random walk of one run never reaches it
 PROTECTED_SAGA = "chaos.protected_entry"
@@ -57,6 +89,60 @@ class StepKind(StrEnum):
     CANCEL_ALL = "cancel_all"
     BRACKET_MARKET = "bracket_market"
     BRACKET_LIMIT = "bracket_limit"
+    # -- wide --
+    CLIENT_BRACKET_MARKET = "client_bracket_market"
+    CLIENT_BRACKET_LIMIT = "client_bracket_limit"
+    CLOSE_BRACKET = "close_bracket"  # close_position(operation_id=)
+    MODIFY_BRACKET_STOP = "modify_bracket_stop"
+    CANCEL_BRACKET_ENTRY = "cancel_bracket_entry"
+    USER_ENTRY = "user_entry"  # place_market_order + a protection of the user's choice
+    USER_CLOSE_SIZE = "user_close_size"  # close_position(size=)
+    USER_CLOSE_ALL = "user_close_all"  # close_position(whole_contract=True) (+ cancel exits)
+    USER_CANCEL_TARGETS = "user_cancel_targets"  # cancel_position_orders(("target",))
+    RESTING_OCO = "resting_oco"
+    CANCEL_RESTING = "cancel_resting"
+    OUTSIDE_CLOSE = "outside_close"
+    OUTSIDE_PARTIAL = "outside_partial"
+    OUTSIDE_CANCEL_EXIT = "outside_cancel_exit"
+    OUTSIDE_MANUAL = "outside_manual"
+    OUTSIDE_CANCEL_MANUAL = "outside_cancel_manual"
+
+
+WIDE_KINDS: tuple[StepKind, ...] = (
+    StepKind.CLIENT_BRACKET_MARKET,
+    StepKind.CLIENT_BRACKET_LIMIT,
+    StepKind.CLOSE_BRACKET,
+    StepKind.MODIFY_BRACKET_STOP,
+    StepKind.CANCEL_BRACKET_ENTRY,
+    StepKind.USER_ENTRY,
+    StepKind.USER_CLOSE_SIZE,
+    StepKind.USER_CLOSE_ALL,
+    StepKind.USER_CANCEL_TARGETS,
+    StepKind.RESTING_OCO,
+    StepKind.CANCEL_RESTING,
+)
+OUTSIDE_KINDS: tuple[StepKind, ...] = (
+    StepKind.OUTSIDE_CLOSE,
+    StepKind.OUTSIDE_PARTIAL,
+    StepKind.OUTSIDE_CANCEL_EXIT,
+    StepKind.OUTSIDE_MANUAL,
+    StepKind.OUTSIDE_CANCEL_MANUAL,
+)
+# Kinds whose public call a caller may wrap in a short wait_for (wide).
+TIMEOUT_KINDS = frozenset(
+    {
+        StepKind.BRACKET_MARKET,
+        StepKind.BRACKET_LIMIT,
+        StepKind.CLIENT_BRACKET_MARKET,
+        StepKind.CLIENT_BRACKET_LIMIT,
+        StepKind.CLOSE_BRACKET,
+        StepKind.USER_CLOSE_SIZE,
+        StepKind.USER_CLOSE_ALL,
+        StepKind.RESTING_OCO,
+        StepKind.CANCEL_ALL,
+        StepKind.MODIFY_BRACKET_STOP,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +150,8 @@ class Capabilities:
     """Which optional OrderManager operations exist in this build."""
 
     brackets: bool = False
+    wide: bool = False
+    outside: bool = False
 
     @classmethod
     def of(cls, manager_type: type) -> Capabilities:
@@ -80,6 +168,20 @@ class Capabilities:
         )
         if self.brackets:
             base = (*base, StepKind.BRACKET_MARKET, StepKind.BRACKET_LIMIT)
+        if self.wide:
+            wide = WIDE_KINDS
+            if not self.brackets:
+                bracket_only = {
+                    StepKind.CLIENT_BRACKET_MARKET,
+                    StepKind.CLIENT_BRACKET_LIMIT,
+                    StepKind.CLOSE_BRACKET,
+                    StepKind.MODIFY_BRACKET_STOP,
+                    StepKind.CANCEL_BRACKET_ENTRY,
+                }
+                wide = tuple(k for k in wide if k not in bracket_only)
+            base = (*base, *wide)
+        if self.outside:
+            base = (*base, *OUTSIDE_KINDS)
         return base
 
 
@@ -93,6 +195,22 @@ _WEIGHTS: dict[StepKind, int] = {
     StepKind.CANCEL_ALL: 1,
     StepKind.BRACKET_MARKET: 4,
     StepKind.BRACKET_LIMIT: 3,
+    StepKind.CLIENT_BRACKET_MARKET: 4,
+    StepKind.CLIENT_BRACKET_LIMIT: 3,
+    StepKind.CLOSE_BRACKET: 2,
+    StepKind.MODIFY_BRACKET_STOP: 2,
+    StepKind.CANCEL_BRACKET_ENTRY: 2,
+    StepKind.USER_ENTRY: 5,
+    StepKind.USER_CLOSE_SIZE: 2,
+    StepKind.USER_CLOSE_ALL: 1,
+    StepKind.USER_CANCEL_TARGETS: 1,
+    StepKind.RESTING_OCO: 2,
+    StepKind.CANCEL_RESTING: 1,
+    StepKind.OUTSIDE_CLOSE: 1,
+    StepKind.OUTSIDE_PARTIAL: 2,
+    StepKind.OUTSIDE_CANCEL_EXIT: 2,
+    StepKind.OUTSIDE_MANUAL: 1,
+    StepKind.OUTSIDE_CANCEL_MANUAL: 1,
 }
 
 
@@ -107,32 +225,46 @@ class Step:
     ticks2: int = 0  # target distance (brackets)
     pick: int = 0  # which earlier operation or order to act on (modulo what exists)
     delay: float = 0.0  # seconds after the batch starts
+    timeout: float | None = None  # the caller's wait_for around its public call (wide)
+    variant: int = 0  # which flavour of the step (wide: protection method, entry timeout...)
 
     def describe(self) -> str:
-        return (
+        text = (
             f"#{self.index} {self.kind.value} size={self.size} ticks={self.ticks}/{self.ticks2} "
             f"pick={self.pick} delay={self.delay:.2f}"
         )
+        if self.variant:
+            text += f" variant={self.variant}"
+        if self.timeout is not None:
+            text += f" timeout={self.timeout:.2f}"
+        return text
 
 
 def build_workload(rng: random.Random, operations: int, caps: Capabilities) -> list[Step]:
     """``operations`` steps drawn from ``rng`` over the kinds ``caps`` allows."""
     kinds = caps.kinds()
     weights = [_WEIGHTS[k] for k in kinds]
+    if caps.wide:
+        # Each seed leans its own way (one seed heavy on OCO, another on outside closes).
+        weights = [w * rng.choice((1, 2, 3)) for w in weights]
     steps: list[Step] = []
     for index in range(operations):
         kind = rng.choices(kinds, weights)[0]
-        steps.append(
-            Step(
-                index=index,
-                kind=kind,
-                size=rng.randint(1, 3),
-                ticks=rng.randint(12, 40),
-                ticks2=rng.randint(12, 40),
-                pick=rng.randrange(1_000),
-                delay=round(rng.uniform(0.0, 2.0), 3),
-            )
+        step = Step(
+            index=index,
+            kind=kind,
+            size=rng.randint(1, 3),
+            ticks=rng.randint(12, 40),
+            ticks2=rng.randint(12, 40),
+            pick=rng.randrange(1_000),
+            delay=round(rng.uniform(0.0, 2.0), 3),
         )
+        if caps.wide:
+            timeout: float | None = None
+            if kind in TIMEOUT_KINDS and rng.random() < 0.15:
+                timeout = round(rng.uniform(0.05, 3.0), 3)
+            step = replace(step, timeout=timeout, variant=rng.randrange(1, 1_000))
+        steps.append(step)
     return steps
 
 
@@ -154,6 +286,9 @@ class WorkloadState:
     side: OrderSide = OrderSide.BUY
     protected: list[str] = field(default_factory=list)  # operation ids of protected entries
     resting: list[int] = field(default_factory=list)  # order ids of resting limits
+    brackets: list[tuple[str, str]] = field(default_factory=list)  # (operation id, contract)
+    outside_orders: list[int] = field(default_factory=list)  # every order the outside placed
+    manual: list[int] = field(default_factory=list)  # outside resting orders still working
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,23 +310,41 @@ _EXPECTED: tuple[type[BaseException], ...] = (
 )
 
 
+_SOFT: tuple[type[BaseException], ...] = (*_EXPECTED, OrderGuardError)
+
+
 class WorkloadActor:
     """Performs steps with one OrderManager (a new actor per simulated process)."""
 
     def __init__(
-        self, manager: Any, clock: Clock, market: Market, state: WorkloadState, account_id: int
+        self,
+        manager: Any,
+        clock: Clock,
+        market: Market,
+        state: WorkloadState,
+        account_id: int,
+        *,
+        exchange: SimExchange | None = None,
     ) -> None:
         self.manager = manager
         self.clock = clock
         self.market = market
         self.state = state
         self.account_id = account_id
+        self.exchange = exchange  # the outside actor's way in (the trading platform)
+        self._user_lock = asyncio.Lock()  # the user's code does one thing at a time on NQ
+        self._guard: asyncio.Task[None] | None = None
 
     async def perform(self, step: Step) -> StepResult:
         if step.delay:
             await self.clock.sleep(step.delay)
         action: Callable[[Step], Awaitable[str]] = getattr(self, f"_do_{step.kind.value}")
         try:
+            if step.timeout is not None:
+                try:
+                    return StepResult(step, await self.clock.wait_for(action(step), step.timeout))
+                except TimeoutError:
+                    return StepResult(step, f"caller timed out after {step.timeout:.2f}s")
             return StepResult(step, await action(step))
         except _EXPECTED as exc:
             return StepResult(step, f"{type(exc).__name__}: {exc}")
@@ -262,11 +415,29 @@ class WorkloadActor:
         if order is None:
             await rec.complete_operation(op)
             return f"op {op.operation_id}: entry not placed ({op.state.value})"
+        try:
+            return await self._protect_entry(step, op, entry, order)
+        except JournalError:
+            # A record of the saga cannot be written (disk full): it places nothing unjournaled,
+            # so it rolls back, which flattens what it owns (F15/F20). Escaping, the error left
+            # the filled entry bare with nobody driving it (chaos seed 44).
+            safe = await self.manager.force_rollback_operation(op.operation_id)
+            return f"op {op.operation_id}: journal refused, rolled back (safe={safe})"
+
+    async def _protect_entry(self, step: Step, op: Any, entry: Any, order: Order) -> str:
+        rec = self.manager.recovery
+        side = self.state.side
+        contract = POSITION_CONTRACT
         final = await self._final(order.id)
-        filled = 0 if final is None else final.fill_volume
-        if final is not None:
-            await rec.record_order_state(op, entry, final)
-        if filled == 0 or final is None or final.filled_price is None:
+        if final is None or not final.is_terminal:
+            # The entry's state could not be read (a storm): absence is not evidence. Roll the
+            # saga back, which flattens whatever it turns out to own (chaos seed 27 completed
+            # it as "unfilled" while its entry had filled: the saga's own I7 violation).
+            safe = await self.manager.force_rollback_operation(op.operation_id)
+            return f"op {op.operation_id}: entry state unknown, rolled back (safe={safe})"
+        filled = final.fill_volume
+        await rec.record_order_state(op, entry, final)
+        if filled == 0 or final.filled_price is None:
             ok = await rec.complete_operation(op)
             return f"op {op.operation_id}: entry unfilled (completed={ok})"
         stop_price = (final.filled_price - side.sign * TICK * step.ticks).quantize(TICK)
@@ -374,12 +545,6 @@ class WorkloadActor:
         return f"bulk cancel: {len(getattr(result, 'results', ()))} orders"
 
     # -- brackets (when orders/bracket.py provides them) ------------------------------------
-    async def _do_bracket_market(self, step: Step) -> str:
-        return await self._bracket(step, "market")
-
-    async def _do_bracket_limit(self, step: Step) -> str:
-        return await self._bracket(step, "limit")
-
     async def _bracket(self, step: Step, entry_type: str) -> str:
         side = self.state.side
         entry = self._price(POSITION_CONTRACT, -side.sign * (2 if entry_type == "limit" else 0))
@@ -397,10 +562,322 @@ class WorkloadActor:
         outcome = getattr(result, "outcome", None)
         return f"bracket {entry_type}: {getattr(result, 'operation_id', '?')} {outcome}"
 
+    # -- wide: client-side brackets, bracket closes, modifications and cancels racing fills --
+    async def _wide_bracket(self, step: Step, contract: str, entry_type: str, native: bool) -> str:
+        side = self.state.side
+        entry = self._price(
+            contract, -side.sign * (1 + step.variant % 3 if entry_type == "limit" else 0)
+        )
+        stop = (entry - side.sign * TICK * step.ticks).quantize(TICK)
+        target = (entry + side.sign * TICK * step.ticks2).quantize(TICK)
+        timeout = None
+        if entry_type == "limit" and step.variant % 2:
+            timeout = float(1 + step.variant % 10)  # an entry timeout of 1-10 s
+        result = await self.manager.place_bracket_order(
+            contract_id=contract,
+            side=side,
+            size=step.size,
+            entry_price=entry,
+            stop_loss_price=stop,
+            take_profit_price=target,
+            entry_type=entry_type,
+            entry_timeout=timeout,
+            native=native,
+        )
+        op_id = getattr(result, "operation_id", "")
+        if op_id:
+            self.state.brackets.append((op_id, contract))
+        kind = "native" if native else "client"
+        return f"{kind} bracket {entry_type} timeout={timeout}: {op_id} {result.outcome}"
+
+    async def _do_bracket_market(self, step: Step) -> str:
+        if not step.variant:
+            return await self._bracket(step, "market")
+        return await self._wide_bracket(step, POSITION_CONTRACT, "market", True)
+
+    async def _do_bracket_limit(self, step: Step) -> str:
+        if not step.variant:
+            return await self._bracket(step, "limit")
+        return await self._wide_bracket(step, POSITION_CONTRACT, "limit", True)
+
+    async def _do_client_bracket_market(self, step: Step) -> str:
+        return await self._wide_bracket(step, CLIENT_CONTRACT, "market", False)
+
+    async def _do_client_bracket_limit(self, step: Step) -> str:
+        return await self._wide_bracket(step, CLIENT_CONTRACT, "limit", False)
+
+    async def _do_close_bracket(self, step: Step) -> str:
+        picked = self._pick(self.state.brackets, step)
+        if picked is None:
+            return "no bracket to close"
+        op_id, contract = picked
+        result = await self.manager.close_position(contract, operation_id=op_id)
+        return (
+            f"close {op_id}: {result.outcome} closed {result.closed_size} "
+            f"of {result.requested_size}, final {result.final_position}"
+        )
+
+    def _bracket_leg(self, step: Step, leg: str) -> tuple[str, int] | None:
+        picked = self._pick(self.state.brackets, step)
+        if picked is None:
+            return None
+        status = self.manager.get_bracket_status(picked[0])
+        order_id = None if status is None else getattr(status, f"{leg}_order_id", None)
+        return None if order_id is None else (picked[0], int(order_id))
+
+    async def _do_modify_bracket_stop(self, step: Step) -> str:
+        found = self._bracket_leg(step, "stop")
+        if found is None:
+            return "no bracket stop to modify"
+        op_id, order_id = found
+        contract = dict(self.state.brackets)[op_id]
+        new_stop = self._price(contract, -self.state.side.sign * step.ticks)
+        result = await self.manager.modify_order(order_id, stop_price=new_stop)
+        return f"{op_id} stop {order_id} -> {new_stop} success={result.success}"
+
+    async def _do_cancel_bracket_entry(self, step: Step) -> str:
+        found = self._bracket_leg(step, "entry")
+        if found is None:
+            return "no bracket entry to cancel"
+        op_id, order_id = found
+        result = await self.manager.cancel_order(order_id)
+        return f"{op_id} entry {order_id} cancel -> {bool(result)}"
+
+    # -- wide: user-protected positions from public single calls (NQ) -----------------------
+    async def _do_user_entry(self, step: Step) -> str:
+        async with self._user_lock:
+            try:
+                return await self._user_entry(step)
+            except _SOFT as exc:  # the entry's own outcome in doubt: the guard still runs
+                return f"{type(exc).__name__}: {exc}" + self.user_guard()
+
+    async def _user_entry(self, step: Step) -> str:
+        """A market entry protected at once, without waiting to read the fill back (a market
+        order has filled, or partly, by the time its placement is answered)."""
+        side, contract = self.state.side, USER_CONTRACT
+        with intent_scope(f"step{step.index}"):
+            placed = await self.manager.place_market_order(contract, side, step.size)
+        price = self.market(contract)
+        stop = (price - side.sign * TICK * step.ticks).quantize(TICK)
+        target = (price + side.sign * TICK * step.ticks2).quantize(TICK)
+        size = step.size
+        how = step.variant % 5
+        done = "?"
+        try:
+            if how == 0:
+                r = await self.manager.place_stop_order(contract, side.opposite, size, stop)
+                done = f"stop order {r.order_id}"
+            elif how == 1:
+                r = await self.manager.add_stop_loss(contract, stop, size=size)
+                done = f"add_stop_loss {r.order_id} size {r.size}"
+            elif how == 2:
+                r = await self.manager.add_stop_loss(contract, stop)
+                nearer = (stop + side.sign * TICK * 4).quantize(TICK)
+                r2 = await self.manager.add_stop_loss(contract, nearer)
+                done = f"add_stop_loss twice {r.order_id}/{r2.order_id} sizes {r.size}/{r2.size}"
+            elif how == 3:
+                r = await self.manager.add_stop_loss(contract, stop, size=size)
+                t = await self.manager.add_take_profit(contract, target, size=size)
+                done = f"add_stop_loss {r.order_id} + add_take_profit {t.order_id}"
+            else:
+                oco = await self.manager.place_oco_order(
+                    contract,
+                    OcoLeg(side.opposite, size, stop, "stop"),
+                    OcoLeg(side.opposite, size, target, "limit"),
+                )
+                done = (
+                    f"oco exits {oco.operation_id} {oco.order1_id}/{oco.order2_id} ok={oco.success}"
+                )
+        except _SOFT as exc:
+            done = f"protection failed: {type(exc).__name__}: {exc}"
+        return f"user entry {placed.order_id} size {size}: {done}" + self.user_guard()
+
+    def user_guard(self) -> str:
+        """Start the user's safety net on NQ unless it runs already (see :meth:`_guard_loop`).
+
+        It runs in the background of the process (it dies with it), so no step waits on it;
+        it is also started when a process starts (the user's strategy restarts with it).
+        """
+        if self._guard is None or self._guard.done():
+            self._guard = self.manager.spawn(self._guard_loop())
+            return "; guard started"
+        return ""
+
+    async def _guard_loop(self, budget: float = 600.0) -> None:
+        """Cover what is uncovered on NQ with ``add_stop_loss``, else flatten it; retry every
+        second (each pass under the user's lock, the waits outside it) until covered or flat."""
+        deadline = self.clock.monotonic() + budget
+        while self.clock.monotonic() < deadline:
+            async with self._user_lock:
+                if await self._guard_pass():
+                    return
+            await self.clock.sleep(1.0)
+
+    async def _guard_pass(self) -> bool:
+        """One pass of the guard; True when NQ is flat or covered."""
+        contract = USER_CONTRACT
+        try:
+            positions = await self.manager.broker.search_positions(self.account_id)
+            net = sum(p.signed_size for p in positions if p.contract_id == contract)
+            if net == 0:
+                return True
+            working = await self.manager.search_open_orders(contract)
+            stops = sum(
+                o.remaining
+                for o in working
+                if o.type in (OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT)
+                and o.side.sign != (1 if net > 0 else -1)
+            )
+            missing = abs(net) - stops
+            if missing <= 0:
+                return True
+            side = OrderSide.BUY if net > 0 else OrderSide.SELL
+            price = self._price(contract, -side.sign * 30)
+            try:
+                await self.manager.add_stop_loss(contract, price, size=missing)
+                return False  # the next pass checks what it did
+            except _SOFT:
+                pass
+            await self.manager.close_position(contract, size=missing)
+        except _SOFT:
+            pass
+        return False
+
+    async def _do_user_close_size(self, step: Step) -> str:
+        async with self._user_lock:
+            result = await self.manager.close_position(USER_CONTRACT, size=step.size)
+            return (
+                f"close size={step.size}: {result.outcome} closed {result.closed_size}, "
+                f"final {result.final_position}" + self.user_guard()
+            )
+
+    async def _do_user_close_all(self, step: Step) -> str:
+        async with self._user_lock:
+            result = await self.manager.close_position(USER_CONTRACT, whole_contract=True)
+            text = f"close whole contract: {result.outcome} closed {result.closed_size}"
+            if step.variant % 2:
+                cancelled = await self.manager.cancel_position_orders(USER_CONTRACT)
+                text += f"; cancel_position_orders {dict(cancelled)}"
+            return text + self.user_guard()
+
+    async def _do_user_cancel_targets(self, step: Step) -> str:
+        async with self._user_lock:
+            cancelled = await self.manager.cancel_position_orders(USER_CONTRACT, ("target",))
+            return f"cancel_position_orders(target): {dict(cancelled)}" + self.user_guard()
+
+    # -- wide: OCO pairs and cancels of resting orders (ES) ---------------------------------
+    async def _do_resting_oco(self, step: Step) -> str:
+        side = OrderSide.BUY if step.pick % 2 else OrderSide.SELL
+        far = RESTING_DISTANCE_TICKS
+        first = self._price(RESTING_CONTRACT, -side.sign * far)
+        second = self._price(RESTING_CONTRACT, -side.sign * (far + step.ticks))
+        # No intent scope: one OCO call rightly places two intents (two tags).
+        result = await self.manager.place_oco_order(
+            RESTING_CONTRACT,
+            OcoLeg(side, step.size, first, "limit"),
+            OcoLeg(side, step.size, second, "limit"),
+        )
+        for order_id in (result.order1_id, result.order2_id):
+            if order_id is not None:
+                self.state.resting.append(order_id)
+        return (
+            f"oco {result.operation_id}: {result.order1_id}/{result.order2_id} ok={result.success}"
+        )
+
+    async def _do_cancel_resting(self, step: Step) -> str:
+        order_id = self._pick(self.state.resting, step)
+        if order_id is None:
+            return "no resting order"
+        result = await self.manager.cancel_order(order_id)
+        if order_id in self.state.resting:
+            self.state.resting.remove(order_id)
+        return f"cancel {order_id} -> {bool(result)}"
+
+    # -- wide: the outside actor (the trading platform, straight on the exchange) ------------
+    def _outside_exchange(self) -> SimExchange:
+        if self.exchange is None:
+            raise RuntimeError("the outside actor needs the exchange")
+        return self.exchange
+
+    def _outside_position(self, step: Step) -> tuple[str, int] | None:
+        exchange = self._outside_exchange()
+        open_ = [
+            (p.contract_id, p.signed_size)
+            for p in exchange.positions(self.account_id)
+            if p.size and p.contract_id in POSITION_CONTRACTS
+        ]
+        return self._pick(sorted(open_), step)
+
+    async def _do_outside_close(self, step: Step) -> str:
+        found = self._outside_position(step)
+        if found is None:
+            return "outside: nothing to close"
+        contract, net = found
+        result = self._outside_exchange().close_position(self.account_id, contract)
+        if result.order_id is not None:
+            self.state.outside_orders.append(result.order_id)
+        return f"outside close {contract} {net:+d}: order {result.order_id} ok={result.success}"
+
+    async def _do_outside_partial(self, step: Step) -> str:
+        found = self._outside_position(step)
+        if found is None:
+            return "outside: nothing to reduce"
+        contract, net = found
+        size = 1 + step.variant % abs(net) if abs(net) > 1 else 1
+        result = self._outside_exchange().partial_close(self.account_id, contract, size)
+        if result.order_id is not None:
+            self.state.outside_orders.append(result.order_id)
+        return f"outside partial close {contract} {net:+d} by {size}: order {result.order_id}"
+
+    async def _do_outside_cancel_exit(self, step: Step) -> str:
+        exchange = self._outside_exchange()
+        exits = [
+            o
+            for o in exchange.open_orders(self.account_id)
+            if o.contract_id in POSITION_CONTRACTS
+            and o.id not in self.state.outside_orders
+            and o.type in (OrderType.STOP, OrderType.LIMIT)
+            and o.status.name == "OPEN"
+            and o.side is self.state.side.opposite
+        ]
+        order = self._pick(sorted(exits, key=lambda o: o.id), step)
+        if order is None:
+            return "outside: no exit to cancel"
+        result = exchange.cancel(self.account_id, order.id)
+        return (
+            f"outside cancel exit {order.id} {order.custom_tag} {order.type.name}: {result.success}"
+        )
+
+    async def _do_outside_manual(self, step: Step) -> str:
+        contract = POSITION_CONTRACTS[step.variant % len(POSITION_CONTRACTS)]
+        side = OrderSide.BUY if step.pick % 2 else OrderSide.SELL
+        price = self._price(contract, -side.sign * RESTING_DISTANCE_TICKS)
+        request = OrderRequest(
+            self.account_id, contract, OrderType.LIMIT, side, 1, limit_price=price
+        )
+        result = self._outside_exchange().place(request)
+        if result.order_id is not None:
+            self.state.outside_orders.append(result.order_id)
+            self.state.manual.append(result.order_id)
+        return f"outside manual {side.name} limit {contract} @ {price}: order {result.order_id}"
+
+    async def _do_outside_cancel_manual(self, step: Step) -> str:
+        order_id = self._pick(self.state.manual, step)
+        if order_id is None:
+            return "outside: no manual order"
+        self.state.manual.remove(order_id)
+        result = self._outside_exchange().cancel(self.account_id, order_id)
+        return f"outside cancel manual {order_id}: {result.success}"
+
 
 __all__ = [
+    "CLIENT_CONTRACT",
+    "OUTSIDE_KINDS",
     "POSITION_CONTRACT",
+    "POSITION_CONTRACTS",
     "RESTING_CONTRACT",
+    "USER_CONTRACT",
+    "WIDE_KINDS",
     "Capabilities",
     "Step",
     "StepKind",

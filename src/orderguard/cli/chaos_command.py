@@ -26,6 +26,29 @@ class Faults(StrEnum):
     ALL = "all"
 
 
+class Profile(StrEnum):
+    WIDE = "wide"
+    CLASSIC = "classic"
+
+
+class JournalChoice(StrEnum):
+    MIXED = "mixed"
+    MEMORY = "memory"
+    SQLITE = "sqlite"
+
+
+class LatencyChoice(StrEnum):
+    MIXED = "mixed"
+    LOW = "low"
+    HIGH = "high"
+
+
+class Switch(StrEnum):
+    MIXED = "mixed"
+    ON = "on"
+    OFF = "off"
+
+
 @app.command()
 def chaos(
     seeds: Annotated[int, typer.Option(min=1, help="How many seeds to run.")] = 100,
@@ -33,6 +56,33 @@ def chaos(
     operations: Annotated[int, typer.Option(min=1, help="Workload steps per seed.")] = 20,
     faults: Annotated[Faults, typer.Option(help="Fault plan of the broker wrapper.")] = Faults.ALL,
     crash: Annotated[bool, typer.Option(help="Kill the manager at random steps.")] = False,
+    profile: Annotated[
+        Profile,
+        typer.Option(help="wide: the whole workload (default); classic: the workload before."),
+    ] = Profile.WIDE,
+    journal: Annotated[
+        JournalChoice, typer.Option(help="Journal of each seed (mixed: drawn per seed).")
+    ] = JournalChoice.MIXED,
+    latency: Annotated[
+        LatencyChoice, typer.Option(help="low: 20 ms each way; high: 40 ms, 20 ms jitter.")
+    ] = LatencyChoice.MIXED,
+    outside_actor: Annotated[
+        Switch, typer.Option(help="The trading platform acting on the same account.")
+    ] = Switch.MIXED,
+    storms: Annotated[
+        Switch, typer.Option(help="30-120 s fault storms right after fills.")
+    ] = Switch.MIXED,
+    brackets: Annotated[bool, typer.Option(help="Include bracket orders.")] = True,
+    protection_window: Annotated[
+        float | None,
+        typer.Option(help="Quiet-point window for I1 (default: deadline + interval)."),
+    ] = None,
+    protection_deadline: Annotated[
+        float, typer.Option(help="Bracket protection deadline of the I6 bound.")
+    ] = 5.0,
+    recovery_interval: Annotated[
+        float, typer.Option(help="Reconcile interval of the I6 bound.")
+    ] = 2.0,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of text.")
     ] = False,
@@ -40,8 +90,22 @@ def chaos(
         Path | None, typer.Option(help="Write every seed's event log to this file.")
     ] = None,
 ) -> None:
-    """Random workloads under seeded faults (and crashes); check I1–I6 at every quiet point."""
-    config = ChaosConfig(operations=operations, faults=faults.value, crash=crash)
+    """Random workloads under seeded faults (and crashes): I1–I5 at every quiet point, the I6
+    and over-coverage bounds continuously, I7 whenever an operation ends."""
+    config = ChaosConfig(
+        operations=operations,
+        faults=faults.value,
+        crash=crash,
+        profile=profile.value,
+        journal=journal.value,
+        latency=latency.value,
+        outside_actor=outside_actor.value,
+        storms=storms.value,
+        brackets=None if brackets else False,
+        protection_window=protection_window,
+        protection_deadline=protection_deadline,
+        recovery_interval=recovery_interval,
+    )
     selected = range(seed_start, seed_start + seeds)
     if event_log is not None:
         with event_log.open("w", encoding="utf-8") as log:

@@ -1,5 +1,4 @@
-"""Helpers for testing orderguard itself and code built on it."""
+"""Helpers for tests: builders of orders, positions and operations, counting brokers.
 
-from orderguard.testing.planted_bugs import PlantedBug, planted_bugs
-
-__all__ = ["PlantedBug", "planted_bugs"]
+(The chaos runner's planted bugs live under ``tests/chaos/planted.py``, not in the package.)
+"""

@@ -11,7 +11,7 @@
 Same seed and same call sequence give the identical fault log (see ``broker.py``).
 """
 
-from orderguard.broker.faults.broker import FaultRecord, FaultyBroker
+from orderguard.broker.faults.broker import FaultRecord, FaultyBroker, Storm
 from orderguard.broker.faults.events import describe_event
 from orderguard.broker.faults.plan import (
     MUTATION_OPS,
@@ -22,6 +22,7 @@ from orderguard.broker.faults.plan import (
     MutationFaults,
     QueryFaults,
     ScriptedFault,
+    StormKind,
 )
 
 __all__ = [
@@ -35,5 +36,7 @@ __all__ = [
     "MutationFaults",
     "QueryFaults",
     "ScriptedFault",
+    "Storm",
+    "StormKind",
     "describe_event",
 ]

@@ -38,6 +38,7 @@ from orderguard.broker.faults.plan import (
     FaultKind,
     FaultPlan,
     ScriptedFault,
+    StormKind,
 )
 from orderguard.clock import Clock
 from orderguard.errors import BrokerError, ConnectionFailedError, RateLimitedError
@@ -66,6 +67,19 @@ class FaultRecord:
     target: str
     nth: int
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    """One fault storm: from ``start`` to ``end`` (monotonic seconds) every call fails."""
+
+    kind: StormKind
+    start: float
+    end: float
+
+
+# How long a call waits for the answer that never comes during a NO_ANSWER storm.
+NO_ANSWER_WAIT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +123,8 @@ class FaultyBroker:
             on_empty=self._close_inner,
         )
         self._inner_sub: Subscription | None = None
+        self.storms: list[Storm] = []
+        """Every storm started, in order (see :meth:`storm`)."""
 
     # -- control ----------------------------------------------------------------------------
     @property
@@ -125,6 +141,46 @@ class FaultyBroker:
             self._events.end_gap()
             self._events.release_held()
 
+    def storm(self, kind: StormKind, seconds: float) -> Storm:
+        """Fail every call from now for ``seconds`` (a gateway outage, a 429 or 5xx storm).
+
+        Unlike the random faults a storm does not stop when ``enabled`` is turned off: it is an
+        outage the system must ride out, and :attr:`pending_effects` counts it until it ends.
+        Calls still consume their random draws, so a storm shifts no later decision.
+        """
+        if seconds <= 0:
+            raise ValueError("a storm lasts a positive number of seconds")
+        now = self._clock.monotonic()
+        storm = Storm(kind, now, now + seconds)
+        self.storms.append(storm)
+        self._record(FaultKind.STORM, "storm", len(self.storms), f"{kind.value} for {seconds:.3f}s")
+        return storm
+
+    def storm_now(self) -> Storm | None:
+        """The storm in force now, if any."""
+        now = self._clock.monotonic()
+        for storm in reversed(self.storms):
+            if storm.start <= now < storm.end:
+                return storm
+        return None
+
+    async def _storm_call(self, storm: Storm, op: str, n: int, mutation: bool) -> Outcome:
+        """What a call gets during ``storm``: never an execution."""
+        self._record(FaultKind.STORM, op, n, storm.kind.value)
+        if storm.kind is StormKind.HTTP_429:
+            raise RateLimitedError(f"injected storm: HTTP 429 on {op}", retry_after=1.0, sent=False)
+        if storm.kind is StormKind.NO_ANSWER:
+            await self._clock.sleep(NO_ANSWER_WAIT)
+            if mutation:
+                return Unknown(UnknownOrigin.CONNECTION_LOST, "injected storm: no answer")
+            error = BrokerError(f"injected storm: {op} timed out")
+        elif mutation:
+            return Unknown(UnknownOrigin.SERVER_ERROR, "injected storm: HTTP 502")
+        else:
+            error = BrokerError(f"injected storm: HTTP 503 on {op}")
+        error.retryable = True
+        raise error
+
     @property
     def fault_counts(self) -> dict[FaultKind, int]:
         """Injected faults by kind (a copy)."""
@@ -139,7 +195,8 @@ class FaultyBroker:
     def pending_effects(self) -> int:
         """Faults still in flight: delayed or held events, an open gap, late executions.
         Zero (with ``enabled`` False) means the wrapper is quiet."""
-        return self._events.pending + len(self._late) + self._late_timers
+        storming = 1 if self.storm_now() is not None else 0
+        return self._events.pending + len(self._late) + self._late_timers + storming
 
     def fail_next(
         self,
@@ -235,6 +292,8 @@ class FaultyBroker:
     # -- mutations --------------------------------------------------------------------------
     async def _mutate(self, op: str, call: Callable[[], Awaitable[Outcome]], what: str) -> Outcome:
         n, d = self._decide(op, mutation=True)
+        if (storm := self.storm_now()) is not None:
+            return await self._storm_call(storm, op, n, mutation=True)
         if d.before or d.after:
             self._record(FaultKind.DELAY, op, n, f"{what}: +{d.before:.3f}s/+{d.after:.3f}s")
         if d.before:
@@ -353,6 +412,8 @@ class FaultyBroker:
     # -- queries ----------------------------------------------------------------------------
     async def _query(self, op: str, call: Callable[[], Awaitable[T]]) -> T:
         n, d = self._decide(op, mutation=False)
+        if (storm := self.storm_now()) is not None:
+            await self._storm_call(storm, op, n, mutation=False)  # always raises for reads
         wait = d.before + d.after  # a slow read is just slow; where the time goes is moot
         if wait:
             self._record(FaultKind.DELAY, op, n, f"+{wait:.3f}s")
@@ -436,4 +497,4 @@ class FaultyBroker:
             self._inner_sub = None
 
 
-__all__ = ["FaultRecord", "FaultyBroker"]
+__all__ = ["NO_ANSWER_WAIT", "FaultRecord", "FaultyBroker", "Storm"]

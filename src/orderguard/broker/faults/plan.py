@@ -44,6 +44,20 @@ class FaultKind(StrEnum):
     DISCONNECT = "disconnect"  # DISCONNECTED, a gap that loses everything, RECONNECTED
     GO_SILENT = "go_silent"  # a gap that loses everything, with no notice at all
     LOST_IN_GAP = "lost_in_gap"  # consequence record: one event lost inside a gap
+    # -- storms (FaultyBroker.storm): every call fails for a stretch of time -------------------
+    STORM = "storm"  # record of one call refused or left unanswered by a storm
+
+
+class StormKind(StrEnum):
+    """What a fault storm does to every call while it lasts (see ``FaultyBroker.storm``).
+
+    Nothing reaches the exchange during a storm: every mutation is refused or left unanswered,
+    so a storm never executes anything behind the caller's back.
+    """
+
+    HTTP_429 = "http_429"  # every call: RateLimitedError(sent=False)
+    HTTP_5XX = "http_5xx"  # mutations: Unknown(SERVER_ERROR), not executed; reads: HTTP 503
+    NO_ANSWER = "no_answer"  # every call waits ``no_answer_wait`` s, then Unknown / an error
 
 
 MUTATION_OPS: Final = (
@@ -384,4 +398,5 @@ __all__ = [
     "MutationFaults",
     "QueryFaults",
     "ScriptedFault",
+    "StormKind",
 ]
