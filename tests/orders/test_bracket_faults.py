@@ -115,15 +115,18 @@ async def test_f3_unconfirmable_protection_flattens_before_the_deadline() -> Non
     await rig.manager.cleanup()
 
 
-async def test_f3_lost_stop_answers_are_cut_off_at_the_flatten_point() -> None:
-    """F3: a lost stop send: the flatten point preempts the look-ups and flattens in time."""
-    plan = FaultPlan.none().script("place_order#2=lost")  # its look-ups take ~4-7 s
+async def test_f3_a_lost_stop_is_sent_again_under_its_tag_at_once() -> None:
+    """F1/F3: a lost stop send: the first look-up misses its tag, so the stop goes out again
+    under the same tag (a duplicate would be refused): protected well inside the deadline,
+    one stop, never flattened."""
+    plan = FaultPlan.none().script("place_order#2=lost")
     rig = await make_rig(plan=plan, settings=BracketSettings(protection_deadline=4.0))
     r = await market(rig)
-    done = await rig.run(rig.manager.wait_for_completion(r.operation_id))
-    assert rig.position() == 0 and rig.working() == []
-    assert done.finished
-    assert rig.manager.get_recovery_statistics()["max_unprotected_seconds"] < 4.0
+    done = await rig.run(rig.manager.wait_for_protection(r.operation_id))
+    assert done.outcome is BracketOutcome.PROTECTED
+    assert rig.position() == 1 and [s.size for s in rig.stops()] == [1]
+    assert len(tags(rig, "stop")) == 1
+    assert rig.manager.get_recovery_statistics()["max_unprotected_seconds"] < 1.0
     await rig.manager.cleanup()
 
 

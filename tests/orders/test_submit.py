@@ -67,17 +67,25 @@ async def test_bad_submit_sends_nothing(
     assert h.snapshot() == before
 
 
-async def test_submit_may_bypass_the_latch_for_protection(make_harness: Any) -> None:
-    """respect_latch=False lets a protective order through on a latched contract."""
+async def test_a_reducing_order_passes_the_latch_whatever_the_caller_says(
+    make_harness: Any,
+) -> None:
+    """On a latched contract a stop that reduces the position goes out, flag or not (a fact
+    of the position); one larger than the position would open exposure and is refused even
+    with respect_latch=False."""
     config = OrderManagerConfig(status_check_initial_delay=0.1, status_check_max_delay=0.2)
     h: Harness = await make_harness(RequestLostBroker, config=config)
+    assert isinstance(h.broker, RequestLostBroker)
+    h.broker.losing = False
+    await h.clock.run(h.manager.place_market_order(MNQ, 0, 1))  # long 1
+    await h.clock.advance(0.1)
+    h.broker.losing = True
     with pytest.raises(OutcomeUnknownError):
         await h.clock.run(h.manager.place_limit_order(MNQ, 0, 1, Decimal("20990.00")))
+    h.broker.losing = False  # the line is healthy again; the contract stays latched
     stop = _request(h, type=OrderType.STOP, side=OrderSide.SELL, limit_price=None,
                     stop_price=Decimal("20950.00"))  # fmt: skip
     with pytest.raises(ExposureRefusedError):
-        await h.manager.submit(stop)
-    assert isinstance(h.broker, RequestLostBroker)
-    h.broker.losing = False  # the line is healthy again
-    result = await h.manager.submit(stop, respect_latch=False)
+        await h.clock.run(h.manager.submit(replace(stop, size=2), respect_latch=False))
+    result = await h.clock.run(h.manager.submit(stop))
     assert h.exchange.order(1, result.order_id) is not None

@@ -12,10 +12,6 @@ PENDING: frozenset[str] = frozenset(
         "test_caller_cancellation.py::test_a_shutdown_mid_entry_leaves_something_to_recover",
         "test_exits_follow_position.py::test_cancel_position_orders_is_not_undone_by_a_live_bracket",
         "test_never_abandoned.py::test_a_journal_outage_at_the_fill_still_protects",
-        "test_never_abandoned.py::test_an_unknown_public_protective_stop_has_a_deadline",
-        "test_protective_is_a_fact.py::test_respect_latch_false_cannot_pass_new_exposure_through_the_latch",
-        "test_protective_is_a_fact.py::test_a_reducing_stop_passes_the_latch_without_the_callers_word",
-        "test_protective_is_a_fact.py::test_an_oversized_exit_is_exposure",
     }
 )
 

@@ -62,7 +62,10 @@ async def test_journal_down_refuses_new_exposure_and_sends_nothing(rig: Rig) -> 
 
 
 async def test_journal_down_still_sends_protective_orders(rig: Rig) -> None:
-    """F15: a protective order goes out unjournaled and is counted."""
+    """F15: a protective order (it reduces the position) goes out unjournaled and is
+    counted."""
+    await rig.manager.submit(market_request("og-x-entry-0"))
+    await rig.settle()
     rig.journal.fail_writes = True
     placed = await rig.manager.submit(
         limit_request("og-x-stop-0", OrderSide.SELL), respect_latch=False
@@ -93,9 +96,18 @@ async def test_journal_down_still_flattens(rig: Rig) -> None:
 
 
 async def test_flatten_priority_passes_while_entries_are_refused(rig: Rig) -> None:
-    """An explicit FLATTEN priority marks a request as risk-reducing for the journal gate."""
+    """A request that reduces the position passes the journal gate in its lane; the same
+    request on a flat contract is exposure and is refused, whatever priority it claims."""
+    rig.journal.fail_writes = True
+    with pytest.raises(ExposureRefusedError):
+        await rig.manager.submit(
+            limit_request("og-x-flat-0", OrderSide.SELL), priority=Priority.FLATTEN
+        )
+    rig.journal.fail_writes = False
+    await rig.manager.submit(market_request("og-x-entry-0"))
+    await rig.settle()
     rig.journal.fail_writes = True
     placed = await rig.manager.submit(
-        limit_request("og-x-flat-0", OrderSide.SELL), priority=Priority.FLATTEN
+        limit_request("og-x-flat-1", OrderSide.SELL), priority=Priority.FLATTEN
     )
     assert rig.exchange.order(1, placed.order_id) is not None

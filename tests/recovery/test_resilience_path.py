@@ -14,7 +14,7 @@ from orderguard.errors import CircuitOpenError, OrderRejectedError
 from orderguard.models import OrderSide
 
 from .conftest import RigFactory
-from .rig import FAST, MNQ, limit_request
+from .rig import FAST, MNQ, limit_request, market_request
 
 ENTRY = Decimal("20900")
 
@@ -67,10 +67,12 @@ async def test_rejections_never_open_the_breaker(make_rig: RigFactory) -> None:
 
 
 async def test_protective_order_bypasses_an_open_breaker(make_rig: RigFactory) -> None:
-    """A stop is sent even while 'orders' is open; it reaches the exchange."""
+    """A protective order (it reduces the position) is sent even while 'orders' is open; it
+    reaches the exchange."""
     rig = await make_rig(config=config(status_check_circuit_breaker_threshold=1))
-    rig.broker.fail_next("place_order", FaultKind.AMBIGUOUS)
-    await rig.clock.run(rig.manager.place_limit_order(MNQ, OrderSide.BUY, 1, ENTRY))
+    rig.broker.fail_next("place_order", FaultKind.AMBIGUOUS)  # executed, the answer lost
+    await rig.clock.run(rig.manager.place_market_order(MNQ, OrderSide.BUY, 1))
+    await rig.settle()
     assert rig.manager.get_circuit_breaker_status()["families"]["orders"]["state"] == "open"
     placed = await rig.manager.submit(
         limit_request("og-p-stop-0", OrderSide.SELL), respect_latch=False
@@ -145,11 +147,13 @@ async def test_status_check_max_attempts_caps_query_attempts(make_rig: RigFactor
 
 
 async def test_protective_order_overtakes_waiting_entries(make_rig: RigFactory) -> None:
-    """With the window full for entries, a protective order takes a reserved slot at once."""
+    """With the window full for entries, a protective order (it reduces the position: a fact,
+    not the caller's word) takes a reserved slot at once."""
     rig = await make_rig(
         config=config(rate_limit_requests=3, rate_limit_window=10.0, rate_limit_reserved=1)
     )
-    await rig.clock.run(rig.manager.submit(limit_request("og-w-w-0")))  # warms caches
+    # Warms the caches and opens the long 1 the stop below protects.
+    await rig.clock.run(rig.manager.submit(market_request("og-w-w-0")))
     await rig.clock.advance(10.0)  # start-up and warm-up requests leave the window
     entries = [
         asyncio.ensure_future(rig.manager.submit(limit_request(f"og-e-e{i}-0"))) for i in range(3)

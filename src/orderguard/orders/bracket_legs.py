@@ -32,6 +32,7 @@ from orderguard.errors import (
 from orderguard.models import OrderRequest, OrderType
 from orderguard.orders.bracket_plan import LegKind, LegPhase
 from orderguard.orders.bracket_state import BracketRequest, Slot
+from orderguard.orders.results import Resolution
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.resilience import Priority
 
@@ -161,7 +162,8 @@ class ExitLegs:
             slot.size = request.size
             self._adopt(slot, placed.order_id)
             await rec.record_order_success(self.op, ref, placed)
-            if slot.count > 1 or slot.attempts > 1:  # a forward recovery (re-send, new generation)
+            if slot.count > 1 or slot.attempts > 1 or placed.resolution is Resolution.RESENT:
+                # A forward recovery: a re-send (here or by the placement), a new generation.
                 await rec.note_recovery("bracket_forward", True)
         self._changed()
 

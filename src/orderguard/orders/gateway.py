@@ -222,8 +222,16 @@ class GuardedBroker:
                     await self.limiter.acquire(priority)
                     return await call()
             except CircuitOpenError:
-                self.stats["breaker_refusals"] += 1
-                raise
+                if priority not in PRIORITY_LANE:
+                    self.stats["breaker_refusals"] += 1
+                    raise
+            # A read protection waits on (the position before a flatten, the truth a rollback
+            # is planned from) goes out even while the breaker is open, like a protective
+            # order: held back for the breaker's whole reset time, it left a position bare for
+            # minutes after the endpoint recovered. It does not feed the breaker.
+            self.stats["breaker_bypassed"] += 1
+            await self.limiter.acquire(priority)
+            return await call()
 
         retrier = self.urgent_retrier if priority in PRIORITY_LANE else self.retrier
         return await retrier.call(attempt, name="query")

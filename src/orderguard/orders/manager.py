@@ -170,6 +170,11 @@ class OrderManager:
             # Late-bound: the feed is built below, around this pipeline's own order hook.
             ingest=lambda order: self.feed.ingest(order),  # noqa: PLW0108
             spawn=self.spawn,
+            position=lambda account, contract: self.feed.position(account, contract),
+            read_position=lambda account, contract: self.owned_position(
+                account, contract, priority=Priority.FLATTEN
+            ),
+            resend_pause=self.config.protection_retry_max_delay,
         )
         self.reconciler = Reconciler(self)
         self.feed = OrderFeed(
@@ -704,6 +709,7 @@ class OrderManager:
                 break
         for order in orders:
             self.feed.ingest(order)
+        self.feed.note_positions(account_id, positions)
         return AccountSnapshot(account_id, tuple(orders), tuple(positions), since=start)
 
     def tracked_orders(self, account_id: int) -> list[Order]:
@@ -748,9 +754,13 @@ class OrderManager:
         if self.protection.obligations():
             self.protection.wake()
 
-    async def owned_position(self, account_id: int, contract_id: str) -> int:
+    async def owned_position(
+        self, account_id: int, contract_id: str, *, priority: Priority = Priority.QUERY
+    ) -> int:
         """The account's signed net position on the contract (broker truth)."""
-        for position in await self.gateway.search_positions(account_id):
+        positions = await self.gateway.search_positions(account_id, priority=priority)
+        self.feed.note_positions(account_id, positions)
+        for position in positions:
             if position.contract_id == contract_id:
                 return position.signed_size
         return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,11 +23,12 @@ from orderguard.broker.base import (
     ConnectionEvent,
     ConnectionState,
     OrderEvent,
+    PositionEvent,
     TradeEvent,
 )
 from orderguard.clock import Clock
 from orderguard.errors import OrderGuardError
-from orderguard.models import Order
+from orderguard.models import Order, Position
 from orderguard.orders.callbacks import TRADE_EXECUTED, CallbackRegistry, events_for
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.tracking import OrderChange, OrderTracker
@@ -79,6 +80,7 @@ class OrderFeed:
         self._default_account = default_account
         self._spawn = spawn
         self._listeners: list[Callable[[BrokerEvent], None]] = []
+        self._positions: dict[tuple[int, str], int] = {}
 
     # -- events --------------------------------------------------------------------------------
     def on_event(self, event: BrokerEvent) -> None:
@@ -106,9 +108,26 @@ class OrderFeed:
             log.exception("handling %s failed", type(event).__name__)
         self.notify_listeners(event)
 
+    # -- positions -----------------------------------------------------------------------------
+    def position(self, account_id: int, contract_id: str) -> int | None:
+        """The last signed position seen on the contract (events and reads), or None if none
+        was seen since the manager started."""
+        return self._positions.get((account_id, contract_id))
+
+    def note_positions(self, account_id: int, positions: Iterable[Position]) -> None:
+        """A complete read of the account's positions (a contract it leaves out is flat)."""
+        seen = {p.contract_id: p.signed_size for p in positions}
+        for key in [k for k in self._positions if k[0] == account_id]:
+            self._positions[key] = seen.pop(key[1], 0)
+        for contract_id, signed in seen.items():
+            self._positions[(account_id, contract_id)] = signed
+
     def notify_listeners(self, event: BrokerEvent) -> None:
         """Internal listeners (brackets, OCO, position orders) see the event after the tracker;
         the reconciler also hands them what it found by REST."""
+        if isinstance(event, PositionEvent):
+            p = event.position
+            self._positions[(p.account_id, p.contract_id)] = p.signed_size
         for listener in tuple(self._listeners):
             try:
                 listener(event)

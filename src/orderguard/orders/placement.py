@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -73,12 +73,18 @@ class PlacementPipeline:
         latch: AmbiguityLatch,
         ingest: Callable[[Order], None],
         spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        position: Callable[[int, str], int | None],
+        read_position: Callable[[int, str], Awaitable[int]],
+        resend_pause: float = 2.0,
     ) -> None:
         self._ctx = ctx
         self._contracts = contracts
         self._latch = latch
         self._ingest = ingest
         self._spawn = spawn
+        self._position = position  # the last position seen (events, reads), None if unseen
+        self._read_position = read_position  # broker truth, in the flattening lane
+        self._resend_pause = resend_pause  # a protective order in doubt: re-checked this often
         # (account, customTag) -> recheck task, for placements whose outcome is still unknown.
         self._unresolved: dict[tuple[int, str], tuple[str, asyncio.Task[None] | None]] = {}
         self._unresolved_intents: dict[tuple[int, str], Intent] = {}
@@ -162,7 +168,14 @@ class PlacementPipeline:
         respect_latch: bool,
         priority: Priority,
     ) -> OrderPlaceResponse:
-        """The checks that need reference data, the exposure gate, then the send."""
+        """The checks that need reference data, the exposure gate, then the send.
+
+        Whether the request reduces exposure is a fact of the account's position, never the
+        caller's word (``respect_latch`` and ``priority`` only ask): a request that would only
+        reduce the position goes in a priority lane and passes the ambiguity latch, the
+        start-up hold, the journal-down refusal and an open breaker; anything else is
+        exposure, and meets all four.
+        """
         check_size(request.size, await self._ctx.reference.max_order_size(request.account_id))
         if not contract.active:
             raise UnknownContractError(f"contract {contract.id} is not active")
@@ -173,18 +186,48 @@ class PlacementPipeline:
         ):
             if price is not None:
                 check_tick(contract, price, name)
-        if request.stop_price is not None and priority not in PRIORITY_LANE:
-            # Entries and user stops only. A protective or flattening leg is not held back by a
-            # last-price read (a round trip, and a queued read when the rate window is full):
-            # a stop already through the market is rejected — the bracket's forward recovery
-            # handles that — or triggers at once, which is the right exit anyway. (Protective
-            # orders a caller asks for, add_stop_loss, are checked against the market first.)
-            await self._ctx.reference.check_stop(contract, request.side, request.stop_price)
-        if respect_latch:
+        claimed = not respect_latch or priority in PRIORITY_LANE
+        reduces = await self._reduces(request, confirm=claimed)
+        if reduces:
+            if priority not in PRIORITY_LANE:
+                priority = Priority.PROTECTIVE
+        else:
+            if priority in PRIORITY_LANE:
+                self._ctx.stats["protective_claims_refused"] += 1
+                priority = Priority.NORMAL
+            if request.stop_price is not None:
+                # Entries only. A stop that reduces the position is not held back by a
+                # last-price read (a round trip, a queued read in a full rate window): one
+                # already through the market is refused by the exchange or triggers at once,
+                # which is the right exit anyway.
+                await self._ctx.reference.check_stop(contract, request.side, request.stop_price)
             self._latch.check(request.account_id, contract.id)
-        return await self._send(request, priority)
+        return await self._send(request, priority, reduces=reduces)
 
-    async def _send(self, request: OrderRequest, priority: Priority) -> OrderPlaceResponse:
+    async def _reduces(self, request: OrderRequest, *, confirm: bool) -> bool:
+        """The order, if it filled alone, would only shrink the account's position there.
+
+        Decided from the last position seen (events and reads). When the caller expects a
+        reduction (a protective or flattening request) that the last position does not show —
+        or no position was seen yet — from a read of the broker in the flattening lane: its
+        position event may not have arrived yet."""
+        key = (request.account_id, request.contract_id)
+        position = self._position(*key)
+        if position is None and not confirm:
+            return False  # no claim and no position seen: treated as exposure (no read spent)
+        if position is None or (confirm and not _reduces(request, position)):
+            try:
+                position = await self._read_position(*key)
+            except OrderGuardError as exc:
+                if position is None:
+                    # No evidence of a position to reduce: exposure (refused while latched).
+                    log.warning("position unreadable for %s: %s", request.custom_tag, exc)
+                    return False
+        return _reduces(request, position)
+
+    async def _send(
+        self, request: OrderRequest, priority: Priority, *, reduces: bool
+    ) -> OrderPlaceResponse:
         tag = request.custom_tag
         assert tag is not None  # every caller sets it before sending
         # Journal first: the intent (with its tag) is durable before the request can leave.
@@ -194,7 +237,7 @@ class PlacementPipeline:
             contract_id=request.contract_id,
             custom_tag=tag,
             request=request_payload(request),
-            reduces_exposure=priority in PRIORITY_LANE,
+            reduces_exposure=reduces,
         )
         sent_at = self._ctx.clock.now()
         try:
@@ -228,7 +271,9 @@ class PlacementPipeline:
                 order_id=outcome.order_id,
             )
         origin = outcome.origin.value if isinstance(outcome, Unknown) else "confirmed_without_id"
-        return await self._resolve_placement(request, tag, origin, sent_at, intent, priority)
+        return await self._resolve_placement(
+            request, tag, origin, sent_at, intent, priority, reduces=reduces
+        )
 
     async def send_once(self, request: OrderRequest, priority: Priority) -> Outcome:
         """Journal, send once, record the answer, and return it as an Outcome.
@@ -270,8 +315,15 @@ class PlacementPipeline:
         sent_at: datetime,
         intent: Intent,
         priority: Priority = Priority.QUERY,
+        *,
+        reduces: bool = False,
     ) -> OrderPlaceResponse:
-        """Find the order by its tag among all the account's orders, with bounded look-ups."""
+        """Find the order by its tag among all the account's orders, with bounded look-ups.
+
+        An order that reduces the position is sent again under the *same* tag whenever a
+        look-up misses it (the broker refuses a duplicate tag, so it can never exist twice):
+        a protective stop whose request was lost is in place within a look-up or two instead of
+        leaving the position bare until someone notices (F1, F19)."""
         account_id = request.account_id
         for delay in status_check_delays(self._ctx.config, self._ctx.jitter):
             if delay:
@@ -284,8 +336,19 @@ class PlacementPipeline:
                 self._ctx.stats["placements_resolved_by_tag"] += 1
                 await self._ctx.journal.resolved(intent, found)
                 return _found_response(found, tag)
+            if reduces:
+                placed = await self._resend(request, priority)
+                if placed is not None:
+                    self._ctx.stats["placements_resent"] += 1
+                    await self._ctx.journal.resolved(intent, placed, "re-sent under its tag")
+                    return OrderPlaceResponse(
+                        order_id=placed.id,
+                        custom_tag=tag,
+                        status=placed.status,
+                        resolution=Resolution.RESENT,
+                    )
         self._ctx.stats["placements_unresolved"] += 1
-        self._remember_unresolved(request, origin, sent_at, intent)
+        self._remember_unresolved(request, origin, sent_at, intent, reduces=reduces)
         raise OutcomeUnknownError(
             f"placement {tag} on {request.contract_id}: outcome unknown after "
             f"{self._ctx.config.status_check_max_attempts} look-ups ({origin}); "
@@ -293,6 +356,34 @@ class PlacementPipeline:
             origin=origin,
             custom_tag=tag,
         )
+
+    async def _resend(self, request: OrderRequest, priority: Priority) -> Order | None:
+        """Send a reducing order in doubt again, same tag; the order if the broker took it now.
+
+        A refusal proves nothing (most likely the tag exists: the first send arrived after
+        all); the next look-up tells."""
+        try:
+            outcome = await send_mutation(
+                lambda: self._ctx.gateway.place_order(request, priority=priority),
+                self._ctx.config,
+                self._ctx.clock,
+                self._ctx.stats,
+            )
+        except OrderGuardError as exc:
+            log.warning("re-send of %s not sent: %s", request.custom_tag, exc)
+            return None
+        if isinstance(outcome, Confirmed) and outcome.order_id is not None:
+            self._ctx.stats["orders_placed"] += 1
+            view = self._ctx.tracker.get(outcome.order_id)
+            if view is not None:
+                return view
+            return await self._find_by_tag(
+                request.account_id,
+                request.custom_tag or "",
+                self._ctx.clock.now(),
+                priority,
+            )
+        return None
 
     async def _find_by_tag(
         self, account_id: int, tag: str, sent_at: datetime, priority: Priority = Priority.QUERY
@@ -316,7 +407,13 @@ class PlacementPipeline:
 
     # -- the unresolved placements behind the latch ----------------------------------------------
     def _remember_unresolved(
-        self, request: OrderRequest, origin: str, sent_at: datetime, intent: Intent
+        self,
+        request: OrderRequest,
+        origin: str,
+        sent_at: datetime,
+        intent: Intent,
+        *,
+        reduces: bool = False,
     ) -> None:
         tag = request.custom_tag
         assert tag is not None
@@ -328,7 +425,11 @@ class PlacementPipeline:
             LatchEntry(request.account_id, request.contract_id, tag, origin, self._ctx.clock.now())
         )
         self._unresolved[key] = (request.contract_id, None)
-        task = self._spawn(self._recheck(request.account_id, request.contract_id, tag, sent_at))
+        task = self._spawn(
+            self._recheck(
+                request.account_id, request.contract_id, tag, sent_at, request if reduces else None
+            )
+        )
         self._unresolved[key] = (request.contract_id, task)
         log.error(
             "placement %s on %s unresolved (%s): account %s latched on that contract",
@@ -339,12 +440,27 @@ class PlacementPipeline:
         )
 
     async def _recheck(
-        self, account_id: int, contract_id: str, tag: str, sent_at: datetime
+        self,
+        account_id: int,
+        contract_id: str,
+        tag: str,
+        sent_at: datetime,
+        reducing: OrderRequest | None = None,
     ) -> None:
-        """Background: look the tag up every ``status_check_max_delay`` s until it is found."""
+        """Background: look the tag up every ``status_check_max_delay`` s until it is found.
+
+        A reducing order (``reducing``) is looked up every ``resend_pause`` s in the protective
+        lane and, while the broker has no trace of it, sent again under its tag: protection in
+        doubt is never left to a slow schedule, however long the caller's call gave up before."""
         while (account_id, tag) in self._unresolved:
-            await self._ctx.clock.sleep(self._ctx.config.status_check_max_delay)
-            found = await self._find_by_tag(account_id, tag, sent_at)
+            if reducing is None:
+                await self._ctx.clock.sleep(self._ctx.config.status_check_max_delay)
+                found = await self._find_by_tag(account_id, tag, sent_at)
+            else:
+                await self._ctx.clock.sleep(self._resend_pause)
+                found = await self._find_by_tag(account_id, tag, sent_at, Priority.PROTECTIVE)
+                if found is None:
+                    found = await self._resend(reducing, Priority.PROTECTIVE)
             if found is not None:
                 # on_order (through ingest) normally released it already; this covers a
                 # tracker hit.
@@ -388,6 +504,13 @@ class PlacementPipeline:
         """Drop the unresolved placements (the manager cancelled their re-check tasks)."""
         self._unresolved.clear()
         self._unresolved_intents.clear()
+
+
+def _reduces(request: OrderRequest, position: int) -> bool:
+    """Filled alone, the order would shrink ``position`` without crossing through zero."""
+    if position == 0 or request.side.sign == (1 if position > 0 else -1):
+        return False
+    return request.size <= abs(position)
 
 
 def _found_response(order: Order, tag: str) -> OrderPlaceResponse:

@@ -19,6 +19,7 @@ class Resolution(StrEnum):
 
     CONFIRMED = "confirmed"  # the broker answered
     TAG_LOOKUP = "tag_lookup"  # the answer was lost; the order was found by its customTag
+    RESENT = "resent"  # lost on the way (absent by its tag): sent again under the same tag
     STATE_READ = "state_read"  # the answer was lost or negative; the order's state was re-read
     ALREADY_FINAL = "already_final"  # the order was known to be final; nothing was sent
 
