@@ -170,7 +170,7 @@ class OrderManager:
             # Late-bound: the feed is built below, around this pipeline's own order hook.
             ingest=lambda order: self.feed.ingest(order),  # noqa: PLW0108
             spawn=self.spawn,
-            position=lambda account, contract: self.feed.position(account, contract),
+            position=lambda account, contract: self.feed.position(account, contract),  # noqa: PLW0108
             read_position=lambda account, contract: self.owned_position(
                 account, contract, priority=Priority.FLATTEN
             ),
