@@ -79,6 +79,8 @@ async def test_protective_order_bypasses_an_open_breaker(make_rig: RigFactory) -
     )
     assert rig.exchange.order(1, placed.order_id) is not None
     assert rig.manager.get_recovery_statistics()["breaker_bypassed"] == 1
+    # It got an answer: the endpoint works, so the circuit closed for everyone.
+    assert rig.manager.get_circuit_breaker_status()["families"]["orders"]["state"] == "closed"
 
 
 async def test_breaker_reset_time_lets_a_query_probe_close_it(make_rig: RigFactory) -> None:

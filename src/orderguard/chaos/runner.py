@@ -562,10 +562,15 @@ class _SeedRun:
             process = await self._restarted_if_dead(process)
         # A coverage mismatch younger than its allowance may still close: give it that long
         # (the window, stretched past a storm that refused every request meanwhile).
+        # So may an open unprotected or over-covered episode (exits left on a flat contract
+        # after a close from outside, say) that its bound still allows.
         while True:
             pending = self._mismatch_since().values()
             now = self.clock.monotonic()
-            if not pending or now - min(pending) >= self.config.window:
+            episodes = {*self.bounds.under, *self.bounds.over}
+            ends = [d for k in episodes if (d := self.bounds.deadline(k)) is not None]
+            settled = not pending or now - min(pending) >= self.config.window
+            if settled and all(now >= end for end in ends):
                 break
             await self.clock.sleep(1.0)
             process = await self._restarted_if_dead(process)

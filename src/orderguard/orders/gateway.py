@@ -186,11 +186,13 @@ class GuardedBroker:
             if admitted:
                 breaker.release()
             raise
-        if admitted:
-            if isinstance(outcome, Unknown) and outcome.origin in _INFRA_ORIGINS:
+        if isinstance(outcome, Unknown) and outcome.origin in _INFRA_ORIGINS:
+            if admitted:
                 breaker.record_failure(f"unknown outcome: {outcome.origin.value}")
-            else:
-                breaker.record_success()  # Confirmed, Rejected: the endpoint answered
+        elif admitted:
+            breaker.record_success()  # Confirmed, Rejected: the endpoint answered
+        else:
+            breaker.record_bypass_success()
         return outcome
 
     async def _probe(self, family: Family, probe: Callable[[], Awaitable[object]]) -> None:
@@ -231,7 +233,9 @@ class GuardedBroker:
             # minutes after the endpoint recovered. It does not feed the breaker.
             self.stats["breaker_bypassed"] += 1
             await self.limiter.acquire(priority)
-            return await call()
+            result = await call()
+            breaker.record_bypass_success()
+            return result
 
         retrier = self.urgent_retrier if priority in PRIORITY_LANE else self.retrier
         return await retrier.call(attempt, name="query")

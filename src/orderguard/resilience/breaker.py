@@ -191,6 +191,15 @@ class CircuitBreaker:
                 self._open()
         return counted
 
+    def record_bypass_success(self) -> None:
+        """A call that went out past the open circuit (protective work is never held back)
+        got an answer: the endpoint works, which is what a probe would have shown. The circuit
+        closes, so ordinary calls need not wait out the reset time after the endpoint
+        recovered. (A bypassing call that fails changes nothing.)"""
+        self._refresh()
+        if self._state is not BreakerState.CLOSED:
+            self._close()
+
     def release(self) -> None:
         """Give back an admitted call that ended with no verdict (it was cancelled)."""
         self._refresh()
