@@ -8,8 +8,6 @@ import pytest
 
 PENDING: frozenset[str] = frozenset(
     {
-        "test_caller_cancellation.py::test_a_timed_out_bracket_call_keeps_its_operation_running",
-        "test_caller_cancellation.py::test_a_shutdown_mid_entry_leaves_something_to_recover",
         "test_exits_follow_position.py::test_cancel_position_orders_is_not_undone_by_a_live_bracket",
         "test_never_abandoned.py::test_a_journal_outage_at_the_fill_still_protects",
     }

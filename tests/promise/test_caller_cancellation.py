@@ -34,18 +34,19 @@ async def test_a_timed_out_bracket_call_keeps_its_operation_running() -> None:
 
 
 async def test_a_shutdown_mid_entry_leaves_something_to_recover() -> None:
-    """A shutdown cancels the call mid-entry: the operation stays unfinished in the journal and
-    the next process protects the fill."""
+    """The caller is cancelled mid-entry and the process dies as the entry fills: the operation
+    is unfinished in the journal and the next process protects the fill."""
     w = await make_world()
     task = asyncio.ensure_future(
         w.manager.place_bracket_order(
             MNQ, BUY, 1, None, D("20990"), D("21010"), entry_type="market"
         )
     )
-    await w.settle(0.01)  # the entry request is on its way
-    task.cancel()
-    await w.settle(0.2)
-    assert w.position() == 1
+    await w.settle(0.01)  # validation reads on their way
+    task.cancel()  # the caller gives up; the bracket goes on under the manager ...
+    while not w.ex.orders(1):
+        await w.settle(0.005)
+    assert w.position() == 1  # ... until the process dies right as its entry filled
     manager = await w.restart()
     await w.settle(DEADLINE)
     assert w.stop_cover() == 1

@@ -157,6 +157,13 @@ class BracketEngine:
         self._adopt(saga)
         try:
             error = await self._place_entry(saga, contract)
+        except asyncio.CancelledError:
+            # The manager is going down while the entry may be on its way (a caller that gives
+            # up does not get here: public calls survive their caller). The operation stays
+            # unfinished in the journal, its intent says what may have been sent, and start-up
+            # recovery resolves it by its tag: "not sent" would be a guess, maybe a lie (F18).
+            self.retire(saga)
+            raise
         except BaseException:
             await self._abandon(saga, "the entry could not be sent")
             raise

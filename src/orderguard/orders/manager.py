@@ -32,6 +32,7 @@ synchronous (atomic on the event loop), so no broker I/O and no user callback ev
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import Counter
@@ -40,7 +41,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from orderguard.broker.base import Broker, BrokerEvent, Outcome, Subscription
 from orderguard.clock import Clock, SystemClock, VirtualClock
@@ -89,6 +90,26 @@ from orderguard.resilience import BreakerStatus, Priority
 
 log = logging.getLogger("orderguard.orders")
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _survives_caller(
+    method: Callable[Concatenate[OrderManager, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[OrderManager, P], Coroutine[Any, Any, R]]:
+    """Caller cancellation is never an outcome (F18): the public call runs as a task the
+    manager owns, and the caller awaits it shielded. A caller that gives up (a ``wait_for``
+    timeout, a task cancelled in a shutdown of the strategy) stops waiting; the operation goes
+    on under the manager and its record says what happened at the broker. ``cleanup`` (the
+    manager itself going down) does cancel it: the journal then holds it unfinished, for
+    start-up recovery. Only for the calls a user starts — engines call the inner paths, whose
+    cancellation they rely on."""
+
+    async def run(self: OrderManager, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self.detached(method(self, *args, **kwargs))
+
+    return functools.update_wrapper(run, method)
+
 
 class OrderManager:
     """Places, modifies, cancels and tracks orders on one broker (see module docstring)."""
@@ -128,7 +149,7 @@ class OrderManager:
         self.latch = AmbiguityLatch()
         self._callbacks = CallbackRegistry(self.spawn)
         self._subscription: Subscription | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         # Without a journal given, operations are tracked in memory only (not crash-safe).
         self._owns_journal = journal is None
         self.journal: Journal = journal if journal is not None else MemoryJournal(self._clock)
@@ -383,11 +404,13 @@ class OrderManager:
     # ------------------------------------------------------------------------------------------
     # placement
     # ------------------------------------------------------------------------------------------
+    @_survives_caller
     async def place_market_order(
         self, contract_id: str, side: int, size: int, account_id: int | None = None
     ) -> OrderPlaceResponse:
         return await self._placement.place(OrderType.MARKET, contract_id, side, size, account_id)
 
+    @_survives_caller
     async def place_limit_order(
         self,
         contract_id: str,
@@ -400,6 +423,7 @@ class OrderManager:
             OrderType.LIMIT, contract_id, side, size, account_id, limit_price=limit_price
         )
 
+    @_survives_caller
     async def place_stop_order(
         self,
         contract_id: str,
@@ -412,6 +436,7 @@ class OrderManager:
             OrderType.STOP, contract_id, side, size, account_id, stop_price=stop_price
         )
 
+    @_survives_caller
     async def place_trailing_stop_order(
         self,
         contract_id: str,
@@ -425,6 +450,7 @@ class OrderManager:
             OrderType.TRAILING_STOP, contract_id, side, size, account_id, trail_price=trail_price
         )
 
+    @_survives_caller
     async def place_join_bid_order(
         self, contract_id: str, size: int, account_id: int | None = None
     ) -> OrderPlaceResponse:
@@ -433,6 +459,7 @@ class OrderManager:
             OrderType.JOIN_BID, contract_id, OrderSide.BUY, size, account_id
         )
 
+    @_survives_caller
     async def place_join_ask_order(
         self, contract_id: str, size: int, account_id: int | None = None
     ) -> OrderPlaceResponse:
@@ -501,6 +528,7 @@ class OrderManager:
     # ------------------------------------------------------------------------------------------
     # operations: bulk cancel, modification, position close (orders/operations.py)
     # ------------------------------------------------------------------------------------------
+    @_survives_caller
     async def cancel_all_orders(
         self, contract_id: str | None = None, account_id: int | None = None
     ) -> CancelAllResult:
@@ -536,6 +564,7 @@ class OrderManager:
             priority=priority,
         )
 
+    @_survives_caller
     async def close_position(
         self,
         contract_id: str,
@@ -640,6 +669,21 @@ class OrderManager:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
+
+    async def detached(self, coro: Coroutine[Any, Any, R]) -> R:
+        """Run ``coro`` as a task the manager owns and await it shielded (see
+        :func:`_survives_caller`)."""
+        task: asyncio.Task[R] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._detached_done)
+        return await asyncio.shield(task)
+
+    def _detached_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Also raised to the caller, if it still waits; retrieved here either way, so a
+            # caller that gave up leaves no "exception was never retrieved" behind.
+            log.debug("detached call ended with %r", task.exception())
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """A background task ended. Nobody awaits most of them, so a failure is logged and
@@ -857,6 +901,7 @@ class OrderManager:
         """Position orders and the watcher that keeps managed exits sized to their position."""
         return _positions.position_orders_for(self)
 
+    @_survives_caller
     async def add_stop_loss(
         self,
         contract_id: str,
@@ -867,6 +912,7 @@ class OrderManager:
         """A stop for the current position (opposite side, its size unless ``size``), managed."""
         return await self.position_orders.add_stop_loss(contract_id, stop_price, size, account_id)
 
+    @_survives_caller
     async def add_take_profit(
         self,
         contract_id: str,
@@ -879,6 +925,7 @@ class OrderManager:
             contract_id, limit_price, size, account_id
         )
 
+    @_survives_caller
     async def cancel_position_orders(
         self,
         contract_id: str,
@@ -892,6 +939,7 @@ class OrderManager:
         return await self.position_orders.cancel_position_orders(contract_id, kinds, account_id)
 
     # -- brackets (orders/bracket.py) --
+    @_survives_caller
     async def place_bracket_order(
         self,
         contract_id: str,
@@ -960,6 +1008,7 @@ class OrderManager:
         return _bracket.bracket_engine(self)
 
     # -- OCO pairs (orders/oco.py) --
+    @_survives_caller
     async def place_oco_order(
         self,
         contract_id: str,
@@ -970,6 +1019,7 @@ class OrderManager:
         """Place two orders one-cancels-other, linked (and journaled) before either is sent."""
         return await _oco.oco_engine(self).place(contract_id, first, second, account_id)
 
+    @_survives_caller
     async def link_oco_orders(self, order1_id: int, order2_id: int) -> _oco.OcoLinkResult:
         """Link two working orders one-cancels-other (journaled; survives a restart)."""
         return await _oco.oco_engine(self).link(order1_id, order2_id)
