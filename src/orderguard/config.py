@@ -121,8 +121,10 @@ class OrderManagerConfig(BaseSettings):
     silence_threshold: float = Field(default=15.0, gt=0.0)
     """Seconds without any broker event after which the stream is presumed silently broken and
     a full resync (orders and positions) is made."""
-    position_check_interval: float = Field(default=30.0, gt=0.0)
-    """Seconds between periodic reads of every account's positions."""
+    position_check_interval: float = Field(default=5.0, gt=0.0)
+    """Seconds between periodic reads of every account's positions while anything is in flight
+    or held: a position changed from outside whose event was lost is found within this (the
+    exits of the operations holding it must follow within the protection window)."""
 
     # -- protection (recovery/protection.py) ----------------------------------------------------
     protection_deadline: float = Field(default=5.0, gt=0.0, allow_inf_nan=False)

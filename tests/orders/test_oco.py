@@ -168,9 +168,10 @@ class _CountingReads:
 async def test_quiet_pairs_share_one_backed_off_poll() -> None:
     """Five quiet pairs for a minute stay far inside the 200 requests / 60 s budget: their
     re-reads are shared and back off (a read per pair and leg every 2 s spent it all)."""
-    # The continuous reconciler's own safety re-read (once per reconcile_threshold while
-    # anything is in flight) is kept out of this count: the test is about the pairs' poll.
-    quiet = OrderManagerConfig(reconcile_threshold=3600.0)
+    # The continuous reconciler's own safety re-reads (orders once per reconcile_threshold,
+    # positions once per position_check_interval, while anything is in flight) are kept out
+    # of this count: the test is about the pairs' poll.
+    quiet = OrderManagerConfig(reconcile_threshold=3600.0, position_check_interval=3600.0)
     rig = await make_rig(wrap=_CountingReads, config=quiet)  # type: ignore[arg-type]
     for i in range(5):
         target = OcoLeg(SELL, 1, D("21010") + i, "limit")

@@ -152,7 +152,12 @@ async def test_protective_order_overtakes_waiting_entries(make_rig: RigFactory) 
     """With the window full for entries, a protective order (it reduces the position: a fact,
     not the caller's word) takes a reserved slot at once."""
     rig = await make_rig(
-        config=config(rate_limit_requests=3, rate_limit_window=10.0, rate_limit_reserved=1)
+        config=config(
+            rate_limit_requests=3,
+            rate_limit_window=10.0,
+            rate_limit_reserved=1,
+            position_check_interval=600.0,  # the periodic position read would take a slot
+        )
     )
     # Warms the caches and opens the long 1 the stop below protects.
     await rig.clock.run(rig.manager.submit(market_request("og-w-w-0")))

@@ -770,7 +770,7 @@ async def resume_bracket(ctx: ResumeContext) -> None:
             engine.manager.feed.ingest(order)  # the saga starts from the truth just read
     engine.resume_operation(op)
     ctx.handed_off = True  # unfinished on purpose: its saga drives it from here
-    ctx.note(f"saga restarted: re-protecting {ctx.plan.owned:+d} with the legs' tags")
+    ctx.note(f"saga restarted: re-protecting {ctx.plan.flattenable:+d} with the legs' tags")
 
 
 register_resumer(OperationType.BRACKET_ORDER, resume_bracket)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from orderguard.broker.base import BrokerEvent, PositionEvent
+from orderguard.broker.base import BrokerEvent, OrderEvent, PositionEvent, TradeEvent
 from orderguard.clock import Clock
 from orderguard.errors import OrderGuardError
 from orderguard.models import Order, OrderSide
@@ -85,16 +85,23 @@ class HoldingsFollower:
 
     # -- triggers (sync, from the event dispatch) ------------------------------------------
     def on_event(self, event: BrokerEvent) -> None:
-        if not isinstance(event, PositionEvent):
-            return
-        p = event.position
-        key = (p.account_id, p.contract_id)
-        holders = self.holders(key)
-        if not holders:
-            return
-        if sum(op.net_filled for op in holders) == p.signed_size:
-            return  # the holders own exactly the position: nothing changed outside
-        self.schedule(key)
+        if isinstance(event, PositionEvent):
+            p = event.position
+            key = (p.account_id, p.contract_id)
+            holders = self.holders(key)
+            if holders and sum(op.net_filled for op in holders) != p.signed_size:
+                self.schedule(key)  # the holders do not own exactly the position
+        elif isinstance(event, OrderEvent | TradeEvent):
+            # A fill of an order no holder placed (a close from the platform, a manual order)
+            # changed the position: checked even if the position's own event is lost.
+            fill = event.order if isinstance(event, OrderEvent) else event.trade
+            if isinstance(fill, Order) and fill.fill_volume == 0:
+                return
+            key = (fill.account_id, fill.contract_id)
+            holders = self.holders(key)
+            if holders and not any(_is_leg(op, fill.id if isinstance(fill, Order) else fill.order_id)
+                                   for op in holders):  # fmt: skip
+                self.schedule(key)
 
     def schedule(self, key: Key) -> None:
         """Check ``key`` soon; if a check of it runs, once more after it."""
@@ -195,6 +202,10 @@ class HoldingsFollower:
                 await self._host.resize_exit(
                     order.account_id, order.id, order.fill_volume + abs(share)
                 )
+
+
+def _is_leg(op: RecoveryOperation, order_id: int) -> bool:
+    return any(ref.order_id == order_id for ref in op.orders.values())
 
 
 def _key_of(op: RecoveryOperation) -> Key:

@@ -714,6 +714,14 @@ async def _fold(ctx: ResumeContext, grace: float) -> None:
                 ref.order_id = finding.order.id
                 ref.placed_successfully = True
             await recovery.record_order_state(op, ref, finding.order)
+    gone = ctx.plan.flattenable - ctx.plan.owned
+    if gone and op.operation_type in HOLDER_TYPES and op.state is not OperationState.ROLLING_BACK:
+        # The account holds less than the operation's fills say: someone closed part of it
+        # while we were down (the platform, say). Credited, so it is neither re-protected nor
+        # flattened again, and its exits are sized to what is left. (A rollback's executor
+        # credits on its own.)
+        await recovery.record_external_close(op, gone)
+        ctx.note(f"{gone:+d} of {ctx.plan.owned:+d} closed outside while down")
 
 
 async def _adopt_children(ctx: ResumeContext) -> None:
