@@ -98,9 +98,9 @@ class HoldingsFollower:
             if isinstance(fill, Order) and fill.fill_volume == 0:
                 return
             key = (fill.account_id, fill.contract_id)
+            order_id = fill.id if isinstance(fill, Order) else fill.order_id
             holders = self.holders(key)
-            if holders and not any(_is_leg(op, fill.id if isinstance(fill, Order) else fill.order_id)
-                                   for op in holders):  # fmt: skip
+            if holders and not any(_is_leg(op, order_id) for op in holders):
                 self.schedule(key)
 
     def schedule(self, key: Key) -> None:
