@@ -133,6 +133,11 @@ class OrderManagerConfig(BaseSettings):
     protection_retry_max_delay: float = Field(default=2.0, gt=0.0, allow_inf_nan=False)
     """Longest pause between two attempts to flatten or protect (capped exponential backoff):
     an obligation ends within about this long after the broker answers again."""
+    protection_read_timeout: float = Field(default=2.0, gt=0.0, allow_inf_nan=False)
+    """Seconds a read that protective or flattening work waits on (the position before a
+    flatten, the truth a rollback or start-up recovery plans from) may take before it is cut
+    short and asked again: a hanging read must not hold a bare position for the transport's
+    whole timeout."""
     in_flight_grace: float = Field(default=10.0, ge=0.0, allow_inf_nan=False)
     """Seconds after which a request that may still be in flight (sent by this process, or by a
     dead one before a restart) is taken as never executed when the broker has no trace of its

@@ -15,6 +15,7 @@ data on the error (``retryable``), never guessed from the type name::
     │   └── ConfigurationError     an unknown configuration key, or a value out of range
     ├── BrokerError                the broker (or the path to it) failed
     │   ├── OrderRejectedError     a definitive business rejection, with the endpoint's error code
+    │   ├── ReadTimeoutError       a read took longer than it was given (safe to ask again)
     │   ├── OutcomeUnknownError    sent, no proof either way; resolve by asking the broker
     │   ├── RateLimitedError       local limiter or HTTP 429 (retryable when the request never left)
     │   ├── AuthenticationError    login failed or the token is no longer accepted
@@ -78,6 +79,12 @@ class ConfigurationError(ValidationError):
 
 class BrokerError(OrderGuardError):
     """The broker, or the path to it, failed."""
+
+
+class ReadTimeoutError(BrokerError):
+    """A read took longer than it was given (a query is safe to ask again)."""
+
+    retryable = True
 
 
 class OrderRejectedError(BrokerError):

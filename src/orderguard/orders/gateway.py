@@ -45,7 +45,7 @@ from orderguard.broker.base import (
 )
 from orderguard.clock import Clock
 from orderguard.config import OrderManagerConfig
-from orderguard.errors import CircuitOpenError
+from orderguard.errors import CircuitOpenError, ReadTimeoutError
 from orderguard.models import Account, Contract, Order, OrderRequest, Position, Trade
 from orderguard.resilience import (
     PRIORITY_LANE,
@@ -112,6 +112,9 @@ class GuardedBroker:
         stats: Counter[str] | None = None,
     ) -> None:
         self.inner = inner
+        self._clock = clock
+        self.urgent_read_timeout = config.protection_read_timeout
+        """Seconds a read in a priority lane may take before it is asked again."""
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self.limiter = RateLimiter(
             clock,
@@ -217,12 +220,26 @@ class GuardedBroker:
         ``priority`` lets the read that a protective or flattening step depends on (the
         position before a flatten) go ahead of ordinary reads when the window is full."""
 
+        urgent = priority in PRIORITY_LANE
+
+        async def answer() -> T:
+            # A read protection waits on is cut short and asked again rather than waited on
+            # for as long as the transport allows (the retries below are brief too).
+            if urgent:
+                try:
+                    return await self._clock.wait_for(call(), self.urgent_read_timeout)
+                except TimeoutError as exc:
+                    raise ReadTimeoutError(
+                        f"read gave no answer within {self.urgent_read_timeout:g} s"
+                    ) from exc
+            return await call()
+
         async def attempt() -> T:
             breaker = self.breakers.get(Family.QUERIES)
             try:
                 async with breaker.guard("query"):
                     await self.limiter.acquire(priority)
-                    return await call()
+                    return await answer()
             except CircuitOpenError:
                 if priority not in PRIORITY_LANE:
                     self.stats["breaker_refusals"] += 1
@@ -233,7 +250,7 @@ class GuardedBroker:
             # minutes after the endpoint recovered. It does not feed the breaker.
             self.stats["breaker_bypassed"] += 1
             await self.limiter.acquire(priority)
-            result = await call()
+            result = await answer()
             breaker.record_bypass_success()
             return result
 

@@ -54,7 +54,7 @@ from orderguard.errors import (
 )
 from orderguard.journal.base import Journal
 from orderguard.journal.memory import MemoryJournal
-from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType
+from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType, Position
 from orderguard.orders import bracket as _bracket
 from orderguard.orders import oco as _oco
 from orderguard.orders import positions as _positions
@@ -755,6 +755,14 @@ class OrderManager:
             self.feed.ingest(order)
         self.feed.note_positions(account_id, positions)
         return AccountSnapshot(account_id, tuple(orders), tuple(positions), since=start)
+
+    async def read_orders(self, account_id: int, start: datetime) -> list[Order]:
+        return await self.gateway.search_orders(account_id, start=start, priority=Priority.FLATTEN)
+
+    async def read_positions(self, account_id: int) -> list[Position]:
+        positions = await self.gateway.search_positions(account_id, priority=Priority.FLATTEN)
+        self.feed.note_positions(account_id, positions)
+        return positions
 
     def tracked_orders(self, account_id: int) -> list[Order]:
         """The tracker's views of the account's orders, fill volumes from trades included."""

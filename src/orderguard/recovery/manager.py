@@ -340,7 +340,12 @@ class ProtectionRollback(Protocol):
     def driving(self, operation_id: str) -> bool: ...
 
     async def roll_back(
-        self, op: RecoveryOperation, reason: str, *, wait: float | None = None
+        self,
+        op: RecoveryOperation,
+        reason: str,
+        *,
+        wait: float | None = None,
+        truth: Any = None,
     ) -> bool: ...
 
 

@@ -346,6 +346,7 @@ class ProtectionExecutor:
         self._wake: dict[int, asyncio.Event] = {}
         self._flatten_seen: dict[int, float] = {}
         self._truth_at: dict[int, float] = {}
+        self._fresh: dict[int, tuple[AccountSnapshot, float]] = {}
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Per step target: failures in a row, and when it may be tried again (capped backoff).
         self._failures: dict[tuple[str, str], int] = {}
@@ -383,6 +384,7 @@ class ProtectionExecutor:
         *,
         wait: float | None = None,
         on_done: Callable[[RecoveryOperation], object] | None = None,
+        truth: AccountSnapshot | None = None,
     ) -> bool:
         """Make ``op``'s rollback a standing obligation of this executor.
 
@@ -409,6 +411,10 @@ class ProtectionExecutor:
             log.info("operation %s handed to the protection executor: %s", op.id, reason)
         if on_done is not None:
             ob.on_done.append(on_done)
+        if truth is not None and truth.positions is not None and truth.since is not None:
+            # Just read (start-up recovery, the reconciler): the first pass plans from it
+            # instead of reading the same truth again.
+            self._fresh[truth.account_id] = (truth, self._host.clock.monotonic())
         self._ensure_loop(_account_of(op))
         if wait is None:
             return False
@@ -515,7 +521,16 @@ class ProtectionExecutor:
         if stale or holes or any(_needs_truth(d) for _, d in decisions):
             start = min(op.started_at for op in holders) - self._margin
             self.stats["rollback_passes"] += 1
-            truth = await host.read_truth(account_id, start)
+            fresh = self._fresh.pop(account_id, None)
+            if (
+                fresh is not None
+                and now - fresh[1] <= self.policy.initial_delay
+                and fresh[0].since is not None
+                and fresh[0].since <= start
+            ):
+                truth = fresh[0]
+            else:
+                truth = await host.read_truth(account_id, start)
             self._truth_at[account_id] = host.clock.monotonic()
             for ob in mine:
                 plan = _plan_of(ob.op, holders, truth)

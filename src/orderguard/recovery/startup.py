@@ -61,7 +61,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -118,6 +118,14 @@ class RecoveryHost(Protocol):
     def clock(self) -> Clock: ...
 
     async def cancel_and_confirm(self, account_id: int, order_id: int) -> Order | None: ...
+
+    async def read_orders(self, account_id: int, start: datetime) -> list[Order]:
+        """Every order of the account since ``start``, in the flattening lane."""
+        ...
+
+    async def read_positions(self, account_id: int) -> list[Position]:
+        """The account's positions, in the flattening lane."""
+        ...
 
     async def flatten_quantity(
         self, account_id: int, contract_id: str, signed_size: int, custom_tag: str
@@ -345,7 +353,7 @@ class ResumeContext:
         executor = self.recovery.protection
         if executor is None:
             raise OperationError("no protection executor to roll the operation back with")
-        await executor.roll_back(op, reason)
+        await executor.roll_back(op, reason, truth=self.snapshot)
         self.handed_off = True
         self.note(f"rolling back: {reason} (handed to the protection executor)")
 
@@ -478,16 +486,16 @@ async def recover(
     )  # fmt: skip
     snapshots: dict[int, AccountSnapshot] = {}
 
-    broker = host.broker
     oldest = min(o.started_at for o in ops) - window_margin
     try:
         for account in report.accounts:
             start = windows.get(account, oldest)
-            search = _counted(report, broker.search_orders)
+            # In the flattening lane: a fill at the crash may be waiting for these reads.
+            search = _counted(report, host.read_orders)
             orders: list[Order] = await retrier.call(search, account, start)
             positions: list[Position] = []
             for _ in range(SNAPSHOT_ATTEMPTS):
-                positions = await retrier.call(_counted(report, broker.search_positions), account)
+                positions = await retrier.call(_counted(report, host.read_positions), account)
                 # Orders again: a fill between the two reads would make the position disagree
                 # with the orders the plan counts ownership from (see reconcile.consistent).
                 again: list[Order] = await retrier.call(search, account, start)
@@ -497,7 +505,9 @@ async def recover(
                     break
             else:
                 log.warning("account %s: fills kept changing while reading truth", account)
-            snapshots[account] = AccountSnapshot(account, tuple(orders), tuple(positions))
+            snapshots[account] = AccountSnapshot(
+                account, tuple(orders), tuple(positions), since=start
+            )
     except OrderGuardError as exc:
         # Without truth nothing may be decided: every operation stays as it is, unfinished.
         report.error = f"broker truth unavailable: {exc}"
