@@ -288,20 +288,32 @@ class OrderManager:
         # Subscribe before the first query so no event between the two is missed.
         self._subscription = self._broker.subscribe(self.feed.on_event)  # events need no guarding
         try:
-            account = await self.reference.resolve_default(self._requested_account)
-            await self.reference.max_order_size(account.id)
+            await self.journal.open()
+            await self.recovery.load()
+            # What the journal left unfinished may hold a position: its recovery never waits on
+            # reference data (each operation names its account), so the two run side by side.
+            reference = asyncio.ensure_future(self._resolve_account())
+            try:
+                report = await self.rerun_recovery() if self.recovery.active_operations else None
+                account_id = await reference
+            finally:
+                reference.cancel()
         except BaseException:
             self._close_subscription()
             raise
-        await self.journal.open()
-        await self.recovery.load()
-        self._account_id = account.id
+        self._account_id = account_id
         log.info(
-            "order manager started on account %s (tag session %s)", account.id, self._tags.session
+            "order manager started on account %s (tag session %s)", account_id, self._tags.session
         )
-        await self.rerun_recovery()
-        await self._startup.resume_engines(self.last_recovery)
+        if report is None:
+            report = await self.rerun_recovery()
+        await self._startup.resume_engines(report)
         self.reconciler.start()
+
+    async def _resolve_account(self) -> int:
+        account = await self.reference.resolve_default(self._requested_account)
+        await self.reference.max_order_size(account.id)
+        return account.id
 
     async def rerun_recovery(self) -> RecoveryReport:
         """Run start-up recovery (again); new exposure is held while it cannot read the broker.
@@ -764,13 +776,15 @@ class OrderManager:
         self.feed.note_positions(account_id, positions)
         return positions
 
-    def tracked_orders(self, account_id: int) -> list[Order]:
-        """The tracker's views of the account's orders, fill volumes from trades included."""
-        out: list[Order] = []
+    def known(self, account_id: int) -> AccountSnapshot:
+        """What this process knows of the account without asking: the tracker's views of its
+        orders (fill volumes from trades included) and the positions last seen."""
+        orders: list[Order] = []
         for view in self.tracker.orders(account_id):
             filled = self.tracker.filled_volume(view.id)
-            out.append(view if filled <= view.fill_volume else replace(view, fill_volume=filled))
-        return out
+            orders.append(view if filled <= view.fill_volume else replace(view, fill_volume=filled))
+        positions = self.feed.known_positions(account_id, self.clock.now())
+        return AccountSnapshot(account_id, tuple(orders), tuple(positions))
 
     async def cancel_exit(self, account_id: int, order_id: int) -> Order | None:
         """Cancel in the protective lane without polling (the executor reads again itself)."""

@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from orderguard.broker.base import (
@@ -28,7 +29,7 @@ from orderguard.broker.base import (
 )
 from orderguard.clock import Clock
 from orderguard.errors import OrderGuardError
-from orderguard.models import Order, Position
+from orderguard.models import Order, Position, PositionType
 from orderguard.orders.callbacks import TRADE_EXECUTED, CallbackRegistry, events_for
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.tracking import OrderChange, OrderTracker
@@ -113,6 +114,23 @@ class OrderFeed:
         """The last signed position seen on the contract (events and reads), or None if none
         was seen since the manager started."""
         return self._positions.get((account_id, contract_id))
+
+    def known_positions(self, account_id: int, as_of: datetime) -> list[Position]:
+        """The account's open positions as last seen (events and reads), as position records
+        stamped ``as_of`` (the book keeps net sizes only: no id nor average price)."""
+        return [
+            Position(
+                id=0,
+                account_id=account_id,
+                contract_id=contract_id,
+                creation_timestamp=as_of,
+                type=PositionType.LONG if signed > 0 else PositionType.SHORT,
+                size=abs(signed),
+                average_price=Decimal(0),
+            )
+            for (acct, contract_id), signed in self._positions.items()
+            if acct == account_id and signed != 0
+        ]
 
     def note_positions(self, account_id: int, positions: Iterable[Position]) -> None:
         """A complete read of the account's positions (a contract it leaves out is flat)."""

@@ -150,23 +150,28 @@ class PlacementPipeline:
         ):
             if needed or price is not None:
                 coerce_price(price, name)
-        await self._ctx.reference.trading_account(request.account_id)
-        contract = await self._contracts.resolve(request.contract_id)
-        if contract.id != request.contract_id:
-            raise UnknownContractError(f"{request.contract_id!r} is not an exact contract id")
         if priority is None:
             priority = Priority.NORMAL if respect_latch else Priority.PROTECTIVE
+        claimed = not respect_latch or priority in PRIORITY_LANE
+        reduces = await self._reduces(request, confirm=claimed)
+        contract = self._contracts.cached(request.contract_id) if reduces else None
+        if contract is None and not reduces:
+            await self._ctx.reference.trading_account(request.account_id)
+            contract = await self._contracts.resolve(request.contract_id)
+        if contract is not None and contract.id != request.contract_id:
+            raise UnknownContractError(f"{request.contract_id!r} is not an exact contract id")
         return await self._checked_send(
-            request, contract, respect_latch=respect_latch, priority=priority
+            request, contract, respect_latch=respect_latch, priority=priority, reduces=reduces
         )
 
     async def _checked_send(
         self,
         request: OrderRequest,
-        contract: Contract,
+        contract: Contract | None,
         *,
         respect_latch: bool,
         priority: Priority,
+        reduces: bool | None = None,
     ) -> OrderPlaceResponse:
         """The checks that need reference data, the exposure gate, then the send.
 
@@ -174,20 +179,30 @@ class PlacementPipeline:
         caller's word (``respect_latch`` and ``priority`` only ask): a request that would only
         reduce the position goes in a priority lane and passes the ambiguity latch, the
         start-up hold, the journal-down refusal and an open breaker; anything else is
-        exposure, and meets all four.
+        exposure, and meets all four. A reducing request is checked against the reference
+        data at hand only (``contract`` None: not cached): a read of it must not stand between
+        a filled position and its stop, and the exchange refuses what is wrong anyway.
         """
-        check_size(request.size, await self._ctx.reference.max_order_size(request.account_id))
-        if not contract.active:
-            raise UnknownContractError(f"contract {contract.id} is not active")
-        for name, price in (
-            ("limit_price", request.limit_price),
-            ("stop_price", request.stop_price),
-            ("trail_price", request.trail_price),
-        ):
-            if price is not None:
-                check_tick(contract, price, name)
         claimed = not respect_latch or priority in PRIORITY_LANE
-        reduces = await self._reduces(request, confirm=claimed)
+        if reduces is None:
+            reduces = await self._reduces(request, confirm=claimed)
+        reference = self._ctx.reference
+        if reduces:
+            limit = reference.cached_max_order_size(request.account_id)
+        else:
+            limit = await reference.max_order_size(request.account_id)
+        if limit is not None:
+            check_size(request.size, limit)
+        if contract is not None:
+            if not contract.active:
+                raise UnknownContractError(f"contract {contract.id} is not active")
+            for name, price in (
+                ("limit_price", request.limit_price),
+                ("stop_price", request.stop_price),
+                ("trail_price", request.trail_price),
+            ):
+                if price is not None:
+                    check_tick(contract, price, name)
         if reduces:
             if priority not in PRIORITY_LANE:
                 priority = Priority.PROTECTIVE
@@ -195,6 +210,7 @@ class PlacementPipeline:
             if priority in PRIORITY_LANE:
                 self._ctx.stats["protective_claims_refused"] += 1
                 priority = Priority.NORMAL
+            assert contract is not None  # exposure is always checked against its contract
             if request.stop_price is not None:
                 # Entries only. A stop that reduces the position is not held back by a
                 # last-price read (a round trip, a queued read in a full rate window): one

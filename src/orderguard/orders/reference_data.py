@@ -76,6 +76,10 @@ class ReferenceData:
             return known.account_id
         return self._default_account()
 
+    def cached_max_order_size(self, account_id: int) -> int | None:
+        """The account's maximum order size if it was read already (no I/O)."""
+        return self._max_size.get(account_id)
+
     async def max_order_size(self, account_id: int) -> int:
         cached = self._max_size.get(account_id)
         if cached is not None:

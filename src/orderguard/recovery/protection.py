@@ -294,8 +294,9 @@ class ProtectionHost(Protocol):
         """Orders since ``start`` and positions, read consistently, in the flattening lane."""
         ...
 
-    def tracked_orders(self, account_id: int) -> list[Order]:
-        """Every order of the account this process knows (events and reads merged)."""
+    def known(self, account_id: int) -> AccountSnapshot:
+        """Every order of the account this process knows (events and reads merged) and the
+        positions it last saw; a contract it never saw reads as flat."""
         ...
 
     async def cancel_exit(self, account_id: int, order_id: int) -> Order | None:
@@ -512,13 +513,21 @@ class ProtectionExecutor:
         contracts = {_contract_of(o.op) for o in mine}
         holders = _holders(recovery, account_id, contracts, [o.op for o in mine])
         now = host.clock.monotonic()
-        known = AccountSnapshot(account_id, tuple(host.tracked_orders(account_id)), ())
-        decisions = self._decide(mine, holders, known, now)
-        stale = now - self._truth_at.get(account_id, float("-inf")) >= self.truth_interval
+        known = host.known(account_id)
+        decisions = self._decide(mine, holders, known, now, truth=False)
+        age = now - self._truth_at.get(account_id, float("-inf"))
+        # A position that disagrees with what an operation owns (an outside close, or one this
+        # process never saw) decides whether to flatten: it is read within the retry cap.
+        unsure = age >= self.policy.max_delay and any(d[2] for d in decisions)
         # Knowledge with a hole (a leg whose order this process has not seen, after a
         # restart say) decides nothing: "not seen" would read as "not working".
         holes = any(_unseen_legs(ob.op, known) for ob in mine)
-        if stale or holes or any(_needs_truth(d) for _, d in decisions):
+        if (
+            age >= self.truth_interval
+            or holes
+            or unsure
+            or any(_needs_truth(d[1]) for d in decisions)
+        ):
             start = min(op.started_at for op in holders) - self._margin
             self.stats["rollback_passes"] += 1
             fresh = self._fresh.pop(account_id, None)
@@ -536,9 +545,9 @@ class ProtectionExecutor:
                 plan = _plan_of(ob.op, holders, truth)
                 if plan is not None:
                     await self._fold(ob.op, plan)
-            decisions = self._decide(mine, holders, truth, host.clock.monotonic())
+            decisions = self._decide(mine, holders, truth, host.clock.monotonic(), truth=True)
         acted = False
-        for ob, decision in decisions:
+        for ob, decision, _ in decisions:
             acted = await self._act(ob, decision, account_id) or acted
         return acted
 
@@ -548,13 +557,17 @@ class ProtectionExecutor:
         holders: list[RecoveryOperation],
         snapshot: AccountSnapshot,
         now: float,
-    ) -> list[tuple[_Obligation, list[RollbackStep] | RolledBack]]:
+        *,
+        truth: bool,
+    ) -> list[tuple[_Obligation, list[RollbackStep] | RolledBack, bool]]:
+        """Each obligation's decision, and whether it rests on the account's position
+        disagreeing with what the operation owns (a position this process may not know)."""
         ops = [ob.op for ob in mine]
         plans = {
             p.operation_id: p
             for p in plan_recovery(ops, {snapshot.account_id: snapshot}, holders=holders)
         }
-        out: list[tuple[_Obligation, list[RollbackStep] | RolledBack]] = []
+        out: list[tuple[_Obligation, list[RollbackStep] | RolledBack, bool]] = []
         for ob in mine:
             plan = plans.get(ob.op.operation_id)
             if plan is None:
@@ -568,9 +581,9 @@ class ProtectionExecutor:
             )
             decision = plan_rollback(facts)
             log.debug("%.3f rollback %s: %s -> %s", now, ob.op.operation_id, facts, decision)
-            if snapshot.positions or not _needs_truth(decision):
+            if truth or not _needs_truth(decision):
                 self._alert_if_overdue(ob, facts, now)
-            out.append((ob, decision))
+            out.append((ob, decision, facts.owned != facts.flattenable))
         return out
 
     async def _act(
