@@ -185,7 +185,8 @@ class TokenManager:
                 except (ConnectionFailedError, RateLimitedError):
                     # A refresh that failed while the old token still lives is not fatal.
                     now = self._clock.now()
-                    if current is not None and now < current.expires_at:
+                    # Only a token the gateway has not refused may be used on (not after a 401).
+                    if prefer_validate and current is not None and now < current.expires_at:
                         log.warning("token refresh failed; the current token is still valid")
                         self.stats["refresh_failures"] += 1
                         # Try again later, sooner as expiry nears; never in a tight loop.

@@ -71,7 +71,17 @@ class _FileSource(PydanticBaseSettingsSource):
         return values.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_FILE_VALUES.get() or {})
+        # Keyed as the other sources key them: by alias where a field has one, so that the
+        # environment's value for the same field replaces the file's instead of clashing.
+        out: dict[str, Any] = {}
+        for name, value in (_FILE_VALUES.get() or {}).items():
+            field = self.settings_cls.model_fields.get(name)
+            alias = field.validation_alias if field is not None else None
+            if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+                out[alias.choices[0]] = value
+            else:
+                out[name] = value
+        return out
 
 
 @dataclass(frozen=True, slots=True)
