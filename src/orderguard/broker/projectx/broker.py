@@ -39,7 +39,6 @@ bracket engine retries client-side.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import Counter
@@ -81,7 +80,7 @@ from .auth import TokenManager, TokenRefresher
 from .config import Endpoints, ProjectXSettings
 from .errors import GatewayUnavailableError
 from .http import HttpAnswer, HttpSeam, NoAnswerError, NotSentError, Timeouts
-from .signalr import WS_LOGGER_NAME, HubClient, HubOptions
+from .signalr import WS_LOGGER_NAME, HubClient, HubOptions, wait_event
 
 log = logging.getLogger("orderguard.projectx")
 
@@ -714,8 +713,7 @@ class ProjectXBroker:
                         await hubs.subscribe_market(self.market_hub, [contract_id])
                     except Exception as exc:
                         log.info("quote subscription for %s failed: %s", contract_id, exc)
-            with contextlib.suppress(TimeoutError):
-                await self.clock.wait_for(waiter.wait(), self.settings.quote_wait)
+            await wait_event(self.clock, waiter, self.settings.quote_wait)
             price = self.quotes.last_price(contract_id)
             if price is not None:
                 return price

@@ -106,6 +106,43 @@ def split_records(buffer: str, data: str) -> tuple[list[str], str]:
     return [p for p in parts[:-1] if p.strip()], parts[-1]
 
 
+async def wait_event(clock: Clock, event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` up to ``timeout`` seconds of ``clock``; False when time ran out.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it returns the inner result, swallowing the
+    caller's cancellation, when both happen at once — and a task that ignores ``cancel()``
+    makes ``close()`` hang.
+    """
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        waiter.cancel()
+
+    timer = clock.call_later(timeout, expire)
+    try:
+        await waiter
+        return True
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if expired and (task is None or not task.cancelling()):
+            return False
+        raise
+    finally:
+        timer.cancel()
+        waiter.cancel()
+
+
+def abort(ws: ClientConnection) -> None:
+    """Drop the TCP connection at once (its reader then ends with ``ConnectionClosed``)."""
+    with contextlib.suppress(Exception):
+        ws.transport.abort()
+
+
 Connector = Callable[[str], Awaitable[ClientConnection]]
 EventSink = Callable[[str, list[Any]], None]
 StateSink = Callable[[ConnectionState, str], None]
@@ -151,6 +188,8 @@ class HubClient:
         self._forced: str | None = None
         self._reported_once = False
         self._closing = False
+        self._last_seen = 0.0
+        self._silent = False
         self.stats: Counter[str] = Counter()
 
     def __repr__(self) -> str:
@@ -171,13 +210,7 @@ class HubClient:
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until connected and subscribed; False after ``timeout`` seconds."""
-        if self._ready.is_set():
-            return True
-        try:
-            await self._clock.wait_for(self._ready.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(self._clock, self._ready, timeout)
 
     async def invoke(self, target: str, *arguments: Any) -> Any:
         """Call a hub method and wait for its completion (``HubError`` if it reports one)."""
@@ -187,6 +220,12 @@ class HubClient:
         invocation_id = str(next(self._ids))
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[invocation_id] = future
+
+        def expire() -> None:
+            if not future.done():
+                future.set_exception(HubError(f"{self.name} hub: no completion for {target}"))
+
+        timer = self._clock.call_later(self.options.invoke_timeout, expire)
         message = {
             "type": INVOCATION,
             "invocationId": invocation_id,
@@ -195,12 +234,11 @@ class HubClient:
         }
         try:
             await ws.send(json.dumps(message) + RS)
-            return await self._clock.wait_for(future, self.options.invoke_timeout)
+            return await future
         except ConnectionClosed:
             raise HubError(f"{self.name} hub closed during {target}") from None
-        except TimeoutError:
-            raise HubError(f"{self.name} hub: no completion for {target}") from None
         finally:
+            timer.cancel()
             self._pending.pop(invocation_id, None)
 
     async def send(self, target: str, *arguments: Any) -> None:
@@ -221,7 +259,7 @@ class HubClient:
             return
         self._forced = reason
         self.stats["forced_reconnects"] += 1
-        asyncio.get_running_loop().create_task(self._close_ws(ws))
+        abort(ws)  # the session ends at once and the loop reconnects without backoff
 
     async def close(self) -> None:
         """Stop for good: cancel the loop, close the socket, fail pending invocations."""
@@ -260,6 +298,9 @@ class HubClient:
                 await self._backoff(attempt)
                 attempt += 1
                 continue
+            if self._closing:  # close() came while we were connecting
+                await self._close_ws(ws)
+                return
             healthy = await self._session(ws, leftover)
             if healthy:
                 attempt = 0
@@ -279,8 +320,10 @@ class HubClient:
     async def _session(self, ws: ClientConnection, leftover: str) -> bool:
         """Run one connection until it ends; True if it got as far as being subscribed."""
         self._ws = ws
+        self._last_seen = self._clock.monotonic()
+        self._silent = False
         reader = asyncio.get_running_loop().create_task(self._read(ws, leftover))
-        pinger = asyncio.get_running_loop().create_task(self._ping(ws))
+        pinger = asyncio.get_running_loop().create_task(self._keepalive(ws))
         subscribed = False
         state, detail = ConnectionState.DISCONNECTED, "connection lost"
         try:
@@ -310,6 +353,9 @@ class HubClient:
             return subscribed
         if self._forced is not None:
             detail = self._forced
+        elif self._silent:
+            state = ConnectionState.SILENT
+            detail = f"{self.name} hub: no message for {self.options.silence_timeout:g}s"
         if state is ConnectionState.SILENT:
             self.stats["silences"] += 1
         self._emit(state, detail)
@@ -324,12 +370,8 @@ class HubClient:
                 if ended is not None:
                     return ConnectionState.DISCONNECTED, ended
             while True:
-                try:
-                    frame = await self._clock.wait_for(ws.recv(), self.options.silence_timeout)
-                except TimeoutError:
-                    return ConnectionState.SILENT, (
-                        f"{self.name} hub: no message for {self.options.silence_timeout:g}s"
-                    )
+                frame = await ws.recv()  # ends with ConnectionClosed (the watchdog aborts it)
+                self._last_seen = self._clock.monotonic()
                 text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
                 records, buffer = split_records(buffer, text)
                 for record in records:
@@ -342,12 +384,24 @@ class HubClient:
             # Invocations waiting for a completion will not get one on this link.
             self._fail_pending("connection lost")
 
-    async def _ping(self, ws: ClientConnection) -> None:
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        """Ping every ``keepalive_interval``; abort the link after ``silence_timeout`` without
+        a message (a socket can stay open while nothing comes through it)."""
+        o = self.options
+        next_ping = self._clock.monotonic() + o.keepalive_interval
         with contextlib.suppress(ConnectionClosed):
             while True:
-                await self._clock.sleep(self.options.keepalive_interval)
-                await ws.send(PING)
-                self.stats["pings_sent"] += 1
+                now = self._clock.monotonic()
+                deadline = self._last_seen + o.silence_timeout
+                if now >= deadline:
+                    self._silent = True
+                    abort(ws)
+                    return
+                if now >= next_ping:
+                    await ws.send(PING)
+                    self.stats["pings_sent"] += 1
+                    next_ping = now + o.keepalive_interval
+                await self._clock.sleep(max(0.0, min(next_ping, deadline) - now))
 
     def _dispatch(self, record: str) -> str | None:
         """Handle one record; returns a reason when the server closed the connection."""
@@ -406,19 +460,20 @@ class HubClient:
         params["access_token"] = socket_token
         target = ws_url(url, params)
         try:
-            ws = await self._clock.wait_for(self._connector(target), self.options.handshake_timeout)
+            ws = await self._connector(target)  # bounded by the connector's own open timeout
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status == 401:
                 raise HubAuthRejectedError(f"{self.name} hub: HTTP 401") from None
             raise HubError(f"{self.name} hub: HTTP {status} at the upgrade") from None
+        timer = self._clock.call_later(self.options.handshake_timeout, lambda: abort(ws))
         try:
-            leftover = await self._clock.wait_for(
-                self._handshake(ws), self.options.handshake_timeout
-            )
+            leftover = await self._handshake(ws)
         except BaseException:
             await self._close_ws(ws)
             raise
+        finally:
+            timer.cancel()
         return ws, leftover
 
     async def _handshake(self, ws: ClientConnection) -> str:
@@ -493,8 +548,13 @@ class HubClient:
         )
 
     async def _close_ws(self, ws: ClientConnection) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(), self.options.close_timeout + 0.5)
+        """A polite close, cut short after ``close_timeout`` (asyncio.timeout, which unlike
+        wait_for never swallows a cancellation)."""
+        try:
+            async with asyncio.timeout(self.options.close_timeout):
+                await ws.close()
+        except (TimeoutError, Exception):
+            abort(ws)
 
 
 def _describe(exc: BaseException) -> str:
@@ -510,5 +570,6 @@ __all__ = [
     "HubTokens",
     "backoff_delay",
     "split_records",
+    "wait_event",
     "ws_url",
 ]
