@@ -17,7 +17,7 @@ import platform
 import typer
 
 from orderguard import __version__
-from orderguard.cli import chaos_command, demo_command, journal_command
+from orderguard.cli import chaos_command, demo_command, gateway_command, journal_command
 
 app = typer.Typer(
     name="orderguard",
@@ -37,7 +37,7 @@ def _assemble(root: typer.Typer) -> None:
     root.add_typer(demo_command.app)
     root.add_typer(chaos_command.app)  # orderguard chaos ...
     root.add_typer(journal_command.app, name="journal")  # orderguard journal ...
-    # root.add_typer(gateway_command.app)                  # orderguard gateway ...
+    root.add_typer(gateway_command.app)  # orderguard gateway
 
 
 _assemble(app)
