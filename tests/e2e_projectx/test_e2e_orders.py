@@ -1,4 +1,4 @@
-"""Core flows end to end: orders, brackets in both modes, OCO, position orders, close, bulk cancel."""
+"""Core flows end to end: orders, brackets (both modes), OCO, position orders, close, cancel."""
 
 from __future__ import annotations
 
