@@ -125,6 +125,8 @@ def settings_for(gateway: Gateway, **over: Any) -> ProjectXSettings:
         "reconnect_initial_delay": 0.05,
         "reconnect_max_delay": 0.5,
         "read_timeout": 2.0,
+        "handshake_timeout": 1.0,
+        "invoke_timeout": 2.0,
     }
     values.update(over)
     return ProjectXSettings(**values)
@@ -153,3 +155,19 @@ async def manager(broker: ProjectXBroker, tmp_path: Path) -> AsyncIterator[Order
     yield om
     await om.cleanup()
     await om.journal.close()
+
+
+@pytest.fixture(autouse=True)
+async def dump_tasks_if_stuck() -> AsyncIterator[None]:
+    """If a test (with its teardown) runs past 60 s, print every task's stack: a hang then says
+    where it is instead of only timing out."""
+    import sys
+
+    def dump() -> None:
+        print("\n--- asyncio tasks still running after 60 s ---", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+
+    handle = asyncio.get_running_loop().call_later(60.0, dump)
+    yield
+    handle.cancel()
