@@ -9,6 +9,7 @@ deadline with polling, never a bare sleep.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
@@ -161,8 +162,6 @@ async def manager(broker: ProjectXBroker, tmp_path: Path) -> AsyncIterator[Order
 async def dump_tasks_if_stuck() -> AsyncIterator[None]:
     """If a test (with its teardown) runs past 60 s, print every task's stack: a hang then says
     where it is instead of only timing out."""
-    import sys
-
     def dump() -> None:
         print("\n--- asyncio tasks still running after 60 s ---", file=sys.stderr)
         for task in asyncio.all_tasks():
