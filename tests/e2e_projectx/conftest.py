@@ -162,6 +162,7 @@ async def manager(broker: ProjectXBroker, tmp_path: Path) -> AsyncIterator[Order
 async def dump_tasks_if_stuck() -> AsyncIterator[None]:
     """If a test (with its teardown) runs past 60 s, print every task's stack: a hang then says
     where it is instead of only timing out."""
+
     def dump() -> None:
         print("\n--- asyncio tasks still running after 60 s ---", file=sys.stderr)
         for task in asyncio.all_tasks():

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 from conftest import MNQ, Control, eventually
 from orderguard.broker.base import ConnectionState
-from orderguard.broker.projectx import ProjectXBroker
+from orderguard.broker.projectx import ProjectXBroker, default_journal_path
+from orderguard.gateway import Gateway
+from orderguard.journal.sqlite import SqliteJournal
 from orderguard.models import OrderStatus
 from orderguard.orders import OrderManager
 from orderguard.orders.bracket_types import BracketOutcome
@@ -136,3 +141,29 @@ async def test_events_reach_the_manager_over_the_hub(
     await manager.place_limit_order(MNQ, 0, 1, D("20990"))
     assert broker.stats["events"] > 0
     assert broker.stats["malformed_events"] == 0
+
+
+async def test_the_documented_start_from_env(
+    gateway: Gateway, control: Control, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/projectx.md's way in: from_env with project-x-py's variables, the selected account,
+    the default journal path, a protected bracket."""
+    user, key = gateway.credentials
+    monkeypatch.setenv("PROJECT_X_API_KEY", key)
+    monkeypatch.setenv("PROJECT_X_USERNAME", user)
+    monkeypatch.setenv("PROJECT_X_ACCOUNT_NAME", "sim-1")
+    monkeypatch.setenv("PROJECTX_API_URL", gateway.urls.api)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    async with ProjectXBroker.from_env() as broker:
+        account = await broker.selected_account()
+        assert account.id == 1
+        path = default_journal_path(broker.firm, account.name)
+        assert path.parent == tmp_path / "orderguard"
+        journal = SqliteJournal(path)
+        async with OrderManager(broker, account_id=account.id, journal=journal) as orders:
+            r = await orders.place_bracket_order(
+                MNQ, 0, 1, None, D("20990"), D("21010"), entry_type="market"
+            )
+            assert r.outcome is BracketOutcome.PROTECTED
+        await journal.close()
+    assert path.exists()
