@@ -79,6 +79,7 @@ async def test_place_whose_answer_never_comes(
         await protected(om, control)
     finally:
         await om.cleanup()
+        await om.journal.close()
         await broker.aclose()
 
 
