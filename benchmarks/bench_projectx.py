@@ -81,8 +81,8 @@ async def set_price(ctl: httpx2.AsyncClient, broker: ProjectXBroker, price: Deci
     if broker.quotes.last_price(MNQ) is None:
         await broker.get_last_price(MNQ)  # subscribes
     deadline = time.monotonic() + 5
-    while broker.quotes.last_price(MNQ) != price and time.monotonic() < deadline:
-        await asyncio.sleep(0.001)
+    while broker.quotes.last_price(MNQ) != price and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.001)  # polling the quote cache with a deadline
 
 
 def pct(values: list[float], q: float) -> float:
