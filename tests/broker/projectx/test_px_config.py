@@ -12,7 +12,9 @@ from px_fakes import API_KEY, FakeRest, rest_broker
 
 from orderguard.broker.projectx import ProjectXBroker, ProjectXSettings, default_journal_path
 from orderguard.broker.projectx.config import firm_endpoints
+from orderguard.broker.faults import FaultPlan, FaultyBroker
 from orderguard.broker.sim import SimBroker
+from orderguard.clock import SystemClock
 from orderguard.journal.memory import MemoryJournal
 from orderguard.journal.sqlite import SqliteJournal
 from orderguard.orders import OrderManager
@@ -143,4 +145,7 @@ async def test_manager_refuses_a_real_broker_on_a_memory_journal(tmp_path: Path)
     OrderManager(broker, allow_memory_journal=True)
     OrderManager(broker, journal=SqliteJournal(tmp_path / "j.db"))
     OrderManager(SimBroker.create())  # simulated: fine as before
+    wrapped = FaultyBroker(broker, SystemClock(), FaultPlan(), seed=1)
+    with pytest.raises(ValueError, match="allow_memory_journal"):
+        OrderManager(wrapped)  # found through the wrapper's ``inner``
     await broker.aclose()
