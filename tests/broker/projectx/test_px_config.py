@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from px_fakes import API_KEY, FakeRest, rest_broker
 
+from orderguard.broker.faults import FaultPlan, FaultyBroker
 from orderguard.broker.projectx import ProjectXBroker, ProjectXSettings, default_journal_path
 from orderguard.broker.projectx.config import firm_endpoints
-from orderguard.broker.faults import FaultPlan, FaultyBroker
 from orderguard.broker.sim import SimBroker
 from orderguard.clock import SystemClock
 from orderguard.journal.memory import MemoryJournal
