@@ -66,6 +66,8 @@ class Unknown:
 
     origin: UnknownOrigin
     detail: str = ""
+    retry_after: float | None = None
+    """Seconds the broker asked us to wait before the next request (HTTP 429 ``Retry-After``)."""
 
 
 Outcome = Confirmed | Rejected | Unknown

@@ -123,7 +123,9 @@ class OrderManager:
         account_id: int | None = None,
         rng: random.Random | None = None,
         journal: Journal | None = None,
+        allow_memory_journal: bool = False,
     ) -> None:
+        _check_journal(broker, journal, allow_memory_journal)
         self._broker = broker
         self._clock: Clock = _agreed_clock(broker, clock)
         # The seed passes a plain dict of its keys; an unknown key is a ConfigurationError.
@@ -1105,6 +1107,24 @@ def _summary(families: Mapping[str, BreakerStatus]) -> dict[str, Any]:
         "is_healthy": all(st["is_healthy"] for st in statuses),
         "retry_config": {} if worst is None else dict(worst["retry_config"]),
     }
+
+
+def _check_journal(broker: Broker, journal: Journal | None, allow_memory: bool) -> None:
+    """A real broker (``durable_journal_required``, looked up through wrappers' ``inner``) needs
+    a durable journal: after a crash, an in-memory one forgets every order it sent."""
+    if allow_memory or (journal is not None and not isinstance(journal, MemoryJournal)):
+        return
+    seen: object = broker
+    for _ in range(8):
+        if getattr(seen, "durable_journal_required", False) is True:
+            raise ValueError(
+                "this broker trades for real and the journal is in memory: pass a durable "
+                "journal (e.g. SqliteJournal(default_journal_path(...))) or "
+                "allow_memory_journal=True"
+            )
+        seen = getattr(seen, "inner", None)
+        if seen is None:
+            return
 
 
 def _check_order_id(order_id: object) -> None:
