@@ -37,8 +37,7 @@ from orderguard.clock import Clock
 from orderguard.errors import OrderGuardError
 from orderguard.models import Order, OrderSide
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation, RefStatus
-from orderguard.recovery.operations import OperationType
-from orderguard.recovery.protection import HOLDER_TYPES
+from orderguard.recovery.protection import HOLDER_TYPES, closing
 from orderguard.recovery.reconcile import AccountSnapshot, plan_recovery
 
 log = logging.getLogger("orderguard.orders.holdings")
@@ -179,10 +178,7 @@ class HoldingsFollower:
         return credited
 
     def _closing(self, key: Key) -> bool:
-        return any(
-            op.operation_type is OperationType.POSITION_CLOSE and _key_of(op) == key
-            for op in self._host.recovery.active_operations.values()
-        )
+        return closing(self._host.recovery, *key)
 
     async def _follow_exits(
         self, op: RecoveryOperation, share: int, truth: AccountSnapshot

@@ -580,6 +580,12 @@ class ProtectionExecutor:
                 flatten_sent=self._flatten_seen,
             )
             decision = plan_rollback(facts)
+            if not isinstance(decision, RolledBack) and closing(
+                self._host.recovery, _account_of(ob.op), _contract_of(ob.op)
+            ):
+                # A position close names whom it closes for (or closes the whole contract):
+                # what it closed is credited once it has ended, never guessed before.
+                decision = [s for s in decision if not isinstance(s, CreditClosedOutside)]
             log.debug("%.3f rollback %s: %s -> %s", now, ob.op.operation_id, facts, decision)
             if truth or not _needs_truth(decision):
                 self._alert_if_overdue(ob, facts, now)
@@ -851,6 +857,17 @@ def _plan_of(
     return plans[0] if plans else None
 
 
+def closing(recovery: OperationRecoveryManager, account_id: int, contract_id: str) -> bool:
+    """A position close on the contract has not ended: a shortfall of the position may be its
+    doing, and it credits the operation it closed for itself."""
+    return any(
+        op.operation_type is OperationType.POSITION_CLOSE
+        and _account_of(op) == account_id
+        and _contract_of(op) == contract_id
+        for op in recovery.active_operations.values()
+    )
+
+
 def _holders(
     recovery: OperationRecoveryManager,
     account_id: int,
@@ -906,6 +923,7 @@ __all__ = [
     "ResolveLegs",
     "RollbackFacts",
     "RolledBack",
+    "closing",
     "plan_rollback",
     "rollback_facts",
 ]
