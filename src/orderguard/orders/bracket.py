@@ -72,6 +72,7 @@ from orderguard.orders.validation import check_size, check_tick, coerce_price, c
 from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.recovery.startup import ResumeContext, register_resumer
+from orderguard.resilience import Priority
 
 if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
@@ -638,12 +639,18 @@ class BracketEngine:
         m = self.manager
         complete = True
         starts: dict[int, datetime] = {}
+        exposed: set[int] = set()
         for saga in self._sagas.values():
             acct = saga.req.account_id
             starts[acct] = min(starts.get(acct, saga.op.started_at), saga.op.started_at)
+            if saga.final is None and not saga.protected:
+                exposed.add(acct)
         for acct, start in starts.items():
+            # A saga whose entry may have filled without its stop in place waits on this read:
+            # it goes in the flattening lane (past an open breaker, ahead of ordinary reads).
+            lane = Priority.FLATTEN if acct in exposed else Priority.QUERY
             try:
-                orders = await m.gateway.search_orders(acct, start=start)
+                orders = await m.gateway.search_orders(acct, start=start, priority=lane)
             except OrderGuardError as exc:
                 log.warning("bracket poll of account %s failed: %s", acct, exc)
                 complete = False

@@ -471,7 +471,9 @@ class PlacementPipeline:
         while (account_id, tag) in self._unresolved:
             if reducing is None:
                 await self._ctx.clock.sleep(self._ctx.config.status_check_max_delay)
-                found = await self._find_by_tag(account_id, tag, sent_at)
+                # An order in doubt may have opened a position nobody protects yet: finding
+                # it is protection work (the flattening lane, past an open breaker).
+                found = await self._find_by_tag(account_id, tag, sent_at, Priority.FLATTEN)
             else:
                 await self._ctx.clock.sleep(self._resend_pause)
                 found = await self._find_by_tag(account_id, tag, sent_at, Priority.PROTECTIVE)
