@@ -81,6 +81,10 @@ class OrderManagerConfig(BaseSettings):
     """Consecutive infrastructure failures (never business rejections) that open a family."""
     status_check_circuit_breaker_reset_time: float = Field(default=300.0, gt=0.0)
     """Seconds an open breaker waits before it admits one query probe (half-open)."""
+    breaker_bypass_interval: float = Field(default=1.0, ge=0.0, allow_inf_nan=False)
+    """While a family's breaker is open, the protective and flattening requests that go past it
+    start at most one per this many seconds: the endpoint is probed, not hammered, and the rate
+    budget outlives a long storm (spent in it, it held protection back after the storm)."""
 
     # -- rate limiter (the gateway allows 200 requests per rolling 60 s) -------------------------
     rate_limit_requests: int = Field(default=200, ge=1)

@@ -18,6 +18,11 @@ protects the endpoint from load, but a stop that is not sent leaves a position n
 while a stop sent to a struggling endpoint is at worst an ``Unknown`` that is resolved by its tag.
 Such a bypass is counted and does not feed the breaker (it was not admitted by it).
 
+Such bypasses start at most one per ``breaker_bypass_interval`` per family while its breaker is
+not closed: every protective actor retrying on its own schedule through a long storm spent the
+whole rate budget in it, and after the storm nothing, protection included, could be sent until
+the window slid on. The first bypass that gets an answer closes the breaker.
+
 A half-open breaker admits only a *query* probe (a probe that fails must not be an order). So when
 a mutation finds its family half-open, the gateway first sends that probe itself — a read of the
 same endpoint family (open orders for ``orders``, positions for ``positions``) — and sends the
@@ -26,6 +31,7 @@ mutation only if the probe closed the circuit.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -115,6 +121,9 @@ class GuardedBroker:
         self._clock = clock
         self.urgent_read_timeout = config.protection_read_timeout
         """Seconds a read in a priority lane may take before it is asked again."""
+        self.bypass_interval = config.breaker_bypass_interval
+        self._bypass_gate = {family: asyncio.Lock() for family in Family}
+        self._bypass_at = dict.fromkeys(Family, float("-inf"))
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self.limiter = RateLimiter(
             clock,
@@ -178,6 +187,7 @@ class GuardedBroker:
                 raise
             admitted = False
             self.stats["breaker_bypassed"] += 1
+            await self._pace_bypass(family)
         try:
             await self.limiter.acquire(priority)
             outcome = await send()
@@ -197,6 +207,17 @@ class GuardedBroker:
         else:
             breaker.record_bypass_success()
         return outcome
+
+    async def _pace_bypass(self, family: Family) -> None:
+        """Wait for this family's next bypass start (see module docstring)."""
+        async with self._bypass_gate[family]:
+            if self.breakers.get(family).state is BreakerState.CLOSED:
+                return  # a bypass got an answer meanwhile: the endpoint works again
+            wait = self._bypass_at[family] + self.bypass_interval - self._clock.monotonic()
+            if wait > 0:
+                self.stats["bypass_paced"] += 1
+                await self._clock.sleep(wait)
+            self._bypass_at[family] = self._clock.monotonic()
 
     async def _probe(self, family: Family, probe: Callable[[], Awaitable[object]]) -> None:
         """Send the half-open family's query probe; its verdict closes or re-opens the circuit."""
@@ -249,6 +270,7 @@ class GuardedBroker:
             # order: held back for the breaker's whole reset time, it left a position bare for
             # minutes after the endpoint recovered. It does not feed the breaker.
             self.stats["breaker_bypassed"] += 1
+            await self._pace_bypass(Family.QUERIES)
             await self.limiter.acquire(priority)
             result = await answer()
             breaker.record_bypass_success()
