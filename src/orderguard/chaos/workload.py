@@ -67,7 +67,7 @@ from orderguard.errors import (
 )
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.oco import OcoLeg
-from orderguard.recovery.operations import OperationType
+from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.recovery.startup import DEFAULT_IN_FLIGHT_GRACE
 
 POSITION_CONTRACT = "CON.F.US.MNQ.Z26"
@@ -313,6 +313,10 @@ _EXPECTED: tuple[type[BaseException], ...] = (
 _SOFT: tuple[type[BaseException], ...] = (*_EXPECTED, OrderGuardError)
 
 
+class _Unanswered(Exception):
+    """No look-up of a tag got an answer (see ``WorkloadActor._find_by_tag``)."""
+
+
 class WorkloadActor:
     """Performs steps with one OrderManager (a new actor per simulated process)."""
 
@@ -376,16 +380,24 @@ class WorkloadActor:
         return order
 
     async def _find_by_tag(self, tag: str, seconds: float = 60.0) -> Order | None:
-        """Settle an unknown placement by its tag; None once it can no longer appear."""
+        """Settle an unknown placement by its tag; None once it can no longer appear.
+
+        Raises :class:`_Unanswered` when no look-up got an answer: a failed query is no
+        evidence of absence (chaos seed 132 recorded a filled entry as rejected so)."""
         deadline = self.clock.monotonic() + seconds
+        answered = False
         while self.clock.monotonic() < deadline:
             try:
                 found: Order | None = await self.manager.find_order_by_tag(self.account_id, tag)
             except OrderGuardError:
                 found = None
+            else:
+                answered = True
             if found is not None:
                 return found
             await self.clock.sleep(5.0)
+        if not answered:
+            raise _Unanswered(tag)
         return None
 
     # -- protected market entry: a small journaled saga -------------------------------------
@@ -413,6 +425,8 @@ class WorkloadActor:
         )
         order = await self._place_leg(op, entry, request)
         if order is None:
+            if op.state.is_terminal or op.state is OperationState.ROLLING_BACK:
+                return f"op {op.operation_id}: entry in doubt, rolled back ({op.state.value})"
             await rec.complete_operation(op)
             return f"op {op.operation_id}: entry not placed ({op.state.value})"
         try:
@@ -476,7 +490,13 @@ class WorkloadActor:
             # evidence (F1), and waiting the full minute let the entry sit naked for longer
             # than the protection window before the rollback could flatten it (F3).
             wait = DEFAULT_IN_FLIGHT_GRACE if protective else 60.0
-            found = await self._find_by_tag(request.custom_tag or "", wait)
+            try:
+                found = await self._find_by_tag(request.custom_tag or "", wait)
+            except _Unanswered:
+                # The leg stays in doubt; the rollback settles it by its tag and flattens
+                # whatever the operation turns out to own.
+                await self.manager.force_rollback_operation(op.operation_id)
+                return None
             await rec.record_resolution(op, ref, found)
             return found if found is not None and found.status.name != "REJECTED" else None
         except OrderGuardError as exc:
@@ -490,7 +510,11 @@ class WorkloadActor:
         await rec.record_order_success(op, ref, response)
         order: Order | None = await self.manager.get_order_by_id(response.order_id)
         if order is None:
-            return await self._find_by_tag(request.custom_tag or "")
+            try:
+                return await self._find_by_tag(request.custom_tag or "")
+            except _Unanswered:
+                await self.manager.force_rollback_operation(op.operation_id)
+                return None
         return order
 
     async def _do_close_owned(self, step: Step) -> str:
