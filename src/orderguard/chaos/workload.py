@@ -371,8 +371,12 @@ class WorkloadActor:
         order: Order | None = None
         while self.clock.monotonic() < deadline:
             try:
-                order = await self.manager.get_order_by_id(order_id, refresh=True)
-            except OrderGuardError:
+                # A trader protecting a fill bounds each read (one hanging for the transport's
+                # whole timeout left the fill bare past the protection window: seed 140).
+                order = await self.clock.wait_for(
+                    self.manager.get_order_by_id(order_id, refresh=True), 1.0
+                )
+            except (OrderGuardError, TimeoutError):
                 order = None
             if order is not None and order.is_terminal:
                 return order
@@ -395,7 +399,7 @@ class WorkloadActor:
                 answered = True
             if found is not None:
                 return found
-            await self.clock.sleep(5.0)
+            await self.clock.sleep(min(5.0, seconds / 10))  # a stop in doubt is asked often
         if not answered:
             raise _Unanswered(tag)
         return None
