@@ -147,6 +147,16 @@ class ExposureRefusedError(OrderGuardError):
     """New exposure is refused (an unresolved outcome on the contract, or no journal)."""
 
 
+class ExitNotReducingError(ExposureRefusedError):
+    """An exit (a stop or target sent as protection) would not reduce the account's position,
+    read just now: the position it was meant for is gone or smaller (closed outside, say).
+    Sent anyway, it would be a new position if it filled; the caller re-plans instead."""
+
+    def __init__(self, message: str, *, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+
+
 class JournalError(OrderGuardError):
     """The journal could not be read or written."""
 

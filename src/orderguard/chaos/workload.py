@@ -512,7 +512,10 @@ class WorkloadActor:
             await rec.record_order_failure(op, ref, str(exc))
             return None
         await rec.record_order_success(op, ref, response)
-        order: Order | None = await self.manager.get_order_by_id(response.order_id)
+        try:
+            order: Order | None = await self.manager.get_order_by_id(response.order_id)
+        except OrderGuardError:
+            order = None  # unreadable now (a storm): looked up by its tag below
         if order is None:
             try:
                 return await self._find_by_tag(request.custom_tag or "")

@@ -22,6 +22,7 @@ from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
 from orderguard.errors import (
     CircuitOpenError,
     ConnectionFailedError,
+    ExitNotReducingError,
     ExposureRefusedError,
     OrderGuardError,
     OrderRejectedError,
@@ -126,10 +127,17 @@ class ExitLegs:
         slot.attempts += 1
         rec = self.m.recovery
         try:
-            placed = await self.m.submit(request, respect_latch=False)
+            placed = await self.m.submit(request, respect_latch=False, exit_only=True)
         except asyncio.CancelledError:
             slot.phase = LegPhase.UNKNOWN  # it may have left: found by its tag later
             raise
+        except ExitNotReducingError as exc:
+            # The position is not what the bracket owns: closed outside, say, with the event
+            # lost. Not sent (it would open a position); the holdings follower credits the
+            # change and the saga re-plans; until then the leg is tried again later.
+            slot.phase, slot.error = LegPhase.RETRY, str(exc)
+            slot.retry_at = self._backoff(slot.attempts)
+            self.m.holdings.schedule((self.req.account_id, self.req.contract_id))
         except ValidationError as exc:
             # E.g. the market moved through the stop: this protection cannot be placed.
             slot.phase, slot.error = LegPhase.FAILED, str(exc)

@@ -488,6 +488,7 @@ class OrderManager:
         *,
         respect_latch: bool = True,
         priority: Priority | None = None,
+        exit_only: bool = False,
     ) -> OrderPlaceResponse:
         """Validate and send a request whose customTag the caller fixed.
 
@@ -499,8 +500,14 @@ class OrderManager:
         stops and targets, FLATTEN for closing. A request sent with ``respect_latch=False`` and no
         explicit priority is protective. Protective and flattening orders also go out when the
         journal cannot be written (F15); entries are then refused.
+
+        ``exit_only`` marks an exit of a position the caller believes is there: when a read of
+        the account shows it would not reduce the position, it is not sent
+        (:class:`~orderguard.errors.ExitNotReducingError`) — filled, it would open one.
         """
-        return await self._placement.submit(request, respect_latch=respect_latch, priority=priority)
+        return await self._placement.submit(
+            request, respect_latch=respect_latch, priority=priority, exit_only=exit_only
+        )
 
     def release_latch(self, account_id: int, contract_id: str) -> int:
         """Operator override after checking the broker by hand: clear an (account, contract)."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from orderguard.broker.base import Confirmed, Outcome, PlaceCode, Rejected, Unknown
 from orderguard.errors import (
+    ExitNotReducingError,
     InvalidSideError,
     OrderGuardError,
     OrderRejectedError,
@@ -131,7 +132,12 @@ class PlacementPipeline:
         )
 
     async def submit(
-        self, request: OrderRequest, *, respect_latch: bool, priority: Priority | None
+        self,
+        request: OrderRequest,
+        *,
+        respect_latch: bool,
+        priority: Priority | None,
+        exit_only: bool = False,
     ) -> OrderPlaceResponse:
         """Validate and send a request whose customTag the caller fixed (see
         :meth:`OrderManager.submit <orderguard.orders.manager.OrderManager.submit>`)."""
@@ -153,7 +159,7 @@ class PlacementPipeline:
         if priority is None:
             priority = Priority.NORMAL if respect_latch else Priority.PROTECTIVE
         claimed = not respect_latch or priority in PRIORITY_LANE
-        reduces = await self._reduces(request, confirm=claimed)
+        reduces = await self._reduces(request, confirm=claimed or exit_only, exit_only=exit_only)
         contract = self._contracts.cached(request.contract_id) if reduces else None
         if contract is None and not reduces:
             await self._ctx.reference.trading_account(request.account_id)
@@ -220,13 +226,17 @@ class PlacementPipeline:
             self._latch.check(request.account_id, contract.id)
         return await self._send(request, priority, reduces=reduces)
 
-    async def _reduces(self, request: OrderRequest, *, confirm: bool) -> bool:
+    async def _reduces(
+        self, request: OrderRequest, *, confirm: bool, exit_only: bool = False
+    ) -> bool:
         """The order, if it filled alone, would only shrink the account's position there.
 
         Decided from the last position seen (events and reads). When the caller expects a
         reduction (a protective or flattening request) that the last position does not show —
         or no position was seen yet — from a read of the broker in the flattening lane: its
-        position event may not have arrived yet."""
+        position event may not have arrived yet. An ``exit_only`` request that the read shows
+        would not reduce raises :class:`ExitNotReducingError` (an unreadable position never
+        does: absence of evidence)."""
         key = (request.account_id, request.contract_id)
         position = self._position(*key)
         if position is None and not confirm:
@@ -239,6 +249,14 @@ class PlacementPipeline:
                     # No evidence of a position to reduce: exposure (refused while latched).
                     log.warning("position unreadable for %s: %s", request.custom_tag, exc)
                     return False
+                return _reduces(request, position)
+            if exit_only and not _reduces(request, position):
+                self._ctx.stats["exits_refused_not_reducing"] += 1
+                raise ExitNotReducingError(
+                    f"exit {request.custom_tag} ({request.side.name} {request.size}) would not "
+                    f"reduce the position on {request.contract_id}, {position:+d} now",
+                    position=position,
+                )
         return _reduces(request, position)
 
     async def _send(

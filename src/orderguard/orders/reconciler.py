@@ -54,6 +54,7 @@ from orderguard.recovery.startup import (
     SNAPSHOT_ATTEMPTS,
     resume_with_truth,
 )
+from orderguard.resilience import Priority
 
 if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
@@ -209,21 +210,35 @@ class Reconciler:
     async def _read(self, plan: PassPlan) -> dict[int, AccountSnapshot]:
         gateway = self._m.gateway
         assert plan.window_start is not None
+        # A pass that resumes or rolls back operations, or checks positions (exits follow
+        # them; an outside close is found so), is protection work: the flattening lane, past
+        # an open breaker (paced). Blinded for the breaker's reset time, the safety net missed
+        # an abandoned filled entry for minutes after a storm.
+        lane = (
+            Priority.FLATTEN
+            if plan.resume or plan.retry_rollback or plan.read_positions
+            else Priority.QUERY
+        )
         snapshots: dict[int, AccountSnapshot] = {}
         for account in plan.accounts:
-            orders = await gateway.search_orders(account, start=plan.window_start)
+            orders = await gateway.search_orders(account, start=plan.window_start, priority=lane)
             self.stats["order_reads"] += 1
             positions: list[Position] = []
             if plan.read_positions:
-                positions = await gateway.search_positions(account)
+                positions = await gateway.search_positions(account, priority=lane)
                 self.stats["position_reads"] += 1
                 if plan.retry_rollback or plan.resume:
-                    orders, positions = await self._settled(account, plan, orders, positions)
+                    orders, positions = await self._settled(account, plan, orders, positions, lane)
             snapshots[account] = AccountSnapshot(account, tuple(orders), tuple(positions))
         return snapshots
 
     async def _settled(
-        self, account: int, plan: PassPlan, orders: list[Order], positions: list[Position]
+        self,
+        account: int,
+        plan: PassPlan,
+        orders: list[Order],
+        positions: list[Position],
+        lane: Priority,
     ) -> tuple[list[Order], list[Position]]:
         """Orders read again after the positions, until no fill fell between the reads.
 
@@ -235,9 +250,9 @@ class Reconciler:
         assert plan.window_start is not None
         for attempt in range(SNAPSHOT_ATTEMPTS):
             if attempt:
-                positions = await gateway.search_positions(account)
+                positions = await gateway.search_positions(account, priority=lane)
                 self.stats["position_reads"] += 1
-            again = await gateway.search_orders(account, start=plan.window_start)
+            again = await gateway.search_orders(account, start=plan.window_start, priority=lane)
             self.stats["order_reads"] += 1
             stable = consistent(orders, again)
             orders = again
