@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -244,7 +244,9 @@ class BracketEngine:
                 started += 1
         return started
 
-    def resume_operation(self, op: RecoveryOperation) -> BracketSaga | None:
+    def resume_operation(
+        self, op: RecoveryOperation, truth: Sequence[Order] | None = None
+    ) -> BracketSaga | None:
         """Restart the saga of one unfinished bracket from its journaled legs (None when it is
         not a bracket of this engine's making, or already driven).
 
@@ -273,6 +275,7 @@ class BracketEngine:
         )
         _restore(saga)
         saga.primed = False
+        saga.prime_orders = truth
         self._adopt(saga)
         self._start(saga)
         return saga
@@ -772,10 +775,12 @@ async def resume_bracket(ctx: ResumeContext) -> None:
     if not ctx.plan.pivot_passed:
         await ctx.roll_back("the entry had not filled before the restart")
         return
+    truth = None
     if ctx.snapshot is not None:
-        for order in ctx.snapshot.orders:
-            engine.manager.feed.ingest(order)  # the saga starts from the truth just read
-    engine.resume_operation(op)
+        truth = ctx.snapshot.orders  # the saga starts from the truth just read
+        for order in truth:
+            engine.manager.feed.ingest(order)
+    engine.resume_operation(op, truth)
     ctx.handed_off = True  # unfinished on purpose: its saga drives it from here
     ctx.note(f"saga restarted: re-protecting {ctx.plan.flattenable:+d} with the legs' tags")
 

@@ -137,6 +137,7 @@ class ExitLegs:
             # change and the saga re-plans; until then the leg is tried again later.
             slot.phase, slot.error = LegPhase.RETRY, str(exc)
             slot.retry_at = self._backoff(slot.attempts)
+            await rec.record_order_failure(self.op, ref, str(exc))  # the record says why
             self.m.holdings.schedule((self.req.account_id, self.req.contract_id))
         except ValidationError as exc:
             # E.g. the market moved through the stop: this protection cannot be placed.

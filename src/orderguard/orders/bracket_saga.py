@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orderguard.errors import OrderGuardError
@@ -80,6 +80,7 @@ from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome
 from orderguard.orders.exposure import ExposureMeter
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.recovery.operations import OperationState
+from orderguard.resilience import Priority
 
 if TYPE_CHECKING:
     from orderguard.orders.bracket import BracketEngine
@@ -142,6 +143,8 @@ class BracketSaga:
         self._fatal: BaseException | None = None
         self.primed = True
         """False for a saga restarted from the journal until its first REST read succeeded."""
+        self.prime_orders: Sequence[Order] | None = None
+        """Orders recovery read for the restart (see ``_prime``)."""
         # When an exposure opened by an entry fill began; no fill of this saga's is measured
         # from before it existed.
         self._fill_clock = FillClock(self._now())
@@ -415,8 +418,16 @@ class BracketSaga:
 
     async def _prime(self) -> None:
         """A restarted saga reads broker truth before its first plan (an empty tracker would
-        read as "nothing owned" and cancel the protection of a filled position)."""
-        if await self._read_orders():
+        read as "nothing owned" and cancel the protection of a filled position). Restarted by
+        recovery, it starts from the orders recovery has just read (``prime_orders``): one
+        read less between a restart and the stop."""
+        if self.prime_orders is not None:
+            self._fold(self.prime_orders)
+            self.prime_orders = None
+            read = True
+        else:
+            read = await self._read_orders()
+        if read:
             confirm_restored_legs(
                 self.slots.values(),
                 self.m.tracker,
@@ -458,8 +469,13 @@ class BracketSaga:
         (adopting what tags and parent ids reveal). False when the read failed."""
         acct = self.req.account_id
         try:
+            # A restarted saga may own a bare position: its read is protection work (the
+            # flattening lane: a short timeout, past an open breaker). In the ordinary lane a
+            # hanging read kept it from placing its stop until the deadline (chaos seed 51).
             orders = await self.m.gateway.search_orders(
-                acct, start=self.m.reference.window_start(self.op.started_at)
+                acct,
+                start=self.m.reference.window_start(self.op.started_at),
+                priority=Priority.FLATTEN,
             )
         except OrderGuardError as exc:
             self._refresh_failures += 1
@@ -467,6 +483,11 @@ class BracketSaga:
             log.warning("bracket %s: refresh failed: %s", self.operation_id, exc)
             return False
         self._refresh_failures = 0
+        self._fold(orders)
+        return True
+
+    def _fold(self, orders: Iterable[Order]) -> None:
+        """Fold a read of the account's orders into the tracker and the saga."""
         tags = {ref.custom_tag for ref in self.op.orders.values()}
         if self.entry.ref is not None:
             tags.add(self.entry.ref.custom_tag)
@@ -482,7 +503,6 @@ class BracketSaga:
                 self.m.feed.ingest(order)  # the tracker's monotonic merge: never backwards
                 view = self.m.tracker.get(order.id)
                 self.on_order(order if view is None else view)
-        return True
 
     async def _journal_discoveries(self) -> None:
         """Journal what events revealed: a resolved entry, adopted legs, native children."""

@@ -53,6 +53,7 @@ from orderguard.clock import Clock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import CircuitOpenError, ReadTimeoutError
 from orderguard.models import Account, Contract, Order, OrderRequest, Position, Trade
+from orderguard.orders.coalesce import Coalescer
 from orderguard.resilience import (
     PRIORITY_LANE,
     BreakerState,
@@ -147,6 +148,12 @@ class GuardedBroker:
             rng,
             hooks=(self._count_retry,),
             retry_on=retryable_query_error,
+        )
+        self._order_reads: Coalescer[tuple[int, Priority], datetime, list[Order]] = Coalescer(
+            self._fetch_orders, min
+        )
+        self._position_reads: Coalescer[tuple[int, Priority], None, list[Position]] = Coalescer(
+            self._fetch_positions, lambda a, b: None
         )
         # A read that protective or flattening work waits on is retried briefly only: its
         # caller (a saga, the protection executor) retries on its own capped schedule, and a
@@ -358,7 +365,16 @@ class GuardedBroker:
         *,
         priority: Priority = Priority.QUERY,
     ) -> list[Order]:
-        return await self.query(lambda: self.inner.search_orders(account_id, start, end), priority)
+        """Orders created since ``start``. Concurrent searches of one account in one lane share
+        a request (:mod:`~orderguard.orders.coalesce`) over the widest window asked, each cut
+        back to its own window by creation time — the window the simulator and the gateway
+        search by (the spec leaves it unsaid: ``docs/projectx.md``)."""
+        if end is not None:
+            return await self.query(
+                lambda: self.inner.search_orders(account_id, start, end), priority
+            )
+        orders = await self._order_reads.read((account_id, priority), start)
+        return [o for o in orders if o.creation_timestamp >= start]
 
     async def search_open_orders(self, account_id: int) -> list[Order]:
         return await self.query(lambda: self.inner.search_open_orders(account_id))
@@ -371,6 +387,15 @@ class GuardedBroker:
     async def search_positions(
         self, account_id: int, *, priority: Priority = Priority.QUERY
     ) -> list[Position]:
+        """The account's positions; concurrent reads in one lane share a request."""
+        return await self._position_reads.read((account_id, priority), None)
+
+    async def _fetch_orders(self, key: tuple[int, Priority], start: datetime) -> list[Order]:
+        account_id, priority = key
+        return await self.query(lambda: self.inner.search_orders(account_id, start), priority)
+
+    async def _fetch_positions(self, key: tuple[int, Priority], _: None) -> list[Position]:
+        account_id, priority = key
         return await self.query(lambda: self.inner.search_positions(account_id), priority)
 
     async def search_trades(
