@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from orderguard.errors import ReadTimeoutError
+
 K = TypeVar("K", bound=Hashable)
 W = TypeVar("W")
 T = TypeVar("T")
@@ -73,13 +75,15 @@ class Coalescer(Generic[K, W, T]):
                 batch, slot.pending = slot.pending, None
                 try:
                     result = await self._fetch(key, batch.want)
-                except Exception as exc:  # every waiter gets the read's own error
-                    if not batch.future.done():
-                        batch.future.set_exception(exc)
-                        batch.future.exception()  # retrieved: no "never retrieved" warning
-                except BaseException:
-                    batch.future.cancel()
+                except asyncio.CancelledError:
+                    # The read itself was cancelled (its task torn down), not the waiters: to
+                    # them it is a read that gave no answer.
+                    _fail(batch.future, ReadTimeoutError("the shared read was cancelled"))
                     raise
+                except BaseException as exc:  # every waiter gets the read's own error
+                    _fail(batch.future, exc)
+                    if not isinstance(exc, Exception):
+                        raise
                 else:
                     if not batch.future.done():
                         batch.future.set_result(result)
@@ -87,9 +91,15 @@ class Coalescer(Generic[K, W, T]):
             slot.running = False
             pending, slot.pending = slot.pending, None
             if pending is not None:
-                pending.future.cancel()
+                _fail(pending.future, ReadTimeoutError("the shared read was cancelled"))
             if self._slots.get(key) is slot:
                 del self._slots[key]
+
+
+def _fail(future: asyncio.Future[T], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning without waiters
 
 
 __all__ = ["Coalescer"]
