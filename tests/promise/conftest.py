@@ -9,7 +9,6 @@ import pytest
 PENDING: frozenset[str] = frozenset(
     {
         "test_exits_follow_position.py::test_cancel_position_orders_is_not_undone_by_a_live_bracket",
-        "test_never_abandoned.py::test_a_journal_outage_at_the_fill_still_protects",
     }
 )
 

@@ -113,7 +113,7 @@ async def test_a_journal_outage_at_the_fill_still_protects() -> None:
     assert w.position() == 1 and w.stop_cover() == 1
     journal.fail_writes = False
     await w.settle(INTERVAL * 3)
-    status = w.manager.get_operation_status(r.operation_id)
+    status = await w.manager.get_operation_status(r.operation_id)
     assert status is not None
     stop_legs = [leg for leg in status["orders"] if leg.startswith("stop")]
     assert stop_legs, "the unjournaled stop was never recorded"

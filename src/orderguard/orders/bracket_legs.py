@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
@@ -24,6 +24,7 @@ from orderguard.errors import (
     ConnectionFailedError,
     ExitNotReducingError,
     ExposureRefusedError,
+    JournalError,
     OrderGuardError,
     OrderRejectedError,
     OutcomeUnknownError,
@@ -94,20 +95,39 @@ class ExitLegs:
         slot = self.slots[kind]
         is_stop = kind is LegKind.STOP
         price = self.req.stop_price if is_stop else self.req.target_price
-        ref = await self.m.recovery.add_order_to_operation(
-            self.op,
-            self.req.contract_id,
-            self.req.side.opposite,
-            size,
-            "stop" if is_stop else "limit",
-            price,
-            leg=f"{kind.value}{slot.count}",
-            account_id=self.req.account_id,
-        )
+        leg = f"{kind.value}{slot.count}"
+        order_type = "stop" if is_stop else "limit"
+        try:
+            ref = await self.m.recovery.add_order_to_operation(
+                self.op,
+                self.req.contract_id,
+                self.req.side.opposite,
+                size,
+                order_type,
+                price,
+                leg=leg,
+                account_id=self.req.account_id,
+            )
+        except JournalError as exc:
+            # An exit protects a filled position: it goes out with its deterministic tag and
+            # is journaled once the journal works again (F20; ``flush_backlog``).
+            ref = self.m.recovery.remember_unjournaled(
+                self.op,
+                self.req.contract_id,
+                int(self.req.side.opposite),
+                size,
+                order_type,
+                price,
+                leg=leg,
+                account_id=self.req.account_id,
+                error=exc,
+            )
         slot.count += 1
         slot.renew(ref, size)
         self._route_tag(ref.custom_tag)  # the shared poll finds it by tag
-        await self.m.recovery.add_position_tracking(self.op, self.req.contract_id, ref)
+        await self._quietly(
+            self.m.recovery.add_position_tracking(self.op, self.req.contract_id, ref)
+        )
         await self.send(slot)
 
     async def send(self, slot: Slot) -> None:
@@ -137,24 +157,24 @@ class ExitLegs:
             # change and the saga re-plans; until then the leg is tried again later.
             slot.phase, slot.error = LegPhase.RETRY, str(exc)
             slot.retry_at = self._backoff(slot.attempts)
-            await rec.record_order_failure(self.op, ref, str(exc))  # the record says why
+            await self._quietly(rec.record_order_failure(self.op, ref, str(exc)))  # says why
             self.m.holdings.schedule((self.req.account_id, self.req.contract_id))
         except ValidationError as exc:
             # E.g. the market moved through the stop: this protection cannot be placed.
             slot.phase, slot.error = LegPhase.FAILED, str(exc)
-            await rec.record_order_failure(self.op, ref, str(exc))
+            await self._quietly(rec.record_order_failure(self.op, ref, str(exc)))
         except OrderRejectedError as exc:
             if slot.attempts > 1 and await self.found_by_tag(slot):
                 return  # a re-send refused as a duplicate: the first send did arrive
             slot.phase, slot.error = LegPhase.FAILED, str(exc)
-            await rec.record_order_failure(self.op, ref, Rejected(exc.code, str(exc), exc.order_id))
+            rejected = Rejected(exc.code, str(exc), exc.order_id)
+            await self._quietly(rec.record_order_failure(self.op, ref, rejected))
             if slot.count > 1 or slot.attempts > 1:  # a forward recovery (re-send, new generation)
-                await rec.note_recovery("bracket_forward", False)
+                await self._quietly(rec.note_recovery("bracket_forward", False))
         except OutcomeUnknownError as exc:
             slot.phase, slot.retry_at = LegPhase.UNKNOWN, self._backoff(slot.attempts)
-            await rec.record_order_failure(
-                self.op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, exc.origin)
-            )
+            unknown = Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, exc.origin)
+            await self._quietly(rec.record_order_failure(self.op, ref, unknown))
         except (ConnectionFailedError, CircuitOpenError) as exc:
             slot.phase, slot.error = LegPhase.RETRY, str(exc)
             slot.retry_at = self._backoff(slot.attempts)
@@ -170,11 +190,19 @@ class ExitLegs:
         else:
             slot.size = request.size
             self._adopt(slot, placed.order_id)
-            await rec.record_order_success(self.op, ref, placed)
+            await self._quietly(rec.record_order_success(self.op, ref, placed))
             if slot.count > 1 or slot.attempts > 1 or placed.resolution is Resolution.RESENT:
                 # A forward recovery: a re-send (here or by the placement), a new generation.
-                await rec.note_recovery("bracket_forward", True)
+                await self._quietly(rec.note_recovery("bracket_forward", True))
         self._changed()
+
+    async def _quietly(self, write: Awaitable[object]) -> None:
+        """A record of an exit's life: while the journal refuses it, the operation is kept in
+        memory for ``flush_backlog`` and the protection goes on (F20)."""
+        try:
+            await write
+        except JournalError as exc:
+            self.m.recovery.defer(self.op, exc)
 
     async def found_by_tag(self, slot: Slot) -> bool:
         """Look the slot's intent up by its tag; True when the broker has it (now adopted)."""
@@ -186,7 +214,7 @@ class ExitLegs:
         if found is None:
             return False
         self._adopt(slot, found.id)
-        await self.m.recovery.record_resolution(self.op, slot.ref, found)
+        await self._quietly(self.m.recovery.record_resolution(self.op, slot.ref, found))
         return True
 
     async def retry(self, kind: LegKind, *, resend: bool) -> None:

@@ -47,7 +47,7 @@ from orderguard.broker.base import (
     OrderEvent,
     PositionEvent,
 )
-from orderguard.errors import OrderGuardError
+from orderguard.errors import JournalError, OrderGuardError
 from orderguard.models import Order, Position, PositionType
 from orderguard.recovery.reconcile import AccountSnapshot, PassPlan, consistent, plan_pass
 from orderguard.recovery.startup import (
@@ -154,6 +154,16 @@ class Reconciler:
                 self.request_resync()  # events may have been missed while it failed
             return PassPlan()
         recovery = m.recovery
+        if recovery.backlog:
+            # Records of protective work kept in memory while the journal refused them.
+            try:
+                written = await recovery.flush_backlog()
+            except JournalError as exc:
+                self.stats["backlog_flush_failures"] += 1
+                log.debug("journal backlog kept: %s", exc)
+            else:
+                self.stats["backlog_flushed"] += written
+                log.info("journal backlog written: %d records", written)
         working = [o for o in m.tracker.orders() if o.is_working]
         # A quiet stream is normal when nothing is in flight (the user hub has no heartbeat
         # events): silence and periodic position reads only matter while there is something

@@ -853,6 +853,12 @@ class OperationRecoveryManager:
             written += 1
         return written
 
+    def defer(self, operation: RecoveryOperation, error: BaseException) -> None:
+        """A record of ``operation`` the journal refused: its state (kept in memory) is written
+        by :meth:`flush_backlog` once the journal works again."""
+        self._dirty[operation.operation_id] = operation
+        log.warning("operation %s kept in memory: %s", operation.operation_id, error)
+
     async def save_quietly(self, operation: RecoveryOperation) -> None:
         """Persist ``operation``; while the journal refuses, keep it for :meth:`flush_backlog`
         (for records of risk-reducing work that must not stop it)."""
