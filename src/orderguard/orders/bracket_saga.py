@@ -78,7 +78,7 @@ from orderguard.orders.bracket_state import (
 from orderguard.orders.bracket_tasks import ActionTasks
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.exposure import ExposureMeter
-from orderguard.recovery.manager import RecoveryOperation
+from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState
 from orderguard.resilience import Priority
 
@@ -651,11 +651,31 @@ class BracketSaga:
             view = self.m.tracker.get(oid)
             if view is not None:
                 await rec.record_order_state(self.op, ref, view)
+        await self._settle_unsent_legs()
         self.op.extra["bracket_result"] = bracket_result(
             decision, self.incidents, self.meter, self._now()
         )
         await rec.transition_operation(self.op, decision.state, decision.reason)
         self.final = decision
+
+    async def _settle_unsent_legs(self) -> None:
+        """Exits the saga ended without (nothing left to protect, after a restart say) must
+        not stay "intended" in a finished record: each is looked up by its tag and recorded as
+        found, or as never placed."""
+        rec = self.m.recovery
+        for ref in list(self.op.orders.values()):
+            if ref.leg == "entry" or ref.status not in (RefStatus.INTENDED, RefStatus.UNKNOWN):
+                continue
+            try:
+                found = await self.m.find_order_by_tag(ref.account_id, ref.custom_tag)
+            except OrderGuardError:
+                continue  # unreadable: it stays in doubt (and says so)
+            if found is not None:
+                await rec.record_order_state(self.op, ref, found)
+            else:
+                await rec.record_order_failure(
+                    self.op, ref, "never placed: the operation ended with nothing to protect"
+                )
 
     # -- reporting ----------------------------------------------------------------------------
     def response(self, *, error: str | None = None) -> BracketOrderResponse:
