@@ -393,7 +393,9 @@ class OrderOperations:
         closed = 0 if order is None else order.fill_volume
         if source is not None and closed:
             direction = 1 if signed > 0 else -1
-            await self._record(m.recovery.record_external_close(source, direction * closed))
+            await self._record(
+                m.recovery.record_external_close(source, direction * closed, by=op_id)
+            )
         # A close for no one operation (a size, the whole contract) is an outside change to the
         # operations that hold the contract: the holdings follower credits it to them (newest
         # first) once this close has ended, and their exits follow.

@@ -1069,8 +1069,21 @@ class OperationRecoveryManager:
         self._apply_order(order_ref, order)
         await self._save(operation)
 
-    async def record_external_close(self, operation: RecoveryOperation, signed_qty: int) -> None:
-        """``signed_qty`` of what ``operation`` owned was flattened by a position-close."""
+    async def record_external_close(
+        self, operation: RecoveryOperation, signed_qty: int, *, by: str | None = None
+    ) -> None:
+        """``signed_qty`` of what ``operation`` owned was flattened by a position-close.
+
+        With ``by`` (the closing operation's id) the credit is idempotent: ``signed_qty`` is
+        that close's total for this operation, and only what was not credited for it yet is
+        added (a restart may credit a close again that its process had credited already)."""
+        if by is not None:
+            closes = operation.extra.setdefault("closed_by", {})
+            done = int(closes.get(by, 0))
+            closes[by] = signed_qty
+            signed_qty -= done
+            if signed_qty == 0:
+                return
         operation.closed_externally += signed_qty
         await self._save(operation)
 

@@ -54,6 +54,7 @@ from orderguard.recovery.manager import (
 )
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.recovery.reconcile import (
+    HOLDER_TYPES,
     AccountSnapshot,
     OperationPlan,
     is_entry_leg,
@@ -62,9 +63,6 @@ from orderguard.recovery.reconcile import (
 
 log = logging.getLogger("orderguard.recovery.protection")
 
-HOLDER_TYPES = frozenset({OperationType.BRACKET_ORDER, OperationType.OCO_PAIR})
-"""Operations whose legs' fills are exposure they own (the others place or remove orders on
-exposure that is not theirs: a stop added to a position, a close, a cancel, a modification)."""
 
 _UNSETTLED = frozenset({RefStatus.UNKNOWN, RefStatus.INTENDED})
 _STOPS = frozenset({OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT})

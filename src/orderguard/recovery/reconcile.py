@@ -26,10 +26,15 @@ from enum import StrEnum
 
 from orderguard.models import Order, OrderType, Position
 from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
-from orderguard.recovery.operations import OperationState
+from orderguard.recovery.operations import OperationState, OperationType
 
 _UNSETTLED = frozenset({RefStatus.UNKNOWN, RefStatus.INTENDED})
 _ENTRY_EXCLUDED_PREFIXES = ("stop", "target", "sl", "tp", "take", "exit", "protect", "flatten")
+
+
+HOLDER_TYPES = frozenset({OperationType.BRACKET_ORDER, OperationType.OCO_PAIR})
+"""Operations whose legs' fills are exposure they own (the others place or remove orders on
+exposure that is not theirs: a stop added to a position, a close, a cancel, a modification)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +282,13 @@ def plan_recovery(
     shares: dict[str, int] = defaultdict(int)
     keys = {key for d in drafts.values() for key in d[2]}
     for key in sorted(keys):
-        sharing = [op.operation_id for op in everyone if key in drafts[op.operation_id][2]]
+        # Only holders share a position: a close's own fill is not exposure it owns (what it
+        # closed is credited to the operation it closed for, or found short later).
+        sharing = [
+            op.operation_id
+            for op in everyone
+            if key in drafts[op.operation_id][2] and op.operation_type in HOLDER_TYPES
+        ]
         owned_here = [drafts[op_id][2][key] for op_id in sharing]
         for op_id, share in zip(sharing, allocate(owned_here, positions.get(key, 0)), strict=True):
             shares[op_id] += share
@@ -471,6 +482,7 @@ def plan_pass(
 
 
 __all__ = [
+    "HOLDER_TYPES",
     "AccountSnapshot",
     "LegAction",
     "LegFinding",

@@ -69,7 +69,7 @@ from orderguard.broker.base import Broker
 from orderguard.clock import Clock
 from orderguard.errors import OperationError, OrderGuardError
 from orderguard.journal.base import IntentKind
-from orderguard.models import Order, OrderType, Position
+from orderguard.models import Order, OrderSide, OrderType, Position
 from orderguard.recovery.manager import (
     OperationRecoveryManager,
     OrderReference,
@@ -549,6 +549,7 @@ async def resume_with_truth(
         for op in ops:
             await _adopt_orphan_intents(host.recovery, op)
     forced = ("rollback", roll_back_resumer) if roll_back else None
+    await _credit_closes(host.recovery, ops, snapshots)
     # Finished operations that still own part of a position (a protected entry, completed with
     # its stop working) share the account's position with the ones resumed here.
     accounts = set(snapshots)
@@ -563,6 +564,36 @@ async def resume_with_truth(
     return await _resume_in_lanes(
         host, list(ops), plans, snapshots, resumers, forced, in_flight_grace
     )
+
+
+async def _credit_closes(
+    recovery: OperationRecoveryManager,
+    ops: Sequence[RecoveryOperation],
+    snapshots: Mapping[int, AccountSnapshot],
+) -> None:
+    """A position close for one operation that filled before the crash, but had not credited
+    that operation yet, credits it now (idempotent: keyed by the close). Left to the plan, its
+    shortfall would be taken from the newest holder instead of the one it closed for."""
+    for op in ops:
+        source_id = op.extra.get("for_operation")
+        if op.operation_type is not OperationType.POSITION_CLOSE or not source_id:
+            continue
+        source = recovery.get_operation(str(source_id))
+        if source is None or source.operation_type not in HOLDER_TYPES:
+            continue
+        closed = 0
+        for ref in op.orders.values():
+            snap = snapshots.get(ref.account_id)
+            found = None if snap is None else _by_tag(snap, ref.lookup_tag)
+            filled = found.fill_volume if found is not None else ref.filled_size
+            closed += filled if ref.side == OrderSide.BUY else -filled
+        if closed:
+            await recovery.record_external_close(source, closed, by=op.operation_id)
+            log.info("operation %s: %+d closed for it by %s", source.operation_id, closed, op.id)
+
+
+def _by_tag(snapshot: AccountSnapshot, tag: str) -> Order | None:
+    return next((o for o in snapshot.orders if o.custom_tag == tag), None)
 
 
 async def _resume_in_lanes(
