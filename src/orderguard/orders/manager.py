@@ -234,7 +234,7 @@ class OrderManager:
         self.holdings = HoldingsFollower(
             self,
             spawn=self.spawn,
-            wake_driver=self._wake_driver,
+            wake_driver=self.wake_driver,
             driven_elsewhere=self.protection.driving,
         )
         """Credits outside changes of a position to the operations that hold it."""
@@ -810,7 +810,7 @@ class OrderManager:
         )
         return result.order
 
-    def _wake_driver(self, operation_id: str) -> bool:
+    def wake_driver(self, operation_id: str) -> bool:
         """Wake the engine driving ``operation_id`` (a bracket saga, an OCO pair)."""
         if _bracket.bracket_engine(self).wake(operation_id):
             return True

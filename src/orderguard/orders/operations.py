@@ -396,6 +396,7 @@ class OrderOperations:
             await self._record(
                 m.recovery.record_external_close(source, direction * closed, by=op_id)
             )
+            await self._exits_follow(source)
         # A close for no one operation (a size, the whole contract) is an outside change to the
         # operations that hold the contract: the holdings follower credits it to them (newest
         # first) once this close has ended, and their exits follow.
@@ -417,6 +418,17 @@ class OrderOperations:
         await self._state(op, _S.PARTIALLY_COMPLETED, f"flattened {closed} of {qty}")
         await self._state(op, _S.FAILED, f"flattened {closed} of {qty}; {qty - closed} held")
         return result(closed, final, CloseOutcome.PARTIAL, order_id=order_id)
+
+    async def _exits_follow(self, source: RecoveryOperation) -> None:
+        """The operation closed for learns it at once, and the call returns once its driver
+        has ended it (its exits cancelled or resized), within the protection deadline: "closed"
+        must not come back while the closed operation's exits still work on a flat account."""
+        m = self._m
+        if not m.wake_driver(source.operation_id) or source.net_filled != 0:
+            return
+        deadline = m.clock.monotonic() + m.config.protection_deadline
+        while not source.state.is_terminal and m.clock.monotonic() < deadline:
+            await m.clock.sleep(0.05)
 
     async def _position_quietly(self, account: int, contract_id: str) -> int | None:
         try:
