@@ -71,14 +71,13 @@ SEARCH = 6
 def test_chaos_catches_the_planted_bug(bug: PlantedBug) -> None:
     first, expected = CAUGHT_AT[bug]
     for seed in range(first, min(first + SEARCH, GATE_SEEDS.stop)):
-        baseline = {(v.invariant, v.detail) for v in run_chaos([seed], GATE).violations}
+        if run_chaos([seed], GATE).violations:
+            # Only a seed that is clean without the bug shows the bug: on one that is not, any
+            # change of timing changes which violations appear.
+            continue
         with planted_bugs(bug):
             report = run_chaos([seed], GATE)
-        added = [
-            v
-            for v in report.violations
-            if v.invariant in expected and (v.invariant, v.detail) not in baseline
-        ]
+        added = [v for v in report.violations if v.invariant in expected]
         if added:
             assert added[0].replay.startswith(f"orderguard chaos --seeds 1 --seed-start {seed} ")
             return

@@ -10,6 +10,7 @@ the tracker, the recovery manager).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from decimal import Decimal
 
 from orderguard.models import Order
 from orderguard.orders.bracket_plan import LegKind, LegPhase
@@ -88,7 +89,7 @@ async def journal_discoveries(
                 req.side.opposite,
                 slot.size,
                 "stop" if slot.kind is LegKind.STOP else "limit",
-                req.stop_price if slot.kind is LegKind.STOP else req.target_price,
+                _working_price(view, slot.kind, req),
                 leg=f"{slot.kind.value}{slot.count}",
                 account_id=req.account_id,
                 request={"native_child_of": entry.order_id},
@@ -101,6 +102,15 @@ async def journal_discoveries(
                 await rec.record_order_state(op, slot.ref, view)
         elif slot.ref is not None and slot.ref.order_id is None and view is not None:
             await rec.record_resolution(op, slot.ref, view)
+
+
+def _working_price(view: Order | None, kind: LegKind, req: BracketRequest) -> Decimal:
+    """A native child's own price (the exchange sets it from the fill), else the requested."""
+    is_stop = kind is LegKind.STOP
+    price = None if view is None else (view.stop_price if is_stop else view.limit_price)
+    if price is not None:
+        return price
+    return req.stop_price if is_stop else req.target_price
 
 
 __all__ = ["confirm_restored_legs", "is_ours", "journal_discoveries"]

@@ -29,8 +29,12 @@ def bracket_response(
     slots: Mapping[LegKind, Slot],
     native: bool,
     error: str | None,
+    exit_views: Mapping[LegKind, Order | None] | None = None,
 ) -> BracketOrderResponse:
-    """The caller's view: final once the saga finished, else what the facts say so far."""
+    """The caller's view: final once the saga finished, else what the facts say so far.
+
+    Prices are the working exits' own (``exit_views``) when known; fills of the exits are
+    counted over every generation from the operation's legs."""
     reason: str | None
     if final is not None:
         outcome, reason = final.outcome, final.reason
@@ -46,14 +50,22 @@ def bracket_response(
     message = error
     if message is None and not success:
         message = reason or op.last_error
+    views = exit_views or {}
+    stop_view, target_view = views.get(LegKind.STOP), views.get(LegKind.TARGET)
+    stop_price = stop_view.stop_price if stop_view is not None else None
+    target_price = target_view.limit_price if target_view is not None else None
+    stop_filled = sum(r.filled_size for r in op.orders.values() if r.leg.startswith("stop"))
+    target_filled = sum(r.filled_size for r in op.orders.values() if r.leg.startswith("target"))
+    if stop_filled and target_filled and reason is not None and "both" not in reason:
+        reason = f"{reason}; both exits filled (stop {stop_filled}, target {target_filled})"
     return BracketOrderResponse(
         success=success,
         entry_order_id=entry_order_id,
         stop_order_id=slots[LegKind.STOP].order_id,
         target_order_id=slots[LegKind.TARGET].order_id,
         entry_price=req.entry_price,
-        stop_loss_price=req.stop_price,
-        take_profit_price=req.target_price,
+        stop_loss_price=stop_price if stop_price is not None else req.stop_price,
+        take_profit_price=target_price if target_price is not None else req.target_price,
         error_message=message,
         operation_id=op.operation_id,
         outcome=outcome,
@@ -64,6 +76,8 @@ def bracket_response(
         native=native,
         finished=final is not None,
         reason=reason,
+        stop_filled=stop_filled,
+        target_filled=target_filled,
     )
 
 

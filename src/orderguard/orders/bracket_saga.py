@@ -692,6 +692,10 @@ class BracketSaga:
             slots=self.slots,
             native=self.native,
             error=error,
+            exit_views={
+                kind: self.m.tracker.get(slot.order_id) if slot.order_id is not None else None
+                for kind, slot in self.slots.items()
+            },
         )
 
 

@@ -73,7 +73,10 @@ class BracketOrderResponse:
     target_order_id: int | None
     entry_price: Decimal | None
     stop_loss_price: Decimal
+    """The working stop's price once it works (a native child's is set by the exchange from
+    the fill), else the requested one."""
     take_profit_price: Decimal
+    """The working target's price once it works, else the requested one."""
     error_message: str | None = None
     operation_id: str = ""
     outcome: BracketOutcome = BracketOutcome.UNKNOWN
@@ -91,6 +94,15 @@ class BracketOrderResponse:
     """The operation is over: nothing working, nothing owned (or a truthful failure)."""
     reason: str | None = None
     """Why the bracket ended where it did (e.g. why it was flattened)."""
+    stop_filled: int = 0
+    """Contracts its stops filled (every generation)."""
+    target_filled: int = 0
+    """Contracts its targets filled (every generation)."""
+
+    @property
+    def both_exits_filled(self) -> bool:
+        """Stop and target both traded (an OCO race the saga had to repair)."""
+        return self.stop_filled > 0 and self.target_filled > 0
 
     def __bool__(self) -> bool:
         return self.success

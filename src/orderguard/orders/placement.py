@@ -368,6 +368,8 @@ class PlacementPipeline:
             found = await self._find_by_tag(account_id, tag, sent_at, lane)
             if found is not None:
                 self._ctx.stats["placements_resolved_by_tag"] += 1
+                if found.status is not OrderStatus.REJECTED:
+                    self._ctx.stats["orders_placed"] += 1  # it was placed: the tag says so
                 await self._ctx.journal.resolved(intent, found)
                 return _found_response(found, tag)
             if reduces:
@@ -518,6 +520,8 @@ class PlacementPipeline:
         if intent is not None:
             self._spawn(self._ctx.journal.resolved(intent, order))
         self._ctx.stats["unknown_resolved_later"] += 1
+        if order is not None and order.status is not OrderStatus.REJECTED:
+            self._ctx.stats["orders_placed"] += 1  # placed after all: found by its tag
         log.warning("unresolved placement %s found; %s unlatched", tag, contract_id)
         if task is not None and task is not asyncio.current_task():
             task.cancel()

@@ -53,7 +53,7 @@ from orderguard.journal.base import (
     OutcomeKind,
     OutcomeRecord,
 )
-from orderguard.models import Order, OrderSide, OrderStatus
+from orderguard.models import Order, OrderSide, OrderStatus, OrderType
 from orderguard.recovery.operations import (
     OperationState,
     OperationType,
@@ -76,6 +76,7 @@ class RefStatus:
 
 
 _FINAL_REF = frozenset({RefStatus.REJECTED, RefStatus.FILLED, RefStatus.CANCELLED})
+_STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
 
 DEFAULT_RETRY_BUDGET = 3
 """Failed attempts of one rollback step after which an operation without its own
@@ -1092,6 +1093,11 @@ class OperationRecoveryManager:
         ref.filled_size = max(ref.filled_size, order.fill_volume)
         if ref.order_id is None:
             ref.order_id = order.id
+        # The working price, not the requested one: a native child priced by the exchange
+        # from the fill, a stop moved since (the record tells the truth).
+        working = order.stop_price if order.type in _STOP_TYPES else order.limit_price
+        if working is not None and order.type is not OrderType.MARKET:
+            ref.price = working
         if order.status is OrderStatus.FILLED:
             ref.status = RefStatus.FILLED
         elif order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
