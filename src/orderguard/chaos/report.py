@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from orderguard.broker.sim.rules import ExchangeRules
 from orderguard.chaos.invariants import Violation
 
 # No healthy seed fires more than a few dozen timers at one virtual instant (the most seen over
@@ -47,6 +48,10 @@ class ChaosConfig:
     latency: str = MIXED  # low | high | mixed
     outside_actor: str = MIXED  # off | on | mixed
     storms: str = MIXED  # off | on | mixed
+    exchange_rules: str = MIXED
+    """The simulated exchange's readings of unconfirmed ProjectX behaviour: ``default``,
+    ``harsh``, ``mixed:<n>`` (one seeded random mix) or ``mixed`` (drawn per seed: half the
+    seeds default, a quarter harsh, a quarter a random mix of their own)."""
     protection_deadline: float = 5.0
     """The bracket protection deadline the I6 bound is made of (BracketSettings' default)."""
     recovery_interval: float = 2.0
@@ -72,6 +77,8 @@ class ChaosConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.exchange_rules != MIXED:
+            ExchangeRules.named(self.exchange_rules)  # ValueError for an unknown profile
 
     @property
     def wide(self) -> bool:
@@ -96,6 +103,7 @@ class ChaosConfig:
             ("--latency", self.latency, MIXED),
             ("--outside-actor", self.outside_actor, MIXED),
             ("--storms", self.storms, MIXED),
+            ("--exchange-rules", self.exchange_rules, MIXED),
         ):
             if value != default:
                 text += f" {flag} {value}"

@@ -56,6 +56,7 @@ from orderguard.broker.base import (
 )
 from orderguard.broker.faults import FaultPlan, FaultyBroker, StormKind
 from orderguard.broker.sim import LatencyModel, MarketDriver, RandomWalkPrices, SimBroker
+from orderguard.broker.sim.rules import ExchangeRules
 from orderguard.chaos.bounds import BoundChecker, Bounds, check_i7
 from orderguard.chaos.invariants import (
     BrokerTruth,
@@ -129,15 +130,18 @@ class Variants:
     journal_failures: bool = False  # durable writes fail at random, and a disk-full period
     crash_at_fills: bool = False
     shutdowns: bool = False  # graceful shutdowns cancelling every task mid-batch
+    exchange_rules: str = "default"  # default | harsh | mixed:<n> (ExchangeRules.named)
 
     @classmethod
     def of(cls, seed: int, config: ChaosConfig) -> Variants:
+        rules = _exchange_rules(seed, config)
         if not config.wide:
             return cls(
                 journal="memory" if config.journal == MIXED else config.journal,
                 latency="low" if config.latency == MIXED else config.latency,
                 outside=config.outside_actor == "on",
                 storms=config.storms == "on",
+                exchange_rules="default" if config.exchange_rules == MIXED else rules,
             )
         rng = random.Random(f"orderguard.chaos.variants:{seed}")
         draws = [rng.random() for _ in range(8)]  # a fixed number, whatever is forced
@@ -154,6 +158,7 @@ class Variants:
             journal_failures=draws[5] < 0.4,
             crash_at_fills=config.crash and draws[6] < 0.5,
             shutdowns=draws[7] < 0.3,
+            exchange_rules=rules,
         )
 
     def as_dict(self) -> dict[str, str]:
@@ -166,7 +171,18 @@ class Variants:
             "journal_failures": "on" if self.journal_failures else "off",
             "crash_at_fills": "on" if self.crash_at_fills else "off",
             "shutdowns": "on" if self.shutdowns else "off",
+            "exchange_rules": self.exchange_rules,
         }
+
+
+def _exchange_rules(seed: int, config: ChaosConfig) -> str:
+    """The seed's exchange readings (its own stream: the other variants draw as before)."""
+    if config.exchange_rules != MIXED:
+        return config.exchange_rules
+    u = random.Random(f"orderguard.chaos.rules:{seed}").random()
+    if u < 0.5:
+        return "default"
+    return "harsh" if u < 0.75 else f"mixed:{seed}"
 
 
 class _SeedRun:
@@ -189,6 +205,7 @@ class _SeedRun:
             prices=self.prices,
             latency=LatencyModel(**latency, seed=seed),
             liquidity=1 if self.variants.partial_fills else None,
+            rules=ExchangeRules.named(self.variants.exchange_rules),
         )
         self.exchange = self.sim.exchange
         self.faulty = FaultyBroker(self.sim, clock, FAULT_PLANS[config.faults](), seed=seed)

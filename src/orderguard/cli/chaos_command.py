@@ -72,6 +72,13 @@ def chaos(
     storms: Annotated[
         Switch, typer.Option(help="30-120 s fault storms right after fills.")
     ] = Switch.MIXED,
+    exchange_rules: Annotated[
+        str,
+        typer.Option(
+            help="Exchange readings of unconfirmed rules: default, harsh, mixed:<n>, or mixed "
+            "(drawn per seed: half default, a quarter harsh, a quarter a random mix)."
+        ),
+    ] = "mixed",
     brackets: Annotated[bool, typer.Option(help="Include bracket orders.")] = True,
     protection_window: Annotated[
         float | None,
@@ -92,20 +99,24 @@ def chaos(
 ) -> None:
     """Random workloads under seeded faults (and crashes): I1–I5 at every quiet point, the I6
     and over-coverage bounds continuously, I7 whenever an operation ends."""
-    config = ChaosConfig(
-        operations=operations,
-        faults=faults.value,
-        crash=crash,
-        profile=profile.value,
-        journal=journal.value,
-        latency=latency.value,
-        outside_actor=outside_actor.value,
-        storms=storms.value,
-        brackets=None if brackets else False,
-        protection_window=protection_window,
-        protection_deadline=protection_deadline,
-        recovery_interval=recovery_interval,
-    )
+    try:
+        config = ChaosConfig(
+            operations=operations,
+            faults=faults.value,
+            crash=crash,
+            profile=profile.value,
+            journal=journal.value,
+            latency=latency.value,
+            outside_actor=outside_actor.value,
+            storms=storms.value,
+            exchange_rules=exchange_rules,
+            brackets=None if brackets else False,
+            protection_window=protection_window,
+            protection_deadline=protection_deadline,
+            recovery_interval=recovery_interval,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     selected = range(seed_start, seed_start + seeds)
     if event_log is not None:
         with event_log.open("w", encoding="utf-8") as log:
