@@ -11,6 +11,7 @@ from typing import Any
 
 from orderguard.broker.base import Broker, Outcome
 from orderguard.broker.sim import LatencyModel, SimBroker, SimExchange
+from orderguard.broker.sim.rules import ExchangeRules
 from orderguard.clock import VirtualClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import RateLimitedError
@@ -139,9 +140,18 @@ async def make_world(
     journal: Journal | None = None,
     config: OrderManagerConfig | None = None,
     latency: LatencyModel = LATENCY,
+    rules: ExchangeRules | None = None,
+    liquidity: int | None = None,
 ) -> World:
     clock = VirtualClock()
-    sim = SimBroker.create(clock, prices={MNQ: D("21000")}, native_brackets=native, latency=latency)
+    sim = SimBroker.create(
+        clock,
+        prices={MNQ: D("21000")},
+        native_brackets=native,
+        latency=latency,
+        rules=rules,
+        liquidity=liquidity,
+    )
     broker: Broker = sim if wrap is None else wrap(sim, clock)
     journal = journal if journal is not None else MemoryJournal(clock)
     manager = OrderManager(
