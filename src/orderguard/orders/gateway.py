@@ -321,8 +321,10 @@ class GuardedBroker:
     ) -> list[Order]:
         return await self.query(lambda: self.inner.search_orders(account_id, start, end), priority)
 
-    async def search_open_orders(self, account_id: int) -> list[Order]:
-        return await self.query(lambda: self.inner.search_open_orders(account_id))
+    async def search_open_orders(
+        self, account_id: int, *, priority: Priority = Priority.QUERY
+    ) -> list[Order]:
+        return await self.query(lambda: self.inner.search_open_orders(account_id), priority)
 
     async def get_order(
         self, account_id: int, order_id: int, *, priority: Priority = Priority.QUERY
@@ -351,8 +353,10 @@ class GuardedBroker:
     async def get_capabilities(self, account_id: int) -> AccountCapabilities:
         return await self.query(lambda: self.inner.get_capabilities(account_id))
 
-    async def get_last_price(self, contract_id: str) -> Decimal | None:
-        return await self.query(lambda: self.inner.get_last_price(contract_id))
+    async def get_last_price(
+        self, contract_id: str, *, priority: Priority = Priority.QUERY
+    ) -> Decimal | None:
+        return await self.query(lambda: self.inner.get_last_price(contract_id), priority)
 
     def subscribe(self, handler: EventHandler) -> Subscription:
         return self.inner.subscribe(handler)

@@ -203,10 +203,14 @@ class OrderFeed:
             log.warning("re-reading order %s failed: %s", order_id, exc)
             return self._tracker.get(order_id)
 
-    async def working_orders(self, account_id: int) -> list[Order]:
-        """The account's open orders from the broker, merged, as the tracker now sees them."""
+    async def working_orders(
+        self, account_id: int, priority: Priority = Priority.QUERY
+    ) -> list[Order]:
+        """The account's open orders from the broker, merged, as the tracker now sees them.
+
+        ``priority``: the lane of the step that needs the read (see :meth:`refresh`)."""
         result: list[Order] = []
-        for order in await self._gateway.search_open_orders(account_id):
+        for order in await self._gateway.search_open_orders(account_id, priority=priority):
             self.ingest(order)
             view = self._tracker.get(order.id)
             if view is None or not view.is_working:
