@@ -659,6 +659,10 @@ class OrderManager:
         """The order carrying ``custom_tag`` in ANY status, or None if the broker has none."""
         return await self.feed.find_by_tag(account_id, custom_tag)
 
+    def cancel_requested(self, order_id: int) -> bool:
+        """Internal: whether this process sent (or tried to send) a cancel of ``order_id``."""
+        return self._canceller.requested(order_id)
+
     async def cancel_and_confirm(self, account_id: int, order_id: int) -> Order | None:
         """Cancel and return the order's final (or latest known) state."""
         await self.cancel_order(order_id, account_id)
