@@ -57,8 +57,10 @@ from orderguard.broker.sim import SimExchange
 from orderguard.chaos.process import intent_scope
 from orderguard.clock import Clock
 from orderguard.errors import (
+    AlreadyProtectedError,
     ExposureRefusedError,
     JournalError,
+    NoPositionError,
     OperationError,
     OrderGuardError,
     OrderRejectedError,
@@ -718,10 +720,13 @@ class WorkloadActor:
         contract = USER_CONTRACT
         try:
             positions = await self.manager.broker.search_positions(self.account_id)
+            working = await self.manager.search_open_orders(contract)
+        except _SOFT:
+            return await self._guard_blind()
+        try:
             net = sum(p.signed_size for p in positions if p.contract_id == contract)
             if net == 0:
                 return True
-            working = await self.manager.search_open_orders(contract)
             stops = sum(
                 o.remaining
                 for o in working
@@ -739,6 +744,20 @@ class WorkloadActor:
             except _SOFT:
                 pass
             await self.manager.close_position(contract, size=missing)
+        except _SOFT:
+            pass
+        return False
+
+    async def _guard_blind(self) -> bool:
+        """The guard's own reads were refused (a query breaker stays open for minutes after a
+        storm): it still asks orderguard to protect, as a careful user would. ``add_stop_loss``
+        sizes the stop to what is uncovered and reads the position in the protective lane,
+        which passes an open breaker; a flat or covered position ends the guard."""
+        price = self._price(USER_CONTRACT, -self.state.side.sign * 30)
+        try:
+            await self.manager.add_stop_loss(USER_CONTRACT, price)
+        except (NoPositionError, AlreadyProtectedError):
+            return True
         except _SOFT:
             pass
         return False
