@@ -1,19 +1,29 @@
-"""PositionWatcher: managed exits follow their position; none outlives it (FAILURES I2).
+"""PositionWatcher: exits follow their position; none outlives it, none over-covers it (I1, I2).
 
-Driven by broker events (a position, order or reconnect event on a contract with managed exits
-schedules a reconcile of that contract) and by a periodic REST re-check, because events can be
-lost and absence of an event is no evidence of anything. A reconcile reads broker truth — the
-position, then each managed exit — asks the pure planner (:func:`plan_follow`) what to change,
-and does it: resize exits to the position, cancel them when it is flat or flipped.
+The exits it follows are in the :class:`ExitRegistry`: the *managed* ones (placed by
+``add_stop_loss`` / ``add_take_profit`` or registered explicitly) and the *adopted* ones —
+stops and limits orderguard placed on a position's reducing side without sizing them itself (a
+``place_stop_order`` exit, the legs of an OCO exit pair). A bracket's legs belong to its saga and
+are never touched; neither are orders orderguard did not place.
 
-Only exits in the :class:`ExitRegistry` are touched (placed by ``add_stop_loss`` /
-``add_take_profit`` or registered explicitly); a bracket's legs belong to the bracket saga. The
-quantity bracket operations own on the contract is subtracted from the net position, so managed
-exits cover the part of the position that is outside any bracket.
+A reconcile reads broker truth — the position and the account's open orders, in the protective
+lane (an open query breaker must not keep an exit from following its position) — adopts the new
+exits it finds, asks the pure planner (:func:`plan_follow`) what to change, and does it: the exits
+of one kind share the position (together never more than it), follow it up and down (adopted
+ones only down), and are cancelled when it is flat or flipped. A managed or adopted stop that
+left the broker cancelled without orderguard asking (the trading platform cancelled it) while its
+position is still there is placed again: the registry says it protects that position.
+
+Triggers: a position event on a followed contract, an order or trade event of a followed or
+adoptable order, a reconnect or a silent stream, and a periodic REST re-check (events can be lost
+and absence of an event is no evidence of anything). A reconcile that could not finish (a read
+failed, a cancel or resize did not take) is retried after a short pause until it does: an exit
+left over-covering waits for nothing else.
 
 Concurrency: no locks. Reconciles of one contract never overlap — an event arriving during one
 marks the contract dirty and it runs again — and every mutation is idempotent (cancel; modify to
-an absolute size), so a repeated or racing round converges instead of compounding.
+an absolute size; a re-placement under a tag journaled first), so a repeated or racing round
+converges instead of compounding.
 """
 
 from __future__ import annotations
@@ -21,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from orderguard.broker.base import (
@@ -30,11 +41,21 @@ from orderguard.broker.base import (
     ConnectionState,
     OrderEvent,
     PositionEvent,
+    TradeEvent,
 )
 from orderguard.errors import ExposureRefusedError, OrderGuardError
 from orderguard.models import Order, OrderStatus
 from orderguard.orders.position_registry import ExitRegistry, ManagedExit
-from orderguard.orders.position_rules import Cancel, ExitView, Resize, plan_follow
+from orderguard.orders.position_rules import (
+    Cancel,
+    ExitKind,
+    ExitView,
+    Replace,
+    Resize,
+    kind_of_type,
+    plan_follow,
+    reducing_side,
+)
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.recovery.operations import OperationType
 from orderguard.resilience import Priority
@@ -46,10 +67,20 @@ log = logging.getLogger("orderguard.orders.positions")
 
 Key = tuple[int, str]
 OwnedElsewhere = Callable[[int, str], int]
+Replacer = Callable[[ManagedExit, int, Order | None], Awaitable[ManagedExit | None]]
+"""``(exit, size, its last order)``: place ``exit`` again for ``size``; the new registry entry."""
+
+RETRY_DELAYS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+"""Pauses before a reconcile that could not finish is tried again (the last one repeats)."""
+
+MAX_RETRIES = 60
+"""Retries of one unfinished reconcile before it waits for the next event or re-check."""
+
+_LANE = Priority.PROTECTIVE
 
 
 class PositionWatcher:
-    """Keeps managed exits sized to their position and cancels them when it goes flat."""
+    """Keeps the exits on a position sized to it and cancels them when it goes flat."""
 
     def __init__(
         self,
@@ -59,12 +90,20 @@ class PositionWatcher:
         enabled: bool = True,
         interval: float = 15.0,
         owned_elsewhere: OwnedElsewhere | None = None,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         self._manager = manager
         self._registry = registry
         self.enabled = enabled
         self.interval = interval
+        self.retry_delays = tuple(retry_delays) or (1.0,)
         self._owned_elsewhere = owned_elsewhere or self._bracket_owned
+        self.replacer: Replacer | None = None
+        """Places a stop again (set by PositionOrders, which owns the journaled placement)."""
+        self.leaving: list[Callable[[int], bool]] = []
+        """Whether a working exit is already on its way out, cancelled by the engine that owns
+        it (an OCO leg whose sibling filled): it takes no share of the position, or the exits
+        that stay would be shrunk for it and the position left bare once it is gone."""
         self._running: set[Key] = set()
         self._dirty: set[Key] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -72,19 +111,29 @@ class PositionWatcher:
 
     # -- triggers (sync: called from the event dispatch, so they only schedule) ---------------
     def on_event(self, event: BrokerEvent) -> None:
-        if not self.enabled or not len(self._registry):
+        if not self.enabled:
             return
         if isinstance(event, PositionEvent):
-            key = (event.position.account_id, event.position.contract_id)
-            if key in self._registry.contracts():
+            p = event.position
+            key = (p.account_id, p.contract_id)
+            if self._follows(key) or self._adoption_pending(key, p.signed_size):
                 self.schedule(key)
         elif isinstance(event, OrderEvent):
             order = event.order
-            if self._is_managed(order):
-                self.schedule((order.account_id, order.contract_id))
-        elif isinstance(event, ConnectionEvent) and event.state is ConnectionState.RECONNECTED:
-            # Events in the gap are lost: re-read every contract we manage.
-            for key in self._registry.contracts():
+            key = (order.account_id, order.contract_id)
+            if self._follows(key) or self._is_managed(order) or self._adoptable_now(order):
+                self.schedule(key)
+        elif isinstance(event, TradeEvent):
+            # A fill changes the position; its position event may be the one that was lost.
+            traded = self._manager.tracker.get(event.trade.order_id)
+            if traded is not None and self._follows((traded.account_id, traded.contract_id)):
+                self.schedule((traded.account_id, traded.contract_id))
+        elif isinstance(event, ConnectionEvent) and event.state in (
+            ConnectionState.RECONNECTED,
+            ConnectionState.SILENT,
+        ):
+            # Events in the gap are lost: re-read every contract we follow.
+            for key in sorted(self._followed()):
                 self.schedule(key)
 
     def schedule(self, key: Key) -> None:
@@ -101,81 +150,137 @@ class PositionWatcher:
             self._loop_task = self._manager.spawn(self._recheck_loop())
 
     async def _drain(self, key: Key) -> None:
+        attempt = 0
         try:
             while True:
                 self._dirty.discard(key)
                 try:
-                    await self.reconcile(*key)
+                    settled = await self.reconcile(*key)
                 except OrderGuardError as exc:
-                    # Broker trouble: the next event or the periodic re-check tries again.
+                    # Broker trouble: tried again shortly (an over-covering exit must not wait
+                    # for the next event or the periodic re-check).
                     self.stats["reconcile_errors"] += 1
                     log.warning("reconciling position orders on %s failed: %s", key, exc)
-                if key not in self._dirty:
+                    settled = False
+                if key in self._dirty:
+                    attempt = 0
+                    continue
+                if settled or attempt >= MAX_RETRIES:
                     return
+                self.stats["reconcile_retries"] += 1
+                await self._manager.clock.sleep(
+                    self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+                )
+                attempt += 1
         finally:
             self._running.discard(key)
 
     async def _recheck_loop(self) -> None:
-        while self.enabled and len(self._registry):
+        while self.enabled:
             await self._manager.clock.sleep(self.interval)
-            for key in sorted(self._registry.contracts()):
+            keys = self._followed()
+            if not keys:
+                return
+            for key in sorted(keys):
                 self.schedule(key)
 
     async def recheck_all(self) -> None:
-        """Reconcile every managed contract now and wait for it (for tests and the CLI)."""
-        for key in sorted(self._registry.contracts()):
+        """Reconcile every followed contract now and wait for it (for tests and the CLI)."""
+        for key in sorted(self._followed()):
             await self.reconcile(*key)
 
     # -- the reconcile --------------------------------------------------------------------------
-    async def reconcile(self, account_id: int, contract_id: str) -> None:
-        """Bring the managed exits on one contract in line with broker truth (see module doc)."""
+    async def reconcile(self, account_id: int, contract_id: str) -> bool:
+        """Bring the exits on one contract in line with broker truth (see module doc).
+
+        Returns True when nothing is left to do (or only what events will tell, like an exit
+        whose placement is still unresolved); False when something failed and must be tried
+        again."""
         if not self.enabled:
-            return
+            return True
         manager = self._manager
+        settled = True
         exits = self._registry.for_contract(account_id, contract_id)
-        if not exits:
-            return
-        self.stats["reconciles"] += 1
         await self._resolve_tags(exits)
-        signed = await manager.owned_position(account_id, contract_id)
+        signed, open_orders = await asyncio.gather(
+            manager.owned_position(account_id, contract_id, priority=_LANE),
+            manager.feed.working_orders(account_id, _LANE),
+        )
+        working = {o.id: o for o in open_orders if o.contract_id == contract_id}
         unowned = signed - self._owned_elsewhere(account_id, contract_id)
+        for candidate in working.values():
+            if self._adoptable(candidate, unowned):
+                await self._adopt(candidate)
+        exits = sorted(
+            self._registry.for_contract(account_id, contract_id), key=lambda e: e.created_at
+        )
+        if not exits:
+            return True
+        self.stats["reconciles"] += 1
         views: list[ExitView] = []
         finished: list[tuple[ManagedExit, Order | None]] = []
-        for managed in exits:
+        last: dict[int, Order | None] = {}
+        in_flight = manager.clock.now() - timedelta(seconds=manager.config.in_flight_grace)
+        for pending, managed in enumerate(exits, 1):
             if managed.order_id is None:
-                continue  # still unresolved; _resolve_tags keeps looking
-            order = await manager.get_order_by_id(managed.order_id, account_id, refresh=True)
-            if order is None or order.is_terminal:
-                finished.append((managed, order))
+                # Being placed (or unresolved; _resolve_tags keeps looking). A placement in
+                # flight keeps its share: the others growing into it would over-cover the
+                # position the moment it lands. One older than the in-flight grace holds
+                # nothing (it most likely never arrived, and must not leave the position bare).
+                if managed.size is not None and managed.created_at >= in_flight:
+                    views.append(_pending_view(-pending, managed))
                 continue
-            views.append(
-                ExitView(
-                    order.id,
-                    order.side,
-                    order.size,
-                    order.fill_volume,
-                    order.is_working,
-                    managed.cover,
-                    managed.kind,
-                )
-            )
+            order: Order | None = working.get(managed.order_id)
+            if order is None:
+                # Not among the open orders: read its own state (it ended, or the list was
+                # read a moment before an event we have not seen).
+                order = await manager.feed.refresh(account_id, managed.order_id, _LANE)
+            if order is None or not order.is_working:
+                last[managed.order_id] = order
+                if order is not None and self._gone_outside(managed, order):
+                    views.append(_view(managed, order, working=False, replace=True))
+                else:
+                    finished.append((managed, order))
+                continue
+            if any(leaving(order.id) for leaving in self.leaving):
+                continue
+            views.append(_view(managed, order, working=True))
         max_size = await manager.reference.max_order_size(account_id)
+        replaced: set[int] = set()
         for action in plan_follow(unowned, views, max_size=max_size):
-            if isinstance(action, Resize):
-                order = await self._resize(account_id, action)
-            else:
-                order = await self._cancel(account_id, action)
             managed_exit = self._registry.by_order_id(action.order_id)
-            if order is None or managed_exit is None:
+            if managed_exit is None:
                 continue
-            if order.is_terminal:
-                reason = action.reason if isinstance(action, Cancel) else "ended while resized"
-                await self.forget(managed_exit, order, reason, cancelled_by_us=True)
+            if isinstance(action, Replace):
+                replaced.add(action.order_id)
+                if not await self._replace(managed_exit, action.size, last.get(action.order_id)):
+                    settled = False
+                continue
+            if isinstance(action, Resize):
+                after = await self._resize(account_id, action)
+                done = after is not None and after.remaining == action.remaining
             else:
-                await self._record(managed_exit, order)
-        for managed, order in finished:
+                after = await self._cancel(account_id, action)
+                done = after is not None and after.is_terminal
+            if not done:
+                settled = False
+            if after is None:
+                continue
+            if after.is_terminal:
+                reason = action.reason if isinstance(action, Cancel) else "ended while resized"
+                await self.forget(managed_exit, after, reason, cancelled_by_us=True)
+            else:
+                await self._record(managed_exit, after)
+        for view in views:
+            if view.replace and view.order_id not in replaced:
+                # Gone outside but no longer wanted (flat, flipped, covered by the others).
+                managed_exit = self._registry.by_order_id(view.order_id)
+                if managed_exit is not None:
+                    finished.append((managed_exit, last.get(view.order_id)))
+        for managed, final in finished:
             if managed in self._registry:
-                await self.forget(managed, order, "found finished at the broker")
+                await self.forget(managed, final, "found finished at the broker")
+        return settled
 
     async def forget(
         self,
@@ -185,10 +290,33 @@ class PositionWatcher:
         *,
         cancelled_by_us: bool = False,
     ) -> None:
-        """Stop managing an exit that is no longer working; its final state goes on record."""
+        """Stop following an exit that is no longer working; its final state goes on record."""
         if order is not None:
             await self._record(managed, order, reason, cancelled_by_us=cancelled_by_us)
         await self._registry.discard(managed)
+
+    def _gone_outside(self, managed: ManagedExit, order: Order) -> bool:
+        """A stop cancelled by someone else (never by orderguard): placed again if wanted."""
+        return (
+            managed.kind is ExitKind.STOP
+            and order.status is OrderStatus.CANCELLED
+            and not self._manager.cancel_requested(order.id)
+            and self.replacer is not None
+        )
+
+    async def _replace(self, managed: ManagedExit, size: int, order: Order | None) -> bool:
+        assert self.replacer is not None
+        self.stats["replacements"] += 1
+        log.warning(
+            "exit %s on %s was cancelled outside orderguard: placing it again for %s",
+            managed.order_id, managed.contract_id, size,
+        )  # fmt: skip
+        try:
+            return await self.replacer(managed, size, order) is not None
+        except OrderGuardError as exc:
+            self.stats["replace_errors"] += 1
+            log.warning("placing exit %s again failed: %s", managed.order_id, exc)
+            return False
 
     async def _resolve_tags(self, exits: list[ManagedExit]) -> None:
         """Find exits whose placement outcome was unknown; forget ones too old to be found."""
@@ -196,7 +324,14 @@ class PositionWatcher:
         for managed in exits:
             if managed.order_id is not None or managed.custom_tag is None:
                 continue
-            order = await manager.find_order_by_tag(managed.account_id, managed.custom_tag)
+            order = manager.tracker.by_tag(managed.account_id, managed.custom_tag)
+            if order is None:
+                try:
+                    order = await self._find_by_tag(managed.account_id, managed.custom_tag)
+                except OrderGuardError as exc:
+                    # The placement's own re-check (and its order event) will tell us.
+                    log.warning("looking up exit %s failed: %s", managed.custom_tag, exc)
+                    continue
             if order is not None:
                 managed.order_id = order.id
                 await self._registry.update(managed)
@@ -205,6 +340,16 @@ class PositionWatcher:
                 # Beyond the search window a tag can no longer be found; stop asking.
                 log.error("managed exit %s never appeared at the broker", managed.custom_tag)
                 await self._registry.discard(managed)
+
+    async def _find_by_tag(self, account_id: int, tag: str) -> Order | None:
+        """The order carrying ``tag`` in any status (protective lane), merged into the tracker."""
+        manager = self._manager
+        start = manager.reference.window_start(manager.clock.now())
+        for order in await manager.gateway.search_orders(account_id, start=start, priority=_LANE):
+            if order.custom_tag == tag:
+                manager.feed.ingest(order)
+                return manager.tracker.by_tag(account_id, tag)
+        return None
 
     async def _resize(self, account_id: int, action: Resize) -> Order | None:
         manager = self._manager
@@ -222,7 +367,7 @@ class PositionWatcher:
             await manager.gateway.modify_order(
                 account_id, action.order_id, size=action.size, priority=Priority.PROTECTIVE
             )
-            return await manager.get_order_by_id(action.order_id, account_id, refresh=True)
+            return await manager.feed.refresh(account_id, action.order_id, _LANE)
         except OrderGuardError as exc:
             self.stats["resize_errors"] += 1
             log.warning("resizing exit %s failed: %s", action.order_id, exc)
@@ -233,14 +378,121 @@ class PositionWatcher:
         self.stats["cancels"] += 1
         log.info("cancelling managed exit %s: %s", action.order_id, action.reason)
         try:
-            # An exit without its position is risk: it goes in the protective lane.
+            # An exit without its position is risk: it goes in the protective lane. Not
+            # settled by polling: a cancel whose answer was lost is sent again by the retry.
             await manager.cancel_journaled(
-                action.order_id, account_id, priority=Priority.PROTECTIVE
+                action.order_id, account_id, priority=Priority.PROTECTIVE, settle=False
             )
         except OrderGuardError as exc:
             self.stats["cancel_errors"] += 1
             log.warning("cancelling exit %s failed: %s", action.order_id, exc)
         return manager.tracker.get(action.order_id)
+
+    # -- adoption -------------------------------------------------------------------------------
+    def _adoptable_now(self, order: Order) -> bool:
+        """An order event of an exit the watcher should adopt (judged on the last position)."""
+        position = self._manager.feed.position(order.account_id, order.contract_id)
+        if position is None:
+            return False
+        unowned = position - self._owned_elsewhere(order.account_id, order.contract_id)
+        return self._adoptable(order, unowned)
+
+    def _adoption_pending(self, key: Key, signed: int) -> bool:
+        """A known working order becomes adoptable at this position (an exit placed while its
+        entry was still filling was larger than the position until now)."""
+        unowned = signed - self._owned_elsewhere(*key)
+        if reducing_side(unowned) is None:
+            return False
+        return any(
+            o.contract_id == key[1] and self._adoptable(o, unowned)
+            for o in self._manager.tracker.orders(key[0])
+        )
+
+    def _adoptable(self, order: Order, unowned: int) -> bool:
+        """orderguard's working stop or limit on the reducing side of the position outside
+        brackets, at most its size, not followed yet, and not another saga's leg."""
+        if not order.is_working or order.parent_order_id is not None:
+            return False
+        if kind_of_type(order.type) is ExitKind.ENTRY or order.side is not reducing_side(unowned):
+            return False
+        if order.size - order.fill_volume > abs(unowned):
+            return False  # it would flip the position: an order of its own, not an exit
+        if self._is_managed(order):
+            return False
+        return self._unowned_tag(order.custom_tag)
+
+    def _unowned_tag(self, tag: str | None) -> bool:
+        """A stand-alone placement of orderguard's, or a leg of an OCO pair (the pair links
+        its legs; their size is the position's business)."""
+        prefix = f"{self._manager.tags.prefix}-"
+        if not tag or not tag.startswith(prefix):
+            return False
+        parts = tag.split("-")
+        if len(parts) == 3:
+            return True  # <prefix>-<session>-<seq>: place_stop_order, place_limit_order
+        if len(parts) != 4:
+            return False
+        recovery = self._manager.recovery
+        op = recovery.active_operations.get(parts[1])
+        if op is None:
+            op = next((o for o in recovery.operation_history if o.operation_id == parts[1]), None)
+        return op is not None and op.operation_type is OperationType.OCO_PAIR
+
+    async def _adopt(self, order: Order) -> None:
+        managed = ManagedExit(
+            account_id=order.account_id,
+            contract_id=order.contract_id,
+            kind=kind_of_type(order.type),
+            side=order.side,
+            created_at=self._manager.clock.now(),
+            custom_tag=order.custom_tag,
+            order_id=order.id,
+            cover=order.size - order.fill_volume,
+            adopted=True,
+            price=order.stop_price if order.stop_price is not None else order.limit_price,
+        )
+        self.stats["adopted"] += 1
+        log.info("following exit %s (%s) on %s", order.id, order.custom_tag, order.contract_id)
+        try:
+            await self._registry.add(managed)
+        except OrderGuardError as exc:
+            # Memory holds it (the next registry write persists it): follow it anyway.
+            log.error("adopted exit %s not persisted: %s", order.id, exc)
+        self.ensure_rechecks()
+
+    def _follows(self, key: Key) -> bool:
+        return key in self._registry.contracts()
+
+    def _followed(self) -> set[Key]:
+        """Contracts with exits in the registry, and those with an exit to adopt (at the
+        last position seen)."""
+        keys = self._registry.contracts()
+        feed = self._manager.feed
+        for order in self._manager.tracker.orders():
+            key = (order.account_id, order.contract_id)
+            if key in keys or not order.is_working:
+                continue
+            position = feed.position(*key)
+            if position is not None and self._adoptable(
+                order, position - self._owned_elsewhere(*key)
+            ):
+                keys.add(key)
+        return keys
+
+    def candidates(self) -> set[Key]:
+        """Contracts where orderguard has working stops or limits that no saga drives (after a
+        restart, before any position is known: each is reconciled once to adopt them)."""
+        keys: set[Key] = set()
+        for order in self._manager.tracker.orders():
+            if (
+                order.is_working
+                and order.parent_order_id is None
+                and kind_of_type(order.type) is not ExitKind.ENTRY
+                and not self._is_managed(order)
+                and self._unowned_tag(order.custom_tag)
+            ):
+                keys.add((order.account_id, order.contract_id))
+        return keys
 
     # -- records --------------------------------------------------------------------------------
     async def _record(
@@ -317,4 +569,26 @@ class PositionWatcher:
         return total
 
 
-__all__ = ["PositionWatcher"]
+def _pending_view(placeholder: int, managed: ManagedExit) -> ExitView:
+    """An exit whose placement is in flight: its requested size, never acted on (no order id)."""
+    assert managed.size is not None
+    return ExitView(
+        placeholder, managed.side, managed.size, 0, True, kind=managed.kind, grows=False
+    )
+
+
+def _view(managed: ManagedExit, order: Order, *, working: bool, replace: bool = False) -> ExitView:
+    return ExitView(
+        order.id,
+        order.side,
+        order.size,
+        order.fill_volume,
+        working,
+        managed.cover,
+        managed.kind,
+        grows=not managed.adopted,
+        replace=replace,
+    )
+
+
+__all__ = ["RETRY_DELAYS", "PositionWatcher", "Replacer"]
