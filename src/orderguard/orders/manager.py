@@ -278,6 +278,11 @@ class OrderManager:
         log.info(
             "order manager started on account %s (tag session %s)", account.id, self._tags.session
         )
+        # Exits journaled by an earlier process follow their positions from now on, not only
+        # once start-up recovery is through (its reads, retried under faults, and its bounded
+        # wait for rollbacks took seconds while a closed position kept its stops, or a grown
+        # one waited for its whole-position stop). Their re-checks run in the background.
+        await self.position_orders.resume()
         await self.rerun_recovery()
         await self._startup.resume_engines(self.last_recovery)
         self.reconciler.start()
