@@ -9,6 +9,10 @@ over-covered at most one interval, or deadline + interval right after a position
 
 from __future__ import annotations
 
+import asyncio
+import random
+from typing import Any
+
 import pytest
 
 from orderguard.broker.base import BrokerEvent, OrderEvent, Outcome, PositionEvent, TradeEvent
@@ -17,11 +21,25 @@ from orderguard.broker.sim import SimBroker
 from orderguard.chaos.bounds import BoundChecker, Bounds
 from orderguard.clock import VirtualClock
 from orderguard.errors import CircuitOpenError
-from orderguard.models import OrderRequest, OrderStatus, OrderType
+from orderguard.journal.memory import MemoryJournal
+from orderguard.models import Order, OrderRequest, OrderStatus, OrderType
+from orderguard.orders import OrderManager
 from orderguard.orders.gateway import Family
 from orderguard.orders.oco import OcoLeg
 
-from .helpers import BUY, DEADLINE, INTERVAL, MNQ, SELL, D, Passthrough, World, make_world
+from .helpers import (
+    BUY,
+    DEADLINE,
+    INTERVAL,
+    LATENCY,
+    MNQ,
+    SELL,
+    D,
+    Passthrough,
+    World,
+    kill,
+    make_world,
+)
 
 STOP = D("20990")
 TARGET = D("21010")
@@ -291,5 +309,126 @@ async def test_an_oco_target_fill_leaves_the_other_stops_in_place() -> None:
     await w.settle(DEADLINE + INTERVAL)
     assert w.position() == 2
     assert stops(w) == {managed.order_id: 2}
+    assert judge.violations() == []
+    await w.close()
+
+
+async def test_exits_follow_the_position_while_the_journal_fails() -> None:
+    """A full disk must not keep an exit over-covering: the watcher's records wait, not it."""
+    w = await make_world()
+    judge = Judge(w)
+    await w.run(w.manager.place_market_order(MNQ, BUY, 3))
+    stop = await w.run(w.manager.add_stop_loss(MNQ, STOP))
+    await w.settle(0.5)
+    journal = w.journal
+    assert isinstance(journal, MemoryJournal)
+    plain = await w.run(w.manager.place_stop_order(MNQ, SELL, 1, STOP - 1))
+    await w.settle(0.5)
+    journal.fail_writes = True
+    w.ex.partial_close(1, MNQ, 1)
+    await w.settle(INTERVAL)
+    assert stops(w) == {plain.order_id: 1, stop.order_id: 1}
+    w.ex.close_position(1, MNQ)
+    await w.settle(INTERVAL)
+    assert w.working() == []
+    assert judge.violations() == []
+    # Nothing failed for it: the records wait for the journal, the exits did not.
+    assert w.manager.position_orders.watcher.stats["reconcile_errors"] == 0
+    journal.fail_writes = False
+    await w.close()
+
+
+async def partial_fill_world() -> World:
+    """Every order fills one contract per price move (the chaos runner's partial fills)."""
+    clock = VirtualClock()
+    sim = SimBroker.create(clock, prices={MNQ: D("21000")}, latency=LATENCY, liquidity=1)
+    journal = MemoryJournal(clock)
+    manager = OrderManager(sim, clock=clock, journal=journal, rng=random.Random(3))
+    world = World(clock, sim, sim, journal, manager, [manager])
+    await world.run(manager.start())
+    return world
+
+
+async def test_exits_placed_for_an_entry_still_filling_cover_the_whole_entry() -> None:
+    """A stop asked for right after a market entry of 3 that has filled 1 is accepted for 3, and
+    the watcher does not cut it (or an OCO exit pair) down to the part filled so far: a moment
+    later it would be short of the position."""
+    w = await partial_fill_world()
+    judge = Judge(w)
+
+    async def walk() -> None:
+        for step in range(1, 12):
+            await w.clock.sleep(0.5)
+            w.price(str(21000 + step * D("0.25")))
+
+    walker = asyncio.ensure_future(walk())
+    await w.run(w.manager.place_market_order(MNQ, BUY, 3))
+    assert 0 < w.position() < 3
+    stop = await w.run(w.manager.add_stop_loss(MNQ, STOP, size=3))
+    await w.run(w.manager.place_market_order(MNQ, BUY, 2))
+    oco = await w.run(
+        w.manager.place_oco_order(
+            MNQ, OcoLeg(SELL, 2, STOP, "stop"), OcoLeg(SELL, 2, TARGET, "limit")
+        )
+    )
+    await w.run(walker)
+    await w.settle(INTERVAL)
+    assert w.position() == 5
+    assert stops(w) == {stop.order_id: 3, oco.order1_id: 2}
+    assert judge.violations() == []
+    await w.close()
+
+
+async def test_a_stop_the_others_covered_is_placed_again_when_the_position_needs_it() -> None:
+    """A managed stop cancelled because a plain stop covered a smaller position is not lost: the
+    position grows again, and the watcher places it again for its share."""
+    w = await make_world()
+    judge = Judge(w)
+    await w.run(w.manager.place_market_order(MNQ, BUY, 2))
+    plain = await w.run(w.manager.place_stop_order(MNQ, SELL, 1, STOP))
+    managed = await w.run(w.manager.add_stop_loss(MNQ, STOP - 1))
+    await w.settle(0.5)
+    assert stops(w) == {plain.order_id: 1, managed.order_id: 1}
+    w.ex.partial_close(1, MNQ, 1)
+    await w.settle(INTERVAL)
+    assert stops(w) == {plain.order_id: 1}
+    # The position grows back outside any call that would protect it.
+    w.ex.place(OrderRequest(1, MNQ, OrderType.MARKET, BUY, 1))
+    await w.settle(DEADLINE)
+    assert w.position() == 2 and w.stop_cover() == 2
+    [again] = [o for o in w.working(OrderType.STOP) if o.id != plain.order_id]
+    assert again.stop_price == STOP - 1
+    assert judge.violations() == []
+    await w.close()
+
+
+class SlowTruth(Passthrough):
+    """Order searches take three seconds (start-up recovery reads broker truth with them)."""
+
+    def __init__(self, inner: SimBroker, clock: VirtualClock) -> None:
+        super().__init__(inner)
+        self.clock = clock
+
+    async def search_orders(self, account_id: int, start: Any, end: Any = None) -> list[Order]:
+        await self.clock.sleep(3.0)
+        found: list[Order] = await self.inner.search_orders(account_id, start, end)
+        return found
+
+
+async def test_exits_follow_the_position_while_start_up_recovery_reads() -> None:
+    """The platform closes the position while the process is down: the next process cancels
+    the exits as soon as it is up, not after its start-up recovery's slow reads."""
+    w = await make_world(wrap=SlowTruth)  # type: ignore[arg-type]
+    judge = Judge(w)
+    await long_with_oco_exits(w, 2)  # an unfinished operation: start-up recovery reads truth
+    kill(w.manager)
+    w.ex.close_position(1, MNQ)
+    manager = OrderManager(w.broker, clock=w.clock, journal=w.journal, rng=random.Random(9))
+    w.manager = manager
+    w.managers.append(manager)
+    starting = asyncio.ensure_future(manager.start())
+    await w.settle(DEADLINE)
+    assert w.working() == [], "exits outlived the position while start-up recovery read"
+    await w.run(starting)
     assert judge.violations() == []
     await w.close()

@@ -34,7 +34,10 @@ class ManagedExit:
     with the position but never grown. ``price`` is its stop or limit price and
     ``generation`` counts its re-placements (a stop the platform cancelled is placed again).
     ``size`` is the quantity it was placed for: while the placement is in flight (no order id
-    yet) the other exits leave that much of the position to it.
+    yet) the other exits leave that much of the position to it. ``dormant``: a stop the
+    watcher cancelled because the others covered the position; it is placed again when the
+    position needs it (a misjudged moment must not lose protection for good), and forgotten
+    when the position is flat.
     """
 
     account_id: int
@@ -50,6 +53,7 @@ class ManagedExit:
     price: Decimal | None = None
     generation: int = 0
     size: int | None = None
+    dormant: bool = False
 
     @property
     def key(self) -> str:
@@ -71,6 +75,7 @@ class ManagedExit:
             "price": None if self.price is None else str(self.price),
             "generation": self.generation,
             "size": self.size,
+            "dormant": self.dormant,
         }
 
     @classmethod
@@ -89,6 +94,7 @@ class ManagedExit:
             price=None if d.get("price") is None else Decimal(str(d["price"])),
             generation=int(d.get("generation") or 0),
             size=None if d.get("size") is None else int(d["size"]),
+            dormant=bool(d.get("dormant", False)),
         )
 
 

@@ -163,11 +163,22 @@ class Replace:
 
 FollowAction = Resize | Cancel | Replace
 
+COVERED = "nothing left to cover"
+"""The reason of a :class:`Cancel` for an exit the others already cover."""
+
 
 def plan_follow(
-    signed_position: int, exits: Iterable[ExitView], *, max_size: int | None = None
+    signed_position: int,
+    exits: Iterable[ExitView],
+    *,
+    max_size: int | None = None,
+    incoming: int = 0,
 ) -> list[FollowAction]:
     """What makes the exits on the (unowned) position match ``signed_position``.
+
+    ``incoming`` is what working market orders are still adding to the position (an entry
+    filling one contract at a time): exits sized to the whole entry are not cut down to the
+    part filled so far, only to be short of it a moment later.
 
     * flat: cancel every working exit (FAILURES I2: no exit outlives its position);
     * an exit on the wrong side (the position flipped through zero): cancel it, since it would
@@ -186,7 +197,7 @@ def plan_follow(
     * a stop gone without orderguard cancelling it (``replace``) is placed again for its share.
     """
     side = reducing_side(signed_position)
-    magnitude = abs(signed_position)
+    magnitude = abs(signed_position) + (max(incoming, 0) if side is not None else 0)
     budget = {ExitKind.STOP: magnitude, ExitKind.TARGET: magnitude}
     actions: list[FollowAction] = []
     ordered = sorted(exits, key=_share_rank)  # stable: the order given is kept per group
@@ -211,7 +222,7 @@ def plan_follow(
             if wanted > 0:
                 actions.append(Replace(view.order_id, wanted))
         elif wanted <= 0:
-            actions.append(Cancel(view.order_id, "nothing left to cover"))
+            actions.append(Cancel(view.order_id, COVERED))
         elif wanted != view.remaining:
             actions.append(Resize(view.order_id, view.fill_volume + wanted, wanted))
     return actions
@@ -224,6 +235,7 @@ def _share_rank(view: ExitView) -> int:
 
 
 __all__ = [
+    "COVERED",
     "ORDER_KINDS",
     "Cancel",
     "ExitKind",

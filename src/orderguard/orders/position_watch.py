@@ -29,11 +29,12 @@ converges instead of compounding.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from orderguard.broker.base import (
     BrokerEvent,
@@ -43,10 +44,12 @@ from orderguard.broker.base import (
     PositionEvent,
     TradeEvent,
 )
-from orderguard.errors import ExposureRefusedError, OrderGuardError
-from orderguard.models import Order, OrderStatus
+from orderguard.clock import Clock
+from orderguard.errors import ExposureRefusedError, JournalError, OrderGuardError
+from orderguard.models import Order, OrderStatus, OrderType
 from orderguard.orders.position_registry import ExitRegistry, ManagedExit
 from orderguard.orders.position_rules import (
+    COVERED,
     Cancel,
     ExitKind,
     ExitView,
@@ -70,13 +73,74 @@ OwnedElsewhere = Callable[[int, str], int]
 Replacer = Callable[[ManagedExit, int, Order | None], Awaitable[ManagedExit | None]]
 """``(exit, size, its last order)``: place ``exit`` again for ``size``; the new registry entry."""
 
-RETRY_DELAYS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
-"""Pauses before a reconcile that could not finish is tried again (the last one repeats)."""
+RETRY_DELAYS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Pauses before a reconcile that could not finish is tried again (the last one repeats).
 
-MAX_RETRIES = 60
+Short at first (a lost cancel is sent again within a second), then slower: a broker that does
+not answer for minutes (a storm) must not have the rate budget spent on asking it, or the
+protective orders that follow wait for a window to free up."""
+
+MAX_RETRIES = 200
 """Retries of one unfinished reconcile before it waits for the next event or re-check."""
 
 _LANE = Priority.PROTECTIVE
+
+
+HEDGE_AFTER = 0.5
+"""Seconds a read that protection waits on may take before a second copy is sent."""
+
+T = TypeVar("T")
+
+
+async def hedged(clock: Clock, read: Callable[[], Awaitable[T]], after: float = HEDGE_AFTER) -> T:
+    """``read()``, and if it has not answered within ``after`` seconds, a second ``read()`` in
+    parallel: the first answer wins, the other is cancelled.
+
+    A read is safe to repeat. One slow answer (a delayed response, a request that hangs until
+    its timeout) then costs ``after`` instead of its whole delay, which alone could outlast the
+    bound a position may stay bare or over-covered. Raises only when both copies failed."""
+    first = asyncio.ensure_future(read())
+    try:
+        return await clock.wait_for(asyncio.shield(first), after)
+    except TimeoutError:
+        pass
+    except BaseException:
+        first.cancel()
+        raise
+    second = asyncio.ensure_future(read())
+    pending: set[asyncio.Future[T]] = {first, second}
+    error: BaseException | None = None
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                if future.exception() is None:
+                    return future.result()
+                error = future.exception()
+    finally:
+        for future in pending:
+            future.cancel()
+    assert error is not None
+    raise error
+
+
+U = TypeVar("U")
+
+
+async def both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Both results, awaited together; the first failure cancels the other and is raised as is
+    (a read that can no longer matter must not go on spending rate budget)."""
+    a, b = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    try:
+        await asyncio.wait({a, b}, return_when=asyncio.FIRST_EXCEPTION)
+        for task in (a, b):
+            error = task.exception() if task.done() else None
+            if error is not None:
+                raise error
+        return a.result(), b.result()
+    finally:
+        for task in (a, b):
+            task.cancel()
 
 
 class PositionWatcher:
@@ -106,6 +170,7 @@ class PositionWatcher:
         that stay would be shrunk for it and the position left bare once it is gone."""
         self._running: set[Key] = set()
         self._dirty: set[Key] = set()
+        self._wake: dict[Key, asyncio.Event] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self.stats: Counter[str] = Counter()
 
@@ -140,6 +205,9 @@ class PositionWatcher:
         """Reconcile ``key`` soon; if a reconcile of it is running, run once more after it."""
         if key in self._running:
             self._dirty.add(key)
+            wake = self._wake.get(key)
+            if wake is not None:
+                wake.set()  # a retry waiting out its pause runs now: there is news
             return
         self._running.add(key)
         self._manager.spawn(self._drain(key))
@@ -168,12 +236,15 @@ class PositionWatcher:
                 if settled or attempt >= MAX_RETRIES:
                     return
                 self.stats["reconcile_retries"] += 1
-                await self._manager.clock.sleep(
-                    self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
-                )
+                wake = self._wake.setdefault(key, asyncio.Event())
+                wake.clear()
+                pause = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+                with contextlib.suppress(TimeoutError):
+                    await self._manager.clock.wait_for(wake.wait(), pause)
                 attempt += 1
         finally:
             self._running.discard(key)
+            self._wake.pop(key, None)
 
     async def _recheck_loop(self) -> None:
         while self.enabled:
@@ -202,9 +273,10 @@ class PositionWatcher:
         settled = True
         exits = self._registry.for_contract(account_id, contract_id)
         await self._resolve_tags(exits)
-        signed, open_orders = await asyncio.gather(
-            manager.owned_position(account_id, contract_id, priority=_LANE),
-            manager.feed.working_orders(account_id, _LANE),
+        clock = manager.clock
+        signed, open_orders = await both(
+            hedged(clock, lambda: manager.owned_position(account_id, contract_id, priority=_LANE)),
+            hedged(clock, lambda: manager.feed.working_orders(account_id, _LANE)),
         )
         working = {o.id: o for o in open_orders if o.contract_id == contract_id}
         unowned = signed - self._owned_elsewhere(account_id, contract_id)
@@ -232,12 +304,14 @@ class PositionWatcher:
                 continue
             order: Order | None = working.get(managed.order_id)
             if order is None:
-                # Not among the open orders: read its own state (it ended, or the list was
-                # read a moment before an event we have not seen).
-                order = await manager.feed.refresh(account_id, managed.order_id, _LANE)
+                # Not among the open orders: it ended (a final state is final: the tracker's
+                # is enough), or the list was read a moment before an event we have not seen.
+                order = manager.tracker.get(managed.order_id)
+                if order is None or not order.is_terminal:
+                    order = await manager.feed.refresh(account_id, managed.order_id, _LANE)
             if order is None or not order.is_working:
                 last[managed.order_id] = order
-                if order is not None and self._gone_outside(managed, order):
+                if order is not None and self._replaceable(managed, order):
                     views.append(_view(managed, order, working=False, replace=True))
                 else:
                     finished.append((managed, order))
@@ -246,8 +320,9 @@ class PositionWatcher:
                 continue
             views.append(_view(managed, order, working=True))
         max_size = await manager.reference.max_order_size(account_id)
+        incoming = self.incoming(working.values(), unowned)
         replaced: set[int] = set()
-        for action in plan_follow(unowned, views, max_size=max_size):
+        for action in plan_follow(unowned, views, max_size=max_size, incoming=incoming):
             managed_exit = self._registry.by_order_id(action.order_id)
             if managed_exit is None:
                 continue
@@ -260,6 +335,10 @@ class PositionWatcher:
                 after = await self._resize(account_id, action)
                 done = after is not None and after.remaining == action.remaining
             else:
+                if action.reason == COVERED and managed_exit.kind is ExitKind.STOP:
+                    # Covered by the others now; placed again should the position need it.
+                    managed_exit.dormant = True
+                    await self._write(self._registry.update, managed_exit)
                 after = await self._cancel(account_id, action)
                 done = after is not None and after.is_terminal
             if not done:
@@ -268,15 +347,22 @@ class PositionWatcher:
                 continue
             if after.is_terminal:
                 reason = action.reason if isinstance(action, Cancel) else "ended while resized"
-                await self.forget(managed_exit, after, reason, cancelled_by_us=True)
+                if managed_exit.dormant and after.status is OrderStatus.CANCELLED:
+                    await self._record(managed_exit, after, reason, cancelled_by_us=True)
+                else:
+                    await self.forget(managed_exit, after, reason, cancelled_by_us=True)
             else:
                 await self._record(managed_exit, after)
         for view in views:
             if view.replace and view.order_id not in replaced:
-                # Gone outside but no longer wanted (flat, flipped, covered by the others).
+                # Gone and not wanted now: forgotten, unless it is dormant on a position it
+                # still protects (the others cover it for now; it waits to be needed again).
                 managed_exit = self._registry.by_order_id(view.order_id)
-                if managed_exit is not None:
-                    finished.append((managed_exit, last.get(view.order_id)))
+                if managed_exit is None:
+                    continue
+                if managed_exit.dormant and reducing_side(unowned) is managed_exit.side:
+                    continue
+                finished.append((managed_exit, last.get(view.order_id)))
         for managed, final in finished:
             if managed in self._registry:
                 await self.forget(managed, final, "found finished at the broker")
@@ -293,23 +379,49 @@ class PositionWatcher:
         """Stop following an exit that is no longer working; its final state goes on record."""
         if order is not None:
             await self._record(managed, order, reason, cancelled_by_us=cancelled_by_us)
-        await self._registry.discard(managed)
+        await self._write(self._registry.discard, managed)
 
-    def _gone_outside(self, managed: ManagedExit, order: Order) -> bool:
-        """A stop cancelled by someone else (never by orderguard): placed again if wanted."""
+    async def _write(
+        self, write: Callable[[ManagedExit], Awaitable[None]], managed: ManagedExit
+    ) -> None:
+        """Change the registry; memory holds the change when the journal refuses it (the next
+        successful write persists it). Following the position never waits for the journal: a
+        full disk must not leave an exit over-covering (F15)."""
+        try:
+            await write(managed)
+        except JournalError as exc:
+            self.stats["registry_write_failures"] += 1
+            log.error("followed exits not persisted (%s); kept in memory", exc)
+
+    def _replaceable(self, managed: ManagedExit, order: Order) -> bool:
+        """A stop that ended cancelled while still protecting the position in the registry's
+        eyes: cancelled by someone else (never by orderguard), or made dormant by the watcher
+        itself. It is placed again while the position needs it."""
         return (
             managed.kind is ExitKind.STOP
             and order.status is OrderStatus.CANCELLED
-            and not self._manager.cancel_requested(order.id)
+            and (managed.dormant or not self._manager.cancel_requested(order.id))
             and self.replacer is not None
         )
 
     async def _replace(self, managed: ManagedExit, size: int, order: Order | None) -> bool:
         assert self.replacer is not None
+        # A placement adds an order: the position is read once more right before it (the
+        # reconcile's read may be older than a close that raced the platform's cancel; a stop
+        # placed on a flat contract then over-covers it until the next round).
+        manager = self._manager
+        key = (managed.account_id, managed.contract_id)
+        signed = await hedged(manager.clock, lambda: manager.owned_position(*key, priority=_LANE))
+        unowned = signed - self._owned_elsewhere(*key)
+        if reducing_side(unowned) is not managed.side:
+            await self.forget(managed, order, "position gone before it was placed again")
+            return True
+        size = min(size, abs(unowned))
         self.stats["replacements"] += 1
+        why = "the position needs it again" if managed.dormant else "cancelled outside orderguard"
         log.warning(
-            "exit %s on %s was cancelled outside orderguard: placing it again for %s",
-            managed.order_id, managed.contract_id, size,
+            "placing exit %s on %s again for %s (%s)", managed.order_id, managed.contract_id,
+            size, why,
         )  # fmt: skip
         try:
             return await self.replacer(managed, size, order) is not None
@@ -334,12 +446,15 @@ class PositionWatcher:
                     continue
             if order is not None:
                 managed.order_id = order.id
-                await self._registry.update(managed)
-                await self._resolve_operation(managed, order)
+                await self._write(self._registry.update, managed)
+                try:
+                    await self._resolve_operation(managed, order)
+                except JournalError as exc:
+                    log.error("exit %s not recorded on its operation: %s", order.id, exc)
             elif managed.created_at < manager.reference.window_start(manager.clock.now()):
                 # Beyond the search window a tag can no longer be found; stop asking.
                 log.error("managed exit %s never appeared at the broker", managed.custom_tag)
-                await self._registry.discard(managed)
+                await self._write(self._registry.discard, managed)
 
     async def _find_by_tag(self, account_id: int, tag: str) -> Order | None:
         """The order carrying ``tag`` in any status (protective lane), merged into the tracker."""
@@ -421,22 +536,32 @@ class PositionWatcher:
             return False
         return self._unowned_tag(order.custom_tag)
 
+    def incoming(self, orders: Iterable[Order], unowned: int) -> int:
+        """What orderguard's stand-alone market orders still working on the position's side
+        are about to add to it (see :meth:`_adding`)."""
+        return sum(o.remaining for o in orders if self._adding(o, unowned))
+
+    def _adding(self, order: Order, unowned: int) -> bool:
+        """A stand-alone market order of orderguard's still filling on the position's side: its
+        rest is the position a moment from now (with partial fills an entry of 3 fills one
+        contract at a time, and the exits the caller placed for 3 were cut to 1, then short)."""
+        return (
+            order.type is OrderType.MARKET
+            and order.is_working
+            and unowned != 0
+            and order.side.sign == (1 if unowned > 0 else -1)
+            and order.parent_order_id is None
+            and self._unowned_tag(order.custom_tag)
+        )
+
     def _unowned_tag(self, tag: str | None) -> bool:
-        """A stand-alone placement of orderguard's, or a leg of an OCO pair (the pair links
-        its legs; their size is the position's business)."""
-        prefix = f"{self._manager.tags.prefix}-"
-        if not tag or not tag.startswith(prefix):
+        """A stand-alone placement of orderguard's (``place_stop_order``, ``place_limit_order``,
+        ``place_market_order``: ``<prefix>-<session>-<seq>``). Legs of operations are their
+        saga's; an OCO exit pair is entered in the registry when it is placed, and a pair of
+        resting entries around the market must not be taken for exits."""
+        if not tag:
             return False
-        parts = tag.split("-")
-        if len(parts) == 3:
-            return True  # <prefix>-<session>-<seq>: place_stop_order, place_limit_order
-        if len(parts) != 4:
-            return False
-        recovery = self._manager.recovery
-        op = recovery.active_operations.get(parts[1])
-        if op is None:
-            op = next((o for o in recovery.operation_history if o.operation_id == parts[1]), None)
-        return op is not None and op.operation_type is OperationType.OCO_PAIR
+        return tag.startswith(f"{self._manager.tags.prefix}-") and len(tag.split("-")) == 3
 
     async def _adopt(self, order: Order) -> None:
         managed = ManagedExit(
@@ -453,11 +578,7 @@ class PositionWatcher:
         )
         self.stats["adopted"] += 1
         log.info("following exit %s (%s) on %s", order.id, order.custom_tag, order.contract_id)
-        try:
-            await self._registry.add(managed)
-        except OrderGuardError as exc:
-            # Memory holds it (the next registry write persists it): follow it anyway.
-            log.error("adopted exit %s not persisted: %s", order.id, exc)
+        await self._write(self._registry.add, managed)
         self.ensure_rechecks()
 
     def _follows(self, key: Key) -> bool:
@@ -518,7 +639,11 @@ class PositionWatcher:
             ref.cancel_successful = order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
         if reason is not None:
             op.extra["ended"] = f"{order.status.name.lower()}: {reason}"
-        await self._manager.recovery.record_order_state(op, ref, order)
+        try:
+            await self._manager.recovery.record_order_state(op, ref, order)
+        except JournalError as exc:
+            # The record catches up on the next write; the exit itself does not wait for it.
+            log.error("exit %s not recorded on operation %s: %s", order.id, op.id, exc)
 
     async def _resolve_operation(self, managed: ManagedExit, order: Order) -> None:
         """The placement whose outcome was unknown exists after all: finish its operation."""
@@ -539,7 +664,11 @@ class PositionWatcher:
         if op is None:
             op = next((o for o in recovery.operation_history if o.id == operation_id), None)
         if op is None:
-            rec = await recovery.journal.get_operation(operation_id)
+            try:
+                rec = await recovery.journal.get_operation(operation_id)
+            except JournalError as exc:
+                log.error("operation %s not readable: %s", operation_id, exc)
+                return None
             op = None if rec is None else RecoveryOperation.from_record(rec)
         return op
 
@@ -591,4 +720,4 @@ def _view(managed: ManagedExit, order: Order, *, working: bool, replace: bool = 
     )
 
 
-__all__ = ["RETRY_DELAYS", "PositionWatcher", "Replacer"]
+__all__ = ["HEDGE_AFTER", "RETRY_DELAYS", "PositionWatcher", "Replacer", "both", "hedged"]

@@ -61,7 +61,7 @@ from orderguard.orders.position_rules import (
     kind_of_type,
     reducing_side,
 )
-from orderguard.orders.position_watch import PositionWatcher
+from orderguard.orders.position_watch import PositionWatcher, both, hedged
 from orderguard.orders.validation import check_size, check_tick, coerce_price
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationType
@@ -173,29 +173,38 @@ class PositionOrders:
         account = await manager.reference.trading_account(account_in)
         contract = await self._contracts.resolve(contract_key)
         check_tick(contract, price, name)
-        # Protection waits on these reads: they go together (not one after the other) and in
-        # the protective lane, which an open query breaker does not hold back (a breaker left
-        # open by a fault storm refused add_stop_loss for minutes while the position was bare).
-        signed, open_orders, last = await asyncio.gather(
-            manager.owned_position(account, contract.id, priority=_LANE),
-            manager.feed.working_orders(account, _LANE),
-            manager.gateway.get_last_price(contract.id, priority=_LANE),
+        # Protection waits on these reads: they go together (not one after the other), in the
+        # protective lane, which an open query breaker does not hold back (a breaker left open
+        # by a fault storm refused add_stop_loss for minutes while the position was bare), and
+        # hedged (a slow answer is asked again rather than waited out).
+        clock = manager.clock
+        signed = await hedged(
+            clock, lambda: manager.owned_position(account, contract.id, priority=_LANE)
         )
         side = reducing_side(signed)
         if side is None:
             raise NoPositionError(f"no open position on {contract.id} to protect")
-        if wanted is not None and wanted > abs(signed):
+        # The position decides whether there is anything to do (a read, not three, when there
+        # is not, or when the broker does not answer); the other two go together. Each read
+        # spends rate budget, and protective reads may spend all of it.
+        open_orders, last = await both(
+            hedged(clock, lambda: manager.feed.working_orders(account, _LANE)),
+            hedged(clock, lambda: manager.gateway.get_last_price(contract.id, priority=_LANE)),
+        )
+        here = [o for o in open_orders if o.contract_id == contract.id]
+        # An entry still filling (one contract at a time) is the position a moment from now:
+        # a stop for the whole entry, asked for as soon as it was placed, is not refused.
+        size = abs(signed) + self.watcher.incoming(here, signed)
+        if wanted is not None and wanted > size:
             raise InvalidSizeError(
                 f"size {wanted} is larger than the position ({abs(signed)}) on {contract.id}"
             )
         # Exits of this kind already working (brackets', earlier ones', anyone's) cover part of
         # the position: only the rest may be covered, or the exits over-cover it (I1).
         covered = sum(
-            o.size - o.fill_volume
-            for o in open_orders
-            if o.contract_id == contract.id and o.side is side and kind_of_type(o.type) is kind
+            o.size - o.fill_volume for o in here if o.side is side and kind_of_type(o.type) is kind
         )
-        uncovered = abs(signed) - covered
+        uncovered = size - covered
         if uncovered <= 0:
             raise AlreadyProtectedError(
                 f"the position {signed:+d} on {contract.id} is already covered by {covered} in "
@@ -216,7 +225,7 @@ class PositionOrders:
             kind=kind,
             side=side,
             created_at=manager.clock.now(),
-            cover=None if wanted is None and quantity == abs(signed) else quantity,
+            cover=None if wanted is None and quantity == size else quantity,
             price=price,
         )
         return await self._place_exit(managed, quantity, signed, {"position": signed})
@@ -502,6 +511,16 @@ class PositionOrders:
             if kind.value in kinds:
                 chosen.append((order, kind))
         outcomes = await asyncio.gather(*(self._cancel_one(order, kind) for order, kind in chosen))
+        working_ids = {order.id for order, _ in chosen}
+        for dormant in self.registry.for_contract(account, contract.id):
+            # A stop the watcher would place again when the position needs it: the caller
+            # asked for no exits of its kind, so it is forgotten with them.
+            if (
+                dormant.dormant
+                and dormant.kind.value in kinds
+                and dormant.order_id not in working_ids
+            ):
+                await self._registry_write(self.registry.discard, dormant)
         for outcome in outcomes:
             managed = self.registry.by_order_id(outcome.order_id)
             if managed is not None and outcome.done:
