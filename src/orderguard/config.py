@@ -142,6 +142,10 @@ class OrderManagerConfig(BaseSettings):
     flatten, the truth a rollback or start-up recovery plans from) may take before it is cut
     short and asked again: a hanging read must not hold a bare position for the transport's
     whole timeout."""
+    read_hedge_after: float = Field(default=0.5, gt=0.0, allow_inf_nan=False)
+    """Seconds an order or position read may be in flight before the next read of the same
+    account starts beside it instead of waiting for it (at most two in flight; the first
+    answer serves both): one slow answer costs this, not its whole delay."""
     in_flight_grace: float = Field(default=10.0, ge=0.0, allow_inf_nan=False)
     """Seconds after which a request that may still be in flight (sent by this process, or by a
     dead one before a restart) is taken as never executed when the broker has no trace of its

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from orderguard.broker.base import BrokerEvent, PositionEvent
+from orderguard.broker.base import BrokerEvent, OrderEvent, PositionEvent, TradeEvent
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import ValidationError
 from orderguard.models import BracketSpec, OrderRequest, OrderSide, OrderStatus, OrderType
@@ -26,6 +26,15 @@ async def _protected_long(h: Harness, size: int = 2) -> tuple[int, int]:
     target = await h.manager.add_take_profit(MNQ, TARGET)
     await quiet(h)
     return stop.order_id, target.order_id
+
+
+def _no_fill_news(event: BrokerEvent) -> list[BrokerEvent]:
+    """Every event that tells of a market order's fill is lost (position, trade, order)."""
+    if isinstance(event, PositionEvent | TradeEvent):
+        return []
+    if isinstance(event, OrderEvent) and event.order.type is OrderType.MARKET:
+        return []
+    return [event]
 
 
 def _sizes(h: Harness) -> dict[int, int]:
@@ -106,12 +115,9 @@ async def test_following_can_be_switched_off(make_harness: HarnessFactory) -> No
 async def test_lost_position_events_are_caught_by_the_recheck(
     make_harness: HarnessFactory,
 ) -> None:
-    """With every position event lost, the periodic REST re-check still resizes the stop."""
+    """With every event of a fill lost, the periodic REST re-check still resizes the stop."""
 
-    def no_positions(event: BrokerEvent) -> list[BrokerEvent]:
-        return [] if isinstance(event, PositionEvent) else [event]
-
-    h: Harness = await make_harness(wrapper=lambda sim: EventFilterBroker(sim, no_positions))
+    h: Harness = await make_harness(wrapper=lambda sim: EventFilterBroker(sim, _no_fill_news))
     stop, target = await _protected_long(h)
     await open_position(h, 1)
     assert _sizes(h) == {stop: 2, target: 2}  # nothing told the watcher yet
@@ -205,11 +211,8 @@ async def test_recheck_interval_sets_how_soon_lost_events_are_caught(
 ) -> None:
     """position_recheck_interval=5: a change nobody reported is followed within 5 s, not before."""
 
-    def no_positions(event: BrokerEvent) -> list[BrokerEvent]:
-        return [] if isinstance(event, PositionEvent) else [event]
-
     h: Harness = await make_harness(
-        wrapper=lambda sim: EventFilterBroker(sim, no_positions),
+        wrapper=lambda sim: EventFilterBroker(sim, _no_fill_news),
         config=OrderManagerConfig(position_recheck_interval=5.0),
     )
     stop, _ = await _protected_long(h)

@@ -57,8 +57,10 @@ from orderguard.broker.sim import SimExchange
 from orderguard.chaos.process import intent_scope
 from orderguard.clock import Clock
 from orderguard.errors import (
+    AlreadyProtectedError,
     ExposureRefusedError,
     JournalError,
+    NoPositionError,
     OperationError,
     OrderGuardError,
     OrderRejectedError,
@@ -724,7 +726,7 @@ class WorkloadActor:
         return f"user entry {placed.order_id} size {size}: {done}" + self.user_guard()
 
     def user_guard(self) -> str:
-        """Start the user's safety net on NQ unless it runs already (see :meth:`_guard_loop`).
+        """Start the user's safety net on NQ unless it runs already (see :meth:`_guard_pass`).
 
         It runs in the background of the process (it dies with it), so no step waits on it;
         it is also started when a process starts (the user's strategy restarts with it).
@@ -735,18 +737,46 @@ class WorkloadActor:
         return ""
 
     async def _guard_loop(self, budget: float = 600.0) -> None:
-        """Cover what is uncovered on NQ with ``add_stop_loss``, else flatten it; retry every
-        second (each pass under the user's lock, the waits outside it) until covered or flat."""
+        """Cover what is uncovered on NQ with ``add_stop_loss``, else flatten it; retry (each
+        pass under the user's lock, the waits outside it) until covered or flat: after a
+        second, or up to four while the broker does not answer (a loop asking a dead broker
+        every second spent the account's whole rate budget in a storm, and the protective
+        orders after it waited for the window to free up)."""
         deadline = self.clock.monotonic() + budget
+        pause = 1.0
         while self.clock.monotonic() < deadline:
             async with self._user_lock:
-                if await self._guard_pass():
-                    return
-            await self.clock.sleep(1.0)
+                outcome = await self._guard_pass()
+            if outcome is True:
+                return
+            pause = 1.0 if outcome is False else min(pause * 2, 4.0)
+            await self.clock.sleep(pause)
 
-    async def _guard_pass(self) -> bool:
-        """One pass of the guard; True when NQ is flat or covered."""
+    async def _guard_pass(self) -> bool | None:
+        """One pass of the guard; True when NQ is flat or covered, None when the broker did not
+        answer.
+
+        It asks orderguard to cover what is uncovered: ``add_stop_loss`` without a size covers
+        exactly the part of the position no working stop covers, and says so when nothing is
+        left (``AlreadyProtectedError``) or there is no position (``NoPositionError``). Only
+        when the stop is refused does it read the position itself and flatten the uncovered
+        part; when the broker does not answer it asks again on the next pass.
+        (It used to read first, in the query lane: after a storm those reads were refused by
+        the open breaker, or waited out their retry backoff, for tens of seconds while the
+        protective call itself would have gone through.)"""
         contract = USER_CONTRACT
+        price = self._price(contract, -self.state.side.sign * 30)
+        try:
+            await self.manager.add_stop_loss(contract, price)
+            return False  # the next pass checks what it did
+        except (NoPositionError, AlreadyProtectedError):
+            return True
+        except (OrderRejectedError, ValidationError, ExposureRefusedError):
+            pass  # refused: flatten instead
+        except OutcomeUnknownError:
+            return False  # the stop is in doubt: the next pass sees whether it is there
+        except _SOFT:
+            return None  # the broker did not answer: ask again, less often
         try:
             positions = await self.manager.broker.search_positions(self.account_id)
             net = sum(p.signed_size for p in positions if p.contract_id == contract)
@@ -762,13 +792,6 @@ class WorkloadActor:
             missing = abs(net) - stops
             if missing <= 0:
                 return True
-            side = OrderSide.BUY if net > 0 else OrderSide.SELL
-            price = self._price(contract, -side.sign * 30)
-            try:
-                await self.manager.add_stop_loss(contract, price, size=missing)
-                return False  # the next pass checks what it did
-            except _SOFT:
-                pass
             await self.manager.close_position(contract, size=missing)
         except _SOFT:
             pass

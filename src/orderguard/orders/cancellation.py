@@ -12,6 +12,7 @@ the order id and gives it its collaborators explicitly.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from orderguard.broker.base import Confirmed, Rejected, Unknown
@@ -25,6 +26,9 @@ from orderguard.recovery.manager import RecoveryOperation
 from orderguard.resilience import PRIORITY_LANE, Priority
 
 log = logging.getLogger("orderguard.orders")
+
+REMEMBERED_CANCELS = 10_000
+"""Order ids :meth:`Canceller.requested` remembers (oldest forgotten first)."""
 
 RefreshOrder = Callable[[int, int, Priority], Awaitable[Order | None]]
 """``(account_id, order_id, priority)``: read the order from the broker, merge it into the
@@ -42,6 +46,13 @@ class Canceller:
     ) -> None:
         self._ctx = ctx
         self._refresh = refresh
+        self._requested: OrderedDict[int, None] = OrderedDict()
+
+    def requested(self, order_id: int) -> bool:
+        """Whether this process asked the broker to cancel ``order_id`` (any caller, any
+        outcome): an order found cancelled that orderguard never asked to cancel was cancelled
+        by someone else (the trading platform)."""
+        return order_id in self._requested
 
     async def cancel(
         self,
@@ -61,6 +72,10 @@ class Canceller:
             return _cancel_result(
                 order_id, known, accepted=False, resolution=Resolution.ALREADY_FINAL
             )
+        self._requested[order_id] = None
+        self._requested.move_to_end(order_id)
+        while len(self._requested) > REMEMBERED_CANCELS:
+            self._requested.popitem(last=False)
         intent = await self._ctx.journal.before(
             IntentKind.CANCEL,
             account_id=account,
@@ -150,4 +165,4 @@ def _cancel_result(
     )
 
 
-__all__ = ["Canceller", "RefreshOrder"]
+__all__ = ["REMEMBERED_CANCELS", "Canceller", "RefreshOrder"]

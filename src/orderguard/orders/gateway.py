@@ -96,6 +96,12 @@ def retry_policy_from(config: OrderManagerConfig) -> RetryPolicy:
     )
 
 
+def _in_priority_lane(key: tuple[int, Priority]) -> bool:
+    """Reads protection waits on are hedged (a second copy after ``read_hedge_after``); the
+    others may queue for the rate budget, and a copy would only lengthen the queue."""
+    return key[1] in PRIORITY_LANE
+
+
 def _urgent_policy(policy: RetryPolicy) -> RetryPolicy:
     """The query policy for reads protection waits on: three attempts within a second."""
     return RetryPolicy(
@@ -150,10 +156,18 @@ class GuardedBroker:
             retry_on=retryable_query_error,
         )
         self._order_reads: Coalescer[tuple[int, Priority], datetime, list[Order]] = Coalescer(
-            self._fetch_orders, min
+            self._fetch_orders,
+            min,
+            clock=clock,
+            hedge_after=config.read_hedge_after,
+            hedged=_in_priority_lane,
         )
         self._position_reads: Coalescer[tuple[int, Priority], None, list[Position]] = Coalescer(
-            self._fetch_positions, lambda a, b: None
+            self._fetch_positions,
+            lambda a, b: None,
+            clock=clock,
+            hedge_after=config.read_hedge_after,
+            hedged=_in_priority_lane,
         )
         # A read that protective or flattening work waits on is retried briefly only: its
         # caller (a saga, the protection executor) retries on its own capped schedule, and a
@@ -376,8 +390,10 @@ class GuardedBroker:
         orders = await self._order_reads.read((account_id, priority), start)
         return [o for o in orders if o.creation_timestamp >= start]
 
-    async def search_open_orders(self, account_id: int) -> list[Order]:
-        return await self.query(lambda: self.inner.search_open_orders(account_id))
+    async def search_open_orders(
+        self, account_id: int, *, priority: Priority = Priority.QUERY
+    ) -> list[Order]:
+        return await self.query(lambda: self.inner.search_open_orders(account_id), priority)
 
     async def get_order(
         self, account_id: int, order_id: int, *, priority: Priority = Priority.QUERY
@@ -415,8 +431,10 @@ class GuardedBroker:
     async def get_capabilities(self, account_id: int) -> AccountCapabilities:
         return await self.query(lambda: self.inner.get_capabilities(account_id))
 
-    async def get_last_price(self, contract_id: str) -> Decimal | None:
-        return await self.query(lambda: self.inner.get_last_price(contract_id))
+    async def get_last_price(
+        self, contract_id: str, *, priority: Priority = Priority.QUERY
+    ) -> Decimal | None:
+        return await self.query(lambda: self.inner.get_last_price(contract_id), priority)
 
     def subscribe(self, handler: EventHandler) -> Subscription:
         return self.inner.subscribe(handler)

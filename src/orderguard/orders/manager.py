@@ -292,6 +292,12 @@ class OrderManager:
         try:
             await self.journal.open()
             await self.recovery.load()
+            # Exits journaled by an earlier process follow their positions from now on, not
+            # only once start-up recovery is through (its reads, retried under faults, and its
+            # bounded wait for rollbacks took seconds while a closed position kept its stops,
+            # or a grown one waited for its whole-position stop). Their re-checks run in the
+            # background.
+            await self.position_orders.resume()
             # What the journal left unfinished may hold a position: its recovery never waits on
             # reference data (each operation names its account), so the two run side by side.
             reference = asyncio.ensure_future(self._resolve_account())
@@ -723,6 +729,10 @@ class OrderManager:
     async def find_order_by_tag(self, account_id: int, custom_tag: str) -> Order | None:
         """The order carrying ``custom_tag`` in ANY status, or None if the broker has none."""
         return await self.feed.find_by_tag(account_id, custom_tag)
+
+    def cancel_requested(self, order_id: int) -> bool:
+        """Internal: whether this process sent (or tried to send) a cancel of ``order_id``."""
+        return self._canceller.requested(order_id)
 
     async def cancel_and_confirm(self, account_id: int, order_id: int) -> Order | None:
         """Cancel and return the order's final (or latest known) state."""

@@ -43,9 +43,12 @@ from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.bracket import bracket_engine
 from orderguard.orders.oco_rules import OcoDecision, OcoLegState, oco_reaction
 from orderguard.orders.per_manager import PerManager
+from orderguard.orders.position_rules import ExitKind, reducing_side
+from orderguard.orders.positions import PositionOrders, position_orders_for, position_orders_peek
 from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
+from orderguard.resilience import Priority
 
 if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
@@ -127,6 +130,15 @@ class OcoEngine:
         self._remove_listener: Callable[[], None] | None = None
         self._resumed = False
         manager.recovery.register_statistics(self._statistics)
+        position_orders_for(manager).watcher.leaving.append(self._sibling_filled)
+
+    def _sibling_filled(self, order_id: int) -> bool:
+        """The order's OCO sibling has fills: the pair's driver is cancelling the order."""
+        pair = self._by_order.get(order_id)
+        if pair is None or pair.done:
+            return False
+        sibling = _other(pair, order_id)
+        return sibling is not None and self.manager.tracker.filled_volume(sibling) > 0
 
     def _statistics(self) -> dict[str, int]:
         return {"oco_pairs_active": len(self._pairs), "oco_pair_incidents": self.incidents}
@@ -180,6 +192,7 @@ class OcoEngine:
                 )
             )
         await m.recovery.add_oco_pair(op, refs[0], refs[1])  # linked before anything is sent
+        exits = await self._follow_if_exits(account, contract.id, requests, refs)
         pair = _Pair(
             op, account, contract.id, [None, None], [r.custom_tag for r in refs], list(refs)
         )
@@ -204,6 +217,8 @@ class OcoEngine:
             try:
                 placed = await m.submit(request)
             except OrderRejectedError as exc:
+                if exits is not None:
+                    await exits.not_placed(ref.custom_tag)
                 await m.recovery.record_order_failure(op, ref, Rejected(exc.code, str(exc)))
                 return str(exc)
             except OutcomeUnknownError as exc:
@@ -212,9 +227,13 @@ class OcoEngine:
                 )
                 return None  # the driver keeps looking for the tag
             except OrderGuardError as exc:
+                if exits is not None:
+                    await exits.not_placed(ref.custom_tag)
                 await m.recovery.record_order_failure(op, ref, exc)
                 return str(exc)
             self._route(pair, i, placed.order_id)
+            if exits is not None:
+                await exits.placed(ref.custom_tag, placed.order_id)
             await m.recovery.record_order_success(op, ref, placed)
             return None
 
@@ -229,6 +248,40 @@ class OcoEngine:
             order2_id=pair.ids[1],
             error_message="; ".join(errors) or None,
         )
+
+    async def _follow_if_exits(
+        self,
+        account: int,
+        contract_id: str,
+        requests: list[tuple[OrderSide, int, OrderType, Decimal]],
+        refs: list[OrderReference],
+    ) -> PositionOrders | None:
+        """An OCO *exit* pair (both legs on the reducing side of the position, neither larger
+        than it) is entered in the position watcher's registry before it is sent, like a
+        managed exit: a close of the position must cancel its legs (I2) and a decrease shrink
+        them (I1) even if this process dies before it sees them placed. Returns the position
+        orders when it did, None for any other pair (resting entries)."""
+        m = self.manager
+        position = m.feed.position(account, contract_id)
+        if position is None:
+            position = await m.owned_position(account, contract_id, priority=Priority.PROTECTIVE)
+        side = reducing_side(position)
+        if side is None or any(s is not side or n > abs(position) for s, n, _, _ in requests):
+            return None
+        orders = position_orders_for(m)
+        for (leg_side, size, kind, price), ref in zip(requests, refs, strict=True):
+            await orders.follow_new_exit(
+                account, contract_id, leg_side, kind, price, size, ref.custom_tag
+            )
+        return orders
+
+    def _protects(self, order_id: int) -> bool:
+        """The order is a stop the position watcher follows as the position's protection."""
+        engine = position_orders_peek(self.manager)
+        if engine is None:
+            return False
+        followed = engine.registry.by_order_id(order_id)
+        return followed is not None and followed.kind is ExitKind.STOP
 
     async def link(self, order1_id: int, order2_id: int) -> OcoLinkResult:
         await self.resume()
@@ -421,6 +474,15 @@ class OcoEngine:
                 )
             )
         decision = oco_reaction(legs[0], legs[1], winner=pair.winner, flattened=pair.flattened)
+        if decision.cancel and not any(leg.filled for leg in legs):
+            # A leg ended without a fill (the platform cancelled the target, or
+            # cancel_position_orders(("target",)) did): the stop of an exit pair goes on
+            # protecting the position instead of leaving it bare; the position watcher keeps
+            # following it, and the pair is over.
+            kept = tuple(c for c in decision.cancel if c > 0 and self._protects(c))
+            if kept:
+                rest = tuple(c for c in decision.cancel if c not in kept)
+                decision = OcoDecision(cancel=rest, done=not rest)
         if decision.cancel:
             decision = OcoDecision(
                 cancel=tuple(c for c in decision.cancel if c > 0),

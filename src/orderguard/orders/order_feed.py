@@ -133,12 +133,26 @@ class OrderFeed:
         ]
 
     def note_positions(self, account_id: int, positions: Iterable[Position]) -> None:
-        """A complete read of the account's positions (a contract it leaves out is flat)."""
-        seen = {p.contract_id: p.signed_size for p in positions}
-        for key in [k for k in self._positions if k[0] == account_id]:
-            self._positions[key] = seen.pop(key[1], 0)
-        for contract_id, signed in seen.items():
-            self._positions[(account_id, contract_id)] = signed
+        """A complete read of the account's positions (a contract it leaves out is flat).
+
+        A position the read shows changed since the last one seen is announced to the internal
+        listeners as a position event, like the reconciler's periodic reads: its own event may
+        be the one that was lost, and whoever read it (a close, a protective step) must not be
+        the only one to know (an exit then over-covered the rest of a closed position until
+        the next periodic re-check)."""
+        listed = {p.contract_id: p for p in positions}
+        changed: list[Position] = []
+        for key in sorted(
+            {k for k in self._positions if k[0] == account_id} | {(account_id, c) for c in listed}
+        ):
+            position = listed.get(key[1])
+            signed = 0 if position is None else position.signed_size
+            before = self._positions.get(key)
+            self._positions[key] = signed
+            if before is not None and before != signed:
+                changed.append(position if position is not None else _flat(*key, self._clock))
+        for position in changed:
+            self.notify_listeners(PositionEvent(position))
 
     def notify_listeners(self, event: BrokerEvent) -> None:
         """Internal listeners (brackets, OCO, position orders) see the event after the tracker;
@@ -221,10 +235,14 @@ class OrderFeed:
             log.warning("re-reading order %s failed: %s", order_id, exc)
             return self._tracker.get(order_id)
 
-    async def working_orders(self, account_id: int) -> list[Order]:
-        """The account's open orders from the broker, merged, as the tracker now sees them."""
+    async def working_orders(
+        self, account_id: int, priority: Priority = Priority.QUERY
+    ) -> list[Order]:
+        """The account's open orders from the broker, merged, as the tracker now sees them.
+
+        ``priority``: the lane of the step that needs the read (see :meth:`refresh`)."""
         result: list[Order] = []
-        for order in await self._gateway.search_open_orders(account_id):
+        for order in await self._gateway.search_open_orders(account_id, priority=priority):
             self.ingest(order)
             view = self._tracker.get(order.id)
             if view is None or not view.is_working:
@@ -244,6 +262,11 @@ class OrderFeed:
                 self.ingest(order)
                 return self._tracker.by_tag(account_id, custom_tag)
         return known
+
+
+def _flat(account_id: int, contract_id: str, clock: Clock) -> Position:
+    """A flat position (``size`` 0), which ``Position/search`` reports by leaving it out."""
+    return Position(0, account_id, contract_id, clock.now(), PositionType.UNDEFINED, 0, Decimal(0))
 
 
 __all__ = ["EventWatcher", "OrderFeed"]

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from orderguard.journal.base import Journal, dumps
@@ -28,6 +29,15 @@ class ManagedExit:
 
     ``cover`` is None when it covers the whole position, else the fixed quantity asked for.
     ``operation_id`` names the journaled operation that placed it (None for a registered order).
+    ``adopted``: an exit orderguard placed without sizing it (a plain stop or limit, an OCO
+    leg) that the watcher found on the position's reducing side: it is shrunk and cancelled
+    with the position but never grown. ``price`` is its stop or limit price and
+    ``generation`` counts its re-placements (a stop the platform cancelled is placed again).
+    ``size`` is the quantity it was placed for: while the placement is in flight (no order id
+    yet) the other exits leave that much of the position to it. ``dormant``: a stop the
+    watcher cancelled because the others covered the position; it is placed again when the
+    position needs it (a misjudged moment must not lose protection for good), and forgotten
+    when the position is flat.
     """
 
     account_id: int
@@ -39,6 +49,11 @@ class ManagedExit:
     order_id: int | None = None
     cover: int | None = None
     operation_id: str | None = None
+    adopted: bool = False
+    price: Decimal | None = None
+    generation: int = 0
+    size: int | None = None
+    dormant: bool = False
 
     @property
     def key(self) -> str:
@@ -56,6 +71,11 @@ class ManagedExit:
             "order_id": self.order_id,
             "cover": self.cover,
             "operation_id": self.operation_id,
+            "adopted": self.adopted,
+            "price": None if self.price is None else str(self.price),
+            "generation": self.generation,
+            "size": self.size,
+            "dormant": self.dormant,
         }
 
     @classmethod
@@ -70,6 +90,11 @@ class ManagedExit:
             order_id=None if d.get("order_id") is None else int(d["order_id"]),
             cover=None if d.get("cover") is None else int(d["cover"]),
             operation_id=None if d.get("operation_id") is None else str(d["operation_id"]),
+            adopted=bool(d.get("adopted", False)),
+            price=None if d.get("price") is None else Decimal(str(d["price"])),
+            generation=int(d.get("generation") or 0),
+            size=None if d.get("size") is None else int(d["size"]),
+            dormant=bool(d.get("dormant", False)),
         )
 
 

@@ -111,10 +111,14 @@ def check_protective_target(side: OrderSide, limit_price: Decimal, last_price: D
 
 @dataclass(frozen=True, slots=True)
 class ExitView:
-    """A managed exit as the planner needs it: broker truth plus what the caller asked for.
+    """An exit on the position as the planner needs it: broker truth plus what it may become.
 
     ``cover`` is None for an exit that covers the whole position (it follows it up and down), or
     the fixed quantity the caller asked for (it then covers ``min(cover, position)``).
+    ``grows=False`` marks an exit orderguard follows but did not size (a plain stop, an OCO
+    leg): it only ever shrinks. ``working=False`` with ``replace=True`` is a stop that left the
+    broker without orderguard cancelling it (the platform did): while it is still wanted, it is
+    placed again.
     """
 
     order_id: int
@@ -124,6 +128,8 @@ class ExitView:
     working: bool
     cover: int | None = None
     kind: ExitKind = ExitKind.STOP
+    grows: bool = True
+    replace: bool = False
 
     @property
     def remaining(self) -> int:
@@ -147,55 +153,95 @@ class Cancel:
     reason: str
 
 
-FollowAction = Resize | Cancel
+@dataclass(frozen=True, slots=True)
+class Replace:
+    """Place the exit that was ``order_id`` again, for ``size`` (it left the broker without us)."""
+
+    order_id: int
+    size: int
+
+
+FollowAction = Resize | Cancel | Replace
+
+COVERED = "nothing left to cover"
+"""The reason of a :class:`Cancel` for an exit the others already cover."""
 
 
 def plan_follow(
-    signed_position: int, exits: Iterable[ExitView], *, max_size: int | None = None
+    signed_position: int,
+    exits: Iterable[ExitView],
+    *,
+    max_size: int | None = None,
+    incoming: int = 0,
 ) -> list[FollowAction]:
-    """What makes the working managed exits match ``signed_position`` (the unowned position).
+    """What makes the exits on the (unowned) position match ``signed_position``.
+
+    ``incoming`` is what working market orders are still adding to the position (an entry
+    filling one contract at a time): exits sized to the whole entry are not cut down to the
+    part filled so far, only to be short of it a moment later.
 
     * flat: cancel every working exit (FAILURES I2: no exit outlives its position);
     * an exit on the wrong side (the position flipped through zero): cancel it, since it would
       now add exposure instead of removing it;
-    * otherwise resize each exit so its *remaining* quantity equals what it should cover. A
-      modify sets the total size, so the new size is ``fill_volume + wanted``. ``max_size``
-      caps one order (the account's limit); a larger position is covered as far as it allows.
-    * the exits of one kind share the position, oldest first: together the stops never cover
-      more than it (nor the targets), so a second stop on a covered position is cancelled
-      rather than doubling the cover (I1: never over-covered).
+    * otherwise the exits of one kind share the position: together the stops never cover more
+      than it (nor the targets), so a stop that would over-cover is shrunk or cancelled (I1:
+      never over-covered). Shares are taken in this order, each group in the order given
+      (oldest first): exits that only shrink (``grows=False``: orders the caller sized
+      themselves, and placements still in flight), then exits of a fixed ``cover``, then the
+      whole-position ones (``cover`` None), which cover whatever the others leave — so the
+      exits orderguard sizes are the ones that give way, and a whole-position stop never
+      grows into the share of a stop placed after it;
+    * each exit is resized so its *remaining* quantity equals its share. A modify sets the
+      total size, so the new size is ``fill_volume + share``. ``max_size`` caps one order (the
+      account's limit); a larger position is covered as far as it allows;
+    * a stop gone without orderguard cancelling it (``replace``) is placed again for its share.
     """
     side = reducing_side(signed_position)
-    magnitude = abs(signed_position)
+    magnitude = abs(signed_position) + (max(incoming, 0) if side is not None else 0)
     budget = {ExitKind.STOP: magnitude, ExitKind.TARGET: magnitude}
     actions: list[FollowAction] = []
-    for view in exits:
-        if not view.working:
+    ordered = sorted(exits, key=_share_rank)  # stable: the order given is kept per group
+    for view in ordered:
+        if not view.working and not view.replace:
             continue
-        if side is None:
-            actions.append(Cancel(view.order_id, "position is flat"))
-            continue
-        if view.side is not side:
-            actions.append(Cancel(view.order_id, "position flipped to the other side"))
+        if side is None or view.side is not side:
+            if view.working:
+                flat = side is None
+                reason = "position is flat" if flat else "position flipped to the other side"
+                actions.append(Cancel(view.order_id, reason))
             continue
         left = budget.get(view.kind, magnitude)
-        wanted = left if view.cover is None else min(view.cover, left)
+        if not view.grows:
+            wanted = min(view.remaining, left)
+        else:
+            wanted = left if view.cover is None else min(view.cover, left)
         if max_size is not None:
-            wanted = min(wanted, max_size - view.fill_volume)
+            wanted = min(wanted, max_size - (view.fill_volume if view.working else 0))
         budget[view.kind] = left - max(wanted, 0)
-        if wanted <= 0:
-            actions.append(Cancel(view.order_id, "nothing left to cover"))
+        if not view.working:
+            if wanted > 0:
+                actions.append(Replace(view.order_id, wanted))
+        elif wanted <= 0:
+            actions.append(Cancel(view.order_id, COVERED))
         elif wanted != view.remaining:
             actions.append(Resize(view.order_id, view.fill_volume + wanted, wanted))
     return actions
 
 
+def _share_rank(view: ExitView) -> int:
+    if not view.grows:
+        return 0
+    return 1 if view.cover is not None else 2
+
+
 __all__ = [
+    "COVERED",
     "ORDER_KINDS",
     "Cancel",
     "ExitKind",
     "ExitView",
     "FollowAction",
+    "Replace",
     "Resize",
     "check_protective_stop",
     "check_protective_target",

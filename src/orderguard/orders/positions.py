@@ -61,10 +61,11 @@ from orderguard.orders.position_rules import (
     kind_of_type,
     reducing_side,
 )
-from orderguard.orders.position_watch import PositionWatcher
+from orderguard.orders.position_watch import PositionWatcher, both, hedged
 from orderguard.orders.validation import check_size, check_tick, coerce_price
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationType
+from orderguard.resilience import Priority
 
 if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
@@ -79,6 +80,7 @@ CANCEL_ATTEMPTS = 3
 
 Re-sending a cancel is safe (cancelling a finished order changes nothing), unlike a placement."""
 
+_LANE = Priority.PROTECTIVE
 _LINKED_OPERATIONS = frozenset({OperationType.BRACKET_ORDER, OperationType.OCO_PAIR})
 
 
@@ -87,7 +89,9 @@ class PositionOrders:
 
     def __init__(self, manager: OrderManager) -> None:
         self._manager = manager
-        self._contracts = ContractResolver(manager.broker)
+        # The manager's resolver: its cache is shared with placement, so a contract an entry
+        # resolved is not read again (in the query lane) when protecting the position.
+        self._contracts: ContractResolver = manager.contracts
         self.registry = ExitRegistry(manager.journal)
         self.watcher = PositionWatcher(
             manager,
@@ -95,20 +99,30 @@ class PositionOrders:
             enabled=manager.config.follow_position_orders,
             interval=manager.config.position_recheck_interval,
         )
+        self.watcher.replacer = self._replace_exit
         self._remove_listener = manager.add_event_listener(self.watcher.on_event)
         self._loaded = False
         self.stats: Counter[str] = Counter()
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def resume(self) -> int:
-        """Reload the managed exits from the journal and reconcile them now; returns how many.
+        """Reload the exits from the journal and start re-checking them; returns how many.
 
-        ``OrderManager.start`` calls it, so exits journaled by an earlier process are managed
-        again (and re-checked against their positions) before new work is accepted.
+        ``OrderManager.start`` calls it, so exits journaled by an earlier process are followed
+        again. The re-checks run in the background: ``start`` (and the caller's own protection
+        after it) must not wait on their reads. Exits this process has not seen placed (an OCO
+        exit pair or a plain stop placed just before a crash, on a position start-up recovery
+        read) are adopted the same way, or a close before their first event would leave them
+        working on a flat contract.
         """
         await self._ensure_loaded()
-        if len(self.registry):
-            await self.watcher.recheck_all()
+        feed = self._manager.feed
+        keys = self.registry.contracts() | {
+            key for key in self.watcher.candidates() if feed.position(*key)
+        }
+        for key in sorted(keys):
+            self.watcher.schedule(key)
+        if keys:
             self.watcher.ensure_rechecks()
         return len(self.registry)
 
@@ -159,22 +173,38 @@ class PositionOrders:
         account = await manager.reference.trading_account(account_in)
         contract = await self._contracts.resolve(contract_key)
         check_tick(contract, price, name)
-        signed = await manager.owned_position(account, contract.id)
+        # Protection waits on these reads: they go together (not one after the other), in the
+        # protective lane, which an open query breaker does not hold back (a breaker left open
+        # by a fault storm refused add_stop_loss for minutes while the position was bare), and
+        # hedged (a slow answer is asked again rather than waited out).
+        clock = manager.clock
+        signed = await hedged(
+            clock, lambda: manager.owned_position(account, contract.id, priority=_LANE)
+        )
         side = reducing_side(signed)
         if side is None:
             raise NoPositionError(f"no open position on {contract.id} to protect")
-        if wanted is not None and wanted > abs(signed):
+        # The position decides whether there is anything to do (a read, not three, when there
+        # is not, or when the broker does not answer); the other two go together. Each read
+        # spends rate budget, and protective reads may spend all of it.
+        open_orders, last = await both(
+            hedged(clock, lambda: manager.feed.working_orders(account, _LANE)),
+            hedged(clock, lambda: manager.gateway.get_last_price(contract.id, priority=_LANE)),
+        )
+        here = [o for o in open_orders if o.contract_id == contract.id]
+        # An entry still filling (one contract at a time) is the position a moment from now:
+        # a stop for the whole entry, asked for as soon as it was placed, is not refused.
+        size = abs(signed) + self.watcher.incoming(here, signed)
+        if wanted is not None and wanted > size:
             raise InvalidSizeError(
                 f"size {wanted} is larger than the position ({abs(signed)}) on {contract.id}"
             )
         # Exits of this kind already working (brackets', earlier ones', anyone's) cover part of
         # the position: only the rest may be covered, or the exits over-cover it (I1).
         covered = sum(
-            o.size - o.fill_volume
-            for o in await manager.search_open_orders(contract.id, account_id=account)
-            if o.side is side and kind_of_type(o.type) is kind
+            o.size - o.fill_volume for o in here if o.side is side and kind_of_type(o.type) is kind
         )
-        uncovered = abs(signed) - covered
+        uncovered = size - covered
         if uncovered <= 0:
             raise AlreadyProtectedError(
                 f"the position {signed:+d} on {contract.id} is already covered by {covered} in "
@@ -187,9 +217,27 @@ class PositionOrders:
             )
         quantity = wanted if wanted is not None else uncovered
         check_size(quantity, await manager.reference.max_order_size(account))
-        await self._check_market(kind, side, price, contract.id)
+        self._check_market(kind, side, price, contract.id, last)
         await self._ensure_loaded()
+        managed = ManagedExit(
+            account_id=account,
+            contract_id=contract.id,
+            kind=kind,
+            side=side,
+            created_at=manager.clock.now(),
+            cover=None if wanted is None and quantity == size else quantity,
+            price=price,
+        )
+        return await self._place_exit(managed, quantity, signed, {"position": signed})
 
+    async def _place_exit(
+        self, managed: ManagedExit, quantity: int, position: int, extra: dict[str, object]
+    ) -> ProtectiveOrderResponse:
+        """Journal, register and send one exit (``managed`` without tag or order id yet)."""
+        manager = self._manager
+        kind, account, contract_id = managed.kind, managed.account_id, managed.contract_id
+        price = managed.price
+        assert price is not None
         # 2. Journal first: the operation, the intent with its tag, the registry entry.
         recovery = manager.recovery
         op: RecoveryOperation | None = None
@@ -198,14 +246,14 @@ class PositionOrders:
             op = await recovery.start_operation(
                 OperationType.PROTECTIVE_ORDER,
                 account_id=account,
-                contract_id=contract.id,
-                extra={"kind": kind.value, "position": signed, "price": str(price)},
+                contract_id=contract_id,
+                extra={"kind": kind.value, "price": str(price), **extra},
             )
             ref = await recovery.add_order_to_operation(
-                op, contract.id, side, quantity, kind.value, price, leg=kind.value,
+                op, contract_id, managed.side, quantity, kind.value, price, leg=kind.value,
                 account_id=account,
             )  # fmt: skip
-            await recovery.add_position_tracking(op, contract.id, ref, "protective")
+            await recovery.add_position_tracking(op, contract_id, ref, "protective")
             tag = ref.custom_tag
         except JournalError as exc:
             # F15: protection still goes out when the journal cannot be written (it removes
@@ -214,22 +262,16 @@ class PositionOrders:
             log.error("journal unavailable (%s): placing the %s unjournaled", exc, kind.value)
             self.stats["unjournaled_protection"] += 1
             tag = manager.tags.next_tag()
-        managed = ManagedExit(
-            account_id=account,
-            contract_id=contract.id,
-            kind=kind,
-            side=side,
-            created_at=manager.clock.now(),
-            custom_tag=tag,
-            cover=None if wanted is None and quantity == abs(signed) else quantity,
-            operation_id=op.id if op is not None and ref is not None else None,
-        )
+        managed.custom_tag = tag
+        managed.order_id = None
+        managed.size = quantity
+        managed.operation_id = op.id if op is not None and ref is not None else None
         await self._registry_write(self.registry.add, managed)
         request = OrderRequest(
             account_id=account,
-            contract_id=contract.id,
+            contract_id=contract_id,
             type=OrderType.STOP if kind is ExitKind.STOP else OrderType.LIMIT,
-            side=side,
+            side=managed.side,
             size=quantity,
             stop_price=price if kind is ExitKind.STOP else None,
             limit_price=price if kind is ExitKind.TARGET else None,
@@ -269,7 +311,7 @@ class PositionOrders:
         managed.order_id = placed.order_id
         await self._registry_write(self.registry.update, managed)
         # The position may have moved while the order was in flight: check it once now.
-        self.watcher.schedule((account, contract.id))
+        self.watcher.schedule((account, contract_id))
         self.watcher.ensure_rechecks()
         return ProtectiveOrderResponse(
             order_id=placed.order_id,
@@ -280,8 +322,46 @@ class PositionOrders:
             operation_id=op.id if leg is not None and op is not None else "",
             kind=kind.value,
             size=quantity,
-            position_size=signed,
+            position_size=position,
         )
+
+    async def _replace_exit(
+        self, gone: ManagedExit, size: int, order: Order | None
+    ) -> ManagedExit | None:
+        """The watcher's re-placement of a stop the platform cancelled: a new journaled
+        protective order at the same price for ``size``, following the position like the one
+        it replaces (same cover); None when it could not be placed."""
+        price = gone.price
+        if price is None and order is not None:
+            price = order.stop_price if order.stop_price is not None else order.limit_price
+        if price is None:
+            log.error("exit %s cannot be placed again: its price is unknown", gone.order_id)
+            await self._registry_write(self.registry.discard, gone)
+            return None
+        await self._registry_write(self.registry.discard, gone)
+        managed = ManagedExit(
+            account_id=gone.account_id,
+            contract_id=gone.contract_id,
+            kind=gone.kind,
+            side=gone.side,
+            created_at=self._manager.clock.now(),
+            cover=gone.cover,
+            adopted=gone.adopted,
+            price=price,
+            generation=gone.generation + 1,
+        )
+        extra: dict[str, object] = {"replaces": gone.order_id, "generation": managed.generation}
+        try:
+            await self._place_exit(managed, size, 0, extra)
+        except (OutcomeUnknownError, OrderRejectedError, ValidationError) as exc:
+            # Unknown: the registry holds the tag and resolves it; refused: tried again by the
+            # watcher's next round only if the entry is back, so it is kept on record here.
+            log.warning("re-placing exit %s: %s", gone.order_id, exc)
+            if isinstance(exc, OutcomeUnknownError):
+                return managed
+            await self._registry_write(self.registry.add, gone)
+            return None
+        return managed
 
     async def _registry_write(
         self, write: Callable[[ManagedExit], Awaitable[None]], managed: ManagedExit
@@ -294,11 +374,15 @@ class PositionOrders:
             self.stats["registry_write_failures"] += 1
             log.error("managed exits not persisted (%s); kept in memory", exc)
 
-    async def _check_market(
-        self, kind: ExitKind, side: OrderSide, price: Decimal, contract_id: str
+    def _check_market(
+        self,
+        kind: ExitKind,
+        side: OrderSide,
+        price: Decimal,
+        contract_id: str,
+        last: Decimal | None,
     ) -> None:
         """A protective order on the wrong side of the market would execute at once."""
-        last = await self._manager.gateway.get_last_price(contract_id)
         if last is None:
             if self._manager.config.allow_stop_without_last_price:
                 return
@@ -310,6 +394,49 @@ class PositionOrders:
             check_protective_stop(side, price, last)
         else:
             check_protective_target(side, price, last)
+
+    async def follow_new_exit(
+        self,
+        account_id: int,
+        contract_id: str,
+        side: OrderSide,
+        order_type: OrderType,
+        price: Decimal,
+        size: int,
+        custom_tag: str,
+    ) -> ManagedExit:
+        """Follow an exit another engine is about to place (an OCO exit pair's leg): entered
+        before it is sent, under its tag, as an adopted exit (shrunk and cancelled with the
+        position, never grown); :meth:`placed` gives it its order id."""
+        await self._ensure_loaded()
+        managed = ManagedExit(
+            account_id=account_id,
+            contract_id=contract_id,
+            kind=kind_of_type(order_type),
+            side=side,
+            created_at=self._manager.clock.now(),
+            custom_tag=custom_tag,
+            adopted=True,
+            price=price,
+            size=size,
+        )
+        await self._registry_write(self.registry.add, managed)
+        self.watcher.ensure_rechecks()
+        return managed
+
+    async def placed(self, custom_tag: str, order_id: int) -> None:
+        """The order of a followed exit placed under ``custom_tag`` is ``order_id``."""
+        managed = self.registry.by_tag(custom_tag)
+        if managed is not None and managed.order_id is None:
+            managed.order_id = order_id
+            await self._registry_write(self.registry.update, managed)
+            self.watcher.schedule((managed.account_id, managed.contract_id))
+
+    async def not_placed(self, custom_tag: str) -> None:
+        """A followed exit's placement was refused: there is nothing to follow."""
+        managed = self.registry.by_tag(custom_tag)
+        if managed is not None:
+            await self._registry_write(self.registry.discard, managed)
 
     async def register_exit(self, order_id: int, account_id: int | None = None) -> ManagedExit:
         """Manage an existing working stop or limit: its size will follow the position.
@@ -384,6 +511,16 @@ class PositionOrders:
             if kind.value in kinds:
                 chosen.append((order, kind))
         outcomes = await asyncio.gather(*(self._cancel_one(order, kind) for order, kind in chosen))
+        working_ids = {order.id for order, _ in chosen}
+        for dormant in self.registry.for_contract(account, contract.id):
+            # A stop the watcher would place again when the position needs it: the caller
+            # asked for no exits of its kind, so it is forgotten with them.
+            if (
+                dormant.dormant
+                and dormant.kind.value in kinds
+                and dormant.order_id not in working_ids
+            ):
+                await self._registry_write(self.registry.discard, dormant)
         for outcome in outcomes:
             managed = self.registry.by_order_id(outcome.order_id)
             if managed is not None and outcome.done:
@@ -468,6 +605,11 @@ def position_orders_for(manager: OrderManager) -> PositionOrders:
     return _INSTANCES.get(manager)
 
 
+def position_orders_peek(manager: OrderManager) -> PositionOrders | None:
+    """The manager's PositionOrders if it exists (never creates it)."""
+    return _INSTANCES.peek(manager)
+
+
 __all__ = [
     "CANCEL_ATTEMPTS",
     "DEFAULT_ORDER_TYPES",
@@ -476,4 +618,5 @@ __all__ = [
     "PositionOrders",
     "ProtectiveOrderResponse",
     "position_orders_for",
+    "position_orders_peek",
 ]
