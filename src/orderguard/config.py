@@ -142,6 +142,10 @@ class OrderManagerConfig(BaseSettings):
     flatten, the truth a rollback or start-up recovery plans from) may take before it is cut
     short and asked again: a hanging read must not hold a bare position for the transport's
     whole timeout."""
+    position_event_grace: float = Field(default=0.1, ge=0.0, allow_inf_nan=False)
+    """Seconds a protective or flattening order whose position the book does not show yet
+    waits for the position event (a fill's order and position events arrive separately)
+    before it reads the position from the broker instead."""
     read_hedge_after: float = Field(default=0.5, gt=0.0, allow_inf_nan=False)
     """Seconds an order or position read may be in flight before the next read of the same
     account starts beside it instead of waiting for it (at most two in flight; the first

@@ -10,6 +10,7 @@ from orderguard.journal import MemoryJournal
 from orderguard.models import OrderSide, OrderStatus
 from orderguard.recovery.manager import OperationRecoveryManager
 from orderguard.recovery.operations import OperationState, OperationType
+from orderguard.testing import builders
 
 from .conftest import RigFactory
 from .rig import (
@@ -137,3 +138,26 @@ async def test_load_restores_active_operations_and_their_tags(make_rig: RigFacto
     [again] = await fresh.load()
     assert again.operation_id == op.operation_id
     assert fresh.leg_for_tag(1, ref.custom_tag) is not None
+
+
+async def test_finished_operations_that_still_own_a_position_are_known_past_the_history(
+    make_rig: RigFactory,
+) -> None:
+    """A finished bracket whose entry filled is a holder (its exits protect the position)
+    however many operations finished after it; once its position is closed it is not; a new
+    manager over the journal knows the same."""
+    rig = await make_rig()
+    rec = OperationRecoveryManager(rig.journal, rig.clock, max_history=10)
+    held = await rec.start_operation(BRACKET, account_id=1, contract_id=MNQ)
+    ref = await rec.add_order_to_operation(held, MNQ, OrderSide.BUY, 2, "market", leg="entry")
+    await rec.record_order_state(held, ref, builders.order(7, ref.custom_tag, OrderSide.BUY, 2))
+    await rec.complete_operation(held)
+    for _ in range(15):
+        await rec.force_rollback_operation((await rec.start_operation(BRACKET)).operation_id)
+    assert held not in rec.operation_history
+    assert rec.finished_holders() == [held]
+    fresh = OperationRecoveryManager(rig.journal, rig.clock, max_history=20)
+    await fresh.load()
+    assert [op.operation_id for op in fresh.finished_holders()] == [held.operation_id]
+    await rec.record_external_close(held, -2, by="close-1")
+    assert rec.finished_holders() == []

@@ -132,7 +132,7 @@ class HoldingsFollower:
         """Operations that own exposure (or have exits working) on ``key``, oldest first."""
         recovery = self._host.recovery
         seen: dict[str, RecoveryOperation] = {}
-        for op in [*recovery.active_operations.values(), *recovery.operation_history]:
+        for op in [*recovery.active_operations.values(), *recovery.finished_holders()]:
             if op.operation_type not in HOLDER_TYPES or op.operation_id in seen:
                 continue
             if _key_of(op) != key:

@@ -197,6 +197,9 @@ class OrderManager:
             read_position=lambda account, contract: self.owned_position(
                 account, contract, priority=Priority.FLATTEN
             ),
+            position_event=lambda account, contract, shows: self.feed.position_event(
+                account, contract, shows, self.config.position_event_grace
+            ),
             resend_pause=self.config.protection_retry_max_delay,
         )
         self.reconciler = Reconciler(self)

@@ -82,6 +82,10 @@ class OrderFeed:
         self._spawn = spawn
         self._listeners: list[Callable[[BrokerEvent], None]] = []
         self._positions: dict[tuple[int, str], int] = {}
+        # Callers waiting for the book to move on a contract (see ``position_event``), and the
+        # contracts where a fill was seen that no position event or read has followed yet.
+        self._position_waiters: dict[tuple[int, str], list[asyncio.Future[None]]] = {}
+        self._fill_ahead: set[tuple[int, str]] = set()
 
     # -- events --------------------------------------------------------------------------------
     def on_event(self, event: BrokerEvent) -> None:
@@ -114,6 +118,47 @@ class OrderFeed:
         """The last signed position seen on the contract (events and reads), or None if none
         was seen since the manager started."""
         return self._positions.get((account_id, contract_id))
+
+    async def position_event(
+        self, account_id: int, contract_id: str, shows: Callable[[int], bool], timeout: float
+    ) -> int | None:
+        """The position on the contract once the book ``shows`` what the caller expects,
+        waiting for its events at most ``timeout`` seconds; None if it does not by then, or at
+        once when no fill is ahead of the book there (no position event is due).
+
+        A fill's order event and its position event arrive separately, in either order: a step
+        reacting to the fill (the stop after an entry filled) may see the position of just
+        before it. Its position event is usually a moment behind, far sooner than a read."""
+        key = (account_id, contract_id)
+        if key not in self._fill_ahead:
+            signed = self._positions.get(key)
+            return signed if signed is not None and shows(signed) else None
+        deadline = self._clock.monotonic() + timeout
+        while True:
+            signed = self._positions.get(key)
+            if signed is not None and shows(signed):
+                return signed
+            left = deadline - self._clock.monotonic()
+            if left <= 0:
+                return None
+            moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._position_waiters.setdefault(key, []).append(moved)
+            try:
+                await self._clock.wait_for(moved, left)
+            except TimeoutError:
+                return None
+            finally:
+                waiters = self._position_waiters.get(key, [])
+                if moved in waiters:
+                    waiters.remove(moved)
+                if not waiters:
+                    self._position_waiters.pop(key, None)
+
+    def _position_moved(self, key: tuple[int, str]) -> None:
+        self._fill_ahead.discard(key)
+        for moved in self._position_waiters.pop(key, []):
+            if not moved.done():
+                moved.set_result(None)
 
     def known_positions(self, account_id: int, as_of: datetime) -> list[Position]:
         """The account's open positions as last seen (events and reads), as position records
@@ -149,6 +194,7 @@ class OrderFeed:
             signed = 0 if position is None else position.signed_size
             before = self._positions.get(key)
             self._positions[key] = signed
+            self._position_moved(key)
             if before is not None and before != signed:
                 changed.append(position if position is not None else _flat(*key, self._clock))
         for position in changed:
@@ -160,6 +206,7 @@ class OrderFeed:
         if isinstance(event, PositionEvent):
             p = event.position
             self._positions[(p.account_id, p.contract_id)] = p.signed_size
+            self._position_moved((p.account_id, p.contract_id))
         for listener in tuple(self._listeners):
             try:
                 listener(event)
@@ -185,6 +232,8 @@ class OrderFeed:
             self._announce(change)
 
     def _announce(self, change: OrderChange) -> None:
+        if change.newly_filled:
+            self._fill_ahead.add((change.current.account_id, change.current.contract_id))
         for name in events_for(change):
             self._callbacks.dispatch(name, change.current)
 

@@ -76,6 +76,8 @@ class PlacementPipeline:
         spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
         position: Callable[[int, str], int | None],
         read_position: Callable[[int, str], Awaitable[int]],
+        position_event: Callable[[int, str, Callable[[int], bool]], Awaitable[int | None]]
+        | None = None,
         resend_pause: float = 2.0,
     ) -> None:
         self._ctx = ctx
@@ -85,6 +87,8 @@ class PlacementPipeline:
         self._spawn = spawn
         self._position = position  # the last position seen (events, reads), None if unseen
         self._read_position = read_position  # broker truth, in the flattening lane
+        # The book once its events show an expected position (None after a short wait).
+        self._position_event = position_event
         self._resend_pause = resend_pause  # a protective order in doubt: re-checked this often
         # (account, customTag) -> recheck task, for placements whose outcome is still unknown.
         self._unresolved: dict[tuple[int, str], tuple[str, asyncio.Task[None] | None]] = {}
@@ -242,6 +246,12 @@ class PlacementPipeline:
         if position is None and not confirm:
             return False  # no claim and no position seen: treated as exposure (no read spent)
         if position is None or (confirm and not _reduces(request, position)):
+            if confirm and self._position_event is not None:
+                # The fill this request answers may be a moment ahead of its position event
+                # (they arrive separately): that event, if it comes at once, spares a read.
+                shown = await self._position_event(*key, lambda signed: _reduces(request, signed))
+                if shown is not None:
+                    return True
             try:
                 position = await self._read_position(*key)
             except OrderGuardError as exc:

@@ -680,7 +680,7 @@ class PositionWatcher:
     def _bracket_owned(self, account_id: int, contract_id: str) -> int:
         """Signed quantity bracket operations own on the contract (their legs protect it)."""
         recovery = self._manager.recovery
-        ops = [*recovery.active_operations.values(), *recovery.operation_history]
+        ops = [*recovery.active_operations.values(), *recovery.finished_holders()]
         seen: set[str] = set()
         total = 0
         for op in ops:

@@ -160,6 +160,8 @@ class OrderTracker:
                     return None  # a late snapshot of a dropped, finished order: not news
                 del self._tombstones[order.id]
             rec = self._records[order.id] = _Record()
+        elif order == rec.latest:
+            return None  # the same snapshot again (a periodic re-read): merging it is a no-op
         # Ties (same stamp, status and fill: a modify and a read at one virtual instant) go to
         # the later arrival; that is the only case where delivery order can matter.
         if rec.latest is None or _latest_key(order) >= _latest_key(rec.latest):

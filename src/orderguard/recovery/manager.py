@@ -470,6 +470,9 @@ class OperationRecoveryManager:
         # and operations whose latest state is only in memory: written when it works again.
         self._backlog: list[IntentRecord] = []
         self._dirty: dict[str, RecoveryOperation] = {}
+        # Finished operations that still own a position (their exits may still protect it):
+        # kept up to date on every save, so the holdings follower never scans the history.
+        self._holding: dict[str, RecoveryOperation] = {}
 
     # -- loading -----------------------------------------------------------------------------
     async def load(self) -> list[RecoveryOperation]:
@@ -491,6 +494,7 @@ class OperationRecoveryManager:
             }
         self.active_operations.clear()
         self.operation_history.clear()
+        self._holding.clear()
         self._tag_index.clear()
         self._leg_intents.clear()
         self._last_kind.clear()
@@ -504,7 +508,9 @@ class OperationRecoveryManager:
                 self._leg_intents.add(ref.intent_id)
         for rec in reversed(await self.journal.operations(limit=self.max_history)):
             if rec.operation_id not in self.active_operations:
-                self.operation_history.append(RecoveryOperation.from_record(rec))
+                op = RecoveryOperation.from_record(rec)
+                self.operation_history.append(op)
+                self._note_holding(op)
         return unfinished
 
     def _recount(self, by_state: Mapping[str, int], outcomes: Mapping[str, int]) -> None:
@@ -1348,7 +1354,18 @@ class OperationRecoveryManager:
             raise OperationError(f"unknown operation {operation_id!r}")
         return RecoveryOperation.from_record(rec)
 
+    def finished_holders(self) -> list[RecoveryOperation]:
+        """Finished operations that still own a position (a fill nothing closed)."""
+        return list(self._holding.values())
+
+    def _note_holding(self, op: RecoveryOperation) -> None:
+        if op.state.is_terminal and op.net_filled:
+            self._holding[op.operation_id] = op
+        else:
+            self._holding.pop(op.operation_id, None)
+
     async def _save(self, op: RecoveryOperation) -> None:
+        self._note_holding(op)  # before the write: memory is the truth even if it fails
         op.updated_at = self.clock.now()
         await self.journal.update_operation(
             op.operation_id,
@@ -1384,6 +1401,7 @@ class OperationRecoveryManager:
         if previous in _TERMINAL_STAT:
             self.recovery_stats[_TERMINAL_STAT[previous]] -= 1
             self.active_operations[op.operation_id] = op
+            self._holding.pop(op.operation_id, None)
             with contextlib.suppress(ValueError):
                 self.operation_history.remove(op)
         if target.is_terminal:
@@ -1393,6 +1411,7 @@ class OperationRecoveryManager:
     def _retire(self, op: RecoveryOperation) -> None:
         self.active_operations.pop(op.operation_id, None)
         self.operation_history.append(op)
+        self._note_holding(op)
         for ref in op.orders.values():
             self._last_kind.pop(ref.intent_id, None)
             self._leg_intents.discard(ref.intent_id)

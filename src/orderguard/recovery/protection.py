@@ -875,7 +875,7 @@ def _holders(
     """Every operation that may own exposure on the contracts, oldest first: the account's
     position is allocated among them in that order (see ``plan_recovery``)."""
     seen: dict[str, RecoveryOperation] = {op.operation_id: op for op in driven}
-    for op in [*recovery.active_operations.values(), *recovery.operation_history]:
+    for op in [*recovery.active_operations.values(), *recovery.finished_holders()]:
         if op.operation_id in seen or op.operation_type not in HOLDER_TYPES:
             continue
         if _account_of(op) == account_id and _contract_of(op) in contracts and op.net_filled:

@@ -555,7 +555,7 @@ async def resume_with_truth(
     accounts = set(snapshots)
     holders = [
         op
-        for op in host.recovery.operation_history
+        for op in host.recovery.finished_holders()
         if op.operation_type in HOLDER_TYPES
         and op.net_filled
         and (op.account_id in accounts or any(r.account_id in accounts for r in op.orders.values()))

@@ -284,8 +284,7 @@ class SimBroker:
         self, account_id: int, start: datetime, end: datetime | None = None
     ) -> list[Order]:
         """All orders created in ``[start, end]`` (inclusive), every status, in creation order."""
-        orders = await self._call(lambda: self._exchange.orders(account_id))
-        return [o for o in orders if _in_window(o.creation_timestamp, start, end)]
+        return await self._call(lambda: self._exchange.orders(account_id, start, end))
 
     async def search_open_orders(self, account_id: int) -> list[Order]:
         return await self._call(lambda: self._exchange.open_orders(account_id))

@@ -321,9 +321,17 @@ class SimExchange:
         return None if quote is None else quote.ask
 
     # -- queries ----------------------------------------------------------------------------------
-    def orders(self, account_id: int) -> list[Order]:
-        """Every order of the account in any status, in creation order."""
-        return [order.snapshot() for order in self._account(account_id).orders.values()]
+    def orders(
+        self, account_id: int, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Order]:
+        """Every order of the account in any status created in ``[start, end]`` (inclusive;
+        None: unbounded), in creation order. The window is applied before the snapshots are
+        taken (a long-running exchange holds many finished orders)."""
+        return [
+            order.snapshot()
+            for order in self._account(account_id).orders.values()
+            if (start is None or start <= order.created) and (end is None or order.created <= end)
+        ]
 
     def open_orders(self, account_id: int) -> list[Order]:
         """Working orders, excluding Suspended bracket legs (like ``Order/searchOpen``)."""
