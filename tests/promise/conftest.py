@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-PENDING: frozenset[str] = frozenset(
-    {
-        "test_exits_follow_position.py::test_cancel_position_orders_is_not_undone_by_a_live_bracket",
-    }
-)
+PENDING: frozenset[str] = frozenset({})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

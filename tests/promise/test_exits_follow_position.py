@@ -38,12 +38,30 @@ async def test_cancel_position_orders_is_not_undone_by_a_live_bracket() -> None:
     w = await make_world()
     r = await market_bracket(w, 2)
     result = await w.run(w.manager.cancel_position_orders(MNQ))
-    assert result.stop == 1 and result.target == 1
+    assert result["stop"] == 1 and result["target"] == 1
     await w.settle(DEADLINE + INTERVAL)
     assert w.working() == [], "the bracket placed its exits again"
     status = w.manager.get_bracket_status(r.operation_id)
     assert status is not None and status.finished
     assert "removed on request" in (status.reason or "")
+    await w.close()
+
+
+async def test_removing_only_the_target_leaves_the_bracket_protecting() -> None:
+    """The target removed on request is not placed again; the stop stays and still follows
+    the position, and the bracket goes on protecting."""
+    w = await make_world()
+    r = await market_bracket(w, 2)
+    result = await w.run(w.manager.cancel_position_orders(MNQ, order_types=["target"]))
+    assert result["target"] == 1 and result["stop"] == 0
+    await w.settle(DEADLINE + INTERVAL)
+    assert w.target_cover() == 0, "the bracket placed its target again"
+    assert w.stop_cover() == 2 and w.position() == 2
+    status = w.manager.get_bracket_status(r.operation_id)
+    assert status is not None and not status.finished and status.outcome is BracketOutcome.PROTECTED
+    w.price("20989.75")  # the stop trades: flat, nothing left working
+    await w.settle(DEADLINE)
+    assert w.position() == 0 and w.working() == []
     await w.close()
 
 

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -219,6 +219,20 @@ class BracketEngine:
             return False
         saga.news()
         return True
+
+    def release_exits(self, order_ids: Iterable[int], why: str) -> list[str]:
+        """The caller is removing these orders: a running bracket one of them is an exit of
+        does not place it again (and, its stop removed, stops protecting: see
+        ``BracketSaga.release``). Returns the operations released."""
+        legs: dict[str, tuple[BracketSaga, set[LegKind]]] = {}
+        for order_id in order_ids:
+            saga = self._by_order.get(order_id)
+            if saga is None:
+                continue
+            for kind, slot in saga.slots.items():
+                if slot.order_id == order_id:
+                    legs.setdefault(saga.operation_id, (saga, set()))[1].add(kind)
+        return [op_id for op_id, (saga, kinds) in legs.items() if saga.release(why, kinds)]
 
     def linked_exit(self, order_id: int) -> int | None:
         """The OCO sibling of a bracket exit (stop <-> target), if both are known."""

@@ -105,6 +105,12 @@ class BracketFacts:
     """A fill has been unprotected past the flatten point."""
     going_flat: str | None = None
     """Set once the bracket was handed to the protection executor (it drives from then on)."""
+    released: str | None = None
+    """Set when the caller removed the bracket's stop (``cancel_position_orders``): it stops
+    protecting, cancels its working entry, and ends saying so."""
+    released_legs: frozenset[LegKind] = frozenset()
+    """Exits the caller removed: never placed again (a removed target alone leaves the stop
+    protecting)."""
     closed_outside: bool = False
     strays: tuple[int, ...] = ()
     """Working orders of this bracket that no slot holds: a native child that showed up after
@@ -202,6 +208,8 @@ def plan(f: BracketFacts) -> Plan:
     """What to do next (an empty list: wait for news). See the module docstring for the rules."""
     if f.going_flat is not None:
         return []  # the protection executor drives the bracket now
+    if f.released is not None:
+        return _plan_release(f, f.released)
     reason = flat_reason(f)
     if reason is not None:
         return [GoFlat(reason)]
@@ -226,6 +234,25 @@ def flat_reason(f: BracketFacts) -> str | None:
     return None
 
 
+def _plan_release(f: BracketFacts, why: str) -> Plan:
+    """The caller removed the stop: the bracket protects no more, its entry must not fill with
+    no stop, and the position it owns is the caller's now. An exit the caller did not name is
+    left working (the holdings follower sizes it to the position from then on)."""
+    actions: list[Action] = _cancel_strays(f)
+    if f.entry is EntryPhase.WORKING and f.entry_cancel_due:
+        actions.append(CancelEntry(f"the exits were removed on request ({why})"))
+    if actions:
+        return actions
+    if f.entry in (EntryPhase.WORKING, EntryPhase.UNKNOWN):
+        return []
+    outcome = BracketOutcome.NAKED if f.owned > 0 else BracketOutcome.FLAT
+    return Finish(
+        OperationState.COMPLETED,
+        outcome,
+        f"exits removed on request ({why}); the position of {f.owned:+d} is the caller's",
+    )
+
+
 def _cancel_strays(f: BracketFacts) -> list[Action]:
     return [CancelStray(order_id) for order_id in f.strays_due]
 
@@ -239,7 +266,8 @@ def _plan_forward(f: BracketFacts) -> Plan:
         elif owned == 0 and (f.exits_filled > 0 or f.closed_outside):
             actions.append(CancelEntry("the position was closed; the unfilled rest is not wanted"))
     for leg in f.legs:
-        actions += _plan_leg(f, leg, owned)
+        if leg.kind not in f.released_legs:
+            actions += _plan_leg(f, leg, owned)
     if actions:
         return actions
     if f.entry in (EntryPhase.DONE, EntryPhase.REJECTED) and owned == 0 and not _any_pending(f):

@@ -128,6 +128,8 @@ class BracketSaga:
         self.meter = ExposureMeter()
         self.going_flat: str | None = None
         self.handed_over = False
+        self.released: str | None = None  # the caller removed the stop (see ``release``)
+        self.released_legs: set[LegKind] = set()  # exits the caller removed
         """The protection executor drives the bracket (``going_flat`` says why)."""
         self.final: Finish | None = None
         self.incidents: list[str] = []
@@ -284,6 +286,8 @@ class BracketSaga:
             entry_cancel_due=now >= self.entry.cancel_retry_at,
             deadline_passed=self.meter.open_for(now) >= self.settings.flatten_after,
             going_flat=self.going_flat,
+            released=self.released,
+            released_legs=frozenset(self.released_legs),
             closed_outside=self.op.closed_externally != 0,
             strays=stray_ids,
             strays_due=tuple(
@@ -620,6 +624,24 @@ class BracketSaga:
             self._note_over_close(facts.owned)
         self._inflight.cancel_all()
         await self.m.protection.roll_back(self.op, reason, on_done=self._rolled_back)
+
+    def release(self, why: str, legs: Iterable[LegKind]) -> bool:
+        """The caller removes these exits (``cancel_position_orders``): they are not placed
+        again. Without its stop the bracket protects no more: it cancels its working entry and
+        ends saying so. False if it is past that (finished, or handed to the protection
+        executor, which owns it now)."""
+        if self.final is not None or self.going_flat is not None:
+            return False
+        kinds = set(legs) - self.released_legs
+        if kinds:
+            names = "/".join(sorted(k.value for k in kinds))
+            log.info("bracket %s: %s removed on request (%s)", self.operation_id, names, why)
+            self.op.errors.append(f"{names} removed on request ({why})")
+            self.released_legs |= kinds
+        if LegKind.STOP in self.released_legs and self.released is None:
+            self.released = why
+        self.news()
+        return True
 
     def _rolled_back(self, op: RecoveryOperation) -> None:
         """The executor ended the operation (flat, nothing working): so does the saga."""

@@ -510,6 +510,12 @@ class PositionOrders:
             kind = classify_order(order, signed, managed.kind if managed is not None else None)
             if kind.value in kinds:
                 chosen.append((order, kind))
+        # A live bracket whose exit this removes must not place it again (nor, its stop gone,
+        # go on protecting): it is told first, and its record says so.
+        manager.brackets.release_exits(
+            (order.id for order, kind in chosen if kind is not ExitKind.ENTRY),
+            "cancel_position_orders",
+        )
         outcomes = await asyncio.gather(*(self._cancel_one(order, kind) for order, kind in chosen))
         working_ids = {order.id for order, _ in chosen}
         for dormant in self.registry.for_contract(account, contract.id):
