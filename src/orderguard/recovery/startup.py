@@ -11,8 +11,9 @@ exposure is refused and the manager's reconciler runs recovery again. Operations
 
 What it does (FAILURES F6):
 
-1. Waits out requests the dead process may still have in flight (``in_flight_grace`` seconds after
-   the journal's last write), so that "not at the broker" really means "never executed".
+1. Reads at once, with no fixed wait: only the conclusion that a leg the dead process may still
+   have had in flight never reached the broker waits ``in_flight_grace`` seconds after the
+   journal's last write (so that "not at the broker" really means "never executed").
 2. Reads the broker **once per account**: ``search_orders`` over a window covering the oldest
    unfinished operation (every status), ``search_positions``, then ``search_orders`` again; if a
    fill landed between the reads (the fills differ) the position and orders are read again, at
@@ -476,7 +477,9 @@ async def recover(
     for op in ops:
         adopted = await _adopt_orphan_intents(recovery, op)
         if adopted:
-            log.warning("operation %s: adopted journaled legs %s", op.operation_id, adopted)
+            # A process stopped between a leg's intent and the operation's next save (a crash,
+            # or a shutdown while a native child was being journaled): routine, resolved by tag.
+            log.info("operation %s: adopted journaled legs %s", op.operation_id, adopted)
 
     report.accounts = accounts_of(ops)
     windows = search_windows(ops, window_margin)
