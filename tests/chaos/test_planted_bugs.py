@@ -8,19 +8,21 @@ the test honest if the order code changes under it).
 The test starts at the recorded seed and, should the order code have changed under it, tries
 the next few gate seeds. "Seeds until caught" counts gate seeds from 0 (``orderguard chaos
 --seeds N --crash`` with the defaults). The seeds were found by going through the gate seeds that
-were clean without the bug (on 5266bbc), in order, and re-checked on main 2da8808.
+were clean without the bug (on 5266bbc), in order, re-checked on main 2da8808 and, for the four
+whose seed moved, found again the same way on main of 2026-12-07 (after exits began to follow the
+position whoever placed them; ``OUTSIDE_GATE`` explains the one found past the gate).
 
 | bug | engine | first catching gate seed (seeds until caught) | invariant seen |
 |---|---|---|---|
 | skip_tag_resolution | placement (Unknown resolution) | 3 (4) | I3 |
 | open_orders_only_lookup | placement (tag lookup) | 4 (5) | I1 |
-| latch_ignored | ambiguity latch | 69 (70) | I6 |
-| oco_sibling_not_cancelled | OCO engine | 96 (97) | I4, I2 |
-| bracket_legs_not_resized | bracket planner (resize) | 4 (5) | I1 over-coverage |
+| latch_ignored | ambiguity latch | 176 (177) | I1 over-coverage |
+| oco_sibling_not_cancelled | OCO engine | none in the gate; 730 | I2 |
+| bracket_legs_not_resized | bracket planner (resize) | 3 (4) | I1 over-coverage |
 | protective_stop_wrong_size | bracket planner (place leg) | 3 (4) | I1 over-coverage, I2 |
 | filled_bracket_not_resumed | bracket resumer at start-up | 26 (27) | I1 |
 | startup_skips_unfinished | start-up recovery | 31 (32) | I1, I6 |
-| reconciler_disabled | reconciler | 3 (4) | I2, I6 |
+| reconciler_disabled | reconciler | 20 (21) | I2, I1 |
 | cancel_not_confirmed | cancellation (final state) | 3 (4) | I2 |
 | flatten_whole_contract | flattening (F13) | 3 (4) | I1, I2 |
 | watcher_keeps_exits | position watcher | 3 (4) | I2, I1 |
@@ -42,13 +44,13 @@ GATE = ChaosConfig(faults="all", crash=True)
 CAUGHT_AT: dict[PlantedBug, tuple[int, frozenset[str]]] = {
     PlantedBug.SKIP_TAG_RESOLUTION: (3, frozenset({"I3"})),
     PlantedBug.OPEN_ORDERS_ONLY_LOOKUP: (4, frozenset({"I1", "I3", "I5", "I6"})),
-    PlantedBug.LATCH_IGNORED: (69, frozenset({"I1", "I3", "I6"})),
-    PlantedBug.OCO_SIBLING_NOT_CANCELLED: (96, frozenset({"I2", "I4"})),
-    PlantedBug.BRACKET_LEGS_NOT_RESIZED: (4, frozenset({"I1", "I6"})),
+    PlantedBug.LATCH_IGNORED: (176, frozenset({"I1", "I3", "I6"})),
+    PlantedBug.OCO_SIBLING_NOT_CANCELLED: (730, frozenset({"I2", "I4"})),
+    PlantedBug.BRACKET_LEGS_NOT_RESIZED: (3, frozenset({"I1", "I6"})),
     PlantedBug.PROTECTIVE_STOP_WRONG_SIZE: (3, frozenset({"I1", "I2", "I6"})),
     PlantedBug.FILLED_BRACKET_NOT_RESUMED: (26, frozenset({"I1", "I6", "I7"})),
     PlantedBug.STARTUP_SKIPS_UNFINISHED: (31, frozenset({"I1", "I5", "I6", "I7"})),
-    PlantedBug.RECONCILER_DISABLED: (3, frozenset({"I1", "I2", "I6"})),
+    PlantedBug.RECONCILER_DISABLED: (20, frozenset({"I1", "I2", "I6"})),
     PlantedBug.CANCEL_NOT_CONFIRMED: (3, frozenset({"I2", "I5"})),
     PlantedBug.FLATTEN_WHOLE_CONTRACT: (3, frozenset({"I1", "I2", "I6"})),
     PlantedBug.WATCHER_KEEPS_EXITS: (3, frozenset({"I1", "I2"})),
@@ -56,10 +58,18 @@ CAUGHT_AT: dict[PlantedBug, tuple[int, frozenset[str]]] = {
 }
 
 
+# Caught by chaos, but not within the gate's seeds: since exits follow the position whoever
+# placed them, the position watcher cancels most siblings the OCO engine leaves working, and only
+# a pair whose sibling outlives that (seed 730: targets over-cover a short) shows the bug.
+OUTSIDE_GATE = frozenset({PlantedBug.OCO_SIBLING_NOT_CANCELLED})
+
+
 def test_every_planted_bug_has_a_seed() -> None:
-    """At least twelve bugs, each with its catching seed inside the gate's range."""
+    """At least twelve bugs, each with its catching seed inside the gate's range (but the ones
+    named in ``OUTSIDE_GATE``)."""
     assert set(CAUGHT_AT) == set(PlantedBug) and len(PlantedBug) >= 12
-    assert all(seed in GATE_SEEDS for seed, _ in CAUGHT_AT.values())
+    inside = {bug for bug, (seed, _) in CAUGHT_AT.items() if seed in GATE_SEEDS}
+    assert inside == set(PlantedBug) - OUTSIDE_GATE
 
 
 # When the order code changes under a recorded seed, the search goes on over the next few gate
@@ -70,7 +80,8 @@ SEARCH = 6
 @pytest.mark.parametrize("bug", list(PlantedBug), ids=lambda b: b.value)
 def test_chaos_catches_the_planted_bug(bug: PlantedBug) -> None:
     first, expected = CAUGHT_AT[bug]
-    for seed in range(first, min(first + SEARCH, GATE_SEEDS.stop)):
+    last = first + SEARCH if bug in OUTSIDE_GATE else min(first + SEARCH, GATE_SEEDS.stop)
+    for seed in range(first, last):
         if run_chaos([seed], GATE).violations:
             # Only a seed that is clean without the bug shows the bug: on one that is not, any
             # change of timing changes which violations appear.
@@ -81,7 +92,7 @@ def test_chaos_catches_the_planted_bug(bug: PlantedBug) -> None:
         if added:
             assert added[0].replay.startswith(f"orderguard chaos --seeds 1 --seed-start {seed} ")
             return
-    pytest.fail(f"{bug.value} not caught at gate seeds {first}-{first + SEARCH - 1}")
+    pytest.fail(f"{bug.value} not caught at seeds {first}-{last - 1}")
 
 
 def test_leaving_the_block_restores_the_code() -> None:
