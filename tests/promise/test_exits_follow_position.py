@@ -8,10 +8,13 @@ from __future__ import annotations
 import pytest
 
 from orderguard.errors import ValidationError
-from orderguard.models import OrderType
+from orderguard.models import OrderRequest, OrderSide, OrderType
 from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.recovery.operations import OperationType
 
 from .helpers import DEADLINE, INTERVAL, MNQ, SELL, D, make_world, market_bracket
+
+BUY = OrderSide.BUY
 
 
 @pytest.mark.parametrize("native", [False, True])
@@ -95,4 +98,43 @@ async def test_add_stop_loss_twice_never_over_covers() -> None:
     await w.settle(INTERVAL)
     assert w.stop_cover() == 2
     assert sum(o.size for o in w.working(OrderType.STOP) if o.side is SELL) == 2
+    await w.close()
+
+
+async def test_an_exit_placed_after_its_position_was_closed_outside_is_followed() -> None:
+    """Item 3: an operation (through the seed's calls) whose position the platform closed
+    before its stop went out ends owning nothing with the stop working. It is still followed:
+    the next change of the position cancels that stop, and its record says so."""
+    w = await make_world()
+    m = w.manager
+    rec = m.recovery
+    op = await w.run(rec.start_operation(OperationType.BRACKET_ORDER, contract_id=MNQ))
+    entry = await w.run(rec.add_order_to_operation(op, MNQ, BUY, 2, "market", leg="entry"))
+    placed = await w.run(
+        m.submit(OrderRequest(1, MNQ, OrderType.MARKET, BUY, 2, custom_tag=entry.custom_tag))
+    )
+    await w.run(rec.record_order_success(op, entry, placed))
+    await w.settle(0.5)
+    filled = await w.run(m.get_order_by_id(placed.order_id))
+    assert filled is not None
+    await w.run(rec.record_order_state(op, entry, filled))
+    w.ex.close_position(1, MNQ)  # from the platform, before the stop goes out
+    await w.settle(INTERVAL + 1.0)
+    assert op.net_filled == 0  # credited: the operation owns nothing now
+    stop = await w.run(rec.add_order_to_operation(op, MNQ, SELL, 2, "stop", D("20990"), leg="stop"))
+    sent = await w.run(
+        m.submit(
+            OrderRequest(
+                1, MNQ, OrderType.STOP, SELL, 2, stop_price=D("20990"), custom_tag=stop.custom_tag
+            ),
+            respect_latch=False,
+        )
+    )
+    await w.run(rec.record_order_success(op, stop, sent))
+    assert await w.run(rec.complete_operation(op))
+    w.ex.place(OrderRequest(1, MNQ, OrderType.MARKET, BUY, 1))  # the platform buys 1
+    await w.settle(INTERVAL + 1.0)
+    assert w.position() == 1
+    assert w.stop_cover() == 0, "a stop of an operation that owns nothing outlived it"
+    assert op.orders["stop"].status == "cancelled"
     await w.close()

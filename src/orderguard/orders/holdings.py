@@ -19,6 +19,11 @@ outside (``record_external_close``, journaled). Each holder's exits then follow:
 * a finished holder has no driver: its working exits are resized or cancelled here;
 * a holder being rolled back is the protection executor's (it credits closes itself).
 
+A finished operation that owns nothing any more but whose record still has an order acknowledged
+and not known final is a holder too (of nothing): its exits are cancelled, and their final state
+recorded, like any holder's whose share went to zero (a protective stop placed just after the
+position it was for was credited away outlived it).
+
 Nothing here flattens anything: a position smaller than the holdings is the account's truth, and
 a larger one is exposure orderguard does not own.
 """
@@ -137,7 +142,7 @@ class HoldingsFollower:
                 continue
             if _key_of(op) != key:
                 continue
-            if op.net_filled or (not op.state.is_terminal and op.orders):
+            if op.net_filled or (op.orders and (not op.state.is_terminal or _may_work(op))):
                 seen[op.operation_id] = op
         return sorted(seen.values(), key=lambda o: (o.started_at, o.operation_id))
 
@@ -163,6 +168,8 @@ class HoldingsFollower:
                 continue  # being rolled back: the protection executor credits on its own
             gone = plan.flattenable - plan.owned
             if gone == 0:
+                if op.state.is_terminal and plan.owned == 0 and _may_work(op):
+                    await self._follow_exits(op, 0, truth)  # a holder of nothing: its exits go
                 continue
             credited += 1
             self.stats["credited"] += 1
@@ -188,6 +195,11 @@ class HoldingsFollower:
         reducing = OrderSide.SELL if share > 0 else OrderSide.BUY
         for ref in op.orders.values():
             order = by_id.get(ref.order_id) if ref.order_id is not None else None
+            if order is not None and order.is_terminal and ref.status == RefStatus.CONFIRMED:
+                # Its final state, recorded: the record tells the truth, and an operation with
+                # nothing owned nor working is no holder any more.
+                await self._host.recovery.record_order_state(op, ref, order)
+                continue
             if order is None or not order.is_working or ref.status == RefStatus.REJECTED:
                 continue
             if order.side is not reducing or share == 0:
@@ -198,6 +210,11 @@ class HoldingsFollower:
                 await self._host.resize_exit(
                     order.account_id, order.id, order.fill_volume + abs(share)
                 )
+
+
+def _may_work(op: RecoveryOperation) -> bool:
+    """A finished operation whose record has an order acknowledged and not known final."""
+    return any(ref.status == RefStatus.CONFIRMED for ref in op.orders.values())
 
 
 def _is_leg(op: RecoveryOperation, order_id: int) -> bool:

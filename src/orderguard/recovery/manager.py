@@ -1355,11 +1355,15 @@ class OperationRecoveryManager:
         return RecoveryOperation.from_record(rec)
 
     def finished_holders(self) -> list[RecoveryOperation]:
-        """Finished operations that still own a position (a fill nothing closed)."""
+        """Finished operations that still own a position (a fill nothing closed), or whose
+        record still has an order acknowledged and not known final (an exit that may work on
+        after its position: it is followed until its final state is recorded)."""
         return list(self._holding.values())
 
     def _note_holding(self, op: RecoveryOperation) -> None:
-        if op.state.is_terminal and op.net_filled:
+        if op.state.is_terminal and (
+            op.net_filled or any(r.status == RefStatus.CONFIRMED for r in op.orders.values())
+        ):
             self._holding[op.operation_id] = op
         else:
             self._holding.pop(op.operation_id, None)
