@@ -25,7 +25,6 @@ XFAIL_ON_MAIN = pytest.mark.xfail(
 )
 
 
-@XFAIL_ON_MAIN
 def test_chaos_with_crashes_exits_zero() -> None:
     """Twenty seeds with crashes and no faults end without a violation."""
     result = runner.invoke(app, ["chaos", "--seeds", "20", "--faults", "none", "--crash"])

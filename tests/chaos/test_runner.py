@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from orderguard.chaos import ChaosConfig, run_chaos, run_seed_async
 
 from .planted import PlantedBug, planted_bugs
@@ -23,9 +21,6 @@ async def test_the_same_seed_gives_a_byte_identical_event_log() -> None:
     assert "\n".join(first.event_log) == "\n".join(second.event_log)
 
 
-@pytest.mark.xfail(
-    strict=False, reason="the wide chaos finds violations on main (docs/chaos.md, findings)"
-)
 def test_crashes_without_faults_leave_every_invariant_intact() -> None:
     """Twenty seeds of crashes and start-up recovery, no injected faults: no violation."""
     report = run_chaos(range(20), ChaosConfig(operations=20, faults="none", crash=True))
