@@ -86,15 +86,13 @@ MAX_RETRIES = 200
 _LANE = Priority.PROTECTIVE
 
 
-HEDGE_AFTER = 0.5
-"""Seconds a read that protection waits on may take before a second copy is sent."""
-
 T = TypeVar("T")
 
 
-async def hedged(clock: Clock, read: Callable[[], Awaitable[T]], after: float = HEDGE_AFTER) -> T:
-    """``read()``, and if it has not answered within ``after`` seconds, a second ``read()`` in
-    parallel: the first answer wins, the other is cancelled.
+async def hedged(clock: Clock, read: Callable[[], Awaitable[T]], after: float) -> T:
+    """``read()``, and if it has not answered within ``after`` seconds (``read_hedge_after``),
+    a second ``read()`` in parallel: the first answer wins, the other is cancelled. (Order and
+    position searches hedge in the gateway's coalescer already; this is for the other reads.)
 
     A read is safe to repeat. One slow answer (a delayed response, a request that hangs until
     its timeout) then costs ``after`` instead of its whole delay, which alone could outlast the
@@ -275,8 +273,12 @@ class PositionWatcher:
         await self._resolve_tags(exits)
         clock = manager.clock
         signed, open_orders = await both(
-            hedged(clock, lambda: manager.owned_position(account_id, contract_id, priority=_LANE)),
-            hedged(clock, lambda: manager.feed.working_orders(account_id, _LANE)),
+            manager.owned_position(account_id, contract_id, priority=_LANE),
+            hedged(
+                clock,
+                lambda: manager.feed.working_orders(account_id, _LANE),
+                manager.config.read_hedge_after,
+            ),
         )
         working = {o.id: o for o in open_orders if o.contract_id == contract_id}
         unowned = signed - self._owned_elsewhere(account_id, contract_id)
@@ -411,7 +413,7 @@ class PositionWatcher:
         # placed on a flat contract then over-covers it until the next round).
         manager = self._manager
         key = (managed.account_id, managed.contract_id)
-        signed = await hedged(manager.clock, lambda: manager.owned_position(*key, priority=_LANE))
+        signed = await manager.owned_position(*key, priority=_LANE)  # hedged by the gateway
         unowned = signed - self._owned_elsewhere(*key)
         if reducing_side(unowned) is not managed.side:
             await self.forget(managed, order, "position gone before it was placed again")
@@ -720,4 +722,4 @@ def _view(managed: ManagedExit, order: Order, *, working: bool, replace: bool = 
     )
 
 
-__all__ = ["HEDGE_AFTER", "RETRY_DELAYS", "PositionWatcher", "Replacer", "both", "hedged"]
+__all__ = ["RETRY_DELAYS", "PositionWatcher", "Replacer", "both", "hedged"]

@@ -178,9 +178,8 @@ class PositionOrders:
         # by a fault storm refused add_stop_loss for minutes while the position was bare), and
         # hedged (a slow answer is asked again rather than waited out).
         clock = manager.clock
-        signed = await hedged(
-            clock, lambda: manager.owned_position(account, contract.id, priority=_LANE)
-        )
+        after = manager.config.read_hedge_after
+        signed = await manager.owned_position(account, contract.id, priority=_LANE)  # hedged
         side = reducing_side(signed)
         if side is None:
             raise NoPositionError(f"no open position on {contract.id} to protect")
@@ -188,8 +187,10 @@ class PositionOrders:
         # is not, or when the broker does not answer); the other two go together. Each read
         # spends rate budget, and protective reads may spend all of it.
         open_orders, last = await both(
-            hedged(clock, lambda: manager.feed.working_orders(account, _LANE)),
-            hedged(clock, lambda: manager.gateway.get_last_price(contract.id, priority=_LANE)),
+            hedged(clock, lambda: manager.feed.working_orders(account, _LANE), after),
+            hedged(
+                clock, lambda: manager.gateway.get_last_price(contract.id, priority=_LANE), after
+            ),
         )
         here = [o for o in open_orders if o.contract_id == contract.id]
         # An entry still filling (one contract at a time) is the position a moment from now:
