@@ -29,8 +29,9 @@ from orderguard.chaos import ChaosConfig, ChaosReport, run_chaos
 
 GATE_SEEDS = range(300)
 
-# Measured on main e2f6e6a (2026-12-07): I1 55, I6 33, I2 13, I7 6, I4 1 in 57 of 300 seeds.
-BUDGET: dict[str, int] = {"I1": 62, "I6": 38, "I2": 15, "I7": 7, "I4": 2, "I3": 0, "I5": 0}
+# Lowered on main of 2026-12-07 evening: I1 47, I6 33, I2 10, I7 6, I4 0 in 49 of 300 seeds
+# (first set at e2f6e6a: I1 55, I6 33, I2 13, I7 6, I4 1 in 57).
+BUDGET: dict[str, int] = {"I1": 52, "I6": 38, "I2": 12, "I7": 7, "I4": 1, "I3": 0, "I5": 0}
 
 
 @cache
