@@ -161,3 +161,19 @@ async def test_finished_operations_that_still_own_a_position_are_known_past_the_
     assert [op.operation_id for op in fresh.finished_holders()] == [held.operation_id]
     await rec.record_external_close(held, -2, by="close-1")
     assert rec.finished_holders() == []
+
+
+async def test_a_refused_re_send_leaves_a_leg_in_doubt_in_doubt(rig: Rig) -> None:
+    """A leg whose first send is in doubt, sent again under its tag and refused: the refusal is
+    most likely the duplicate of a first send that did arrive, so the record keeps the leg in
+    doubt (read as rejected, a flatten was placed again under a new tag and both filled). A
+    first send that is refused is a rejection as always."""
+    rec = rig.manager.recovery
+    op = await rec.start_operation(BRACKET, account_id=1, contract_id=MNQ)
+    doubt = await rec.add_order_to_operation(op, MNQ, OrderSide.BUY, 2, "market", leg="flatten0")
+    await rec.record_order_failure(op, doubt, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND))
+    await rec.record_order_failure(op, doubt, Rejected(2, "duplicate customTag"))
+    assert doubt.status == "unknown" and "re-send was refused" in (doubt.error_message or "")
+    fresh = await rec.add_order_to_operation(op, MNQ, OrderSide.BUY, 2, "market", leg="flatten1")
+    await rec.record_order_failure(op, fresh, Rejected(2, "market closed"))
+    assert fresh.status == "rejected"

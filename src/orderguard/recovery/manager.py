@@ -1005,6 +1005,14 @@ class OperationRecoveryManager:
             await self._outcome(
                 order_ref, OutcomeKind.UNKNOWN, None, None, error.origin.value + " " + error.detail
             )
+        elif isinstance(error, Rejected) and order_ref.status == RefStatus.UNKNOWN:
+            # The same tag sent again while its first send is in doubt, and this copy refused:
+            # most likely as a duplicate of the first, which then did arrive (a flatten read as
+            # rejected was placed again under a new tag, and both filled: chaos seed 11014). The
+            # leg stays in doubt, resolved by its tag like any other.
+            order_ref.error_message = (
+                f"a re-send was refused ({error.code}: {error.message}); the first is in doubt"
+            )
         elif isinstance(error, Rejected):
             order_ref.status = RefStatus.REJECTED
             order_ref.error_code = error.code
