@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import pytest
 
+from orderguard.broker.sim import SimBroker
+from orderguard.clock import VirtualClock
 from orderguard.errors import ValidationError
-from orderguard.models import OrderRequest, OrderSide, OrderType
+from orderguard.models import OrderRequest, OrderSide, OrderType, Position
 from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.results import CloseOutcome
 from orderguard.recovery.operations import OperationType
 
-from .helpers import DEADLINE, INTERVAL, MNQ, SELL, D, make_world, market_bracket
+from .helpers import DEADLINE, INTERVAL, MNQ, SELL, D, Passthrough, make_world, market_bracket
 
 BUY = OrderSide.BUY
 
@@ -137,4 +140,41 @@ async def test_an_exit_placed_after_its_position_was_closed_outside_is_followed(
     assert w.position() == 1
     assert w.stop_cover() == 0, "a stop of an operation that owns nothing outlived it"
     assert op.orders["stop"].status == "cancelled"
+    await w.close()
+
+
+class _ClosedRightAfterTheRead(Passthrough):
+    """The platform flattens the position just after the next position read was served, and
+    that answer is slow: the close's position event arrives before the stale answer does."""
+
+    def __init__(self, inner: SimBroker, clock: VirtualClock) -> None:
+        super().__init__(inner)
+        self.clock = clock
+        self.armed = False
+
+    async def search_positions(self, account_id: int) -> list[Position]:
+        found: list[Position] = await self.inner.search_positions(account_id)
+        if self.armed:
+            self.armed = False
+            self.inner.exchange.close_position(account_id, MNQ)
+            await self.clock.sleep(0.2)  # a slow answer, overtaken by the event
+        return found
+
+
+async def test_a_close_never_opens_the_other_way_when_someone_flattened_first() -> None:
+    """close_position read +2, then the platform flattened (its event arriving before the
+    read's answer): the close's SELL 2 would open a short. It is not sent (the stale answer does
+    not overwrite the newer event in the position book), and the result says so."""
+    w = await make_world(wrap=_ClosedRightAfterTheRead)  # type: ignore[arg-type]
+    await w.run(w.manager.place_market_order(MNQ, 0, 2))
+    await w.settle(0.5)
+    assert w.position() == 2
+    broker = w.broker
+    assert isinstance(broker, _ClosedRightAfterTheRead)
+    broker.armed = True
+    result = await w.run(w.manager.close_position(MNQ, size=2))
+    await w.settle(INTERVAL)
+    assert w.position() == 0, "the close sold a position that was already flat"
+    assert result.outcome is CloseOutcome.NOTHING_TO_CLOSE and result.closed_size == 0
+    assert result.final_position == 0
     await w.close()

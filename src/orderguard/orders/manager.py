@@ -743,11 +743,19 @@ class OrderManager:
         return self.tracker.get(order_id)
 
     async def flatten_quantity(
-        self, account_id: int, contract_id: str, signed_size: int, custom_tag: str
+        self,
+        account_id: int,
+        contract_id: str,
+        signed_size: int,
+        custom_tag: str,
+        *,
+        exit_only: bool = False,
     ) -> Order | None:
         """A tagged market order of exactly ``signed_size``; returns its state once final.
 
-        Goes out even while the contract is latched: flattening reduces exposure.
+        Goes out even while the contract is latched: flattening reduces exposure. With
+        ``exit_only`` it is refused (:class:`~orderguard.errors.ExitNotReducingError`) when a
+        read shows it would not reduce the position any more (someone flattened it first).
         """
         if signed_size == 0:
             return None
@@ -760,7 +768,9 @@ class OrderManager:
             custom_tag=custom_tag,
         )
         try:
-            placed = await self.submit(request, respect_latch=False, priority=Priority.FLATTEN)
+            placed = await self.submit(
+                request, respect_latch=False, priority=Priority.FLATTEN, exit_only=exit_only
+            )
         except OutcomeUnknownError:
             return None
         view = self.tracker.get(placed.order_id)
@@ -778,7 +788,9 @@ class OrderManager:
         lane = Priority.FLATTEN
         orders = await gateway.search_orders(account_id, start=start, priority=lane)
         positions = []
+        asked = self._clock.monotonic()
         for _ in range(SNAPSHOT_ATTEMPTS):
+            asked = self._clock.monotonic()
             positions = await gateway.search_positions(account_id, priority=lane)
             again = await gateway.search_orders(account_id, start=start, priority=lane)
             stable = consistent(orders, again)
@@ -787,15 +799,16 @@ class OrderManager:
                 break
         for order in orders:
             self.feed.ingest(order)
-        self.feed.note_positions(account_id, positions)
+        self.feed.note_positions(account_id, positions, asked)
         return AccountSnapshot(account_id, tuple(orders), tuple(positions), since=start)
 
     async def read_orders(self, account_id: int, start: datetime) -> list[Order]:
         return await self.gateway.search_orders(account_id, start=start, priority=Priority.FLATTEN)
 
     async def read_positions(self, account_id: int) -> list[Position]:
+        asked = self._clock.monotonic()
         positions = await self.gateway.search_positions(account_id, priority=Priority.FLATTEN)
-        self.feed.note_positions(account_id, positions)
+        self.feed.note_positions(account_id, positions, asked)
         return positions
 
     def known(self, account_id: int) -> AccountSnapshot:
@@ -846,8 +859,9 @@ class OrderManager:
         self, account_id: int, contract_id: str, *, priority: Priority = Priority.QUERY
     ) -> int:
         """The account's signed net position on the contract (broker truth)."""
+        asked = self._clock.monotonic()
         positions = await self.gateway.search_positions(account_id, priority=priority)
-        self.feed.note_positions(account_id, positions)
+        self.feed.note_positions(account_id, positions, asked)
         for position in positions:
             if position.contract_id == contract_id:
                 return position.signed_size

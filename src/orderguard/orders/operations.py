@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from orderguard.broker.base import Confirmed, Rejected
 from orderguard.errors import (
+    ExitNotReducingError,
     ExposureRefusedError,
     InvalidPriceError,
     InvalidSizeError,
@@ -385,7 +386,12 @@ class OrderOperations:
         m.stats["position_closes"] += 1
         order: Order | None
         try:
-            order = await m.flatten_quantity(account, contract.id, signed, tag)
+            order = await m.flatten_quantity(account, contract.id, signed, tag, exit_only=True)
+        except ExitNotReducingError as exc:
+            # Flattened by someone else since the position was read (the protection executor,
+            # a stop, the platform): sent anyway, the close would open a position the other way.
+            await self._state(op, _S.COMPLETED, f"nothing left to close: {exc}")
+            return result(0, exc.position, CloseOutcome.NOTHING_TO_CLOSE, detail=str(exc))
         except OrderRejectedError as exc:
             await self._state(op, _S.FAILED, f"close order rejected: {exc}")
             final = await self._position_quietly(account, contract.id)

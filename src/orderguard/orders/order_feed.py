@@ -86,10 +86,16 @@ class OrderFeed:
         # contracts where a fill was seen that no position event or read has followed yet.
         self._position_waiters: dict[tuple[int, str], list[asyncio.Future[None]]] = {}
         self._fill_ahead: set[tuple[int, str]] = set()
+        # When the broker's own position event last arrived per contract (monotonic): a read
+        # asked before it may answer after it, with the older position.
+        self._event_at: dict[tuple[int, str], float] = {}
 
     # -- events --------------------------------------------------------------------------------
     def on_event(self, event: BrokerEvent) -> None:
         """The broker subscription's handler (events need no guarding)."""
+        if isinstance(event, PositionEvent):
+            p = event.position
+            self._event_at[(p.account_id, p.contract_id)] = self._clock.monotonic()
         try:
             if isinstance(event, OrderEvent):
                 self.ingest(event.order)
@@ -177,7 +183,9 @@ class OrderFeed:
             if acct == account_id and signed != 0
         ]
 
-    def note_positions(self, account_id: int, positions: Iterable[Position]) -> None:
+    def note_positions(
+        self, account_id: int, positions: Iterable[Position], asked_at: float | None = None
+    ) -> None:
         """A complete read of the account's positions (a contract it leaves out is flat).
 
         A position the read shows changed since the last one seen is announced to the internal
@@ -190,6 +198,8 @@ class OrderFeed:
         for key in sorted(
             {k for k in self._positions if k[0] == account_id} | {(account_id, c) for c in listed}
         ):
+            if asked_at is not None and self._event_at.get(key, float("-inf")) > asked_at:
+                continue  # an event came after the question: the answer may be older than it
             position = listed.get(key[1])
             signed = 0 if position is None else position.signed_size
             before = self._positions.get(key)
