@@ -169,7 +169,13 @@ def _await_final_unread(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 async def _flatten_whole_contract(
-    self: OrderManager, account_id: int, contract_id: str, signed_size: int, custom_tag: str
+    self: OrderManager,
+    account_id: int,
+    contract_id: str,
+    signed_size: int,
+    custom_tag: str,
+    *,
+    exit_only: bool = False,
 ) -> Order | None:
     if signed_size == 0:
         return None
@@ -184,7 +190,9 @@ async def _flatten_whole_contract(
         size=abs(whole),
         custom_tag=custom_tag,
     )
-    placed = await self.submit(request, respect_latch=False, priority=Priority.FLATTEN)
+    placed = await self.submit(
+        request, respect_latch=False, priority=Priority.FLATTEN, exit_only=exit_only
+    )
     return self.tracker.get(placed.order_id)
 
 
