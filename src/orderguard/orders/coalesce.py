@@ -56,8 +56,6 @@ class Coalescer(Generic[K, W, T]):
     """Per key, one read in flight (two past ``hedge_after``) and one batch of waiters for the
     next (see module)."""
 
-    MAX_IN_FLIGHT = 2
-
     def __init__(
         self,
         fetch: Callable[[K, W], Awaitable[T]],

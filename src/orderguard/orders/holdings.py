@@ -142,7 +142,9 @@ class HoldingsFollower:
                 continue
             if _key_of(op) != key:
                 continue
-            if op.net_filled or (op.orders and (not op.state.is_terminal or _may_work(op))):
+            # Finished ones come from ``finished_holders``: they own something or may still
+            # have an exit working (a holder of nothing, whose exits go).
+            if op.net_filled or op.orders:
                 seen[op.operation_id] = op
         return sorted(seen.values(), key=lambda o: (o.started_at, o.operation_id))
 
@@ -168,7 +170,7 @@ class HoldingsFollower:
                 continue  # being rolled back: the protection executor credits on its own
             gone = plan.flattenable - plan.owned
             if gone == 0:
-                if op.state.is_terminal and plan.owned == 0 and _may_work(op):
+                if op.state.is_terminal and plan.owned == 0 and op.may_have_working_orders:
                     await self._follow_exits(op, 0, truth)  # a holder of nothing: its exits go
                 continue
             credited += 1
@@ -210,11 +212,6 @@ class HoldingsFollower:
                 await self._host.resize_exit(
                     order.account_id, order.id, order.fill_volume + abs(share)
                 )
-
-
-def _may_work(op: RecoveryOperation) -> bool:
-    """A finished operation whose record has an order acknowledged and not known final."""
-    return any(ref.status == RefStatus.CONFIRMED for ref in op.orders.values())
 
 
 def _is_leg(op: RecoveryOperation, order_id: int) -> bool:

@@ -229,6 +229,11 @@ class RecoveryOperation:
         return min(self.retry_delay * 2.0**step, MAX_RETRY_PAUSE)
 
     @property
+    def may_have_working_orders(self) -> bool:
+        """An order of the record is acknowledged and not known final (it may still work)."""
+        return any(r.status == RefStatus.CONFIRMED for r in self.orders.values())
+
+    @property
     def net_filled(self) -> int:
         """Signed quantity this operation still owns: its legs' fills, plus what position-close
         operations flattened on its behalf (so the same quantity is never flattened twice)."""
@@ -1369,9 +1374,7 @@ class OperationRecoveryManager:
         return list(self._holding.values())
 
     def _note_holding(self, op: RecoveryOperation) -> None:
-        if op.state.is_terminal and (
-            op.net_filled or any(r.status == RefStatus.CONFIRMED for r in op.orders.values())
-        ):
+        if op.state.is_terminal and (op.net_filled or op.may_have_working_orders):
             self._holding[op.operation_id] = op
         else:
             self._holding.pop(op.operation_id, None)
