@@ -432,3 +432,77 @@ async def test_exits_follow_the_position_while_start_up_recovery_reads() -> None
     await w.run(starting)
     assert judge.violations() == []
     await w.close()
+
+
+async def test_an_oco_exit_pair_asked_for_while_its_entry_fills_follows_the_position() -> None:
+    """OCO exits for 3 asked for right after a market entry of 3 that has filled 1: the pair
+    is the position's exits (a moment later it is the whole position), so the watcher follows
+    it — a close from the platform cancels both legs. Taken for resting entries instead, the
+    pair outlived the close and over-covered the next position."""
+    w = await partial_fill_world()
+    judge = Judge(w)
+
+    async def walk() -> None:
+        for step in range(1, 8):
+            await w.clock.sleep(0.5)
+            w.price(str(21000 + step * D("0.25")))
+
+    walker = asyncio.ensure_future(walk())
+    await w.run(w.manager.place_market_order(MNQ, BUY, 3))
+    assert 0 < w.position() < 3
+    oco = await w.run(
+        w.manager.place_oco_order(
+            MNQ, OcoLeg(SELL, 3, STOP, "stop"), OcoLeg(SELL, 3, TARGET, "limit")
+        )
+    )
+    assert oco.success
+    await w.run(walker)
+    await w.settle(INTERVAL)
+    assert w.position() == 3 and stops(w) == {oco.order1_id: 3}
+    w.ex.close_position(1, MNQ)
+    await w.settle(INTERVAL)
+    assert w.position() == 0
+    assert w.working() == [], "the OCO exit pair outlived its position"
+    assert judge.violations() == []
+    await w.close()
+
+
+class SlowOrderReads(Passthrough):
+    """Open orders read 1.5 s after they are asked for (positions at once): two reads
+    asked together describe two moments."""
+
+    def __init__(self, inner: Any, clock: VirtualClock) -> None:
+        super().__init__(inner)
+        self.clock = clock
+
+    async def search_open_orders(self, *args: Any, **kwargs: Any) -> Any:
+        await self.clock.sleep(1.5)
+        return await self.inner.search_open_orders(*args, **kwargs)
+
+
+async def test_a_slow_read_does_not_cut_exits_below_a_grown_position() -> None:
+    """The watcher read +1 while the entry of 3 was filling; by the time the open orders came
+    (showing the entry done) the position events said +3. It sizes the exits by
+    those events, not by the old answer: a stop cut to 1 left 2 of 3 contracts bare."""
+    w = await make_world(wrap=SlowOrderReads, liquidity=1)
+    judge = Judge(w)
+
+    async def walk() -> None:
+        for step in range(1, 10):
+            await w.clock.sleep(0.5)
+            w.price(str(21000 + step * D("0.25")))
+
+    walker = asyncio.ensure_future(walk())
+    await w.run(w.manager.place_market_order(MNQ, BUY, 3))
+    assert 0 < w.position() < 3
+    oco = await w.run(
+        w.manager.place_oco_order(
+            MNQ, OcoLeg(SELL, 3, STOP, "stop"), OcoLeg(SELL, 3, TARGET, "limit")
+        )
+    )
+    await w.run(walker)
+    await w.settle(INTERVAL)
+    assert w.position() == 3
+    assert stops(w) == {oco.order1_id: 3}
+    assert judge.violations() == []
+    await w.close()

@@ -81,6 +81,8 @@ class OperationMachine(RuleBasedStateMachine):
             self.start(OperationType.BRACKET_ORDER)
             op = self.ops[-1]
         for fault in faults:
+            if op.state.is_terminal:
+                break  # a rollback handed over earlier finished between two legs
             self.run(self._send_leg(op, fault, market, side))
 
     async def _send_leg(

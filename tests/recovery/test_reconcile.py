@@ -88,3 +88,27 @@ def test_one_search_window_per_account_covers_the_oldest_operation() -> None:
     new.started_at = T0 + timedelta(hours=1)
     windows = search_windows([new, old], margin=timedelta(minutes=5))
     assert windows == {1: T0 - timedelta(minutes=5)}
+
+
+def test_legs_sent_while_the_journal_was_down_are_known_by_their_tag() -> None:
+    """A stop and a flatten sent while the journal could not record them (then a crash): no
+    leg holds their tags, yet the tags name the operation. The working stop is its exit (kept
+    while it protects, cancelled after — left alone it over-covered the position after the
+    flatten), and the flatten's fill closed part of what it owns."""
+    op = operation(
+        "a1b2",
+        ref("entry", "og-a1b2-entry-0", BUY, 2, order_id=5, status=RefStatus.FILLED, filled=2),
+        state=OperationState.IN_PROGRESS,
+    )
+    stray_stop = order(7, "og-a1b2-stop1-0", SELL, 2, kind=OrderType.STOP, status=OrderStatus.OPEN)
+    stray_flatten = order(8, "og-a1b2-flatten0-0", SELL, 1)
+    others = order(9, "og-c3d4-stop0-0", SELL, 1, kind=OrderType.STOP, status=OrderStatus.OPEN)
+    snap = AccountSnapshot(
+        1,
+        (order(5, "og-a1b2-entry-0", BUY, 2), stray_stop, stray_flatten, others),
+        (position(1),),
+    )
+    (plan,) = plan_recovery([op], {1: snap})
+    assert [o.id for o in plan.children] == [7]
+    assert (plan.owned, plan.flattenable) == (1, 1)
+    assert plan.adoptable == ()  # not journaled as a native child: its tag says which leg

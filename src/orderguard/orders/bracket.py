@@ -594,12 +594,19 @@ class BracketEngine:
             order.id in self._by_order
             or (order.custom_tag is not None and order.custom_tag in self._by_tag)
             or (order.parent_order_id is not None and order.parent_order_id in self._by_parent)
+            or self._by_leg_tag(order.custom_tag) is not None
         )
+
+    def _by_leg_tag(self, custom_tag: str | None) -> BracketSaga | None:
+        """The saga whose operation a leg tag names, though no record of that leg holds the
+        tag (sent while the journal could not record it, and the process died)."""
+        leg = None if custom_tag is None else self.manager.tags.leg_of(custom_tag)
+        return None if leg is None else self._sagas.get(leg[0])
 
     def _route_order(self, order: Order) -> None:
         saga = self._by_order.get(order.id)
         if saga is None and order.custom_tag:
-            saga = self._by_tag.get(order.custom_tag)
+            saga = self._by_tag.get(order.custom_tag) or self._by_leg_tag(order.custom_tag)
         if saga is None and order.parent_order_id is not None:
             saga = self._by_parent.get(order.parent_order_id)
         if saga is not None:

@@ -196,10 +196,14 @@ class BracketSaga:
         self.news()
 
     def _is_exit_tag(self, tag: str) -> bool:
-        return any(
-            ref.custom_tag == tag and leg.startswith((LegKind.STOP.value, LegKind.TARGET.value))
-            for leg, ref in self.op.orders.items()
-        )
+        exits = (LegKind.STOP.value, LegKind.TARGET.value)
+        if any(
+            ref.custom_tag == tag and leg.startswith(exits) for leg, ref in self.op.orders.items()
+        ):
+            return True
+        # A leg whose intent the journal could not record before a crash: its tag names us.
+        leg = self.m.tags.leg_of(tag)
+        return leg is not None and leg[0] == self.op.operation_id and leg[1].startswith(exits)
 
     def news(self, *, refresh: bool = False) -> None:
         if refresh:

@@ -858,10 +858,15 @@ class OrderManager:
     async def owned_position(
         self, account_id: int, contract_id: str, *, priority: Priority = Priority.QUERY
     ) -> int:
-        """The account's signed net position on the contract (broker truth)."""
+        """The account's signed net position on the contract (broker truth: a read, or the
+        position events that came after the read was asked — a delayed answer is older than
+        them, and exits sized from it were cut below a position that had grown)."""
         asked = self._clock.monotonic()
         positions = await self.gateway.search_positions(account_id, priority=priority)
         self.feed.note_positions(account_id, positions, asked)
+        newer = self.feed.newer_than(account_id, contract_id, asked)
+        if newer is not None:
+            return newer
         for position in positions:
             if position.contract_id == contract_id:
                 return position.signed_size

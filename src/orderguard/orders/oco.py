@@ -262,13 +262,33 @@ class OcoEngine:
         them (I1) even if this process dies before it sees them placed. Returns the position
         orders when it did, None for any other pair (resting entries)."""
         m = self.manager
-        position = m.feed.position(account, contract_id)
+
+        def fits(signed: int) -> bool:
+            side = reducing_side(signed)
+            return side is not None and all(
+                s is side and n <= abs(signed) for s, n, _, _ in requests
+            )
+
+        # An entry's fill seen ahead of its position event: the book is a moment behind.
+        position = await m.feed.position_event(
+            account, contract_id, fits, m.config.position_event_grace
+        )
+        if position is None:
+            position = m.feed.position(account, contract_id)
         if position is None:
             position = await m.owned_position(account, contract_id, priority=Priority.PROTECTIVE)
         side = reducing_side(position)
-        if side is None or any(s is not side or n > abs(position) for s, n, _, _ in requests):
+        if side is None:
             return None
         orders = position_orders_for(m)
+        # An entry of orderguard's still filling (one contract at a time) is the position a
+        # moment from now: exits sized for the whole entry, asked for as soon as it was placed,
+        # are exits — left unfollowed they would outlive a close of it (I2) and over-cover it
+        # when it shrinks (I1).
+        here = [o for o in m.tracker.orders(account) if o.contract_id == contract_id]
+        size = abs(position) + orders.watcher.incoming(here, position)
+        if any(s is not side or n > size for s, n, _, _ in requests):
+            return None
         for (leg_side, size, kind, price), ref in zip(requests, refs, strict=True):
             await orders.follow_new_exit(
                 account, contract_id, leg_side, kind, price, size, ref.custom_tag

@@ -210,6 +210,15 @@ class OrderFeed:
         for position in changed:
             self.notify_listeners(PositionEvent(position))
 
+    def newer_than(self, account_id: int, contract_id: str, asked_at: float) -> int | None:
+        """The position its events showed after a read was asked at ``asked_at`` (the read's
+        answer may be older than them: it was delayed, or served from before they happened);
+        None when no position event came since."""
+        key = (account_id, contract_id)
+        if self._event_at.get(key, float("-inf")) > asked_at:
+            return self._positions.get(key)
+        return None
+
     def notify_listeners(self, event: BrokerEvent) -> None:
         """Internal listeners (brackets, OCO, position orders) see the event after the tracker;
         the reconciler also hands them what it found by REST."""

@@ -272,6 +272,7 @@ class PositionWatcher:
         exits = self._registry.for_contract(account_id, contract_id)
         await self._resolve_tags(exits)
         clock = manager.clock
+        asked = clock.monotonic()
         signed, open_orders = await both(
             manager.owned_position(account_id, contract_id, priority=_LANE),
             hedged(
@@ -322,6 +323,13 @@ class PositionWatcher:
                 continue
             views.append(_view(managed, order, working=True))
         max_size = await manager.reference.max_order_size(account_id)
+        # The reads above may have taken seconds (delayed, hedged, retried): a position event
+        # since then is newer than both answers, and the entry they saw filling has filled —
+        # exits cut to the position they read were cut below the one there is now.
+        newer = manager.feed.newer_than(account_id, contract_id, asked)
+        if newer is not None and newer != signed:
+            signed = newer
+            unowned = signed - self._owned_elsewhere(account_id, contract_id)
         incoming = self.incoming(working.values(), unowned)
         replaced: set[int] = set()
         for action in plan_follow(unowned, views, max_size=max_size, incoming=incoming):

@@ -62,6 +62,15 @@ class TagFactory:
             raise ValueError("generation must be >= 0")
         return f"{self._prefix}-{operation_id}-{leg}-{generation}"
 
+    def leg_of(self, custom_tag: str) -> tuple[str, str] | None:
+        """``(operation_id, leg)`` of a tag :meth:`tag` made with this prefix; None for any
+        other tag (a leg sent while the journal could not record it is known by its tag
+        alone: after a restart only the tag says whose it is)."""
+        parts = custom_tag.split("-")
+        if len(parts) != 4 or parts[0] != self._prefix or not parts[3].isdigit():
+            return None
+        return parts[1], parts[2]
+
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuv"
 

@@ -88,7 +88,8 @@ class OperationPlan:
     children: tuple[Order, ...] = ()
     """Working native bracket children of the operation's orders. They carry no tag and may be
     missing from the journal (a crash before they were recorded), yet they are its exits; the
-    fills of those that are not legs count in ``owned``."""
+    fills of those that are not legs count in ``owned``. Also the working orders whose tag
+    names the operation though no leg records it (sent while the journal was down)."""
     adoptable: tuple[Order, ...] = ()
     """Native children that are not legs and are working or have filled: recovery journals
     them as legs of the operation (see ``startup._adopt_children``)."""
@@ -211,9 +212,13 @@ def plan_recovery(
         for position in snap.positions:
             positions[(snap.account_id, position.contract_id)] = position.signed_size
     children_of: dict[int, list[Order]] = defaultdict(list)
+    tagged_for: dict[str, list[Order]] = defaultdict(list)
     for known in by_id.values():
         if known.parent_order_id is not None:
             children_of[known.parent_order_id].append(known)
+        parts = (known.custom_tag or "").split("-")
+        if len(parts) == 4 and parts[3].isdigit():  # <prefix>-<operation>-<leg>-<generation>
+            tagged_for[parts[1]].append(known)
     planned = list(ops)
     ids = {op.operation_id for op in planned}
     everyone = sorted(
@@ -255,6 +260,18 @@ def plan_recovery(
                 filled = 0  # never executed: any fill the journal guessed is not real
             owned[(ref.account_id, ref.contract_id)] += filled if ref.side == 0 else -filled
             pivot = pivot or (filled > 0 and is_entry_leg(ref))
+        # Legs whose tag names the operation though no record holds it: sent while the
+        # journal could not record the intent (protective and flattening sends still go out),
+        # and the process died. Their fills closed part of what it owns; a working one is an
+        # exit of its like a native child (kept while it protects, cancelled after).
+        recorded = {ref.custom_tag for ref in op.orders.values()}
+        for stray in tagged_for.get(op.operation_id, ()):
+            if stray.custom_tag in recorded or stray.id in legs:
+                continue
+            if stray.is_working:
+                children.append(stray)
+            key = (stray.account_id, stray.contract_id)
+            owned[key] += stray.fill_volume if stray.side == 0 else -stray.fill_volume
         adoptable: list[Order] = []
         for child in spare:
             if child.is_working:
