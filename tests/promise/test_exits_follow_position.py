@@ -5,6 +5,8 @@ On the embedded exchange with 40 ms latency each way and 20 ms per event; truth 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from orderguard.broker.sim import SimBroker
@@ -15,7 +17,17 @@ from orderguard.orders.bracket_types import BracketOutcome
 from orderguard.orders.results import CloseOutcome
 from orderguard.recovery.operations import OperationType
 
-from .helpers import DEADLINE, INTERVAL, MNQ, SELL, D, Passthrough, make_world, market_bracket
+from .helpers import (
+    DEADLINE,
+    INTERVAL,
+    MNQ,
+    SELL,
+    D,
+    Passthrough,
+    World,
+    make_world,
+    market_bracket,
+)
 
 BUY = OrderSide.BUY
 
@@ -177,4 +189,61 @@ async def test_a_close_never_opens_the_other_way_when_someone_flattened_first() 
     assert w.position() == 0, "the close sold a position that was already flat"
     assert result.outcome is CloseOutcome.NOTHING_TO_CLOSE and result.closed_size == 0
     assert result.final_position == 0
+    await w.close()
+
+
+async def _protected_through_the_seed_calls(w: World, size: int) -> tuple[Any, int]:
+    """The seed's flow: an operation, its market entry, its stop, completed."""
+    m, rec = w.manager, w.manager.recovery
+    op = await w.run(rec.start_operation(OperationType.BRACKET_ORDER, contract_id=MNQ))
+    entry = await w.run(rec.add_order_to_operation(op, MNQ, BUY, size, "market", leg="entry"))
+    placed = await w.run(
+        m.submit(OrderRequest(1, MNQ, OrderType.MARKET, BUY, size, custom_tag=entry.custom_tag))
+    )
+    await w.run(rec.record_order_success(op, entry, placed))
+    await w.settle(0.5)
+    filled = await w.run(m.get_order_by_id(placed.order_id))
+    await w.run(rec.record_order_state(op, entry, filled))
+    stop = await w.run(
+        rec.add_order_to_operation(op, MNQ, SELL, size, "stop", D("20990"), leg="stop")
+    )
+    sent = await w.run(
+        m.submit(
+            OrderRequest(
+                1, MNQ, OrderType.STOP, SELL, size, stop_price=D("20990"),
+                custom_tag=stop.custom_tag,
+            ),
+            respect_latch=False,
+        )
+    )  # fmt: skip
+    await w.run(rec.record_order_success(op, stop, sent))
+    assert await w.run(rec.complete_operation(op))
+    return op, sent.order_id
+
+
+async def test_a_finished_operations_stop_cancelled_by_the_platform_is_placed_again() -> None:
+    """Item 3: a completed operation (the seed's calls) still owns +2 when the trading
+    platform cancels its stop. Nothing drives a finished operation; the position sat bare to
+    the end of chaos seeds 46, 209 and 213. The stop is placed again at its price, as a new leg
+    of the operation, within a recovery interval."""
+    w = await make_world()
+    op, stop_id = await _protected_through_the_seed_calls(w, 2)
+    w.ex.cancel(1, stop_id)  # from the platform
+    await w.settle(INTERVAL)
+    assert w.position() == 2
+    (again,) = w.working(OrderType.STOP)
+    assert (again.size, again.stop_price, again.side) == (2, D("20990"), SELL)
+    assert again.id != stop_id
+    assert op.orders["stop1"].order_id == again.id and op.orders["stop1"].status == "confirmed"
+    await w.close()
+
+
+async def test_a_finished_operations_stop_cancelled_through_orderguard_stays_cancelled() -> None:
+    """The caller cancelled it (through orderguard): their decision, not a platform's."""
+    w = await make_world()
+    _, stop_id = await _protected_through_the_seed_calls(w, 2)
+    await w.run(w.manager.cancel_order(stop_id))
+    await w.settle(INTERVAL)
+    assert w.position() == 2
+    assert w.working(OrderType.STOP) == []
     await w.close()

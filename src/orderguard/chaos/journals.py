@@ -17,8 +17,8 @@ process like a disk does. It adds three things:
   not move while the thread works) and hands its result back only at a virtual instant fixed
   *before* the I/O started. So the moment a caller resumes never depends on how fast the disk
   was, and a seed replays byte for byte.
-* **Observation hooks.** ``on_terminal`` is called right after an operation is written in a
-  terminal state (the I7 check looks at broker truth at that instant); ``on_write`` sees every
+* **Observation hooks.** ``on_terminal`` is called right after an operation is first written in
+  a terminal state (the I7 check looks at broker truth at that instant); ``on_write`` sees every
   write that reached the backend (a planted bug can drop them).
 """
 
@@ -81,6 +81,7 @@ class ChaosJournal:
         self.injected = 0
         self.lost_deferred = 0
         self.on_terminal: Callable[[str], Awaitable[None]] | None = None
+        self._ended: set[str] = set()
         self.on_write: Callable[[str, tuple[Any, ...], dict[str, Any]], bool] | None = None
         """Sees every write before the backend; returning False drops it silently."""
 
@@ -140,8 +141,13 @@ class ChaosJournal:
         result = await self._run(lambda: target(*args, **kw))
         if name == "update_operation" and self.on_terminal is not None:
             state = args[1] if len(args) > 1 else kw.get("state")
-            if str(getattr(state, "value", state)) in self.terminal_states:
-                await self.on_terminal(str(args[0] if args else kw.get("operation_id")))
+            operation_id = str(args[0] if args else kw.get("operation_id"))
+            # The write that ends it, not a later one of its finished record (its exits' final
+            # states, a stop placed again): bare exposure after its end is I6's to bound.
+            ends = str(getattr(state, "value", state)) in self.terminal_states
+            if ends and operation_id not in self._ended:
+                self._ended.add(operation_id)
+                await self.on_terminal(operation_id)
         return result
 
     async def _run(self, call: Callable[[], Awaitable[Any]]) -> Any:

@@ -642,6 +642,8 @@ class BracketSaga:
             log.info("bracket %s: %s removed on request (%s)", self.operation_id, names, why)
             self.op.errors.append(f"{names} removed on request ({why})")
             self.released_legs |= kinds
+            # On record: the holdings follower never places a removed stop again.
+            self.op.extra["released_legs"] = sorted(k.value for k in self.released_legs)
         if LegKind.STOP in self.released_legs and self.released is None:
             self.released = why
         self.news()

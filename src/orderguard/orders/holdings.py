@@ -40,8 +40,13 @@ from typing import Any, Protocol
 from orderguard.broker.base import BrokerEvent, OrderEvent, PositionEvent, TradeEvent
 from orderguard.clock import Clock
 from orderguard.errors import OrderGuardError
-from orderguard.models import Order, OrderSide
-from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation, RefStatus
+from orderguard.models import Order, OrderSide, OrderStatus
+from orderguard.recovery.manager import (
+    OperationRecoveryManager,
+    OrderReference,
+    RecoveryOperation,
+    RefStatus,
+)
 from orderguard.recovery.protection import HOLDER_TYPES, closing
 from orderguard.recovery.reconcile import AccountSnapshot, plan_recovery
 
@@ -64,6 +69,12 @@ class FollowerHost(Protocol):
     async def cancel_exit(self, account_id: int, order_id: int) -> Order | None: ...
 
     async def resize_exit(self, account_id: int, order_id: int, size: int) -> Order | None: ...
+
+    def cancel_requested(self, order_id: int) -> bool: ...
+
+    async def replace_stop(
+        self, op: RecoveryOperation, gone: OrderReference, size: int
+    ) -> None: ...
 
 
 class HoldingsFollower:
@@ -89,6 +100,11 @@ class HoldingsFollower:
 
     # -- triggers (sync, from the event dispatch) ------------------------------------------
     def on_event(self, event: BrokerEvent) -> None:
+        if isinstance(event, OrderEvent) and event.order.status is OrderStatus.CANCELLED:
+            order = event.order
+            key = (order.account_id, order.contract_id)
+            if any(op.state.is_terminal and _is_leg(op, order.id) for op in self.holders(key)):
+                self.schedule(key)  # a finished holder's exit cancelled: by the platform?
         if isinstance(event, PositionEvent):
             p = event.position
             key = (p.account_id, p.contract_id)
@@ -172,6 +188,8 @@ class HoldingsFollower:
             if gone == 0:
                 if op.state.is_terminal and plan.owned == 0 and op.may_have_working_orders:
                     await self._follow_exits(op, 0, truth)  # a holder of nothing: its exits go
+                elif op.state.is_terminal and plan.owned:
+                    await self._replace_cancelled_stop(op, plan.owned, truth)
                 continue
             credited += 1
             self.stats["credited"] += 1
@@ -184,7 +202,48 @@ class HoldingsFollower:
             await self._host.recovery.record_external_close(op, gone)
             if not self._wake_driver(op.operation_id) and op.state.is_terminal:
                 await self._follow_exits(op, plan.flattenable, truth)
+                if plan.flattenable:
+                    await self._replace_cancelled_stop(op, plan.flattenable, truth)
         return credited
+
+    async def _replace_cancelled_stop(
+        self, op: RecoveryOperation, share: int, truth: AccountSnapshot
+    ) -> None:
+        """A finished holder's stop that someone else cancelled (the trading platform) while
+        the holder still owns ``share`` is placed again, at its price, for what it owns: a
+        finished operation has no driver, and its position sat bare until the end (chaos seeds
+        46, 209, 213). Not a stop orderguard cancelled, nor one the caller removed
+        (``cancel_position_orders``), nor while another stop of it works or is in doubt."""
+        by_id = {o.id: o for o in truth.orders}
+        reducing = int(OrderSide.SELL if share > 0 else OrderSide.BUY)
+        released = op.extra.get("released_legs", ())
+        stops = [
+            r for r in op.orders.values()
+            if r.order_type == "stop" and r.side == reducing and "stop" not in released
+        ]  # fmt: skip
+        gone: OrderReference | None = None
+        for ref in stops:
+            order = by_id.get(ref.order_id) if ref.order_id is not None else None
+            if order is None:
+                if ref.status in (RefStatus.INTENDED, RefStatus.UNKNOWN):
+                    return  # in doubt (being placed, or its outcome unknown): not twice
+                continue
+            if order.is_working:
+                return
+            if (
+                order.status is OrderStatus.CANCELLED
+                and not ref.cancel_attempted
+                and not self._host.cancel_requested(order.id)
+            ):
+                gone = ref
+        if gone is None or gone.price is None:
+            return
+        self.stats["stops_replaced"] += 1
+        log.warning(
+            "operation %s: its stop %s was cancelled outside orderguard; placing it again for %d",
+            op.operation_id, gone.order_id, abs(share),
+        )  # fmt: skip
+        await self._host.replace_stop(op, gone, abs(share))
 
     def _closing(self, key: Key) -> bool:
         return closing(self._host.recovery, *key)

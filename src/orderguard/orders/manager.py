@@ -47,6 +47,8 @@ from orderguard.broker.base import Broker, BrokerEvent, Outcome, Subscription
 from orderguard.clock import Clock, SystemClock, VirtualClock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import (
+    JournalError,
+    OrderGuardError,
     OrderNotFoundError,
     OutcomeUnknownError,
     UnknownAccountError,
@@ -82,7 +84,13 @@ from orderguard.orders.startup_recovery import StartupRecovery
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
 from orderguard.orders.validation import check_duration, coerce_side
-from orderguard.recovery.manager import OperationRecoveryManager, OrderReference, RecoveryOperation
+from orderguard.recovery.manager import (
+    LegIntent,
+    OperationRecoveryManager,
+    OrderReference,
+    RecoveryOperation,
+    RefStatus,
+)
 from orderguard.recovery.protection import ProtectionAlert, ProtectionExecutor, ProtectionPolicy
 from orderguard.recovery.reconcile import AccountSnapshot, consistent
 from orderguard.recovery.startup import SNAPSHOT_ATTEMPTS, RecoveryReport
@@ -835,6 +843,74 @@ class OrderManager:
             order_id, size=size, account_id=account_id, priority=Priority.PROTECTIVE
         )
         return result.order
+
+    async def replace_stop(self, op: RecoveryOperation, gone: OrderReference, size: int) -> None:
+        """Place a finished holder's cancelled stop again as a new leg of it (the record keeps
+        its protection's history), journal first — or, when the journal refuses, kept in
+        memory and sent anyway (F20): it reduces exposure."""
+        recovery = self.recovery
+        n = sum(1 for leg in op.orders if leg.startswith("stop"))
+        while f"stop{n}" in op.orders:
+            n += 1
+        leg = f"stop{n}"
+        try:
+            (ref,) = await recovery.add_orders_to_operation(
+                op,
+                [
+                    LegIntent(
+                        gone.contract_id,
+                        gone.side,
+                        size,
+                        "stop",
+                        gone.price,
+                        leg=leg,
+                        account_id=gone.account_id,
+                    )
+                ],
+                finished_holder=True,
+            )
+        except JournalError as exc:
+            ref = recovery.remember_unjournaled(
+                op, gone.contract_id, gone.side, size, "stop", gone.price,
+                leg=leg, account_id=gone.account_id, error=exc,
+            )  # fmt: skip
+        request = OrderRequest(
+            account_id=ref.account_id,
+            contract_id=ref.contract_id,
+            type=OrderType.STOP,
+            side=OrderSide(ref.side),
+            size=size,
+            stop_price=gone.price,
+            custom_tag=ref.custom_tag,
+        )
+        try:
+            placed = await self.submit(
+                request, respect_latch=False, priority=Priority.PROTECTIVE, exit_only=True
+            )
+        except OutcomeUnknownError as exc:
+            await recovery.record_order_failure(op, ref, exc)
+            self.spawn(self._settle_in_doubt(op, ref))
+            return
+        except OrderGuardError as exc:
+            await recovery.record_order_failure(op, ref, str(exc))  # refused: the next check
+            return
+        await recovery.record_order_success(op, ref, placed)
+
+    async def _settle_in_doubt(self, op: RecoveryOperation, ref: OrderReference) -> None:
+        """A finished operation's leg whose placement stayed in doubt: nobody drives it, so its
+        tag is looked up until found, or until it cannot be in flight any more (absent)."""
+        for pause in (1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
+            await self._clock.sleep(pause)
+            if ref.status != RefStatus.UNKNOWN:
+                return
+            try:
+                found = await self.find_order_by_tag(ref.account_id, ref.custom_tag)
+            except OrderGuardError:
+                continue
+            if found is not None:
+                await self.recovery.record_resolution(op, ref, found)
+                return
+        await self.recovery.record_resolution(op, ref, None)
 
     def wake_driver(self, operation_id: str) -> bool:
         """Wake the engine driving ``operation_id`` (a bracket saga, an OCO pair)."""

@@ -707,7 +707,11 @@ class OperationRecoveryManager:
         return ref
 
     async def add_orders_to_operation(
-        self, operation: RecoveryOperation, legs: Sequence[LegIntent]
+        self,
+        operation: RecoveryOperation,
+        legs: Sequence[LegIntent],
+        *,
+        finished_holder: bool = False,
     ) -> list[OrderReference]:
         """Register several order intents with one durable journal write (one commit, one wait).
 
@@ -718,8 +722,11 @@ class OperationRecoveryManager:
         of them, or with a bad side, size or price, a
         :class:`~orderguard.errors.ValidationError` is raised before anything is written (a
         leg journaled on a made-up account 0 broke every later read of the broker).
+
+        A finished operation takes no new leg, except with ``finished_holder`` (the holdings
+        follower replacing the stop of a finished operation that still owns its position).
         """
-        if operation.state.is_terminal:
+        if operation.state.is_terminal and not finished_holder:
             raise OperationError(f"operation {operation.id} is {operation.state.value}")
         refs: list[OrderReference] = []
         records: list[IntentRecord] = []
