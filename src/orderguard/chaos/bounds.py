@@ -164,6 +164,10 @@ class BoundChecker:
             for key in sorted(table):
                 self._close(kind, key, table.pop(key), now)
 
+    def changed_at(self, key: Key) -> float:
+        """When the position on ``key`` last changed (-inf if never seen)."""
+        return self._changed.get(key, float("-inf"))
+
     def deadline(self, key: Key) -> float | None:
         """When the open episode of ``key`` (if any) runs out of time."""
         ends = [
