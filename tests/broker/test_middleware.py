@@ -162,3 +162,42 @@ async def test_middleware_stacks() -> None:
     # The lane is a hint for this layer only: it never travels to the broker inside.
     await outer.get_last_price(MNQ, priority=Priority.FLATTEN)
     assert outer.seen[-1][3] is Priority.FLATTEN and inner.seen[-1][3] is None
+
+
+async def test_a_mutation_says_what_it_changes() -> None:
+    """``what`` (the fault log's description of a call) for each mutation; "" for a read."""
+
+    class Describer(BrokerMiddleware):
+        def __init__(self, inner: Broker) -> None:
+            super().__init__(inner)
+            self.whats: list[str] = []
+
+        def before(self, call: BrokerCall[Any]) -> None:
+            self.whats.append(call.what)
+
+    clock = VirtualClock()
+    broker = Describer(SimBroker.create(clock, prices={MNQ: Decimal("21000.00")}))
+    await broker.place_order(
+        OrderRequest(
+            1,
+            MNQ,
+            OrderType.LIMIT,
+            OrderSide.BUY,
+            2,
+            limit_price=Decimal("20990.00"),
+            custom_tag="t",
+        )
+    )
+    await broker.modify_order(1, 1, size=1, limit_price=Decimal("20980.00"))
+    await broker.cancel_order(1, 1)
+    await broker.close_position(1, MNQ)
+    await broker.partial_close_position(1, MNQ, 1)
+    await broker.get_accounts()
+    assert broker.whats == [
+        f"BUY 2 LIMIT {MNQ} tag=t",
+        "order 1 size=1 limit=20980.00 stop=None",
+        "order 1",
+        MNQ,
+        f"{MNQ} size=1",
+        "",
+    ]

@@ -62,21 +62,51 @@ QUERIES = (
 """The port's queries by name, in the order the port lists them."""
 
 
+def _describe_place(call: BrokerCall[Any]) -> str:
+    r = call.request
+    assert r is not None
+    return f"{r.side.name} {r.size} {r.type.name} {r.contract_id} tag={r.custom_tag}"
+
+
+def _describe_modify(call: BrokerCall[Any]) -> str:
+    order_id, size, limit_price, stop_price = call.args
+    return f"order {order_id} size={size} limit={limit_price} stop={stop_price}"
+
+
+def _describe_partial_close(call: BrokerCall[Any]) -> str:
+    contract_id, size = call.args
+    return f"{contract_id} size={size}"
+
+
+_DESCRIBE: dict[str, Callable[[BrokerCall[Any]], str]] = {
+    "place_order": _describe_place,
+    "cancel_order": lambda call: f"order {call.args[0]}",
+    "modify_order": _describe_modify,
+    "close_position": lambda call: str(call.args[0]),
+    "partial_close_position": _describe_partial_close,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerCall(Generic[T]):
     """One call of the port, as the middleware sees it.
 
     ``run`` makes the same call on the inner broker (it can be awaited once, later or never).
-    ``what`` says, for a mutation, what it changes (for logs); ``request`` is set for
-    ``place_order``.
+    ``request`` is set for ``place_order``; ``args`` holds what :attr:`what` describes.
     """
 
     op: str
     run: Callable[[], Awaitable[T]]
     account_id: int | None = None
     priority: Priority | None = None
-    what: str = ""
     request: OrderRequest | None = None
+    args: tuple[object, ...] = ()
+
+    @property
+    def what(self) -> str:
+        """For logs: what a mutation changes ("" for a query). Formatted only when asked."""
+        describe = _DESCRIBE.get(self.op)
+        return "" if describe is None else describe(self)
 
 
 class BrokerMiddleware:
@@ -110,17 +140,12 @@ class BrokerMiddleware:
     async def place_order(
         self, request: OrderRequest, *, priority: Priority | None = None
     ) -> Outcome:
-        what = (
-            f"{request.side.name} {request.size} {request.type.name} {request.contract_id}"
-            f" tag={request.custom_tag}"
-        )
         return await self.around_mutation(
             BrokerCall(
                 "place_order",
                 lambda: self.inner.place_order(request),
                 request.account_id,
                 priority,
-                what,
                 request,
             )
         )
@@ -134,7 +159,7 @@ class BrokerMiddleware:
                 lambda: self.inner.cancel_order(account_id, order_id),
                 account_id,
                 priority,
-                f"order {order_id}",
+                args=(order_id,),
             )
         )
 
@@ -162,7 +187,7 @@ class BrokerMiddleware:
                 ),
                 account_id,
                 priority,
-                f"order {order_id} size={size} limit={limit_price} stop={stop_price}",
+                args=(order_id, size, limit_price, stop_price),
             )
         )
 
@@ -175,7 +200,7 @@ class BrokerMiddleware:
                 lambda: self.inner.close_position(account_id, contract_id),
                 account_id,
                 priority,
-                contract_id,
+                args=(contract_id,),
             )
         )
 
@@ -188,7 +213,7 @@ class BrokerMiddleware:
                 lambda: self.inner.partial_close_position(account_id, contract_id, size),
                 account_id,
                 priority,
-                f"{contract_id} size={size}",
+                args=(contract_id, size),
             )
         )
 
