@@ -26,11 +26,15 @@ from collections.abc import Awaitable
 from decimal import Decimal
 from typing import TypeVar
 
-from orderguard.broker.faults import FaultKind, FaultPlan, FaultyBroker
-from orderguard.broker.sim import SimBroker
-from orderguard.clock import VirtualClock
-from orderguard.models import OrderSide
-from orderguard.orders import OrderManager
+from orderguard import (
+    FaultKind,
+    FaultPlan,
+    FaultyBroker,
+    OrderManager,
+    OrderSide,
+    SimBroker,
+    VirtualClock,
+)
 
 MNQ = "CON.F.US.MNQ.Z26"
 ES = "CON.F.US.EP.Z26"

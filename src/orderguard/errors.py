@@ -24,6 +24,7 @@ data on the error (``retryable``), never guessed from the type name::
     │   └── MalformedPayloadError  the broker sent data we cannot parse
     ├── OrderNotFoundError         no order with that id exists in any status
     ├── ExposureRefusedError       new exposure refused (ambiguity latch, journal unavailable)
+    │   └── ExitNotReducingError   an exit that would no longer reduce the position: not sent
     ├── JournalError               the journal could not be read or written
     │   └── JournalCorruptError    the file is empty, not a database, or fails its integrity check
     └── OperationError             an operation id is unknown or a transition is not allowed
@@ -174,11 +175,13 @@ class OperationError(OrderGuardError):
 
 
 __all__ = [
+    "AlreadyProtectedError",
     "AuthenticationError",
     "BrokerError",
     "CircuitOpenError",
     "ConfigurationError",
     "ConnectionFailedError",
+    "ExitNotReducingError",
     "ExposureRefusedError",
     "InvalidPriceError",
     "InvalidSideError",
@@ -193,6 +196,7 @@ __all__ = [
     "OrderRejectedError",
     "OutcomeUnknownError",
     "RateLimitedError",
+    "ReadTimeoutError",
     "UnknownAccountError",
     "UnknownContractError",
     "ValidationError",

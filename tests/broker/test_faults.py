@@ -18,7 +18,6 @@ from orderguard.broker.base import (
     ConnectionEvent,
     ConnectionState,
     OrderEvent,
-    PlaceCode,
     Rejected,
     Unknown,
     UnknownOrigin,
@@ -33,6 +32,7 @@ from orderguard.broker.faults import (
     ScriptedFault,
 )
 from orderguard.broker.faults.plan import EVENT_KINDS, MUTATION_KINDS
+from orderguard.broker.projectx.codes import PlaceCode
 from orderguard.broker.sim import LatencyModel, SimBroker, SimExchange, default_contracts
 from orderguard.clock import VirtualClock
 from orderguard.errors import BrokerError, ConnectionFailedError, RateLimitedError

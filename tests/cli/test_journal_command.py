@@ -29,6 +29,7 @@ from orderguard.journal.testing import RecordFactory
 from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
 from orderguard.recovery.manager import OperationRecoveryManager
+from orderguard.testing import kill
 
 MNQ = "CON.F.US.MNQ.Z26"
 MODIFY_OP = "mod-after-crash"
@@ -65,9 +66,7 @@ async def _trade(path: Path) -> Built:
     await clock.advance(1)
     pending = await clock.run(manager.place_bracket_order(MNQ, OrderSide.BUY, 2, *below))
     await clock.advance(0)
-    for task in list(manager._tasks):  # the process dies: its tasks go, the journal stays
-        task.cancel()
-    manager._close_subscription()
+    kill(manager)  # the process dies: its tasks go, the journal stays
 
     make = RecordFactory(start=clock.now())  # after everything the manager wrote
     await journal.start_operation(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from orderguard.clock import VirtualClock
-from orderguard.errors import JournalError
 from orderguard.journal import SqliteJournal
+from orderguard.journal.base import WRITES
 from orderguard.journal.reader import JournalReader, read_journal
 from orderguard.journal.testing import RecordFactory
 
@@ -40,12 +40,19 @@ async def test_reads_records_like_the_writer_wrote_them(path: Path) -> None:
         assert counts == await real.counts()
 
 
-async def test_writes_are_refused(path: Path, make: RecordFactory) -> None:
+def _content(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+async def test_the_reader_has_no_writes(path: Path) -> None:
+    """A reader is a ReadableJournal only: there is no write to call by mistake, and reading
+    leaves the file byte for byte as it was."""
+    before = _content(path)
     async with JournalReader(path) as reader:
-        with pytest.raises(JournalError, match="read-only"):
-            await reader.start_operation(make.op("op-b"))
-        with pytest.raises(JournalError, match="read-only"):
-            await reader.set_watermark("k", "v")
+        for name in (*WRITES, "flush"):
+            assert not hasattr(reader, name), name
+        assert (await reader.counts()).intents == 1
+    assert _content(path) == before
 
 
 async def test_a_writer_appearing_mid_read_makes_it_read_again(path: Path) -> None:

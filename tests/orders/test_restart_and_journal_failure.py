@@ -12,6 +12,7 @@ from orderguard.errors import ExposureRefusedError, JournalError
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import OrderSide, OrderStatus, OrderType
 from orderguard.orders import OrderManager
+from orderguard.testing import kill
 
 from .conftest import MNQ, Harness, HarnessFactory, make_sim
 from .fakes import DelegatingBroker
@@ -42,9 +43,7 @@ async def test_a_new_process_resumes_managed_exits_on_start() -> None:
     await clock.run(first.place_market_order(MNQ, OrderSide.BUY, 2))
     stop = await clock.run(first.add_stop_loss(MNQ, STOP))
     await clock.advance(0)
-    for task in list(first._tasks):  # the process dies: its tasks go, the journal stays
-        task.cancel()
-    first._close_subscription()
+    kill(first)  # the process dies: its tasks go, the journal stays
     second = OrderManager(DelegatingBroker(sim), clock=clock, journal=journal, rng=random.Random(2))
     await clock.run(second.start())
     assert [e.order_id for e in second.position_orders.managed_exits()] == [stop.order_id]

@@ -19,6 +19,7 @@ from orderguard.journal.base import Journal
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType
 from orderguard.orders import OrderManager
+from orderguard.testing import kill
 
 MNQ = "CON.F.US.MNQ.Z26"
 D = Decimal
@@ -124,13 +125,6 @@ class World:
         for manager in self.managers:
             if manager.started:
                 await manager.cleanup()
-
-
-def kill(manager: OrderManager) -> None:
-    """What dies with a process: its tasks and its subscription (the journal stays)."""
-    for task in list(manager._tasks):
-        task.cancel()
-    manager._close_subscription()
 
 
 async def make_world(

@@ -18,6 +18,7 @@ from orderguard.clock import VirtualClock
 from orderguard.journal.memory import MemoryJournal
 from orderguard.orders import OrderManager
 from orderguard.recovery.manager import RecoveryOperation
+from orderguard.testing import kill
 
 MNQ = POSITION_CONTRACT
 PRICE = Decimal("21000.00")
@@ -79,9 +80,8 @@ class World:
 
 
 def bury(manager: OrderManager) -> None:
-    """What dies with a process: its background tasks."""
-    for task in list(manager._tasks):  # no getattr default: a rename must fail, not do nothing
-        task.cancel()
+    """What dies with a process: its background tasks and its subscription."""
+    kill(manager)
 
 
 async def die_during(

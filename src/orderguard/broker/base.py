@@ -73,66 +73,6 @@ class Unknown:
 Outcome = Confirmed | Rejected | Unknown
 
 
-# ProjectX error codes the rest of the system reasons about (the adapter owns the full tables).
-class PlaceCode:
-    ACCOUNT_NOT_FOUND = 1
-    ORDER_REJECTED = 2
-    INSUFFICIENT_FUNDS = 3
-    ACCOUNT_VIOLATION = 4
-    OUTSIDE_TRADING_HOURS = 5
-    ORDER_PENDING = 6
-    UNKNOWN_ERROR = 7
-    CONTRACT_NOT_FOUND = 8
-    CONTRACT_NOT_ACTIVE = 9
-    ACCOUNT_REJECTED = 10
-
-
-class CancelCode:
-    ACCOUNT_NOT_FOUND = 1
-    ORDER_NOT_FOUND = 2
-    REJECTED = 3
-    PENDING = 4
-    UNKNOWN_ERROR = 5
-    ACCOUNT_REJECTED = 6
-
-
-class ModifyCode:
-    ACCOUNT_NOT_FOUND = 1
-    ORDER_NOT_FOUND = 2
-    REJECTED = 3
-    PENDING = 4
-    UNKNOWN_ERROR = 5
-    ACCOUNT_REJECTED = 6
-    CONTRACT_NOT_FOUND = 7
-
-
-class CloseCode:
-    """``Position/closeContract``."""
-
-    ACCOUNT_NOT_FOUND = 1
-    POSITION_NOT_FOUND = 2
-    CONTRACT_NOT_FOUND = 3
-    CONTRACT_NOT_ACTIVE = 4
-    ORDER_REJECTED = 5
-    ORDER_PENDING = 6
-    UNKNOWN_ERROR = 7
-    ACCOUNT_REJECTED = 8
-
-
-class PartialCloseCode:
-    """``Position/partialCloseContract`` (note: one more code than closeContract, shifted)."""
-
-    ACCOUNT_NOT_FOUND = 1
-    POSITION_NOT_FOUND = 2
-    CONTRACT_NOT_FOUND = 3
-    CONTRACT_NOT_ACTIVE = 4
-    INVALID_CLOSE_SIZE = 5
-    ORDER_REJECTED = 6
-    ORDER_PENDING = 7
-    UNKNOWN_ERROR = 8
-    ACCOUNT_REJECTED = 9
-
-
 # ---------------------------------------------------------------------------------------------
 # Events
 # ---------------------------------------------------------------------------------------------
@@ -204,10 +144,9 @@ class Subscription(Protocol):
 
 
 @runtime_checkable
-class Broker(Protocol):
-    """What orderguard needs from a broker. All prices are ``Decimal``; ids are ProjectX's."""
+class BrokerOrders(Protocol):
+    """The mutations: each returns an :data:`Outcome` and never raises for a broker-side result."""
 
-    # mutations -> Outcome (never raise for broker-side results)
     async def place_order(self, request: OrderRequest) -> Outcome: ...
 
     async def cancel_order(self, account_id: int, order_id: int) -> Outcome: ...
@@ -229,7 +168,11 @@ class Broker(Protocol):
         self, account_id: int, contract_id: str, size: int
     ) -> Outcome: ...
 
-    # queries -> truth, or raise BrokerError
+
+@runtime_checkable
+class BrokerQueries(Protocol):
+    """The reads: broker truth, or a raised :class:`~orderguard.errors.BrokerError`."""
+
     async def search_orders(
         self, account_id: int, start: datetime, end: datetime | None = None
     ) -> list[Order]:
@@ -262,8 +205,21 @@ class Broker(Protocol):
         """Last traded price, for validating stops against the market; None if unknown."""
         ...
 
-    # events
+
+@runtime_checkable
+class BrokerEvents(Protocol):
+    """The event stream (see the module docstring for the handler rules)."""
+
     def subscribe(self, handler: EventHandler) -> Subscription: ...
+
+
+@runtime_checkable
+class Broker(BrokerOrders, BrokerQueries, BrokerEvents, Protocol):
+    """What orderguard needs from a broker: its orders, queries and events in one port.
+
+    All prices are ``Decimal``; ids are ProjectX's. Code that needs only one part of the port
+    can ask for that part alone (:class:`BrokerOrders`, :class:`BrokerQueries`,
+    :class:`BrokerEvents`)."""
 
 
 __all__ = [
@@ -271,17 +227,15 @@ __all__ = [
     "AccountEvent",
     "Broker",
     "BrokerEvent",
-    "CancelCode",
-    "CloseCode",
+    "BrokerEvents",
+    "BrokerOrders",
+    "BrokerQueries",
     "Confirmed",
     "ConnectionEvent",
     "ConnectionState",
     "EventHandler",
-    "ModifyCode",
     "OrderEvent",
     "Outcome",
-    "PartialCloseCode",
-    "PlaceCode",
     "PositionEvent",
     "QuoteEvent",
     "Rejected",

@@ -17,9 +17,8 @@ process like a disk does. It adds three things:
   not move while the thread works) and hands its result back only at a virtual instant fixed
   *before* the I/O started. So the moment a caller resumes never depends on how fast the disk
   was, and a seed replays byte for byte.
-* **Observation hooks.** ``on_terminal`` is called right after an operation is first written in
-  a terminal state (the I7 check looks at broker truth at that instant); ``on_write`` sees every
-  write that reached the backend (a planted bug can drop them).
+* **An observation hook.** ``on_terminal`` is called right after an operation is first written
+  in a terminal state (the I7 check looks at broker truth at that instant).
 """
 
 from __future__ import annotations
@@ -35,21 +34,10 @@ from typing import Any, cast
 
 from orderguard.clock import Clock
 from orderguard.errors import JournalError
-from orderguard.journal.base import Journal
+from orderguard.journal.base import WRITES, Journal
 from orderguard.journal.memory import MemoryJournal
 from orderguard.journal.sqlite import SqliteJournal
 
-WRITES = frozenset(
-    {
-        "start_operation",
-        "update_operation",
-        "record_intent",
-        "record_intents",
-        "record_outcome",
-        "record_event",
-        "set_watermark",
-    }
-)
 # A result reaches the caller this long after its call began (virtual seconds). An odd value, so
 # no other timer of the world lands on exactly the same instant.
 _HAND_BACK = 0.000_137
@@ -82,8 +70,6 @@ class ChaosJournal:
         self.lost_deferred = 0
         self.on_terminal: Callable[[str], Awaitable[None]] | None = None
         self._ended: set[str] = set()
-        self.on_write: Callable[[str, tuple[Any, ...], dict[str, Any]], bool] | None = None
-        """Sees every write before the backend; returning False drops it silently."""
 
     # -- faults -----------------------------------------------------------------------------
     def disk_full(self, seconds: float) -> None:
@@ -136,8 +122,6 @@ class ChaosJournal:
             err = JournalError(f"injected: {why}")
             err.retryable = True
             raise err
-        if self.on_write is not None and not self.on_write(name, args, kw):
-            return True if name == "record_event" else None
         result = await self._run(lambda: target(*args, **kw))
         if name == "update_operation" and self.on_terminal is not None:
             state = args[1] if len(args) > 1 else kw.get("state")
@@ -226,4 +210,4 @@ class JournalHome:
                 shutil.rmtree(self._dir, ignore_errors=True)
 
 
-__all__ = ["WRITES", "ChaosJournal", "JournalHome", "as_journal"]
+__all__ = ["ChaosJournal", "JournalHome", "as_journal"]

@@ -21,22 +21,18 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 from orderguard.broker.base import (
-    AccountCapabilities,
     Broker,
     BrokerEvent,
     EventHandler,
-    Outcome,
     Subscription,
     TradeEvent,
 )
+from orderguard.broker.middleware import MUTATIONS, BrokerCall, BrokerMiddleware
 from orderguard.chaos.invariants import WireRecord
-from orderguard.journal.base import Journal
-from orderguard.models import Account, Contract, Order, OrderRequest, Position, Trade
+from orderguard.journal.base import WRITES, Journal
 
 T = TypeVar("T")
 
@@ -139,137 +135,34 @@ class ProcessScope:
         return subscription
 
 
-class ScopedBroker:
-    """The Broker port as seen from inside one process (see :class:`ProcessScope`)."""
+class ScopedBroker(BrokerMiddleware):
+    """The Broker port as seen from inside one process (see :class:`ProcessScope`).
+
+    A query is refused by a dead process, and its answer is not read by one that died while it
+    was out; a mutation is a step of the scope. A placement that leaves is logged on the wire."""
 
     def __init__(self, inner: Broker, scope: ProcessScope) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.scope = scope
 
-    async def _query(self, name: str, call: Callable[[], Any]) -> Any:
-        self.scope.guard()
-        self.scope.calls[name] += 1
-        result = await call()
-        self.scope.guard()  # the answer reaches a dead process: nobody reads it
-        return result
+    def before(self, call: BrokerCall[Any]) -> None:
+        if call.op in MUTATIONS:
+            self.scope.calls[call.op] += 1
+            self.scope.before_step(call.op)
+            if call.request is not None:
+                request = call.request
+                self.scope.wire.append(
+                    WireRecord(_INTENT.get(), request.custom_tag, request.account_id)
+                )
+        else:
+            self.scope.guard()
+            self.scope.calls[call.op] += 1
 
-    async def _mutation(self, name: str, call: Callable[[], Any]) -> Outcome:
-        self.scope.calls[name] += 1
-        return cast(Outcome, await self.scope.effect(name, call))
-
-    async def place_order(self, request: OrderRequest) -> Outcome:
-        def send() -> Any:
-            self.scope.wire.append(
-                WireRecord(_INTENT.get(), request.custom_tag, request.account_id)
-            )
-            return self.inner.place_order(request)
-
-        return await self._mutation("place_order", send)
-
-    async def cancel_order(self, account_id: int, order_id: int) -> Outcome:
-        return await self._mutation(
-            "cancel_order", lambda: self.inner.cancel_order(account_id, order_id)
-        )
-
-    async def modify_order(
-        self,
-        account_id: int,
-        order_id: int,
-        *,
-        size: int | None = None,
-        limit_price: Decimal | None = None,
-        stop_price: Decimal | None = None,
-        trail_price: Decimal | None = None,
-    ) -> Outcome:
-        return await self._mutation(
-            "modify_order",
-            lambda: self.inner.modify_order(
-                account_id,
-                order_id,
-                size=size,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                trail_price=trail_price,
-            ),
-        )
-
-    async def close_position(self, account_id: int, contract_id: str) -> Outcome:
-        return await self._mutation(
-            "close_position", lambda: self.inner.close_position(account_id, contract_id)
-        )
-
-    async def partial_close_position(self, account_id: int, contract_id: str, size: int) -> Outcome:
-        return await self._mutation(
-            "partial_close_position",
-            lambda: self.inner.partial_close_position(account_id, contract_id, size),
-        )
-
-    async def search_orders(
-        self, account_id: int, start: datetime, end: datetime | None = None
-    ) -> list[Order]:
-        return cast(
-            list[Order],
-            await self._query(
-                "search_orders", lambda: self.inner.search_orders(account_id, start, end)
-            ),
-        )
-
-    async def search_open_orders(self, account_id: int) -> list[Order]:
-        return cast(
-            list[Order],
-            await self._query(
-                "search_open_orders", lambda: self.inner.search_open_orders(account_id)
-            ),
-        )
-
-    async def get_order(self, account_id: int, order_id: int) -> Order | None:
-        return cast(
-            Order | None,
-            await self._query("get_order", lambda: self.inner.get_order(account_id, order_id)),
-        )
-
-    async def search_positions(self, account_id: int) -> list[Position]:
-        return cast(
-            list[Position],
-            await self._query("search_positions", lambda: self.inner.search_positions(account_id)),
-        )
-
-    async def search_trades(
-        self, account_id: int, start: datetime, end: datetime | None = None
-    ) -> list[Trade]:
-        return cast(
-            list[Trade],
-            await self._query(
-                "search_trades", lambda: self.inner.search_trades(account_id, start, end)
-            ),
-        )
-
-    async def get_accounts(self) -> list[Account]:
-        return cast(list[Account], await self._query("get_accounts", self.inner.get_accounts))
-
-    async def get_contract(self, contract_id: str) -> Contract | None:
-        return cast(
-            Contract | None,
-            await self._query("get_contract", lambda: self.inner.get_contract(contract_id)),
-        )
-
-    async def search_contracts(self, text: str) -> list[Contract]:
-        return cast(
-            list[Contract],
-            await self._query("search_contracts", lambda: self.inner.search_contracts(text)),
-        )
-
-    async def get_capabilities(self, account_id: int) -> AccountCapabilities:
-        return cast(
-            AccountCapabilities,
-            await self._query("get_capabilities", lambda: self.inner.get_capabilities(account_id)),
-        )
-
-    async def get_last_price(self, contract_id: str) -> Decimal | None:
-        return cast(
-            Decimal | None,
-            await self._query("get_last_price", lambda: self.inner.get_last_price(contract_id)),
-        )
+    def after(self, call: BrokerCall[Any], result: object) -> None:
+        if call.op in MUTATIONS:
+            self.scope.after_step(call.op)
+        else:
+            self.scope.guard()  # the answer reaches a dead process: nobody reads it
 
     def subscribe(self, handler: EventHandler) -> Subscription:
         self.scope.guard()
@@ -283,19 +176,6 @@ class ScopedBroker:
             return handler(event)
 
         return self.scope.track(self.inner.subscribe(deliver))
-
-
-_JOURNAL_WRITES = frozenset(
-    {
-        "start_operation",
-        "update_operation",
-        "record_intent",
-        "record_intents",
-        "record_outcome",
-        "record_event",
-        "set_watermark",
-    }
-)
 
 
 class ScopedJournal:
@@ -317,7 +197,7 @@ class ScopedJournal:
         scope = self._scope
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            if name in _JOURNAL_WRITES:
+            if name in WRITES:
                 return await scope.effect(f"journal.{name}", lambda: target(*args, **kwargs))
             scope.guard()
             return await target(*args, **kwargs)

@@ -89,6 +89,7 @@ from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.recovery.startup import RecoveryReport
+from orderguard.testing.crash import kill
 
 ACCOUNT = 1
 PRICES = {POSITION_CONTRACT: Decimal("21000.00"), RESTING_CONTRACT: Decimal("6000.00")}
@@ -413,10 +414,7 @@ class _SeedRun:
         """What dies with the process: its background tasks (its memory goes with the object)."""
         if crash:
             self.result.crashes += 1
-        # The manager's spawned tasks are its threads of control; a dead process runs none.
-        # Cancelled in creation order: a set iterates by address, which would break replay.
-        for task in sorted(manager._tasks, key=_creation_order):  # no default: a rename must fail
-            task.cancel()
+        kill(manager)  # its tasks, in creation order; its subscription died with the scope
 
     def _last(self, contract: str) -> Decimal:
         price = self.exchange.last_price(contract)
@@ -680,13 +678,6 @@ class _SeedRun:
 
 def _ageless(detail: str) -> str:
     return re.sub(r" for [0-9.]+s \(window [0-9.]+s\)", "", detail)
-
-
-def _creation_order(task: asyncio.Task[object]) -> tuple[str, int]:
-    """asyncio names tasks ``Task-<n>`` from a process-wide counter: n is creation order."""
-    name = task.get_name()
-    head, _, tail = name.rpartition("-")
-    return (head, int(tail)) if tail.isdigit() else (name, 0)
 
 
 async def _all_operations(journal: Journal, page: int = 500) -> list[RecoveryOperation]:

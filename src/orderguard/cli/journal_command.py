@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orderguard.clock import SystemClock
 from orderguard.errors import JournalError
 from orderguard.journal.base import OperationRecord, dumps
 from orderguard.journal.reader import JournalReader, read_journal
@@ -227,13 +226,9 @@ def show(
 # -- stats ---------------------------------------------------------------------------------------
 async def _stats(reader: JournalReader) -> dict[str, Any]:
     counts = await reader.counts()
-    # The recovery manager's own recount (journal counts + its persisted counters): the same
-    # figures get_recovery_statistics() gives after a restart. It only reads here, and no
-    # engine registers extra sources, so in-memory-only figures (e.g. bracket timings) are absent.
-    manager = OperationRecoveryManager(reader, SystemClock())
-    await manager.load()
-    recovery = manager.get_recovery_statistics()
-    recovery.pop("history_size", None)  # the size of one process's in-memory cache, not a fact
+    # The recovery manager's own recount (journal counts + its persisted counters): the figures
+    # get_recovery_statistics() gives after a restart, less what only one process's memory holds.
+    recovery = await OperationRecoveryManager.read_statistics(reader)
     return {
         "operations": {
             "by_type_and_state": [

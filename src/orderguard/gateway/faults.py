@@ -38,7 +38,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from orderguard.broker.base import CancelCode, CloseCode, ModifyCode, PartialCloseCode, PlaceCode
+from orderguard.broker.projectx.codes import (
+    CancelCode,
+    CloseCode,
+    ModifyCode,
+    PartialCloseCode,
+    PlaceCode,
+)
 
 
 class WireFault(StrEnum):

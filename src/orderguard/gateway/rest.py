@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orderguard.broker.base import PlaceCode
+from orderguard.broker.projectx.codes import PlaceCode
 from orderguard.errors import UnknownAccountError
 from orderguard.models import BracketSpec, Order, OrderRequest, OrderSide, OrderType
 

@@ -225,24 +225,11 @@ class JournalCounts:
 # -- the port ------------------------------------------------------------------------------------
 
 
-class Journal(Protocol):
-    """Durable, append-only record of what orderguard intends and what happened.
+class ReadableJournal(Protocol):
+    """What a journal's readers need: open it, read it, close it.
 
-    Every write returns only once its record is durable; a write that cannot be made durable raises
-    :class:`~orderguard.errors.JournalError` (callers then refuse new exposure). Duplicate ids or
-    tags, and outcomes for unknown intents, are refused with ``JournalError`` too.
-
-    The exception is a write made with ``durable=False`` (operations, state updates, outcomes):
-    it is queued and returns at once, and becomes durable no later than the next durable write
-    (a backend may hold it until then, or until ``flush``/``close`` or a short timer). That is safe
-    because of two properties every backend keeps: (1) records commit in the order they were
-    written, so once a later durable write (an intent) returns, every earlier deferred record is
-    durable too; (2) what a crash can lose is only a *suffix* of deferred records — an outcome or a
-    state update after the last intent — and recovery rebuilds exactly those from the broker: an
-    intent without an outcome is resolved by its customTag, and an operation's state is
-    re-derived from its legs. Intents are therefore always durable before their mutation is sent.
-    A deferred write that fails later is logged and counted (``deferred_failures``); a failure
-    that breaks the journal makes the next durable write raise.
+    The CLI's read-only :class:`~orderguard.journal.reader.JournalReader` is one; every
+    :class:`Journal` is one too.
     """
 
     terminal_states: frozenset[str]
@@ -250,7 +237,7 @@ class Journal(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None:
-        """Flush pending writes and release resources; idempotent."""
+        """Flush pending writes (if it writes) and release resources; idempotent."""
         ...
 
     async def __aenter__(self) -> Self: ...
@@ -262,7 +249,44 @@ class Journal(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    # writes
+    async def get_watermark(self, key: str) -> str | None: ...
+
+    async def get_operation(self, operation_id: str) -> OperationRecord | None: ...
+
+    async def unfinished_operations(
+        self, terminal_states: Collection[str] | None = None
+    ) -> list[OperationRecord]:
+        """Operations not in a terminal state, oldest first."""
+        ...
+
+    async def operations(self, limit: int = 100, offset: int = 0) -> list[OperationRecord]:
+        """Operations newest first."""
+        ...
+
+    async def intents_for(self, operation_id: str) -> list[IntentRecord]:
+        """The operation's intents in the order they were recorded."""
+        ...
+
+    async def intent_by_tag(
+        self, custom_tag: str, account_id: int | None = None
+    ) -> IntentRecord | None: ...
+
+    async def outcome_for(self, intent_id: str) -> OutcomeRecord | None:
+        """The latest outcome recorded for the intent."""
+        ...
+
+    async def outcomes_for(self, intent_id: str) -> list[OutcomeRecord]: ...
+
+    async def state_changes(self, operation_id: str) -> list[StateChangeRecord]: ...
+
+    async def events_for(self, operation_id: str) -> list[EventRecord]: ...
+
+    async def counts(self) -> JournalCounts: ...
+
+
+class WritableJournal(Protocol):
+    """The writes of a journal (see :class:`Journal` for durability and deferred writes)."""
+
     async def start_operation(self, rec: OperationRecord, *, durable: bool = True) -> None:
         """Create the operation and its first state change (``None -> rec.state``) atomically."""
         ...
@@ -300,10 +324,6 @@ class Journal(Protocol):
 
     async def record_outcome(self, rec: OutcomeRecord, *, durable: bool = True) -> None: ...
 
-    async def flush(self) -> None:
-        """Return once every write queued so far (deferred ones too) is durable or has failed."""
-        ...
-
     async def record_event(self, rec: EventRecord) -> bool:
         """Record an applied event; False (nothing written) if its key was already recorded."""
         ...
@@ -312,44 +332,49 @@ class Journal(Protocol):
         """Set ``key`` to ``value`` (``durable=False``: a deferred write, as above)."""
         ...
 
-    # reads
-    async def get_watermark(self, key: str) -> str | None: ...
-
-    async def get_operation(self, operation_id: str) -> OperationRecord | None: ...
-
-    async def unfinished_operations(
-        self, terminal_states: Collection[str] | None = None
-    ) -> list[OperationRecord]:
-        """Operations not in a terminal state, oldest first."""
+    async def flush(self) -> None:
+        """Return once every write queued so far (deferred ones too) is durable or has failed."""
         ...
 
-    async def operations(self, limit: int = 100, offset: int = 0) -> list[OperationRecord]:
-        """Operations newest first."""
-        ...
 
-    async def intents_for(self, operation_id: str) -> list[IntentRecord]:
-        """The operation's intents in the order they were recorded."""
-        ...
+WRITES: frozenset[str] = frozenset(
+    {
+        "start_operation",
+        "update_operation",
+        "record_intent",
+        "record_intents",
+        "record_outcome",
+        "record_event",
+        "set_watermark",
+    }
+)
+"""The methods of :class:`WritableJournal` that write a record (all of it but ``flush``)."""
 
-    async def intent_by_tag(
-        self, custom_tag: str, account_id: int | None = None
-    ) -> IntentRecord | None: ...
 
-    async def outcome_for(self, intent_id: str) -> OutcomeRecord | None:
-        """The latest outcome recorded for the intent."""
-        ...
+class Journal(ReadableJournal, WritableJournal, Protocol):
+    """Durable, append-only record of what orderguard intends and what happened.
 
-    async def outcomes_for(self, intent_id: str) -> list[OutcomeRecord]: ...
+    Every write returns only once its record is durable; a write that cannot be made durable raises
+    :class:`~orderguard.errors.JournalError` (callers then refuse new exposure). Duplicate ids or
+    tags, and outcomes for unknown intents, are refused with ``JournalError`` too.
 
-    async def state_changes(self, operation_id: str) -> list[StateChangeRecord]: ...
-
-    async def events_for(self, operation_id: str) -> list[EventRecord]: ...
-
-    async def counts(self) -> JournalCounts: ...
+    The exception is a write made with ``durable=False`` (operations, state updates, outcomes):
+    it is queued and returns at once, and becomes durable no later than the next durable write
+    (a backend may hold it until then, or until ``flush``/``close`` or a short timer). That is safe
+    because of two properties every backend keeps: (1) records commit in the order they were
+    written, so once a later durable write (an intent) returns, every earlier deferred record is
+    durable too; (2) what a crash can lose is only a *suffix* of deferred records — an outcome or a
+    state update after the last intent — and recovery rebuilds exactly those from the broker: an
+    intent without an outcome is resolved by its customTag, and an operation's state is
+    re-derived from its legs. Intents are therefore always durable before their mutation is sent.
+    A deferred write that fails later is logged and counted (``deferred_failures``); a failure
+    that breaks the journal makes the next durable write raise.
+    """
 
 
 __all__ = [
     "DEFAULT_TERMINAL_STATES",
+    "WRITES",
     "EventRecord",
     "IntentKind",
     "IntentRecord",
@@ -358,7 +383,9 @@ __all__ = [
     "OperationRecord",
     "OutcomeKind",
     "OutcomeRecord",
+    "ReadableJournal",
     "StateChangeRecord",
+    "WritableJournal",
     "dumps",
     "enum_text",
     "format_time",

@@ -14,20 +14,20 @@ unsafe, and it leaves a trace (its ``-wal`` appears; a checkpoint changes the fi
 mtime). :func:`read_journal` therefore checks for that trace after the read and, if it finds it,
 reads again with ``mode=ro``, which is safe next to a live writer (and the ``-wal`` exists then).
 
-The reader is a structural :class:`~orderguard.journal.base.Journal` so that code which recounts
-from a journal (the recovery manager's statistics) can run on it unchanged; its writes raise.
+The reader is a :class:`~orderguard.journal.base.ReadableJournal`: it has the journal's reads and
+no writes at all, so code that only reads a journal (the recovery statistics,
+:meth:`~orderguard.recovery.manager.OperationRecoveryManager.read_statistics`) runs on it.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from orderguard.errors import JournalCorruptError, JournalError
 from orderguard.journal import queries
@@ -184,9 +184,6 @@ class JournalReader:
         except (KeyError, TypeError, ValueError) as exc:  # a row our records refuse
             raise JournalError(f"journal {self.path} holds a malformed record: {exc}") from exc
 
-    async def flush(self) -> None:
-        """Nothing is ever queued here."""
-
     async def get_watermark(self, key: str) -> str | None:
         return queries.first(self._read(queries.watermark(key)))
 
@@ -224,40 +221,6 @@ class JournalReader:
 
     async def counts(self) -> JournalCounts:
         return queries.counts(self._fetch(queries.COUNTS_SQL))
-
-    # -- writes: refused -------------------------------------------------------------------------
-    def _refuse(self) -> NoReturn:
-        raise JournalError(f"journal {self.path} is open read-only")
-
-    async def start_operation(self, rec: OperationRecord, *, durable: bool = True) -> None:
-        self._refuse()
-
-    async def update_operation(
-        self,
-        operation_id: str,
-        state: str,
-        *,
-        data: Mapping[str, Any] | None = None,
-        reason: str = "",
-        at: datetime | None = None,
-        durable: bool = True,
-    ) -> None:
-        self._refuse()
-
-    async def record_intent(self, rec: IntentRecord) -> None:
-        self._refuse()
-
-    async def record_intents(self, recs: Sequence[IntentRecord]) -> None:
-        self._refuse()
-
-    async def record_outcome(self, rec: OutcomeRecord, *, durable: bool = True) -> None:
-        self._refuse()
-
-    async def record_event(self, rec: EventRecord) -> bool:
-        self._refuse()
-
-    async def set_watermark(self, key: str, value: str, *, durable: bool = True) -> None:
-        self._refuse()
 
 
 def _scalar(conn: sqlite3.Connection, sql: str) -> int:

@@ -36,23 +36,15 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar
 
-from orderguard.broker.base import (
-    AccountCapabilities,
-    Broker,
-    EventHandler,
-    Outcome,
-    Subscription,
-    Unknown,
-    UnknownOrigin,
-)
+from orderguard.broker.base import Broker, Outcome, Unknown, UnknownOrigin
+from orderguard.broker.middleware import BrokerCall, BrokerMiddleware
 from orderguard.clock import Clock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import CircuitOpenError, ReadTimeoutError
-from orderguard.models import Account, Contract, Order, OrderRequest, Position, Trade
+from orderguard.models import Order, Position
 from orderguard.orders.coalesce import Coalescer
 from orderguard.resilience import (
     PRIORITY_LANE,
@@ -77,6 +69,16 @@ class Family(StrEnum):
     POSITIONS = "positions"
     QUERIES = "queries"
 
+
+# Which breaker guards each mutation, and the lane a mutation takes when its caller names none.
+_FAMILY = {
+    "place_order": Family.ORDERS,
+    "cancel_order": Family.ORDERS,
+    "modify_order": Family.ORDERS,
+    "close_position": Family.POSITIONS,
+    "partial_close_position": Family.POSITIONS,
+}
+_MUTATION_LANE = {Family.ORDERS: Priority.NORMAL, Family.POSITIONS: Priority.FLATTEN}
 
 # Unknown outcomes that say the endpoint did not answer. PENDING, UNKNOWN_CODE and a 429 after
 # send are answers from a working endpoint: they are resolved, but they do not open a breaker.
@@ -113,7 +115,7 @@ def _urgent_policy(policy: RetryPolicy) -> RetryPolicy:
     )
 
 
-class GuardedBroker:
+class GuardedBroker(BrokerMiddleware):
     """The Broker port with rate limiting, circuit breakers and query retries (see module)."""
 
     def __init__(
@@ -124,7 +126,7 @@ class GuardedBroker:
         rng: random.Random,
         stats: Counter[str] | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._clock = clock
         self.urgent_read_timeout = config.protection_read_timeout
         """Seconds a read in a priority lane may take before it is asked again."""
@@ -300,111 +302,50 @@ class GuardedBroker:
         retrier = self.urgent_retrier if priority in PRIORITY_LANE else self.retrier
         return await retrier.call(attempt, name="query")
 
-    # -- the Broker port -----------------------------------------------------------------------
-    async def place_order(
-        self, request: OrderRequest, *, priority: Priority = Priority.NORMAL
-    ) -> Outcome:
+    # -- the middleware hooks ------------------------------------------------------------------
+    async def around_mutation(self, call: BrokerCall[Outcome]) -> Outcome:
+        family = _FAMILY[call.op]
+        priority = _MUTATION_LANE[family] if call.priority is None else call.priority
+        assert call.account_id is not None  # every mutation of the port names its account
         return await self.mutation(
-            Family.ORDERS,
-            priority,
-            lambda: self.inner.place_order(request),
-            lambda: self.inner.search_open_orders(request.account_id),
+            family, priority, call.run, self._probe_read(family, call.account_id)
         )
 
-    async def cancel_order(
-        self, account_id: int, order_id: int, *, priority: Priority = Priority.NORMAL
-    ) -> Outcome:
-        return await self.mutation(
-            Family.ORDERS,
-            priority,
-            lambda: self.inner.cancel_order(account_id, order_id),
-            lambda: self.inner.search_open_orders(account_id),
-        )
+    def _probe_read(self, family: Family, account_id: int) -> Callable[[], Awaitable[object]]:
+        """The read that probes a half-open family: a read of the same endpoints."""
+        if family is Family.ORDERS:
+            return lambda: self.inner.search_open_orders(account_id)
+        return lambda: self.inner.search_positions(account_id)
 
-    async def modify_order(
-        self,
-        account_id: int,
-        order_id: int,
-        *,
-        size: int | None = None,
-        limit_price: Decimal | None = None,
-        stop_price: Decimal | None = None,
-        trail_price: Decimal | None = None,
-        priority: Priority = Priority.NORMAL,
-    ) -> Outcome:
-        return await self.mutation(
-            Family.ORDERS,
-            priority,
-            lambda: self.inner.modify_order(
-                account_id,
-                order_id,
-                size=size,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                trail_price=trail_price,
-            ),
-            lambda: self.inner.search_open_orders(account_id),
-        )
+    async def around_query(self, call: BrokerCall[T]) -> T:
+        lane = Priority.QUERY if call.priority is None else call.priority
+        return await self.query(call.run, lane)
 
-    async def close_position(
-        self, account_id: int, contract_id: str, *, priority: Priority = Priority.FLATTEN
-    ) -> Outcome:
-        return await self.mutation(
-            Family.POSITIONS,
-            priority,
-            lambda: self.inner.close_position(account_id, contract_id),
-            lambda: self.inner.search_positions(account_id),
-        )
-
-    async def partial_close_position(
-        self,
-        account_id: int,
-        contract_id: str,
-        size: int,
-        *,
-        priority: Priority = Priority.FLATTEN,
-    ) -> Outcome:
-        return await self.mutation(
-            Family.POSITIONS,
-            priority,
-            lambda: self.inner.partial_close_position(account_id, contract_id, size),
-            lambda: self.inner.search_positions(account_id),
-        )
-
+    # -- reads that share a request ----------------------------------------------------------
     async def search_orders(
         self,
         account_id: int,
         start: datetime,
         end: datetime | None = None,
         *,
-        priority: Priority = Priority.QUERY,
+        priority: Priority | None = None,
     ) -> list[Order]:
         """Orders created since ``start``. Concurrent searches of one account in one lane share
         a request (:mod:`~orderguard.orders.coalesce`) over the widest window asked, each cut
         back to its own window by creation time — the window the simulator and the gateway
         search by (the spec leaves it unsaid: ``docs/projectx.md``)."""
+        lane = Priority.QUERY if priority is None else priority
         if end is not None:
-            return await self.query(
-                lambda: self.inner.search_orders(account_id, start, end), priority
-            )
-        orders = await self._order_reads.read((account_id, priority), start)
+            return await self.query(lambda: self.inner.search_orders(account_id, start, end), lane)
+        orders = await self._order_reads.read((account_id, lane), start)
         return [o for o in orders if o.creation_timestamp >= start]
 
-    async def search_open_orders(
-        self, account_id: int, *, priority: Priority = Priority.QUERY
-    ) -> list[Order]:
-        return await self.query(lambda: self.inner.search_open_orders(account_id), priority)
-
-    async def get_order(
-        self, account_id: int, order_id: int, *, priority: Priority = Priority.QUERY
-    ) -> Order | None:
-        return await self.query(lambda: self.inner.get_order(account_id, order_id), priority)
-
     async def search_positions(
-        self, account_id: int, *, priority: Priority = Priority.QUERY
+        self, account_id: int, *, priority: Priority | None = None
     ) -> list[Position]:
         """The account's positions; concurrent reads in one lane share a request."""
-        return await self._position_reads.read((account_id, priority), None)
+        lane = Priority.QUERY if priority is None else priority
+        return await self._position_reads.read((account_id, lane), None)
 
     async def _fetch_orders(self, key: tuple[int, Priority], start: datetime) -> list[Order]:
         account_id, priority = key
@@ -413,31 +354,6 @@ class GuardedBroker:
     async def _fetch_positions(self, key: tuple[int, Priority], _: None) -> list[Position]:
         account_id, priority = key
         return await self.query(lambda: self.inner.search_positions(account_id), priority)
-
-    async def search_trades(
-        self, account_id: int, start: datetime, end: datetime | None = None
-    ) -> list[Trade]:
-        return await self.query(lambda: self.inner.search_trades(account_id, start, end))
-
-    async def get_accounts(self) -> list[Account]:
-        return await self.query(self.inner.get_accounts)
-
-    async def get_contract(self, contract_id: str) -> Contract | None:
-        return await self.query(lambda: self.inner.get_contract(contract_id))
-
-    async def search_contracts(self, text: str) -> list[Contract]:
-        return await self.query(lambda: self.inner.search_contracts(text))
-
-    async def get_capabilities(self, account_id: int) -> AccountCapabilities:
-        return await self.query(lambda: self.inner.get_capabilities(account_id))
-
-    async def get_last_price(
-        self, contract_id: str, *, priority: Priority = Priority.QUERY
-    ) -> Decimal | None:
-        return await self.query(lambda: self.inner.get_last_price(contract_id), priority)
-
-    def subscribe(self, handler: EventHandler) -> Subscription:
-        return self.inner.subscribe(handler)
 
 
 __all__ = ["Family", "GuardedBroker", "retry_policy_from"]

@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from orderguard.broker.base import Confirmed, Outcome, PlaceCode, Rejected, Unknown
+from orderguard.broker.base import Confirmed, Outcome, Rejected, Unknown
+from orderguard.broker.projectx.codes import PlaceCode
 from orderguard.errors import (
     ExitNotReducingError,
     InvalidSideError,

@@ -52,6 +52,7 @@ from orderguard.journal.base import (
     OperationRecord,
     OutcomeKind,
     OutcomeRecord,
+    ReadableJournal,
 )
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType
 from orderguard.recovery.operations import (
@@ -340,6 +341,43 @@ _TERMINAL_STAT = {
 }
 
 
+async def _read_counters(
+    journal: ReadableJournal, stats: dict[str, int]
+) -> dict[str, dict[str, int]] | None:
+    """Set ``stats`` from the journal: record counts, then the persisted counters. Returns the
+    per-kind recovery counts persisted with them (None when nothing was persisted)."""
+    counts = await journal.counts()
+    by_state, outcomes = counts.operations_by_state, counts.outcomes
+    stats["operations_started"] = sum(by_state.values())
+    for state, key in _TERMINAL_STAT.items():
+        stats[key] = by_state.get(state.value, 0)
+    stats["unknown_outcomes_seen"] = outcomes.get(OutcomeKind.UNKNOWN.value, 0)
+    stats["unknown_outcomes_resolved"] = outcomes.get(OutcomeKind.RESOLVED.value, 0)
+    raw = await journal.get_watermark(_STATS_WATERMARK)
+    if not raw:
+        return None
+    saved = json.loads(raw)
+    for key in _PERSISTED_KEYS:
+        stats[key] = int(saved.get(key, 0))
+    return {
+        str(kind): {"attempts": int(v.get("attempts", 0)), "succeeded": int(v.get("succeeded", 0))}
+        for kind, v in dict(saved.get(_BY_KIND, {})).items()
+    }
+
+
+def _statistics(s: Mapping[str, int], by_kind: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """The counters with their rates and the per-kind breakdown (sorted by kind)."""
+    finished = s["operations_completed"] + s["operations_failed"] + s["operations_rolled_back"]
+    return {
+        **s,
+        "success_rate": (s["operations_completed"] / finished) if finished else 0.0,
+        "recovery_success_rate": (
+            s["successful_recoveries"] / s["recovery_attempts"] if s["recovery_attempts"] else 0.0
+        ),
+        "recovery_by_kind": {k: dict(v) for k, v in sorted(by_kind.items())},
+    }
+
+
 class ProtectionRollback(Protocol):
     """The protection executor as the recovery manager sees it (recovery/protection.py)."""
 
@@ -483,20 +521,9 @@ class OperationRecoveryManager:
     async def load(self) -> list[RecoveryOperation]:
         """Rebuild the in-memory view from the journal; returns the unfinished operations."""
         await self.journal.flush()
-        counts = await self.journal.counts()
-        self._recount(counts.operations_by_state, counts.outcomes)
-        raw = await self.journal.get_watermark(_STATS_WATERMARK)
-        if raw:
-            saved = json.loads(raw)
-            for key in _PERSISTED_KEYS:
-                self.recovery_stats[key] = int(saved.get(key, 0))
-            self.recovery_by_kind = {
-                str(kind): {
-                    "attempts": int(v.get("attempts", 0)),
-                    "succeeded": int(v.get("succeeded", 0)),
-                }
-                for kind, v in dict(saved.get(_BY_KIND, {})).items()
-            }
+        by_kind = await _read_counters(self.journal, self.recovery_stats)
+        if by_kind is not None:
+            self.recovery_by_kind = by_kind
         self.active_operations.clear()
         self.operation_history.clear()
         self._holding.clear()
@@ -518,13 +545,16 @@ class OperationRecoveryManager:
                 self._note_holding(op)
         return unfinished
 
-    def _recount(self, by_state: Mapping[str, int], outcomes: Mapping[str, int]) -> None:
-        s = self.recovery_stats
-        s["operations_started"] = sum(by_state.values())
-        for state, key in _TERMINAL_STAT.items():
-            s[key] = by_state.get(state.value, 0)
-        s["unknown_outcomes_seen"] = outcomes.get(OutcomeKind.UNKNOWN.value, 0)
-        s["unknown_outcomes_resolved"] = outcomes.get(OutcomeKind.RESOLVED.value, 0)
+    @staticmethod
+    async def read_statistics(journal: ReadableJournal) -> dict[str, Any]:
+        """:meth:`get_recovery_statistics` as a process that just loaded ``journal`` gives it,
+        from a journal that is only read (the CLI's read-only reader). Figures that only live in
+        one process's memory are absent: ``history_size``, and what engines register (bracket
+        timings)."""
+        stats = dict.fromkeys(_STAT_KEYS, 0)
+        by_kind = await _read_counters(journal, stats) or {}
+        active = len(await journal.unfinished_operations())
+        return {**_statistics(stats, by_kind), "active_operations": active}
 
     async def _persist_counters(self) -> None:
         """Save the counters the journal cannot recount (recoveries and flattens).
@@ -1313,17 +1343,8 @@ class OperationRecoveryManager:
         return cleaned
 
     def get_recovery_statistics(self) -> dict[str, Any]:
-        s = self.recovery_stats
-        finished = s["operations_completed"] + s["operations_failed"] + s["operations_rolled_back"]
         return {
-            **s,
-            "success_rate": (s["operations_completed"] / finished) if finished else 0.0,
-            "recovery_success_rate": (
-                s["successful_recoveries"] / s["recovery_attempts"]
-                if s["recovery_attempts"]
-                else 0.0
-            ),
-            "recovery_by_kind": {k: dict(v) for k, v in sorted(self.recovery_by_kind.items())},
+            **_statistics(self.recovery_stats, self.recovery_by_kind),
             "active_operations": len(self.active_operations),
             "history_size": len(self.operation_history),
             **{k: v for source in self._stat_sources for k, v in source().items()},

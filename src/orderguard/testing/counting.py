@@ -9,22 +9,20 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from orderguard.broker.base import Broker
+from orderguard.broker.middleware import BrokerCall, BrokerMiddleware
 
-class CountingBroker:
-    """Forwards to ``inner`` and counts every awaited call in :attr:`calls` (``subscribe`` and
-    plain attributes pass through uncounted)."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+class CountingBroker(BrokerMiddleware):
+    """Forwards to ``inner`` and counts every call of the port in :attr:`calls` by method name
+    (``subscribe`` passes through uncounted)."""
+
+    def __init__(self, inner: Broker) -> None:
+        super().__init__(inner)
         self.calls: Counter[str] = Counter()
 
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.inner, name)
-        if name == "subscribe" or not callable(target):
-            return target
+    def before(self, call: BrokerCall[Any]) -> None:
+        self.calls[call.op] += 1
 
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return await target(*args, **kwargs)
 
-        return call
+__all__ = ["CountingBroker"]

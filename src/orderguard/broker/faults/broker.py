@@ -13,12 +13,9 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import TypeVar
 
 from orderguard.broker.base import (
-    AccountCapabilities,
     Broker,
     EventHandler,
     Outcome,
@@ -40,9 +37,9 @@ from orderguard.broker.faults.plan import (
     ScriptedFault,
     StormKind,
 )
+from orderguard.broker.middleware import BrokerCall, BrokerMiddleware
 from orderguard.clock import Clock
 from orderguard.errors import BrokerError, ConnectionFailedError, RateLimitedError
-from orderguard.models import Account, Contract, Order, OrderRequest, Position, Trade
 
 T = TypeVar("T")
 logger = logging.getLogger("orderguard.broker.faults")
@@ -95,11 +92,11 @@ def _uniform(bounds: tuple[float, float], u: float) -> float:
     return bounds[0] + (bounds[1] - bounds[0]) * u
 
 
-class FaultyBroker:
+class FaultyBroker(BrokerMiddleware):
     """A :class:`~orderguard.broker.base.Broker` that injects the plan's faults into ``inner``."""
 
     def __init__(self, inner: Broker, clock: Clock, plan: FaultPlan, seed: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.plan = plan
         self.seed = seed
         self._clock = clock
@@ -290,7 +287,8 @@ class FaultyBroker:
         return n, _Decision(chosen, before, after, _uniform(param_range, u_param))
 
     # -- mutations --------------------------------------------------------------------------
-    async def _mutate(self, op: str, call: Callable[[], Awaitable[Outcome]], what: str) -> Outcome:
+    async def around_mutation(self, call: BrokerCall[Outcome]) -> Outcome:
+        op, what = call.op, call.what
         n, d = self._decide(op, mutation=True)
         if (storm := self.storm_now()) is not None:
             return await self._storm_call(storm, op, n, mutation=True)
@@ -302,7 +300,7 @@ class FaultyBroker:
         faults = self.plan.for_mutation(op)
         result: Outcome
         if kind is None:
-            result = await call()
+            result = await call.run()
         elif kind is FaultKind.REJECT:
             code = (script.code if script else None) or faults.reject_code
             code = DEFAULT_REJECT_CODES[op] if code is None else code
@@ -323,10 +321,10 @@ class FaultyBroker:
             result = Unknown(UnknownOrigin.CONNECTION_LOST, "injected: connection lost")
         elif kind is FaultKind.LATE:
             self._record(kind, op, n, f"{what}: executes in {d.seconds:.3f}s")
-            self._execute_later(op, n, call, d.seconds)
+            self._execute_later(op, n, call.run, d.seconds)
             result = Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, "injected: timed out, still queued")
         else:
-            truth = await call()
+            truth = await call.run()
             self._record(kind, op, n, f"{what}: executed -> {truth}")
             result = Unknown(_EXECUTED_ORIGIN[kind], f"injected: {kind.value}")
         if d.after:
@@ -358,59 +356,9 @@ class FaultyBroker:
 
         self._clock.call_later(seconds, start)
 
-    async def place_order(self, request: OrderRequest) -> Outcome:
-        what = (
-            f"{request.side.name} {request.size} {request.type.name} {request.contract_id}"
-            f" tag={request.custom_tag}"
-        )
-        return await self._mutate("place_order", lambda: self.inner.place_order(request), what)
-
-    async def cancel_order(self, account_id: int, order_id: int) -> Outcome:
-        return await self._mutate(
-            "cancel_order",
-            lambda: self.inner.cancel_order(account_id, order_id),
-            f"order {order_id}",
-        )
-
-    async def modify_order(
-        self,
-        account_id: int,
-        order_id: int,
-        *,
-        size: int | None = None,
-        limit_price: Decimal | None = None,
-        stop_price: Decimal | None = None,
-        trail_price: Decimal | None = None,
-    ) -> Outcome:
-        return await self._mutate(
-            "modify_order",
-            lambda: self.inner.modify_order(
-                account_id,
-                order_id,
-                size=size,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                trail_price=trail_price,
-            ),
-            f"order {order_id} size={size} limit={limit_price} stop={stop_price}",
-        )
-
-    async def close_position(self, account_id: int, contract_id: str) -> Outcome:
-        return await self._mutate(
-            "close_position",
-            lambda: self.inner.close_position(account_id, contract_id),
-            contract_id,
-        )
-
-    async def partial_close_position(self, account_id: int, contract_id: str, size: int) -> Outcome:
-        return await self._mutate(
-            "partial_close_position",
-            lambda: self.inner.partial_close_position(account_id, contract_id, size),
-            f"{contract_id} size={size}",
-        )
-
     # -- queries ----------------------------------------------------------------------------
-    async def _query(self, op: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def around_query(self, call: BrokerCall[T]) -> T:
+        op = call.op
         n, d = self._decide(op, mutation=False)
         if (storm := self.storm_now()) is not None:
             await self._storm_call(storm, op, n, mutation=False)  # always raises for reads
@@ -420,7 +368,7 @@ class FaultyBroker:
             await self._clock.sleep(wait)
         kind, script = d.kind, d.script
         if kind is None:
-            return await call()
+            return await call.run()
         self._record(kind, op, n, "")
         if kind is FaultKind.FAIL_BEFORE_SEND:
             raise ConnectionFailedError(f"injected: connection refused on {op}")
@@ -430,7 +378,7 @@ class FaultyBroker:
                 f"injected: HTTP 429 on {op}", retry_after=retry_after, sent=False
             )
         if kind is FaultKind.QUERY_TIMEOUT:
-            await call()  # the broker answers; the answer never reaches us
+            await call.run()  # the broker answers; the answer never reaches us
             await self._clock.sleep(d.seconds)
             error = BrokerError(f"injected: {op} timed out after {d.seconds:.3f}s")
         else:
@@ -438,50 +386,6 @@ class FaultyBroker:
         # A read is always safe to repeat; errors.py has no timeout/5xx subclass to say so.
         error.retryable = True
         raise error
-
-    async def search_orders(
-        self, account_id: int, start: datetime, end: datetime | None = None
-    ) -> list[Order]:
-        return await self._query(
-            "search_orders", lambda: self.inner.search_orders(account_id, start, end)
-        )
-
-    async def search_open_orders(self, account_id: int) -> list[Order]:
-        return await self._query(
-            "search_open_orders", lambda: self.inner.search_open_orders(account_id)
-        )
-
-    async def get_order(self, account_id: int, order_id: int) -> Order | None:
-        return await self._query("get_order", lambda: self.inner.get_order(account_id, order_id))
-
-    async def search_positions(self, account_id: int) -> list[Position]:
-        return await self._query(
-            "search_positions", lambda: self.inner.search_positions(account_id)
-        )
-
-    async def search_trades(
-        self, account_id: int, start: datetime, end: datetime | None = None
-    ) -> list[Trade]:
-        return await self._query(
-            "search_trades", lambda: self.inner.search_trades(account_id, start, end)
-        )
-
-    async def get_accounts(self) -> list[Account]:
-        return await self._query("get_accounts", self.inner.get_accounts)
-
-    async def get_contract(self, contract_id: str) -> Contract | None:
-        return await self._query("get_contract", lambda: self.inner.get_contract(contract_id))
-
-    async def search_contracts(self, text: str) -> list[Contract]:
-        return await self._query("search_contracts", lambda: self.inner.search_contracts(text))
-
-    async def get_capabilities(self, account_id: int) -> AccountCapabilities:
-        return await self._query(
-            "get_capabilities", lambda: self.inner.get_capabilities(account_id)
-        )
-
-    async def get_last_price(self, contract_id: str) -> Decimal | None:
-        return await self._query("get_last_price", lambda: self.inner.get_last_price(contract_id))
 
     # -- events -----------------------------------------------------------------------------
     def subscribe(self, handler: EventHandler) -> Subscription:

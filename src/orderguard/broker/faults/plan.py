@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from orderguard.broker.base import CancelCode, CloseCode, ModifyCode, PartialCloseCode, PlaceCode
+from orderguard.broker.middleware import MUTATIONS, QUERIES
+from orderguard.broker.projectx.codes import (
+    CancelCode,
+    CloseCode,
+    ModifyCode,
+    PartialCloseCode,
+    PlaceCode,
+)
 
 
 class FaultKind(StrEnum):
@@ -60,25 +67,8 @@ class StormKind(StrEnum):
     NO_ANSWER = "no_answer"  # every call waits ``no_answer_wait`` s, then Unknown / an error
 
 
-MUTATION_OPS: Final = (
-    "place_order",
-    "cancel_order",
-    "modify_order",
-    "close_position",
-    "partial_close_position",
-)
-QUERY_OPS: Final = (
-    "search_orders",
-    "search_open_orders",
-    "get_order",
-    "search_positions",
-    "search_trades",
-    "get_accounts",
-    "get_contract",
-    "search_contracts",
-    "get_capabilities",
-    "get_last_price",
-)
+MUTATION_OPS: Final = MUTATIONS
+QUERY_OPS: Final = QUERIES
 EVENT_TARGET: Final = "event"
 
 # Outcome faults of a mutation, in the order a single uniform draw walks through them.

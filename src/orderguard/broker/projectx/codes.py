@@ -1,4 +1,4 @@
-"""Per-endpoint error-code tables: which codes are definitive rejections, which prove nothing.
+"""ProjectX's per-endpoint error codes and what each proves: definitive rejection or nothing.
 
 The gateway answers business failures with HTTP 200, ``success: false`` and an endpoint-specific
 ``errorCode`` (spec §3). For a mutation, a code is a :class:`~orderguard.broker.base.Rejected`
@@ -22,15 +22,71 @@ from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
-from orderguard.broker.base import (
-    CancelCode,
-    CloseCode,
-    ModifyCode,
-    PartialCloseCode,
-    PlaceCode,
-)
+# -- the numbers --------------------------------------------------------------------------------
+# Each endpoint numbers its own codes (spec §3). The simulated exchange and the gateway simulator
+# answer with these same numbers, so they take them from here.
 
 
+class PlaceCode:
+    ACCOUNT_NOT_FOUND = 1
+    ORDER_REJECTED = 2
+    INSUFFICIENT_FUNDS = 3
+    ACCOUNT_VIOLATION = 4
+    OUTSIDE_TRADING_HOURS = 5
+    ORDER_PENDING = 6
+    UNKNOWN_ERROR = 7
+    CONTRACT_NOT_FOUND = 8
+    CONTRACT_NOT_ACTIVE = 9
+    ACCOUNT_REJECTED = 10
+
+
+class CancelCode:
+    ACCOUNT_NOT_FOUND = 1
+    ORDER_NOT_FOUND = 2
+    REJECTED = 3
+    PENDING = 4
+    UNKNOWN_ERROR = 5
+    ACCOUNT_REJECTED = 6
+
+
+class ModifyCode:
+    ACCOUNT_NOT_FOUND = 1
+    ORDER_NOT_FOUND = 2
+    REJECTED = 3
+    PENDING = 4
+    UNKNOWN_ERROR = 5
+    ACCOUNT_REJECTED = 6
+    CONTRACT_NOT_FOUND = 7
+
+
+class CloseCode:
+    """``Position/closeContract``."""
+
+    ACCOUNT_NOT_FOUND = 1
+    POSITION_NOT_FOUND = 2
+    CONTRACT_NOT_FOUND = 3
+    CONTRACT_NOT_ACTIVE = 4
+    ORDER_REJECTED = 5
+    ORDER_PENDING = 6
+    UNKNOWN_ERROR = 7
+    ACCOUNT_REJECTED = 8
+
+
+class PartialCloseCode:
+    """``Position/partialCloseContract`` (note: one more code than closeContract, shifted)."""
+
+    ACCOUNT_NOT_FOUND = 1
+    POSITION_NOT_FOUND = 2
+    CONTRACT_NOT_FOUND = 3
+    CONTRACT_NOT_ACTIVE = 4
+    INVALID_CLOSE_SIZE = 5
+    ORDER_REJECTED = 6
+    ORDER_PENDING = 7
+    UNKNOWN_ERROR = 8
+    ACCOUNT_REJECTED = 9
+
+
+# -- what they prove ----------------------------------------------------------------------------
 class Verdict(StrEnum):
     REJECTED = "rejected"  # definitive: nothing happened
     PENDING = "pending"  # accepted for processing, result not known
@@ -160,6 +216,11 @@ __all__ = [
     "PLACE",
     "REFUSED_STATUSES",
     "VALIDATE_CODES",
+    "CancelCode",
+    "CloseCode",
+    "ModifyCode",
+    "PartialCloseCode",
+    "PlaceCode",
     "Verdict",
     "verdict",
 ]

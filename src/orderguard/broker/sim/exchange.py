@@ -67,15 +67,17 @@ from orderguard.broker.base import (
     AccountCapabilities,
     AccountEvent,
     BrokerEvent,
-    CancelCode,
-    CloseCode,
-    ModifyCode,
     OrderEvent,
-    PartialCloseCode,
-    PlaceCode,
     PositionEvent,
     QuoteEvent,
     TradeEvent,
+)
+from orderguard.broker.projectx.codes import (
+    CancelCode,
+    CloseCode,
+    ModifyCode,
+    PartialCloseCode,
+    PlaceCode,
 )
 from orderguard.clock import Clock
 from orderguard.errors import UnknownAccountError, UnknownContractError
