@@ -49,3 +49,20 @@ async def test_an_oversized_exit_is_exposure() -> None:
     with pytest.raises(ExposureRefusedError):
         await w.run(w.manager.submit(request, respect_latch=False))
     await w.close()
+
+
+async def test_growing_an_exit_within_the_position_passes_the_hold() -> None:
+    """Item 6: a target of 1 grown to 3 against +3 still only shrinks the position: it goes
+    out during the start-up hold (refused, a restarted bracket replaced it with a second order
+    and both over-covered the position: chaos seed 146). Grown past the position it would
+    open the other way: refused."""
+    w = await make_world()
+    await w.run(w.manager.place_market_order(MNQ, BUY, 3))
+    await w.settle(0.2)
+    target = await w.run(w.manager.place_limit_order(MNQ, SELL, 1, D("21010")))
+    w.manager.latch.hold("start-up recovery has not reconciled the journal with the broker")
+    grown = await w.run(w.manager.modify_order(target.order_id, size=3))
+    assert grown.success and grown.order is not None and grown.order.size == 3
+    with pytest.raises(ExposureRefusedError):
+        await w.run(w.manager.modify_order(target.order_id, size=4))
+    await w.close()

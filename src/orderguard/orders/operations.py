@@ -209,7 +209,17 @@ class OrderOperations:
                 raise InvalidSizeError(
                     f"size {new_size} must exceed the filled volume {order.fill_volume}"
                 )
-            grows = new_size > order.size
+            # Growing an exit that, filled alone, would still only shrink the position (a
+            # bracket's target resized to a grown position) adds no exposure: the latch, the
+            # start-up hold and a refusing journal let it through, like a protective order.
+            # Refused while the hold lasted, it was replaced by a second order instead, and
+            # both together over-covered the position.
+            position = m.feed.position(order.account_id, order.contract_id)
+            grows = new_size > order.size and not (
+                position is not None
+                and position * order.side.sign < 0
+                and new_size - order.fill_volume <= abs(position)
+            )
             if grows:
                 m.latch.check(order.account_id, order.contract_id)
         wanted = {"size": new_size, "limit_price": limit, "stop_price": stop, "trail_price": trail}
