@@ -13,6 +13,7 @@ from orderguard.orders.position_rules import (
     Cancel,
     ExitKind,
     ExitView,
+    Replace,
     Resize,
     check_protective_stop,
     check_protective_target,
@@ -110,3 +111,16 @@ def test_plan_fixed_cover_is_capped_by_the_position() -> None:
 def test_plan_caps_at_the_order_size_limit() -> None:
     """A position above the account's order limit is covered as far as the limit allows."""
     assert plan_follow(80, [_view(1, SELL, 10)], max_size=50) == [Resize(1, 50, 50)]
+
+
+def test_plan_keeps_working_stops_before_placing_dormant_ones_again() -> None:
+    """Working stops cover -9 (3 + 3 + 3 of fixed cover); three older fixed-cover stops are
+    dormant. Nothing to do: the dormant ones are placed again only for what the working ones
+    leave. Ranked by age, the dormant ones took the working ones' share, which were cancelled,
+    went dormant and took it back the next round (chaos seed 457: a new order per stop every
+    round)."""
+    dormant = [ExitView(n, BUY, 1, 0, False, 1, replace=True) for n in (36, 37, 38)]
+    working = [_view(n, BUY, 3, cover=3) for n in (14, 32, 47)]
+    assert plan_follow(-9, [*dormant, *working]) == []
+    # What the working ones leave goes to the dormant ones, oldest first.
+    assert plan_follow(-10, [*dormant, *working]) == [Replace(36, 1)]

@@ -190,7 +190,8 @@ def plan_follow(
       themselves, and placements still in flight), then exits of a fixed ``cover``, then the
       whole-position ones (``cover`` None), which cover whatever the others leave — so the
       exits orderguard sizes are the ones that give way, and a whole-position stop never
-      grows into the share of a stop placed after it;
+      grows into the share of a stop placed after it. Exits still working take their shares
+      before those that are gone;
     * each exit is resized so its *remaining* quantity equals its share. A modify sets the
       total size, so the new size is ``fill_volume + share``. ``max_size`` caps one order (the
       account's limit); a larger position is covered as far as it allows;
@@ -228,10 +229,13 @@ def plan_follow(
     return actions
 
 
-def _share_rank(view: ExitView) -> int:
-    if not view.grows:
-        return 0
-    return 1 if view.cover is not None else 2
+def _share_rank(view: ExitView) -> tuple[int, int]:
+    # Working exits first: one gone (cancelled outside, or made dormant) is placed again only
+    # for what the working ones leave. Ranked among them by age, the oldest dormant stops took
+    # the share of working ones, which were cancelled as covered, went dormant, and took it back
+    # the next round: a new order per stop every round, for as long as the position lasted.
+    rank = 0 if not view.grows else (1 if view.cover is not None else 2)
+    return (0 if view.working else 1, rank)
 
 
 __all__ = [
