@@ -20,6 +20,7 @@ from orderguard.errors import OutcomeUnknownError
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import OrderRequest, OrderType
 from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.recovery.operations import OperationState, OperationType
 
 from .helpers import (
     BUY,
@@ -158,4 +159,26 @@ async def test_an_unknown_public_protective_stop_has_a_deadline(call: str) -> No
     assert w.clock.monotonic() - began <= DEADLINE + INTERVAL
     tags = [o.custom_tag for o in w.working(OrderType.STOP)]
     assert len(tags) == len(set(tags)) == 1  # never placed twice
+    await w.close()
+
+
+async def test_a_callers_bracket_that_stalls_before_its_stop_is_rolled_back() -> None:
+    """Item 2: the caller's code (the seed's calls) placed its entry, which filled, then
+    stalled before its stop (a read that never answered: chaos seeds 19 and 46, 40 s bare).
+    Past the protection deadline the reconciler hands the operation to the protection
+    executor, which flattens what it owns; the record says why."""
+    w = await make_world()
+    m, rec = w.manager, w.manager.recovery
+    op = await w.run(rec.start_operation(OperationType.BRACKET_ORDER, contract_id=MNQ))
+    entry = await w.run(rec.add_order_to_operation(op, MNQ, BUY, 2, "market", leg="entry"))
+    placed = await w.run(
+        m.submit(OrderRequest(1, MNQ, OrderType.MARKET, BUY, 2, custom_tag=entry.custom_tag))
+    )
+    await w.run(rec.record_order_success(op, entry, placed))
+    await w.settle(1.0)
+    assert w.position() == 2
+    await w.settle(DEADLINE + 2 * INTERVAL + 1.0)
+    assert w.position() == 0
+    assert op.state is OperationState.ROLLED_BACK
+    assert "protection deadline" in (op.last_error or "")
     await w.close()

@@ -80,6 +80,20 @@ async def build_rig(
     return Rig(clock, sim, broker, journal, manager)
 
 
+def stop_request(tag: str, side: OrderSide = OrderSide.SELL, size: int = 1) -> OrderRequest:
+    """A protective stop (far from the market) under the caller's tag."""
+    price = PRICE - Decimal(100) if side is OrderSide.SELL else PRICE + Decimal(100)
+    return OrderRequest(
+        account_id=ACCOUNT,
+        contract_id=MNQ,
+        type=OrderType.STOP,
+        side=side,
+        size=size,
+        stop_price=price,
+        custom_tag=tag,
+    )
+
+
 def limit_request(tag: str, side: OrderSide = OrderSide.BUY, size: int = 1) -> OrderRequest:
     """A limit order that rests (far from the market) under the caller's tag."""
     price = PRICE - Decimal(100) if side is OrderSide.BUY else PRICE + Decimal(100)

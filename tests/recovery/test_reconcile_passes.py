@@ -175,3 +175,26 @@ def test_a_pass_never_acts_on_driven_fresh_or_in_flight_operations(
         assert not unsettled or age >= timedelta(seconds=10)
     assert all(by_id[i].state is OperationState.ROLLING_BACK for i in plan.retry_rollback)
     assert not set(plan.retry_rollback) & set(plan.resume)
+
+
+def test_a_callers_bracket_untouched_past_the_protection_deadline_is_checked() -> None:
+    """The seed's calls: the caller's bracket has its entry at the broker and has not been
+    updated for longer than the protection deadline. The pass reads truth in the flattening
+    lane to see whether it owns bare exposure (``unguarded``); not when a saga drives it, not
+    while the caller is still at work, not without the deadline."""
+    op = operation(
+        "op1",
+        ref("entry", "og-op1-entry-0", BUY, 2, order_id=5),
+        state=OperationState.IN_PROGRESS,
+    )
+    args = {
+        "now": T0 + timedelta(seconds=6), "threshold": timedelta(seconds=5), "last_read": None,
+        "operations": [op], "leftover": frozenset(), "unresolved": [], "working": [],
+        "default_account": 1, "full_resync": False, "positions_due": False,
+        "driven": frozenset(), "protection_deadline": timedelta(seconds=5),
+    }  # fmt: skip
+    plan = plan_pass(**args)  # type: ignore[arg-type]
+    assert plan.unguarded == ("op1",) and plan.read_positions
+    assert plan_pass(**{**args, "driven": frozenset({"op1"})}).unguarded == ()  # type: ignore[arg-type]
+    assert plan_pass(**{**args, "now": T0 + timedelta(seconds=3)}).unguarded == ()  # type: ignore[arg-type]
+    assert plan_pass(**{**args, "protection_deadline": None}).unguarded == ()  # type: ignore[arg-type]

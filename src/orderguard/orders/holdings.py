@@ -77,6 +77,11 @@ class FollowerHost(Protocol):
     ) -> None: ...
 
 
+CHECK_SPACING = 1.0
+"""Least seconds between the starts of two checks of one contract (half a recovery interval:
+an outside change is still followed within one)."""
+
+
 class HoldingsFollower:
     """Credits outside changes of a position to its holders (see the module docstring)."""
 
@@ -132,9 +137,11 @@ class HoldingsFollower:
         self._spawn(self._drain(key))
 
     async def _drain(self, key: Key) -> None:
+        clock = self._host.clock
         try:
             while True:
                 self._dirty.discard(key)
+                started = clock.monotonic()
                 try:
                     await self.check(*key)
                 except OrderGuardError as exc:
@@ -144,7 +151,11 @@ class HoldingsFollower:
                 if key not in self._dirty:
                     return
                 if self._closing(key):
-                    await self._host.clock.sleep(0.25)  # until the close has ended
+                    await clock.sleep(0.25)  # until the close has ended
+                # One check per CHECK_SPACING at most: a burst of fills (an entry filling one
+                # contract at a time, the platform's orders) asked for a check of three reads
+                # each, and the rate budget they spent held protective reads back for 40 s.
+                await clock.sleep(max(0.0, started + CHECK_SPACING - clock.monotonic()))
         finally:
             self._running.discard(key)
 

@@ -36,9 +36,10 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from orderguard.broker.base import (
     BrokerEvent,
@@ -47,9 +48,15 @@ from orderguard.broker.base import (
     OrderEvent,
     PositionEvent,
 )
-from orderguard.errors import JournalError, OrderGuardError
-from orderguard.models import Order, Position, PositionType
-from orderguard.recovery.reconcile import AccountSnapshot, PassPlan, consistent, plan_pass
+from orderguard.errors import JournalError, OrderGuardError, ReadTimeoutError
+from orderguard.models import Order, OrderType, Position, PositionType
+from orderguard.recovery.reconcile import (
+    AccountSnapshot,
+    PassPlan,
+    consistent,
+    plan_pass,
+    plan_recovery,
+)
 from orderguard.recovery.startup import (
     SNAPSHOT_ATTEMPTS,
     resume_with_truth,
@@ -58,6 +65,8 @@ from orderguard.resilience import Priority
 
 if TYPE_CHECKING:
     from orderguard.orders.manager import OrderManager
+
+T = TypeVar("T")
 
 log = logging.getLogger("orderguard.reconciler")
 
@@ -186,6 +195,7 @@ class Reconciler:
             full_resync=full,
             positions_due=positions_due,
             grace=timedelta(seconds=cfg.in_flight_grace),
+            protection_deadline=timedelta(seconds=cfg.protection_deadline),
         )
         self._resync = False
         if full and silent:
@@ -229,9 +239,25 @@ class Reconciler:
             if plan.resume or plan.retry_rollback or plan.read_positions
             else Priority.QUERY
         )
+        clock, patience = self._m.clock, self._m.config.reconcile_threshold
+
+        async def read(aw: Awaitable[T]) -> T:
+            # An ordinary pass waits for the rate budget at most this long, then gives way to
+            # the next pass: queued behind a spent window for 40 s, it blocked the passes that
+            # would have found an abandoned bare position (they read in the flattening lane).
+            if lane is not Priority.QUERY:
+                return await aw
+            try:
+                return await clock.wait_for(aw, patience)
+            except TimeoutError as exc:
+                self.stats["reads_given_up"] += 1
+                raise ReadTimeoutError(f"no read within {patience:g} s (rate budget)") from exc
+
         snapshots: dict[int, AccountSnapshot] = {}
         for account in plan.accounts:
-            orders = await gateway.search_orders(account, start=plan.window_start, priority=lane)
+            orders = await read(
+                gateway.search_orders(account, start=plan.window_start, priority=lane)
+            )
             self.stats["order_reads"] += 1
             positions: list[Position] = []
             if plan.read_positions:
@@ -307,6 +333,7 @@ class Reconciler:
 
     async def _act(self, plan: PassPlan, snapshots: dict[int, AccountSnapshot]) -> None:
         recovery = self._m.recovery
+        await self._guard(plan.unguarded, snapshots)
         for ids, roll_back in ((plan.retry_rollback, True), (plan.resume, False)):
             ops = [recovery.active_operations[i] for i in ids if i in recovery.active_operations]
             if not ops:
@@ -339,6 +366,38 @@ class Reconciler:
                 if outcome.finished:
                     self.leftover.discard(outcome.operation_id)
                     self.stats["operations_finished"] += 1
+
+    async def _guard(self, ids: tuple[str, ...], snapshots: dict[int, AccountSnapshot]) -> None:
+        """The caller's brackets (the seed's calls) that own exposure their stops do not cover,
+        untouched for longer than the protection deadline, are rolled back by the protection
+        executor: the caller's code stalled between the entry and its stop (a read that did
+        not answer), and the position sat bare for as long as it did."""
+        recovery = self._m.recovery
+        ops = [recovery.active_operations[i] for i in ids if i in recovery.active_operations]
+        if not ops:
+            return
+        holders = [*recovery.active_operations.values(), *recovery.finished_holders()]
+        for op, found in zip(ops, plan_recovery(ops, snapshots, holders=holders), strict=True):
+            if found.flattenable == 0 or op.state.is_terminal or recovery.rolling_back(op.id):
+                continue
+            exits = [f.order for f in found.findings if f.order is not None]
+            covered = sum(
+                o.remaining
+                for o in (*exits, *found.children)
+                if o.is_working and o.type in _STOPS and o.side.sign * found.flattenable < 0
+            )
+            if covered >= abs(found.flattenable):
+                continue
+            self.stats["unguarded_rolled_back"] += 1
+            reason = (
+                f"owns {found.flattenable:+d} with {covered} covered by stops, untouched for "
+                f"longer than the protection deadline"
+            )
+            log.error("operation %s %s: rolling it back", op.id, reason)
+            await self._m.protection.roll_back(op, reason)
+
+
+_STOPS = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
 
 
 def _flat(account: int, contract: str, at: datetime) -> Position:

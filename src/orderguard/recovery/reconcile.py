@@ -400,6 +400,10 @@ class PassPlan:
     resume: tuple[str, ...] = ()
     """Orphaned operations nobody drives (left unfinished by start-up recovery, or left
     ``partially_completed`` with an unknown leg): resume them like start-up recovery does."""
+    unguarded: tuple[str, ...] = ()
+    """Brackets the caller drives through the seed's calls, not updated for longer than the
+    protection deadline: if broker truth shows them owning exposure their stops do not cover,
+    they are rolled back (no filled position is left without protection)."""
     reasons: tuple[str, ...] = ()
 
 
@@ -418,6 +422,7 @@ def plan_pass(
     positions_due: bool,
     margin: timedelta = timedelta(minutes=5),
     grace: timedelta = timedelta(seconds=10),
+    protection_deadline: timedelta | None = None,
 ) -> PassPlan:
     """Decide one pass (pure: see :class:`PassPlan`).
 
@@ -432,7 +437,9 @@ def plan_pass(
     that long after it was sent; before, its absence from the broker is no evidence). A plain
     working order is no suspect of its own (that would spend the rate budget on every resting
     order); a full resync (``full_resync``: after a reconnect or a silence) re-reads it, and
-    the periodic position check catches what its fill changed.
+    the periodic position check catches what its fill changed. A bracket nobody drives (the
+    caller's, through the seed's calls) not updated for ``protection_deadline`` is checked
+    for unprotected exposure (``unguarded``).
     """
 
     def stale(at: datetime) -> bool:
@@ -444,6 +451,7 @@ def plan_pass(
     reasons: list[str] = []
     rollback: list[str] = []
     resume: list[str] = []
+    unguarded: list[str] = []
     for account, sent_at in unresolved:
         if stale(sent_at):
             accounts.add(account)
@@ -481,11 +489,19 @@ def plan_pass(
         ):
             resume.append(op.operation_id)
             needs_positions = True
+        elif (
+            protection_deadline is not None
+            and op.operation_type is OperationType.BRACKET_ORDER
+            and now - touched >= protection_deadline
+            and any(r.placed_successfully and is_entry_leg(r) for r in op.orders.values())
+        ):
+            unguarded.append(op.operation_id)
+            needs_positions = True
     if full_resync or positions_due:
         if default_account is not None:
             accounts.add(default_account)
         reasons.append("full resync" if full_resync else "position check")
-    if not accounts or not (read_due or positions_due or rollback or resume):
+    if not accounts or not (read_due or positions_due or rollback or resume or unguarded):
         return PassPlan()
     window = min(starts, default=now) - margin
     return PassPlan(
@@ -494,6 +510,7 @@ def plan_pass(
         read_positions=full_resync or positions_due or needs_positions,
         retry_rollback=tuple(rollback),
         resume=tuple(resume),
+        unguarded=tuple(unguarded),
         reasons=tuple(dict.fromkeys(reasons)),
     )
 
