@@ -80,8 +80,10 @@ class PlacementPipeline:
         position_event: Callable[[int, str, Callable[[int], bool]], Awaitable[int | None]]
         | None = None,
         resend_pause: float = 2.0,
+        risk: Callable[[OrderRequest, Contract], Awaitable[None]] | None = None,
     ) -> None:
         self._ctx = ctx
+        self._risk = risk  # risk limits: checked for exposure only, after the latch
         self._contracts = contracts
         self._latch = latch
         self._ingest = ingest
@@ -229,6 +231,8 @@ class PlacementPipeline:
                 # which is the right exit anyway.
                 await self._ctx.reference.check_stop(contract, request.side, request.stop_price)
             self._latch.check(request.account_id, contract.id)
+            if self._risk is not None:
+                await self._risk(request, contract)
         return await self._send(request, priority, reduces=reduces)
 
     async def _reduces(
