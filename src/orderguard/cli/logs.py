@@ -30,7 +30,11 @@ from orderguard.broker.projectx.redact import RedactingFilter, SecretRegistry
 
 _OPERATION: ContextVar[str | None] = ContextVar("orderguard_cli_operation", default=None)
 _OP_ID = re.compile(r"\b([0-9a-f]{12})\b")
-_TAG = re.compile(r"\b([A-Za-z0-9]{1,8}-[0-9a-z]+-[A-Za-z0-9-]+)\b")
+# orderguard's tags (orders/tags.py): <prefix>-<operation>-<leg>-<generation> for an
+# operation's legs, <prefix>-<session>-<n> or <prefix>-<session>-<kind><n> for the rest.
+_TAG = re.compile(
+    r"\b([A-Za-z0-9]{1,8}-(?:(?P<op>[0-9a-f]{12})-[A-Za-z0-9]+-\d+|[0-9a-z]{8}-[a-z]*\d+))\b"
+)
 
 HANDLER_NAME = "orderguard-cli"
 
@@ -54,14 +58,16 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": message,
         }
-        operation = getattr(record, "operation_id", None) or _OPERATION.get()
+        tag = getattr(record, "custom_tag", None)
+        tag_op = None
+        if tag is None:
+            match = _TAG.search(message)
+            if match is not None:
+                tag, tag_op = match.group(1), match.group("op")
+        operation = getattr(record, "operation_id", None) or _OPERATION.get() or tag_op
         if operation is None:
             found = _OP_ID.search(message)
             operation = found.group(1) if found else None
-        tag = getattr(record, "custom_tag", None)
-        if tag is None:
-            found = _TAG.search(message)
-            tag = found.group(1) if found else None
         out["operation_id"] = operation
         out["custom_tag"] = tag
         if record.exc_info and not record.exc_text:

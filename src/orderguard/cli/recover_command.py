@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -38,6 +39,9 @@ from orderguard.journal.base import dumps, loads
 from orderguard.recovery.operations import OperationState
 
 app = typer.Typer()
+log = logging.getLogger("orderguard.cli")
+
+STATE_SETTLE = 5.0  # seconds a confirmed rollback's final state may take to reach the journal
 
 
 @contextlib.contextmanager
@@ -79,6 +83,12 @@ async def _recover(
             )
             for o in report.operations
         ]
+    for op in operations:
+        log.info(
+            "recovered %s (%s): %s -> %s",
+            op.operation_id, op.type, op.state_before, op.state_after,
+            extra={"operation_id": op.operation_id},
+        )  # fmt: skip
     if error is not None:
         code = exit_codes.UNAVAILABLE
     elif still:
@@ -150,6 +160,18 @@ async def _state_of(manager: Any, operation_id: str) -> str | None:
     return None if record is None else str(record.state)
 
 
+async def _settled_state(manager: Any, operation_id: str, before: str, confirmed: bool) -> str:
+    """The journal's state once the rollback's last state change is written (the saga records
+    it just after it reports the position safe): polled for a few seconds at most."""
+    deadline = asyncio.get_running_loop().time() + STATE_SETTLE
+    while True:
+        state = await _state_of(manager, operation_id) or before
+        done = state in (OperationState.ROLLED_BACK, OperationState.FAILED)
+        if done or not confirmed or asyncio.get_running_loop().time() > deadline:
+            return state
+        await asyncio.sleep(0.05)
+
+
 async def _rollback(target: Target, operation_id: str) -> tuple[RollbackReport, int]:
     with operation_scope(operation_id):
         async with open_session(target) as session, managed(session, target) as manager:
@@ -170,7 +192,8 @@ async def _rollback(target: Target, operation_id: str) -> tuple[RollbackReport, 
                     if confirmed
                     else ("not confirmed: it stays a standing obligation until safe")
                 )
-            after = await _state_of(manager, operation_id) or before
+            after = await _settled_state(manager, operation_id, before, confirmed)
+            log.info("rollback %s: %s -> %s (%s)", operation_id, before, after, detail)
     code = exit_codes.OK if confirmed else exit_codes.UNSAFE
     return (
         RollbackReport(

@@ -12,6 +12,7 @@ client-side exits are supervised only while an orderguard process runs on the sa
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -34,6 +35,9 @@ from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome
 from orderguard.orders.results import CloseOutcome
 
 app = typer.Typer()
+log = logging.getLogger("orderguard.cli")
+
+CANCEL_GRACE = 10.0  # seconds for an unfilled entry's cancel to be confirmed after --wait
 
 
 @contextlib.asynccontextmanager
@@ -168,22 +172,30 @@ async def _bracket(
             stop = by_ticks[0] if stop_ticks is not None else stop
             take = by_ticks[1] if target_ticks is not None else take
         assert stop is not None and take is not None
+        # A limit entry waits at most --wait for its fill; then the saga cancels it (the
+        # command's process ends, and the next one's start-up recovery would roll back an
+        # entry no saga is watching).
+        timeout = wait if entry is EntryType.LIMIT else None
         result = await manager.place_bracket_order(
-            contract.id, order_side, size, price, stop, take, entry_type=entry.value
-        )
-        note = None
-        if result.outcome in (BracketOutcome.NAKED, BracketOutcome.UNKNOWN) or (
-            result.outcome is BracketOutcome.PENDING_ENTRY and not result.native
-        ):
-            # Never leave a fill unprotected behind us: wait for the saga to protect it.
-            result = await manager.wait_for_protection(result.operation_id, timeout=wait)
-        if result.outcome is BracketOutcome.PENDING_ENTRY and not result.native:
-            note = (
-                "the entry rests with client-side exits: keep an orderguard process running "
-                "on this journal (a strategy, or `orderguard recover --watch`) until it fills"
+            contract.id, order_side, size, price, stop, take, entry_type=entry.value,
+            entry_timeout=timeout,
+        )  # fmt: skip
+        if result.outcome is not BracketOutcome.PROTECTED and not result.finished:
+            # Never leave a fill unprotected behind us: wait for the saga to protect it (or
+            # for the unfilled entry to be cancelled).
+            result = await manager.wait_for_protection(
+                result.operation_id, timeout=wait + CANCEL_GRACE
             )
-        elif result.outcome is BracketOutcome.PROTECTED and not result.native:
+        note = None
+        if result.outcome is BracketOutcome.PROTECTED and not result.native:
             note = "client-side exits: supervised only while an orderguard process runs"
+        elif result.outcome is BracketOutcome.FLAT and result.filled_size == 0:
+            note = f"the entry did not fill within {wait:g} s and was cancelled"
+        log.info(
+            "bracket %s: %s, filled %d, protected %d",
+            result.operation_id, result.outcome.value, result.filled_size, result.protected_size,
+            extra={"operation_id": result.operation_id},
+        )  # fmt: skip
         return _bracket_report(result, contract.id, side, size, entry, note)
 
 
@@ -228,7 +240,12 @@ def bracket(
         int | None, typer.Option(min=1, help="Target this many ticks from the entry.")
     ] = None,
     wait: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait for a fill's protection.")
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds to wait for a fill's protection; a limit entry not filled by then "
+            "is cancelled.",
+        ),
     ] = 30.0,
     broker: options.BrokerOpt = options.BrokerKind.SIM,
     state: options.StateOpt = None,
@@ -240,8 +257,8 @@ def bracket(
     json_output: options.JsonOpt = False,
 ) -> None:
     """Place a bracket (entry, stop, target): prices, or ticks from the entry (market: from
-    the last price). Waits until a fill is protected. Exit 0 protected or resting, 1 refused
-    (risk limit, rejection), 3 naked, 4 unknown."""
+    the last price). Waits until a fill is protected; a limit entry waits --wait for its fill.
+    Exit 0 protected (or flat), 1 refused (risk limit, rejection), 3 naked, 4 unknown."""
     tgt = options.target(broker, state, api_url, projectx_config, account, journal, config)
     run(
         lambda: _bracket(
@@ -270,6 +287,11 @@ async def _close(target: Target, contract_key: str, size: int | None) -> tuple[C
             result = await manager.close_position(contract.id, whole_contract=True)
         else:
             result = await manager.close_position(contract.id, size=size)
+    log.info(
+        "close %s: %s, closed %d",
+        result.contract_id, result.outcome.value, result.closed_size,
+        extra={"operation_id": result.operation_id},
+    )  # fmt: skip
     ok = bool(result)
     if ok:
         code = exit_codes.OK
@@ -342,6 +364,11 @@ async def _cancel_all(target: Target, contract_key: str | None) -> tuple[CancelA
         positions = await session.broker.search_positions(account)
         working = await session.broker.search_open_orders(account)
     naked = [p for p in position_statuses(positions, working) if p.coverage == "naked"]
+    log.info(
+        "cancel-all: %d of %d cancelled",
+        result.cancelled, result.total,
+        extra={"operation_id": result.operation_id},
+    )  # fmt: skip
     orders = [
         CancelledOrder(
             order_id=r.order_id,
