@@ -8,6 +8,8 @@ Every ``--json`` output is validated against the command's shipped model
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -259,3 +261,43 @@ def test_a_broken_pipe_is_one_line_on_stderr(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert err.strip() == "orderguard: output closed (broken pipe)", err
+
+
+def test_unreachable_broker_exits_4_and_missing_credentials_exit_2(tmp_path: Path) -> None:
+    """A gateway that is not there: exit 4, one line. No credentials: exit 2, naming the
+    variables (never a value)."""
+    env = {"PROJECT_X_API_KEY": "not-a-real-key-123456", "PROJECT_X_USERNAME": "u",
+           "XDG_STATE_HOME": str(tmp_path), "PROJECTX_CONNECT_TIMEOUT": "1",
+           "PROJECTX_FIRST_CONNECT_WAIT": "0"}  # fmt: skip
+    down = Cli(env, ["--broker", "projectx", "--api-url", "http://127.0.0.1:9"])
+    result = down("status")
+    assert result.exit_code == 4, result.output
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    assert "not-a-real-key" not in result.output
+    bare = Cli({"PROJECT_X_API_KEY": "", "XDG_STATE_HOME": str(tmp_path)},
+               ["--broker", "projectx"])  # fmt: skip
+    result = bare("status")
+    assert result.exit_code == 2 and "PROJECT_X_USERNAME" in result.stderr
+
+
+def test_chaos_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    """On a pseudo-terminal `chaos` draws its progress bar; piped, it prints only the report."""
+    argv = [sys.executable, "-c", "from orderguard.cli.app import main; main()", "chaos",
+            "--seeds", "2", "--operations", "2"]  # fmt: skip
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdout and stderr are the terminal
+        os.execv(sys.executable, argv)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"chaos seeds" in out
+    piped = subprocess.run(argv, capture_output=True, timeout=120, check=True)
+    assert b"chaos seeds" not in piped.stdout + piped.stderr
