@@ -197,7 +197,7 @@ async def test_bracket_refused_by_a_limit_fails_its_operation(
     events = await _events(h)
     assert len(events) == 1 and events[0].operation_id is not None
     op = await h.manager.journal.get_operation(events[0].operation_id)
-    assert op is not None and op.type == "bracket_order"
+    assert op is not None and op.type == "bracket_order" and op.state == "failed"
 
 
 async def test_growing_a_working_order_is_checked(make_harness: HarnessFactory) -> None:
