@@ -242,3 +242,25 @@ async def test_the_accounts_own_max_order_size_is_respected(
     with pytest.raises(InvalidSizeError):
         await h.manager.place_market_order(MNQ, OrderSide.BUY, 51)
     assert h.exchange.orders(1) == []
+
+
+async def test_the_daily_loss_limit_resets_at_the_trading_day_start(
+    make_harness: HarnessFactory,
+) -> None:
+    """The virtual session opens 08:30 Chicago time; with the day starting at 08:32 the loss
+    made at 08:30 belongs to the day before once 08:32 has passed: entries pass again."""
+    h = await _harness(
+        make_harness,
+        daily_loss_limit=Decimal("50"),
+        trading_day_start="08:32",
+        trading_day_timezone="America/Chicago",
+    )
+    await h.manager.place_market_order(MNQ, OrderSide.BUY, 1)
+    await h.settle()
+    h.exchange.set_price(MNQ, Decimal("20950.00"))  # 50 points x $2 = -$100
+    assert (await h.manager.close_position(MNQ, whole_contract=True)).final_position == 0
+    await h.settle()
+    with pytest.raises(RiskLimitError):
+        await h.manager.place_market_order(MNQ, OrderSide.BUY, 1)
+    await h.clock.advance(180.0)  # 08:33: a new trading day
+    await h.manager.place_market_order(MNQ, OrderSide.BUY, 1)
