@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -264,3 +265,20 @@ async def test_the_daily_loss_limit_resets_at_the_trading_day_start(
         await h.manager.place_market_order(MNQ, OrderSide.BUY, 1)
     await h.clock.advance(180.0)  # 08:33: a new trading day
     await h.manager.place_market_order(MNQ, OrderSide.BUY, 1)
+
+
+async def test_entries_checked_at_once_cannot_share_the_room(
+    make_harness: HarnessFactory,
+) -> None:
+    """Two 2-lot entries sent together under a limit of 2: one passes, one is refused (the
+    first holds its room while it is sent), never a position of 4."""
+    h = await _harness(make_harness, max_position_per_contract=2)
+    results = await asyncio.gather(
+        h.manager.place_market_order(MNQ, OrderSide.BUY, 2),
+        h.manager.place_market_order(MNQ, OrderSide.BUY, 2),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["OrderPlaceResponse", "RiskLimitError"]
+    await h.settle()
+    assert h.exchange.position_size(1, MNQ) == 2
+    assert h.manager.risk.reserved(1) == []  # released after the send

@@ -219,7 +219,7 @@ class OrderManager:
                 account, contract, shows, self.config.position_event_grace
             ),
             resend_pause=self.config.protection_retry_max_delay,
-            risk=self.risk.check,
+            risk=self.risk.reserve,
         )
         self.reconciler = Reconciler(self)
         self.feed = OrderFeed(

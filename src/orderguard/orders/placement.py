@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -80,7 +81,7 @@ class PlacementPipeline:
         position_event: Callable[[int, str, Callable[[int], bool]], Awaitable[int | None]]
         | None = None,
         resend_pause: float = 2.0,
-        risk: Callable[[OrderRequest, Contract], Awaitable[None]] | None = None,
+        risk: Callable[[OrderRequest, Contract], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self._ctx = ctx
         self._risk = risk  # risk limits: checked for exposure only, after the latch
@@ -232,7 +233,8 @@ class PlacementPipeline:
                 await self._ctx.reference.check_stop(contract, request.side, request.stop_price)
             self._latch.check(request.account_id, contract.id)
             if self._risk is not None:
-                await self._risk(request, contract)
+                async with self._risk(request, contract):  # limits hold while it is sent
+                    return await self._send(request, priority, reduces=reduces)
         return await self._send(request, priority, reduces=reduces)
 
     async def _reduces(

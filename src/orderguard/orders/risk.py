@@ -18,9 +18,10 @@ to, if any.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -72,14 +73,49 @@ class RiskLimits:
         return self.per_contract
 
 
+class Resting(Protocol):
+    """What a position's worst case needs of an order that may still fill."""
+
+    @property
+    def contract_id(self) -> str: ...
+
+    @property
+    def side(self) -> OrderSide: ...
+
+    @property
+    def remaining(self) -> int: ...
+
+    @property
+    def is_working(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A request that passed the gate and is being sent. Counted as working by every check
+    whose reads may not show it: those running while it is sent, and those that began reading
+    before its send returned (their reads may predate it). So two entries checked at once
+    cannot both pass on the same room under a limit."""
+
+    contract_id: str
+    side: OrderSide
+    remaining: int
+    is_working: bool = True
+
+
+@dataclass(slots=True)
+class _Held:
+    reservation: Reservation
+    released: int | None = None  # the gate's sequence number at release
+
+
 @dataclass(frozen=True, slots=True)
 class AccountFacts:
     """What the limits are judged against: broker truth of one account."""
 
     positions: Mapping[str, int]
     """Signed net position by contract id (flat contracts may be absent)."""
-    working: tuple[Order, ...] = ()
-    """Working orders of the account (any contract)."""
+    working: tuple[Resting, ...] = ()
+    """Working orders of the account (any contract), and requests being sent."""
     realized: Decimal = Decimal(0)
     """The trading day's realized P&L net of fees."""
 
@@ -92,7 +128,7 @@ class Refusal:
     allowed: Any = None
 
 
-def worst_case(position: int, working: Iterable[Order], extra: int = 0) -> int:
+def worst_case(position: int, working: Iterable[Resting], extra: int = 0) -> int:
     """The largest absolute net position reachable if the working orders of either side
     (plus ``extra``, signed, the request) filled: ``max(|pos + buys|, |pos - sells|)``."""
     buys = sum(o.remaining for o in working if o.side is OrderSide.BUY)
@@ -126,7 +162,7 @@ def evaluate(
             -limits.daily_loss,
         )
     signed = request.size if request.side is OrderSide.BUY else -request.size
-    by_contract: dict[str, list[Order]] = {}
+    by_contract: dict[str, list[Resting]] = {}
     for order in facts.working:
         if order.is_working:
             by_contract.setdefault(order.contract_id, []).append(order)
@@ -205,13 +241,47 @@ class RiskGate:
         self._journal = journal
         self._stats = stats
         self._operation_of = operation_of
+        self._reserved: dict[int, list[_Held]] = {}
+        self._seq = 0  # counts releases
+        self._reading: list[int] = []  # the sequence number each running check began at
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, request: OrderRequest, contract: Contract) -> AsyncIterator[None]:
+        """Check ``request`` (exposure), then hold its room while it is sent."""
+        await self.check(request, contract)
+        if not self.limits.watches_positions:
+            yield
+            return
+        held = _Held(Reservation(request.contract_id, request.side, request.size))
+        self._reserved.setdefault(request.account_id, []).append(held)
+        try:
+            yield
+        finally:
+            self._seq += 1
+            held.released = self._seq
+            self._prune()
+
+    def reserved(self, account_id: int) -> list[Reservation]:
+        """Reservations a check starting now would count (sends in progress)."""
+        return [h.reservation for h in self._reserved.get(account_id, ()) if h.released is None]
+
+    def _prune(self) -> None:
+        oldest = min(self._reading, default=self._seq)
+        for account_id, bucket in list(self._reserved.items()):
+            kept = [h for h in bucket if h.released is None or h.released > oldest]
+            if kept:
+                self._reserved[account_id] = kept
+            else:
+                del self._reserved[account_id]
 
     async def check(self, request: OrderRequest, contract: Contract) -> None:
         """Raise :class:`RiskLimitError` if ``request`` (exposure) would break a limit."""
         if not self.limits.active:
             return
+        start = self._seq
+        self._reading.append(start)
         try:
-            facts = await self._facts(request.account_id)
+            facts = await self._facts(request.account_id, start)
         except OrderGuardError as exc:
             refusal = Refusal(
                 "unverified",
@@ -223,6 +293,9 @@ class RiskGate:
             if found is None:
                 return
             refusal = found
+        finally:
+            self._reading.remove(start)
+            self._prune()
         self._stats["risk_refusals"] += 1
         self._stats[f"risk_refusals_{refusal.limit}"] += 1
         await self._record(request, refusal)
@@ -250,9 +323,9 @@ class RiskGate:
             contract,
         )
 
-    async def _facts(self, account_id: int) -> AccountFacts:
+    async def _facts(self, account_id: int, began: int) -> AccountFacts:
         positions: dict[str, int] = {}
-        working: tuple[Order, ...] = ()
+        working: tuple[Resting, ...] = ()
         realized = Decimal(0)
         if self.limits.watches_positions:
             for position in await self._broker.search_positions(account_id):
@@ -260,13 +333,20 @@ class RiskGate:
                     positions[position.contract_id] = position.signed_size
             working = tuple(await self._broker.search_open_orders(account_id))
         if self.limits.daily_loss is not None:
-            start = trading_day_start(
+            day = trading_day_start(
                 self._clock.now(),
                 self._config.trading_day_start,
                 self._config.trading_day_timezone,
             )
-            realized = realized_pnl(await self._broker.search_trades(account_id, start))
-        return AccountFacts(positions, working, realized)
+            realized = realized_pnl(await self._broker.search_trades(account_id, day))
+        # Taken after the awaits, and evaluated and reserved with no await in between: every
+        # send in progress now, or released since this check began reading, counts.
+        pending = tuple(
+            h.reservation
+            for h in self._reserved.get(account_id, ())
+            if h.released is None or h.released > began
+        )
+        return AccountFacts(positions, (*working, *pending), realized)
 
     async def _record(self, request: OrderRequest, refusal: Refusal) -> None:
         tag = request.custom_tag or ""
@@ -302,6 +382,8 @@ __all__ = [
     "RISK_EVENT",
     "AccountFacts",
     "Refusal",
+    "Reservation",
+    "Resting",
     "RiskGate",
     "RiskLimits",
     "evaluate",
