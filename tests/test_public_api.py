@@ -100,6 +100,7 @@ PUBLIC = [
     "RecoveryReport",
     "Rejected",
     "Resolution",
+    "RiskLimitError",
     "SimBroker",
     "SimExchange",
     "SqliteJournal",

@@ -66,7 +66,14 @@ class SystemClock:
         return asyncio.get_running_loop().call_later(max(0.0, delay), callback)
 
     async def wait_for(self, aw: Awaitable[T], timeout: float | None) -> T:
-        return await asyncio.wait_for(aw, timeout)
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+        # awaited thing completes (CPython gh-86296), and a task cancelled at shutdown then
+        # runs on forever (a bracket saga woken by news as the manager stopped kept the
+        # `orderguard cancel-all` process alive). asyncio.timeout counts cancellations.
+        if timeout is None:
+            return await aw
+        async with asyncio.timeout(max(0.0, timeout)):
+            return await aw
 
     @asynccontextmanager
     async def io(self) -> AsyncIterator[None]:

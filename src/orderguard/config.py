@@ -13,8 +13,10 @@ import json
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -157,6 +159,25 @@ class OrderManagerConfig(BaseSettings):
     under its own tag at once (a duplicate is refused by the broker); only the conclusion that
     an *entry* never existed waits this long."""
 
+    # -- risk limits (orders/risk.py) -----------------------------------------------------------
+    # Checked before every request that would increase exposure, never before a protective or
+    # flattening one. A position is counted at its worst case: as if every working order on the
+    # request's side filled too. None (the default) switches a limit off.
+    max_position_per_contract: int | None = Field(default=None, ge=1)
+    """Largest net position, long or short, on any one contract."""
+    position_limits: dict[str, int] = Field(default_factory=dict)
+    """Per-contract overrides of ``max_position_per_contract``, keyed by contract id
+    (``CON.F.US.MNQ.Z26``) or symbol id (``F.US.MNQ``); the contract id wins."""
+    max_position_per_account: int | None = Field(default=None, ge=1)
+    """Largest sum of the absolute net positions over all of an account's contracts."""
+    daily_loss_limit: Decimal | None = Field(default=None, gt=0)
+    """Money (account currency). Once the trading day's realized P&L net of fees is at or
+    below minus this, new exposure is refused until the next trading day."""
+    trading_day_start: str = Field(default="17:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """Local time (``HH:MM`` in ``trading_day_timezone``) the daily loss limit resets at."""
+    trading_day_timezone: str = "America/Chicago"
+    """IANA zone of ``trading_day_start`` (CME's trading day starts 17:00 Chicago time)."""
+
     # -- memory ------------------------------------------------------------------------------
     tracked_finished_orders: int | None = Field(default=10_000, ge=0)
     """Finished orders the order tracker keeps in memory, oldest dropped first (``None``: all).
@@ -167,6 +188,17 @@ class OrderManagerConfig(BaseSettings):
     def _reserved_below_budget(self) -> Self:
         if self.rate_limit_reserved >= self.rate_limit_requests:
             raise ValueError("rate_limit_reserved must be below rate_limit_requests")
+        return self
+
+    @model_validator(mode="after")
+    def _risk_values(self) -> Self:
+        bad = sorted(k for k, v in self.position_limits.items() if v < 1)
+        if bad:
+            raise ValueError(f"position_limits must be at least 1 (got {', '.join(bad)})")
+        try:
+            ZoneInfo(self.trading_day_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown trading_day_timezone {self.trading_day_timezone!r}") from exc
         return self
 
     @classmethod

@@ -24,7 +24,8 @@ data on the error (``retryable``), never guessed from the type name::
     │   └── MalformedPayloadError  the broker sent data we cannot parse
     ├── OrderNotFoundError         no order with that id exists in any status
     ├── ExposureRefusedError       new exposure refused (ambiguity latch, journal unavailable)
-    │   └── ExitNotReducingError   an exit that would no longer reduce the position: not sent
+    │   ├── ExitNotReducingError   an exit that would no longer reduce the position: not sent
+    │   └── RiskLimitError         a position or daily-loss limit refuses new exposure
     ├── JournalError               the journal could not be read or written
     │   └── JournalCorruptError    the file is empty, not a database, or fails its integrity check
     └── OperationError             an operation id is unknown or a transition is not allowed
@@ -158,6 +159,32 @@ class ExitNotReducingError(ExposureRefusedError):
         self.position = position
 
 
+class RiskLimitError(ExposureRefusedError):
+    """A risk limit refuses a request that would increase exposure (never a protective or
+    flattening one): a per-contract or per-account position limit, the daily loss limit, or
+    ``unverified`` when the account could not be read to check them (refused, not guessed).
+
+    ``limit`` names the limit; ``value`` is what the request would make of it (contracts, or
+    the day's realized P&L) and ``allowed`` the configured bound. Nothing was sent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        account_id: int,
+        contract_id: str,
+        value: object = None,
+        allowed: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.account_id = account_id
+        self.contract_id = contract_id
+        self.value = value
+        self.allowed = allowed
+
+
 class JournalError(OrderGuardError):
     """The journal could not be read or written."""
 
@@ -197,6 +224,7 @@ __all__ = [
     "OutcomeUnknownError",
     "RateLimitedError",
     "ReadTimeoutError",
+    "RiskLimitError",
     "UnknownAccountError",
     "UnknownContractError",
     "ValidationError",

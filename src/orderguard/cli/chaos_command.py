@@ -6,11 +6,14 @@ arguments always give the same result; each violation prints the command that re
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import track
 
 from orderguard.chaos.report import ChaosConfig
 from orderguard.chaos.runner import run_chaos
@@ -117,7 +120,15 @@ def chaos(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    selected = range(seed_start, seed_start + seeds)
+    seed_range = range(seed_start, seed_start + seeds)
+    # On a terminal, a progress bar (on stderr, gone when done) advances as each seed is taken.
+    tty = sys.stderr.isatty() and not json_output
+    selected = (
+        track(seed_range, description="chaos seeds", console=Console(stderr=True),
+              transient=True)
+        if tty
+        else seed_range
+    )  # fmt: skip
     if event_log is not None:
         with event_log.open("w", encoding="utf-8") as log:
             report = run_chaos(selected, config, event_log=log)

@@ -103,7 +103,10 @@ def gateway(
     except (ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    if verbose:
+        # The root command installed the log handler (--log-json, --log-level): only raise
+        # its level here.
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(config, host, port, state, series, loop_prices))
 

@@ -53,6 +53,7 @@ from orderguard.errors import (
     OrderRejectedError,
     OutcomeUnknownError,
     RateLimitedError,
+    RiskLimitError,
     ValidationError,
 )
 from orderguard.models import BracketSpec, Contract, Order, OrderRequest, OrderType
@@ -436,7 +437,7 @@ class BracketEngine:
                     saga.op, ref, Rejected(exc.code, str(exc), exc.order_id)
                 )
                 return f"entry rejected: {exc}"
-            except (ValidationError, OperationError) as exc:
+            except (ValidationError, OperationError, RiskLimitError) as exc:
                 # Refused before anything was sent: the journaled intent says so (I5).
                 saga.entry.phase = EntryPhase.REJECTED
                 await m.recovery.record_order_failure(saga.op, ref, str(exc))

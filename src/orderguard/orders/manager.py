@@ -80,6 +80,7 @@ from orderguard.orders.results import (
     ModifyResult,
     OrderPlaceResponse,
 )
+from orderguard.orders.risk import RiskGate
 from orderguard.orders.startup_recovery import StartupRecovery
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
@@ -182,6 +183,15 @@ class OrderManager:
         """Internal: journal-first records (intent before, outcome after) of each mutation."""
         self.reference = ReferenceData(self.gateway, self.config, lambda: self.account_id)
         """Internal: accounts, order-size caps, stop-vs-market checks, the search window."""
+        self.risk = RiskGate(
+            self.config,
+            self.gateway,
+            self._clock,
+            lambda: self.journal,
+            self.stats,
+            operation_of=self._operation_of_tag,
+        )
+        """Internal: the risk limits (orders/risk.py), checked before exposure only."""
         # Placement and cancels draw their status-check delays from the one jitter stream.
         sending = SendContext(
             gateway=self.gateway,
@@ -209,6 +219,7 @@ class OrderManager:
                 account, contract, shows, self.config.position_event_grace
             ),
             resend_pause=self.config.protection_retry_max_delay,
+            risk=self.risk.reserve,
         )
         self.reconciler = Reconciler(self)
         self.feed = OrderFeed(
@@ -328,6 +339,10 @@ class OrderManager:
             report = await self.rerun_recovery()
         await self._startup.resume_engines(report)
         self.reconciler.start()
+
+    def _operation_of_tag(self, account_id: int, custom_tag: str) -> str | None:
+        leg = self.recovery.leg_for_tag(account_id, custom_tag)
+        return None if leg is None else leg[0].operation_id
 
     async def _resolve_account(self) -> int:
         account = await self.reference.resolve_default(self._requested_account)

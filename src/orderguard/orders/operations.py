@@ -222,6 +222,7 @@ class OrderOperations:
             )
             if grows:
                 m.latch.check(order.account_id, order.contract_id)
+                await m.risk.check_growth(order, new_size - order.size, contract)
         wanted = {"size": new_size, "limit_price": limit, "stop_price": stop, "trail_price": trail}
         acct = order.account_id
         previous = _snapshot(order)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -80,8 +81,10 @@ class PlacementPipeline:
         position_event: Callable[[int, str, Callable[[int], bool]], Awaitable[int | None]]
         | None = None,
         resend_pause: float = 2.0,
+        risk: Callable[[OrderRequest, Contract], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self._ctx = ctx
+        self._risk = risk  # risk limits: checked for exposure only, after the latch
         self._contracts = contracts
         self._latch = latch
         self._ingest = ingest
@@ -229,6 +232,9 @@ class PlacementPipeline:
                 # which is the right exit anyway.
                 await self._ctx.reference.check_stop(contract, request.side, request.stop_price)
             self._latch.check(request.account_id, contract.id)
+            if self._risk is not None:
+                async with self._risk(request, contract):  # limits hold while it is sent
+                    return await self._send(request, priority, reduces=reduces)
         return await self._send(request, priority, reduces=reduces)
 
     async def _reduces(

@@ -20,7 +20,7 @@ from typing import Any
 from orderguard.models import OrderSide, OrderStatus, OrderType, Trade
 
 from .exchange import SimExchange
-from .matching import quote_for
+from .matching import Exact, quote_for
 from .records import AccountState, Bracket, LiveOrder, NetPosition
 
 Snapshot = dict[str, Any]
@@ -90,6 +90,9 @@ def dump_position(position: NetPosition) -> Snapshot:
         "created": position.created.isoformat(),
         "size": position.size,
         "averagePrice": str(position.average_price),
+        # The exact average the P&L of a later close is computed from (the wire value above
+        # is rounded to 9 places and alone would book a restored position's close wrongly).
+        "average": [position.average.num, position.average.den],
     }
 
 
@@ -167,6 +170,12 @@ def restore(exchange: SimExchange, snapshot: Snapshot) -> None:
             )
             position.size = item["size"]
             position.average_price = Decimal(item["averagePrice"])
+            exact = item.get("average")  # absent in files written before it was kept
+            position.average = (
+                Exact(int(exact[0]), int(exact[1]))
+                if exact is not None
+                else Exact.of(position.average_price)
+            )
             state.positions[contract.id] = position
     meta = snapshot["meta"]
     exchange._order_ids = itertools.count(meta["nextOrderId"])
