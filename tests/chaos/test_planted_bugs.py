@@ -44,10 +44,10 @@ GATE = ChaosConfig(faults="all", crash=True)
 CAUGHT_AT: dict[PlantedBug, tuple[int, frozenset[str]]] = {
     PlantedBug.SKIP_TAG_RESOLUTION: (3, frozenset({"I3"})),
     PlantedBug.OPEN_ORDERS_ONLY_LOOKUP: (4, frozenset({"I1", "I3", "I5", "I6"})),
-    PlantedBug.LATCH_IGNORED: (176, frozenset({"I1", "I3", "I6"})),
+    PlantedBug.LATCH_IGNORED: (25, frozenset({"I1", "I3", "I6"})),
     PlantedBug.OCO_SIBLING_NOT_CANCELLED: (771, frozenset({"I2", "I4"})),
     PlantedBug.BRACKET_LEGS_NOT_RESIZED: (3, frozenset({"I1", "I6"})),
-    PlantedBug.PROTECTIVE_STOP_WRONG_SIZE: (3, frozenset({"I1", "I2", "I6"})),
+    PlantedBug.PROTECTIVE_STOP_WRONG_SIZE: (2, frozenset({"I1", "I2", "I6"})),
     PlantedBug.FILLED_BRACKET_NOT_RESUMED: (26, frozenset({"I1", "I6", "I7"})),
     PlantedBug.STARTUP_SKIPS_UNFINISHED: (31, frozenset({"I1", "I5", "I6", "I7"})),
     PlantedBug.RECONCILER_DISABLED: (20, frozenset({"I1", "I2", "I6"})),

@@ -69,6 +69,7 @@ from orderguard.errors import (
 )
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.oco import OcoLeg
+from orderguard.orders.results import CloseOutcome
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.recovery.startup import DEFAULT_IN_FLIGHT_GRACE
 
@@ -809,7 +810,13 @@ class WorkloadActor:
         async with self._user_lock:
             result = await self.manager.close_position(USER_CONTRACT, whole_contract=True)
             text = f"close whole contract: {result.outcome} closed {result.closed_size}"
-            if step.variant % 2:
+            # A trader cancels what is left working once the close went through; after a
+            # refused or unknown close the exits are all that protects the position (removing
+            # them then is the caller unprotecting it, which orderguard must not undo).
+            if step.variant % 2 and result.outcome in (
+                CloseOutcome.CLOSED,
+                CloseOutcome.NOTHING_TO_CLOSE,
+            ):
                 cancelled = await self.manager.cancel_position_orders(USER_CONTRACT)
                 text += f"; cancel_position_orders {dict(cancelled)}"
             return text + self.user_guard()

@@ -276,9 +276,15 @@ class HoldingsFollower:
                 continue
             if order.side is not reducing or share == 0:
                 self.stats["exits_cancelled"] += 1
+                log.info(
+                    "operation %s owns %+d: cancelling its exit %s", op.operation_id, share, order.id
+                )
                 await self._host.cancel_exit(order.account_id, order.id)
             elif order.size - order.fill_volume > abs(share):
                 self.stats["exits_resized"] += 1
+                log.info(
+                    "operation %s owns %+d: resizing its exit %s", op.operation_id, share, order.id
+                )
                 await self._host.resize_exit(
                     order.account_id, order.id, order.fill_volume + abs(share)
                 )
