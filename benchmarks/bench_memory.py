@@ -51,8 +51,7 @@ from orderguard.journal import MemoryJournal, SqliteJournal
 from orderguard.journal.base import Journal
 from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
-from orderguard.orders.bracket import bracket_engine
-from orderguard.orders.oco import OcoLeg, oco_engine
+from orderguard.orders.oco import OcoLeg
 from orderguard.orders.tracking import DEFAULT_MAX_FINISHED
 
 MNQ = "CON.F.US.MNQ.Z26"
@@ -111,7 +110,7 @@ class Parts:
         loop = asyncio.get_running_loop()
         exchange = (self.sim, self.sim.exchange)
         clock = m.clock
-        manager_roots = [m, bracket_engine(m), oco_engine(m), m.position_orders]
+        manager_roots = [m, m.brackets, m.oco, m.position_orders]
         sizes = {"manager": retained(manager_roots, [self.journal, *exchange, clock, loop])}
         if everything:
             sizes["journal"] = retained([self.journal], [m, *exchange, clock, loop])
@@ -123,8 +122,8 @@ def structures(manager: OrderManager) -> dict[str, int]:
     """Sizes of everything that grows with activity in the manager and its engines."""
     m = manager
     rec = m.recovery
-    brackets = bracket_engine(m)
-    oco = oco_engine(m)
+    brackets = m.brackets
+    oco = m.oco
     return {
         "tracker_orders": len(m.tracker),
         "tracker_records": len(m.tracker._records),

@@ -15,9 +15,7 @@ from orderguard.clock import VirtualClock
 from orderguard.config import OrderManagerConfig
 from orderguard.models import OrderSide, OrderStatus
 from orderguard.orders import OrderManager
-from orderguard.orders.bracket import bracket_engine
 from orderguard.orders.bracket_types import BracketOutcome
-from orderguard.orders.oco import oco_engine
 
 T = TypeVar("T")
 MNQ = "CON.F.US.MNQ.Z26"
@@ -73,9 +71,9 @@ def test_two_thousand_operations_leave_bounded_bookkeeping() -> None:
             "tasks": manager.background_tasks,
             "active": len(manager.recovery.active_operations),
             "history": len(manager.recovery.operation_history),
-            "sagas": len(bracket_engine(manager)._sagas),
-            "saga_maps": len(bracket_engine(manager)._by_order),
-            "oco_maps": len(oco_engine(manager)._by_order),
+            "sagas": len(manager.brackets._sagas),
+            "saga_maps": len(manager.brackets._by_order),
+            "oco_maps": len(manager.oco._by_order),
             "latch": len(manager.latch),
         }
         await manager.cleanup()

@@ -28,6 +28,7 @@ from orderguard.chaos.journals import ChaosJournal
 from orderguard.errors import OrderRejectedError
 from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType
 from orderguard.orders import bracket_plan, startup_recovery
+from orderguard.orders.bracket import BracketEngine
 from orderguard.orders.bracket_plan import PlaceLeg, ResizeLeg
 from orderguard.orders.cancellation import Canceller
 from orderguard.orders.latch import AmbiguityLatch
@@ -37,8 +38,7 @@ from orderguard.orders.placement import PlacementPipeline
 from orderguard.orders.position_watch import PositionWatcher
 from orderguard.orders.reconciler import Reconciler
 from orderguard.orders.results import OrderPlaceResponse
-from orderguard.recovery.operations import OperationType
-from orderguard.recovery.startup import RecoveryReport, ResumeContext, register_resumer
+from orderguard.recovery.startup import RecoveryReport, ResumeContext
 from orderguard.resilience.ratelimit import Priority
 
 
@@ -142,7 +142,7 @@ def _plan_leg_wrong_size(original: Callable[..., Any]) -> Callable[..., Any]:
     return plan_leg
 
 
-async def _resume_bracket_never(ctx: ResumeContext) -> None:
+async def _resume_bracket_never(engine: BracketEngine, ctx: ResumeContext) -> None:
     if ctx.plan.pivot_passed and not ctx.operation.state.is_terminal:
         ctx.note("filled bracket left as it was")  # THE BUG: no roll-forward, no hand-off
         return
@@ -271,7 +271,7 @@ def _plant(stack: ExitStack, bug: PlantedBug) -> None:
         case PlantedBug.PROTECTIVE_STOP_WRONG_SIZE:
             _wrap(stack, bracket_plan, "_plan_leg", _plan_leg_wrong_size)
         case PlantedBug.FILLED_BRACKET_NOT_RESUMED:
-            stack.callback(register_resumer(OperationType.BRACKET_ORDER, _resume_bracket_never))
+            _setattr(stack, BracketEngine, "resume_at_startup", _resume_bracket_never)
         case PlantedBug.STARTUP_SKIPS_UNFINISHED:
             _setattr(stack, startup_recovery, "recover", _recover_nothing)
         case PlantedBug.RECONCILER_DISABLED:

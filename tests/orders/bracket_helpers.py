@@ -97,11 +97,14 @@ async def make_rig(
     elif wrap is not None:
         broker = wrap(sim)
     manager = OrderManager(
-        broker, clock=clock, rng=random.Random(seed), journal=journal, config=config
+        broker,
+        clock=clock,
+        rng=random.Random(seed),
+        journal=journal,
+        config=config,
+        bracket_settings=settings,
     )
     await clock.run(manager.start())
-    if settings is not None:
-        manager.brackets.settings = settings
     return Rig(clock, sim, broker, manager)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -18,6 +18,7 @@ from orderguard.clock import VirtualClock
 from orderguard.journal.memory import MemoryJournal
 from orderguard.orders import OrderManager
 from orderguard.recovery.manager import RecoveryOperation
+from orderguard.recovery.startup import Resumer
 from orderguard.testing import kill
 
 MNQ = POSITION_CONTRACT
@@ -47,6 +48,7 @@ class World:
         crash_at: int | None = None,
         crash_after: bool = False,
         wrap: type | None = None,
+        resumers: Mapping[str, Resumer] | None = None,
     ) -> tuple[OrderManager, ProcessScope]:
         """A new process (an OrderManager) on the surviving exchange and journal."""
         self.generation += 1
@@ -62,6 +64,7 @@ class World:
             journal=scoped_journal(self.journal, scope),
             rng=random.Random(self.generation),
             account_id=1,
+            resumers=resumers,
         )
         return manager, scope
 

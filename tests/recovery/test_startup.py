@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 
 from orderguard.chaos.workload import Step, StepKind
@@ -12,7 +12,7 @@ from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.recovery.startup import (
     RecoveryReport,
     ResumeContext,
-    register_resumer,
+    Resumer,
     resumer_for,
 )
 from orderguard.testing.builders import operation
@@ -23,7 +23,10 @@ ENTRY = Step(0, StepKind.PROTECTED_ENTRY, size=2, ticks=20)
 
 
 async def crash_then_recover(
-    world: World, crash: dict[str, object], work: Callable[[OrderManager], Awaitable[object]]
+    world: World,
+    crash: dict[str, object],
+    work: Callable[[OrderManager], Awaitable[object]],
+    resumers: Mapping[str, Resumer] | None = None,
 ) -> RecoveryReport:
     """Run ``work`` in a process that dies at ``crash``; recover in a new one."""
 
@@ -33,7 +36,7 @@ async def crash_then_recover(
         # The crash point may be reached by the call itself or by background work it started
         # (a rollback runs in the protection executor's task).
         await die_during(world, scope, doomed, work(doomed), steps=600)
-        survivor, _ = world.process()
+        survivor, _ = world.process(resumers=resumers)
         await survivor.start()  # runs start-up recovery before it accepts anything
         report = survivor.last_recovery
         assert report is not None
@@ -168,41 +171,36 @@ async def test_crash_during_an_oco_sibling_cancel_finishes_the_cancel() -> None:
     assert [v for v in await world.violations(strict=False) if v.invariant in ("I2", "I4")] == []
 
 
-async def test_a_registered_resumer_handles_its_operation_type() -> None:
-    """register_resumer routes bracket operations to the bracket engine's resumer."""
+async def test_a_given_resumer_handles_its_operation_type() -> None:
+    """A resumer given to the manager for a type takes that type's operations (over the
+    bracket engine's own)."""
     seen: list[bool] = []
 
     async def resume(ctx: ResumeContext) -> None:
         seen.append(ctx.plan.pivot_passed)
         await ctx.roll_back("test resumer")
 
-    unregister = register_resumer(OperationType.BRACKET_ORDER, resume)
-    try:
-        world = World()
+    world = World()
 
-        async def bare_bracket(manager: OrderManager) -> None:
-            rec = manager.recovery
-            op = await rec.start_operation(OperationType.BRACKET_ORDER, account_id=1)
-            await rec.add_order_to_operation(op, MNQ, OrderSide.BUY, 1, "market", account_id=1)
-            await manager.cancel_order(1)  # dies here: the entry never left
+    async def bare_bracket(manager: OrderManager) -> None:
+        rec = manager.recovery
+        op = await rec.start_operation(OperationType.BRACKET_ORDER, account_id=1)
+        await rec.add_order_to_operation(op, MNQ, OrderSide.BUY, 1, "market", account_id=1)
+        await manager.cancel_order(1)  # dies here: the entry never left
 
-        report = await crash_then_recover(world, {"crash_on": "cancel_order", "crash_at": 1},
-                                          bare_bracket)  # fmt: skip
-    finally:
-        unregister()
+    report = await crash_then_recover(
+        world,
+        {"crash_on": "cancel_order", "crash_at": 1},
+        bare_bracket,
+        resumers={OperationType.BRACKET_ORDER.value: resume},
+    )
     assert seen == [False] and report.operations[0].resumer == "bracket_order"
 
 
-def test_unregistering_restores_the_default_resumer() -> None:
-    """After unregister, the earlier handler is back (the bracket engine registers its own)."""
-
-    async def resume(ctx: ResumeContext) -> None:
-        return None
-
+def test_without_resumers_the_default_handles_brackets() -> None:
+    """Nothing is registered process-wide: without a given resumer a bracket rolls back."""
     op = operation("op1", state=OperationState.IN_PROGRESS)
-    before = resumer_for(op)
-    register_resumer(OperationType.BRACKET_ORDER, resume)()
-    assert resumer_for(op) == before
+    assert resumer_for(op)[0] == "rollback"
 
 
 def test_an_operation_can_name_its_resumer() -> None:
@@ -213,8 +211,4 @@ def test_an_operation_can_name_its_resumer() -> None:
 
     op = operation("op1", state=OperationState.IN_PROGRESS)
     op.extra["resumer"] = "settle"
-    unregister = register_resumer(OperationType.BRACKET_ORDER, resume)
-    try:
-        assert resumer_for(op)[0] == "settle"
-    finally:
-        unregister()
+    assert resumer_for(op, {OperationType.BRACKET_ORDER.value: resume})[0] == "settle"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from orderguard.models import OrderSide
 from orderguard.recovery.operations import OperationType
-from orderguard.recovery.startup import RecoveryReport, ResumeContext, register_resumer
+from orderguard.recovery.startup import RecoveryReport, ResumeContext
 
 from .startup_world import MNQ, World, bury
 
@@ -39,12 +39,8 @@ async def test_one_contract_in_order_contracts_side_by_side() -> None:
             started[contract].append(op.operation_id)
             await world.clock.sleep(0.1)
         bury(dead)
-        survivor, _ = world.process()
-        unregister = register_resumer("probe", probe)
-        try:
-            await survivor.start()  # start-up recovery runs inside start()
-        finally:
-            unregister()
+        survivor, _ = world.process(resumers={"probe": probe})
+        await survivor.start()  # start-up recovery runs inside start()
         report = survivor.last_recovery
         assert report is not None
         await survivor.cleanup()
@@ -88,14 +84,12 @@ async def test_an_error_in_one_lane_surfaces_as_itself() -> None:
                 op, contract, OrderSide.BUY, 1, "market", leg="entry"
             )
         bury(dead)
-        survivor, _ = world.process()
-        unregister = register_resumer("probe", probe)
+        survivor, _ = world.process(resumers={"probe": probe})
         try:
             await survivor.start()  # start-up recovery runs inside start()
         except Died as exc:
             return str(exc)
         finally:
-            unregister()
             await survivor.cleanup()
         return "no error"
 

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from orderguard.broker.base import (
     AccountEvent,
@@ -67,16 +66,13 @@ from orderguard.orders.bracket_plan import (
 )
 from orderguard.orders.bracket_saga import BracketRequest, BracketSaga
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
+from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.exposure import EpisodeEnd, ExposureStats
-from orderguard.orders.per_manager import PerManager
 from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
 from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState, OperationType
-from orderguard.recovery.startup import ResumeContext, register_resumer
+from orderguard.recovery.startup import ResumeContext
 from orderguard.resilience import Priority
-
-if TYPE_CHECKING:
-    from orderguard.orders.manager import OrderManager
 
 log = logging.getLogger("orderguard.orders.bracket")
 
@@ -89,11 +85,12 @@ _ENTRY_TYPES = {"limit": False, "market": True}
 class BracketEngine:
     """Runs the bracket sagas of one OrderManager (see the module docstring)."""
 
-    def __init__(self, manager: OrderManager, settings: BracketSettings | None = None) -> None:
-        self.manager = manager
+    def __init__(self, ctx: EngineContext, settings: BracketSettings | None = None) -> None:
+        self.ctx = ctx
         self.settings = settings or BracketSettings()
         self.stats = ExposureStats()
-        self.last_event_at = manager.clock.monotonic()
+        self.last_event_at = ctx.clock.monotonic()
+        self._used = False
         self._sagas: dict[str, BracketSaga] = {}
         self._finished: OrderedDict[str, BracketOrderResponse] = OrderedDict()
         self._by_order: dict[int, BracketSaga] = {}
@@ -110,7 +107,17 @@ class BracketEngine:
         self._next_poll: asyncio.Future[bool] | None = None  # sagas waiting for a fresh read
         self.polls = 0
         self._resumed = False
-        manager.recovery.register_statistics(self.stats.as_dict)
+        ctx.recovery.register_statistics(self.stats.as_dict)
+
+    def note_first_use(self) -> None:
+        """The event-silence clock (``last_event_at``, which shortens the poll) starts at the
+        engine's first use, not when the manager was built: no listener hears events while no
+        bracket runs, so a manager that traded an hour without brackets must not take the
+        stream of its first one for silent. The manager's bracket entry points call this
+        (through :attr:`OrderManager.brackets`), as do the other engines' calls below."""
+        if not self._used:
+            self._used = True
+            self.last_event_at = self.ctx.clock.monotonic()
 
     # -- public ---------------------------------------------------------------------------------
     async def place(
@@ -129,7 +136,7 @@ class BracketEngine:
         native: bool | None = None,
     ) -> BracketOrderResponse:
         # No implicit resume() here: start-up recovery restarts the sagas of unfinished
-        # brackets (resume_bracket), and a second actor beside a rollback would race it.
+        # brackets (resume_at_startup), and a second actor beside a rollback would race it.
         request, contract = await self._validate(
             contract_id,
             side,
@@ -145,7 +152,7 @@ class BracketEngine:
         if protection_deadline is not None:
             settings = replace(settings, protection_deadline=protection_deadline)
         use_native = await self._use_native(request.account_id, native)
-        op = await self.manager.recovery.start_operation(
+        op = await self.ctx.recovery.start_operation(
             OperationType.BRACKET_ORDER,
             account_id=request.account_id,
             contract_id=request.contract_id,
@@ -225,6 +232,7 @@ class BracketEngine:
         """The caller is removing these orders: a running bracket one of them is an exit of
         does not place it again (and, its stop removed, stops protecting: see
         ``BracketSaga.release``). Returns the operations released."""
+        self.note_first_use()
         legs: dict[str, tuple[BracketSaga, set[LegKind]]] = {}
         for order_id in order_ids:
             saga = self._by_order.get(order_id)
@@ -237,6 +245,7 @@ class BracketEngine:
 
     def linked_exit(self, order_id: int) -> int | None:
         """The OCO sibling of a bracket exit (stop <-> target), if both are known."""
+        self.note_first_use()
         saga = self._by_order.get(order_id)
         if saga is None:
             return None
@@ -254,7 +263,7 @@ class BracketEngine:
             return 0
         self._resumed = True
         started = 0
-        for op in list(self.manager.recovery.active_operations.values()):
+        for op in list(self.ctx.recovery.active_operations.values()):
             if self.resume_operation(op) is not None:
                 started += 1
         return started
@@ -295,6 +304,36 @@ class BracketEngine:
         self._start(saga)
         return saga
 
+    async def resume_at_startup(self, ctx: ResumeContext) -> None:
+        """Start-up recovery of a BRACKET_ORDER operation (the manager hands this resumer to
+        recovery for the type).
+
+        After the pivot (an entry fill) it rolls forward: the bracket's own saga is restarted
+        on the folded journal and re-protects exactly the owned quantity with the legs' tags
+        (live legs adopted, missing ones placed as a new generation). The operation stays in
+        progress, driven by that saga. Before the pivot, or while it was already rolling back,
+        or for a bracket-typed operation the engine did not make, it rolls back as the default
+        does."""
+        self.note_first_use()
+        op = ctx.operation
+        if op.operation_id in self._sagas or op.state.is_terminal:
+            ctx.note("already driven by its saga" if not op.state.is_terminal else "already over")
+            return
+        if op.state is OperationState.ROLLING_BACK or not isinstance(op.extra.get("bracket"), dict):
+            await ctx.roll_back("rolled back at start-up recovery")
+            return
+        if not ctx.plan.pivot_passed:
+            await ctx.roll_back("the entry had not filled before the restart")
+            return
+        truth = None
+        if ctx.snapshot is not None:
+            truth = ctx.snapshot.orders  # the saga starts from the truth just read
+            for order in truth:
+                self.ctx.feed.ingest(order)
+        self.resume_operation(op, truth)
+        ctx.handed_off = True  # unfinished on purpose: its saga drives it from here
+        ctx.note(f"saga restarted: re-protecting {ctx.plan.flattenable:+d} with the legs' tags")
+
     async def shutdown(self) -> None:
         """Stop every driver (positions stay protected by the orders at the broker)."""
         tasks = [s.task for s in self._sagas.values() if s.task is not None]
@@ -323,7 +362,7 @@ class BracketEngine:
         account_in: int | None,
         entry_timeout: float | None,
     ) -> tuple[BracketRequest, Contract]:
-        m = self.manager
+        m = self.ctx
         if not isinstance(entry_type, str) or entry_type.lower() not in _ENTRY_TYPES:
             raise ValidationError(f"entry_type must be 'limit' or 'market', got {entry_type!r}")
         market = _ENTRY_TYPES[entry_type.lower()]
@@ -377,14 +416,14 @@ class BracketEngine:
         if known is None:
             # Once per account and session: a read per bracket spent the rate budget, and the
             # setting does not change under a session (a refusal switches to client-side).
-            caps = await self.manager.gateway.get_capabilities(account_id)
+            caps = await self.ctx.gateway.get_capabilities(account_id)
             known = self._native_caps[account_id] = caps.native_brackets
         return known
 
     # -- the entry ------------------------------------------------------------------------------
     async def _place_entry(self, saga: BracketSaga, contract: Contract) -> str | None:
         """Journal and send the entry; None when the saga should run, else why it cannot."""
-        m, req = self.manager, saga.req
+        m, req = self.ctx, saga.req
         generation = 0
         while True:
             native = saga.native
@@ -419,7 +458,7 @@ class BracketEngine:
                 take_profit_bracket=target_spec,
             )
             try:
-                placed = await m.submit(request)
+                placed = await m.send.submit(request)
             except OrderRejectedError as exc:
                 if native and POSITION_BRACKETS_TEXT in str(exc).lower():
                     # The account is on legacy Position Brackets: client-side from now on.
@@ -475,8 +514,8 @@ class BracketEngine:
         ref = saga.entry.ref
         assert ref is not None
         saga.entry.phase = EntryPhase.UNKNOWN
-        saga.entry.acked_at = self.manager.clock.monotonic()
-        await self.manager.recovery.record_order_failure(
+        saga.entry.acked_at = self.ctx.clock.monotonic()
+        await self.ctx.recovery.record_order_failure(
             saga.op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, detail)
         )
         saga.refresh_due = True
@@ -488,7 +527,7 @@ class BracketEngine:
         if req.entry_price is not None:
             anchor = req.entry_price
         else:
-            last = await self.manager.gateway.get_last_price(contract.id)
+            last = await self.ctx.gateway.get_last_price(contract.id)
             anchor = last if last is not None else req.stop_price
         if kind is LegKind.STOP:
             return BracketSpec(native_ticks(contract, anchor, req.stop_price), OrderType.STOP)
@@ -499,20 +538,20 @@ class BracketEngine:
         op = saga.op
         op.last_error = reason
         if not op.state.is_terminal:
-            await self.manager.recovery.transition_operation(op, OperationState.FAILED, reason)
+            await self.ctx.recovery.transition_operation(op, OperationState.FAILED, reason)
         saga.final = Finish(OperationState.FAILED, BracketOutcome.FLAT, reason)
         self.retire(saga)
 
     # -- running and waiting ----------------------------------------------------------------------
     def _start(self, saga: BracketSaga) -> None:
-        saga.task = self.manager.spawn(saga.run())
+        saga.task = self.ctx.spawn(saga.run())
 
     async def _wait(
         self, saga: BracketSaga, predicate: Callable[[BracketSaga], bool], timeout: float | None
     ) -> None:
         # On timeout the response still says truthfully where the bracket stands.
         with contextlib.suppress(TimeoutError):
-            await self.manager.clock.wait_for(saga.wait(predicate), timeout)
+            await self.ctx.clock.wait_for(saga.wait(predicate), timeout)
 
     async def _wait_for(
         self,
@@ -534,9 +573,9 @@ class BracketEngine:
         self._sagas[saga.operation_id] = saga
         self._by_contract.setdefault(saga.req.contract_id, {})[saga] = None
         if self._remove_listener is None:
-            self._remove_listener = self.manager.add_event_listener(self._on_event)
+            self._remove_listener = self.ctx.listen(self._on_event)
         if self._poller is None or self._poller.done():
-            self._poller = self.manager.spawn(self._poll_loop())
+            self._poller = self.ctx.spawn(self._poll_loop())
 
     def route_order(self, saga: BracketSaga, order_id: int) -> None:
         self._by_order[order_id] = saga
@@ -573,7 +612,7 @@ class BracketEngine:
 
     def _on_event(self, event: BrokerEvent) -> None:
         """Route one event (sync, no I/O: sagas fold it in and wake their drivers)."""
-        self.last_event_at = self.manager.clock.monotonic()
+        self.last_event_at = self.ctx.clock.monotonic()
         if isinstance(event, OrderEvent):
             self._route_order(event.order)
         elif isinstance(event, TradeEvent):
@@ -601,7 +640,7 @@ class BracketEngine:
     def _by_leg_tag(self, custom_tag: str | None) -> BracketSaga | None:
         """The saga whose operation a leg tag names, though no record of that leg holds the
         tag (sent while the journal could not record it, and the process died)."""
-        leg = None if custom_tag is None else self.manager.tags.leg_of(custom_tag)
+        leg = None if custom_tag is None else self.ctx.tags.leg_of(custom_tag)
         return None if leg is None else self._sagas.get(leg[0])
 
     def _route_order(self, order: Order) -> None:
@@ -618,7 +657,7 @@ class BracketEngine:
         """Short while the event stream is silent; never longer than half the flatten point,
         so a fill whose events were all lost is still protected (or flattened) in time."""
         s = self.settings
-        now = self.manager.clock.monotonic()
+        now = self.ctx.clock.monotonic()
         quiet = now - self.last_event_at >= s.poll_interval
         base = s.poll_interval if quiet else s.poll_max_interval
         shortest = min((saga.settings.flatten_after for saga in self._sagas.values()), default=0)
@@ -627,7 +666,7 @@ class BracketEngine:
     async def _poll_loop(self) -> None:
         """One ``Order/search`` per account per interval for every bracket together (events
         can be lost; a per-bracket poll would spend the rate budget on quiet brackets)."""
-        clock = self.manager.clock
+        clock = self.ctx.clock
         while self._sagas:
             self._poll_now.clear()
             with contextlib.suppress(TimeoutError):
@@ -646,7 +685,7 @@ class BracketEngine:
         waiter = self._next_poll
         self._poll_now.set()
         if self._poller is None or self._poller.done():
-            self._poller = self.manager.spawn(self._poll_loop())
+            self._poller = self.ctx.spawn(self._poll_loop())
         return await asyncio.shield(waiter)
 
     async def poll(self) -> None:
@@ -661,7 +700,7 @@ class BracketEngine:
                 waiter.set_result(complete)
 
     async def _poll_accounts(self) -> bool:
-        m = self.manager
+        m = self.ctx
         complete = True
         starts: dict[int, datetime] = {}
         exposed: set[int] = set()
@@ -724,7 +763,7 @@ def _restore(saga: BracketSaga) -> None:
             saga.entry.phase = EntryPhase.WORKING if ref.order_id else EntryPhase.UNKNOWN
             if ref.status == RefStatus.REJECTED:
                 saga.entry.phase = EntryPhase.REJECTED
-            saga.entry.acked_at = saga.m.clock.monotonic()
+            saga.entry.acked_at = saga.ctx.clock.monotonic()
             saga.engine.route_tag(saga, ref.custom_tag)
             if ref.order_id:
                 saga.engine.route_order(saga, ref.order_id)
@@ -771,65 +810,10 @@ def _leg_order(leg: str) -> tuple[str, int]:
     return head, int(tail) if tail else -1
 
 
-async def resume_bracket(ctx: ResumeContext) -> None:
-    """Start-up recovery of a BRACKET_ORDER operation (registered for the type).
-
-    After the pivot (an entry fill) it rolls forward: the bracket's own saga is restarted on
-    the folded journal and re-protects exactly the owned quantity with the legs' tags (live
-    legs adopted, missing ones placed as a new generation). The operation stays in progress,
-    driven by that saga. Before the pivot, or while it was already rolling back, or for a
-    bracket-typed operation the engine did not make, it rolls back as the default does.
-
-    The registry is process-wide and one process may run several managers (the chaos runner):
-    the engine is the one of the manager recovering now (``ctx.host``), never one captured.
-    """
-    op = ctx.operation
-    engine = getattr(ctx.host, "brackets", None)
-    if not isinstance(engine, BracketEngine):
-        await ctx.roll_back("rolled back at start-up recovery (no bracket engine)")
-        return
-    if op.operation_id in engine._sagas or op.state.is_terminal:
-        ctx.note("already driven by its saga" if not op.state.is_terminal else "already over")
-        return
-    if op.state is OperationState.ROLLING_BACK or not isinstance(op.extra.get("bracket"), dict):
-        await ctx.roll_back("rolled back at start-up recovery")
-        return
-    if not ctx.plan.pivot_passed:
-        await ctx.roll_back("the entry had not filled before the restart")
-        return
-    truth = None
-    if ctx.snapshot is not None:
-        truth = ctx.snapshot.orders  # the saga starts from the truth just read
-        for order in truth:
-            engine.manager.feed.ingest(order)
-    engine.resume_operation(op, truth)
-    ctx.handed_off = True  # unfinished on purpose: its saga drives it from here
-    ctx.note(f"saga restarted: re-protecting {ctx.plan.flattenable:+d} with the legs' tags")
-
-
-register_resumer(OperationType.BRACKET_ORDER, resume_bracket)
-
-
-_ENGINES = PerManager(BracketEngine)
-
-
-def driven_operations(manager: OrderManager) -> list[str]:
-    """Operations the manager's bracket sagas drive; asks without creating the engine."""
-    engine = _ENGINES.peek(manager)
-    return [] if engine is None else engine.active()
-
-
-def bracket_engine(manager: OrderManager) -> BracketEngine:
-    """The manager's bracket engine (created on first use)."""
-    return _ENGINES.get(manager)
-
-
 __all__ = [
     "POSITION_BRACKETS_TEXT",
     "BracketEngine",
     "BracketOrderResponse",
     "BracketOutcome",
     "BracketSettings",
-    "bracket_engine",
-    "resume_bracket",
 ]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
 
 from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
 from orderguard.errors import (
@@ -34,18 +33,16 @@ from orderguard.errors import (
 from orderguard.models import OrderRequest, OrderType
 from orderguard.orders.bracket_plan import LegKind, LegPhase
 from orderguard.orders.bracket_state import BracketRequest, Slot
+from orderguard.orders.engine_context import EngineContext, Sending
 from orderguard.orders.results import Resolution
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.resilience import Priority
-
-if TYPE_CHECKING:
-    from orderguard.orders.manager import OrderManager
 
 log = logging.getLogger("orderguard.orders.bracket")
 
 
 async def cancel_confirmed(
-    manager: OrderManager, account_id: int, order_id: int, operation_id: str
+    send: Sending, account_id: int, order_id: int, operation_id: str
 ) -> bool:
     """Cancel and confirm; True when the order is final (cancelled, or filled first)."""
     try:
@@ -53,7 +50,7 @@ async def cancel_confirmed(
         # and a sibling left working while the window is full can over-close.
         # Not settled: an unknown outcome is read once and the cancel re-sent on the saga's
         # own backoff, not polled for seconds while the exit still works.
-        result = await manager.cancel_journaled(
+        result = await send.cancel_journaled(
             order_id, account_id, priority=Priority.PROTECTIVE, settle=False
         )
     except OrderGuardError as exc:
@@ -67,7 +64,7 @@ class ExitLegs:
 
     def __init__(
         self,
-        manager: OrderManager,
+        ctx: EngineContext,
         operation: RecoveryOperation,
         request: BracketRequest,
         slots: Mapping[LegKind, Slot],
@@ -77,7 +74,7 @@ class ExitLegs:
         backoff: Callable[[int], float],
         changed: Callable[[], object],
     ) -> None:
-        self.m = manager
+        self.ctx = ctx
         self.op = operation
         self.req = request
         self.slots = slots
@@ -98,7 +95,7 @@ class ExitLegs:
         leg = f"{kind.value}{slot.count}"
         order_type = "stop" if is_stop else "limit"
         try:
-            ref = await self.m.recovery.add_order_to_operation(
+            ref = await self.ctx.recovery.add_order_to_operation(
                 self.op,
                 self.req.contract_id,
                 self.req.side.opposite,
@@ -111,7 +108,7 @@ class ExitLegs:
         except JournalError as exc:
             # An exit protects a filled position: it goes out with its deterministic tag and
             # is journaled once the journal works again (F20; ``flush_backlog``).
-            ref = self.m.recovery.remember_unjournaled(
+            ref = self.ctx.recovery.remember_unjournaled(
                 self.op,
                 self.req.contract_id,
                 int(self.req.side.opposite),
@@ -126,7 +123,7 @@ class ExitLegs:
         slot.renew(ref, size)
         self._route_tag(ref.custom_tag)  # the shared poll finds it by tag
         await self._quietly(
-            self.m.recovery.add_position_tracking(self.op, self.req.contract_id, ref)
+            self.ctx.recovery.add_position_tracking(self.op, self.req.contract_id, ref)
         )
         await self.send(slot)
 
@@ -145,9 +142,9 @@ class ExitLegs:
             custom_tag=ref.custom_tag,
         )
         slot.attempts += 1
-        rec = self.m.recovery
+        rec = self.ctx.recovery
         try:
-            placed = await self.m.submit(request, respect_latch=False, exit_only=True)
+            placed = await self.ctx.send.submit(request, respect_latch=False, exit_only=True)
         except asyncio.CancelledError:
             slot.phase = LegPhase.UNKNOWN  # it may have left: found by its tag later
             raise
@@ -158,7 +155,7 @@ class ExitLegs:
             slot.phase, slot.error = LegPhase.RETRY, str(exc)
             slot.retry_at = self._backoff(slot.attempts)
             await self._quietly(rec.record_order_failure(self.op, ref, str(exc)))  # says why
-            self.m.holdings.schedule((self.req.account_id, self.req.contract_id))
+            self.ctx.holdings.schedule((self.req.account_id, self.req.contract_id))
         except ValidationError as exc:
             # E.g. the market moved through the stop: this protection cannot be placed.
             slot.phase, slot.error = LegPhase.FAILED, str(exc)
@@ -181,7 +178,7 @@ class ExitLegs:
         except RateLimitedError as exc:
             slot.phase = LegPhase.UNKNOWN if exc.sent else LegPhase.RETRY
             slot.retry_at = max(
-                self._backoff(slot.attempts), self.m.clock.monotonic() + (exc.retry_after or 0)
+                self._backoff(slot.attempts), self.ctx.clock.monotonic() + (exc.retry_after or 0)
             )
         except OrderGuardError as exc:
             # Anything else may have left: resolve by tag before sending again.
@@ -202,19 +199,19 @@ class ExitLegs:
         try:
             await write
         except JournalError as exc:
-            self.m.recovery.defer(self.op, exc)
+            self.ctx.recovery.defer(self.op, exc)
 
     async def found_by_tag(self, slot: Slot) -> bool:
         """Look the slot's intent up by its tag; True when the broker has it (now adopted)."""
         assert slot.ref is not None
         try:
-            found = await self.m.find_order_by_tag(self.req.account_id, slot.ref.custom_tag)
+            found = await self.ctx.truth.find_order_by_tag(self.req.account_id, slot.ref.custom_tag)
         except OrderGuardError:
             return False
         if found is None:
             return False
         self._adopt(slot, found.id)
-        await self._quietly(self.m.recovery.record_resolution(self.op, slot.ref, found))
+        await self._quietly(self.ctx.recovery.record_resolution(self.op, slot.ref, found))
         return True
 
     async def retry(self, kind: LegKind, *, resend: bool) -> None:
@@ -232,7 +229,7 @@ class ExitLegs:
     async def resize(self, kind: LegKind, order_id: int, size: int) -> None:
         slot = self.slots[kind]
         try:
-            result = await self.m.modify_order(
+            result = await self.ctx.send.modify_order(
                 order_id, size=size, account_id=self.req.account_id, priority=Priority.PROTECTIVE
             )
             ok = result.success
@@ -261,7 +258,9 @@ class ExitLegs:
         slot = self.slots[kind]
         if slot.order_id == order_id:
             slot.cancelling = True
-        final = await cancel_confirmed(self.m, self.req.account_id, order_id, self.operation_id)
+        final = await cancel_confirmed(
+            self.ctx.send, self.req.account_id, order_id, self.operation_id
+        )
         if slot.order_id == order_id:
             if final:
                 slot.phase = LegPhase.DONE

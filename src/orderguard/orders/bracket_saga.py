@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from orderguard.errors import OrderGuardError
 from orderguard.models import Order, OrderStatus, OrderType
@@ -77,16 +77,35 @@ from orderguard.orders.bracket_state import (
 )
 from orderguard.orders.bracket_tasks import ActionTasks
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
-from orderguard.orders.exposure import ExposureMeter
+from orderguard.orders.engine_context import EngineContext
+from orderguard.orders.exposure import EpisodeEnd, ExposureMeter
 from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState
 from orderguard.resilience import Priority
 
-if TYPE_CHECKING:
-    from orderguard.orders.bracket import BracketEngine
-    from orderguard.orders.manager import OrderManager
-
 log = logging.getLogger("orderguard.orders.bracket")
+
+
+class SagaEngine(Protocol):
+    """What a saga asks of the engine that runs it (orders/bracket.py): the routing of events
+    to it, its retirement and statistics, and the REST re-read shared by every saga."""
+
+    @property
+    def ctx(self) -> EngineContext: ...
+
+    def route_order(self, saga: BracketSaga, order_id: int) -> None: ...
+
+    def route_tag(self, saga: BracketSaga, custom_tag: str) -> None: ...
+
+    def route_parent(self, saga: BracketSaga, order_id: int) -> None: ...
+
+    def retire(self, saga: BracketSaga) -> None: ...
+
+    def record_episode(self, end: EpisodeEnd) -> None: ...
+
+    def record_incident(self) -> None: ...
+
+    async def shared_read(self) -> bool: ...
 
 
 class BracketSaga:
@@ -94,7 +113,7 @@ class BracketSaga:
 
     def __init__(
         self,
-        engine: BracketEngine,
+        engine: SagaEngine,
         operation: RecoveryOperation,
         request: BracketRequest,
         settings: BracketSettings,
@@ -102,7 +121,7 @@ class BracketSaga:
         native: bool,
     ) -> None:
         self.engine = engine
-        self.m: OrderManager = engine.manager
+        self.ctx: EngineContext = engine.ctx
         self.op = operation
         self.req = request
         self.settings = settings
@@ -116,7 +135,7 @@ class BracketSaga:
         self.children_search_failures = 0  # native: look-ups for them that failed
         # The collaborator that does the broker I/O of leg actions on this state.
         self.legs = ExitLegs(
-            self.m,
+            self.ctx,
             operation,
             request,
             self.slots,
@@ -141,7 +160,7 @@ class BracketSaga:
         self._errors = 0
         self._facts: BracketFacts | None = None
         self.task: asyncio.Task[None] | None = None
-        self._inflight = ActionTasks(self.m.spawn, guard=self._guarded, ended=self.news)
+        self._inflight = ActionTasks(self.ctx.spawn, guard=self._guarded, ended=self.news)
         self._fatal: BaseException | None = None
         self.primed = True
         """False for a saga restarted from the journal until its first REST read succeeded."""
@@ -157,7 +176,7 @@ class BracketSaga:
         return self.op.operation_id
 
     def _now(self) -> float:
-        return self.m.clock.monotonic()
+        return self.ctx.clock.monotonic()
 
     def _route_order(self, order_id: int) -> None:
         self.engine.route_order(self, order_id)
@@ -202,7 +221,7 @@ class BracketSaga:
         ):
             return True
         # A leg whose intent the journal could not record before a crash: its tag names us.
-        leg = self.m.tags.leg_of(tag)
+        leg = self.ctx.tags.leg_of(tag)
         return leg is not None and leg[0] == self.op.operation_id and leg[1].startswith(exits)
 
     def news(self, *, refresh: bool = False) -> None:
@@ -247,22 +266,22 @@ class BracketSaga:
 
     # -- facts --------------------------------------------------------------------------------
     def _filled(self, order_id: int | None) -> int:
-        return filled(self.m.tracker, order_id)
+        return filled(self.ctx.tracker, order_id)
 
     def owned(self) -> int:
         """Entry-direction contracts this bracket owns (broker truth as merged by the tracker)."""
         return owned_quantity(
-            self.m.tracker,
+            self.ctx.tracker,
             self.req.side,
             self.entry.order_id,
             self.exit_ids,
-            flattened_quantity(self.op, self.m.tracker),
+            flattened_quantity(self.op, self.ctx.tracker),
             self.op.closed_externally,
         )
 
     def facts(self) -> BracketFacts:
         """This saga's records read against broker truth (the tracker), for the pure planner."""
-        tracker = self.m.tracker
+        tracker = self.ctx.tracker
         now = self._now()
         entry = entry_phase(self.entry, tracker)
         cancel_reason = self.entry.cancel_reason
@@ -309,7 +328,9 @@ class BracketSaga:
         return facts
 
     def _leg_facts(self, kind: LegKind, now: float) -> LegFacts:
-        facts, refresh = leg_facts(self.slots[kind], self.m.tracker, now, self.settings.retry_delay)
+        facts, refresh = leg_facts(
+            self.slots[kind], self.ctx.tracker, now, self.settings.retry_delay
+        )
         if refresh:
             self.refresh_due = True
         return facts
@@ -317,12 +338,12 @@ class BracketSaga:
     def evaluate(self) -> BracketFacts:
         """Re-measure exposure from current knowledge (sync); wakes ``wait`` callers."""
         facts = self.facts()
-        mirror_fills(self.op, self.m.tracker, self.entry, self.slots)
+        mirror_fills(self.op, self.ctx.tracker, self.entry, self.slots)
         now = self._now()
         # An episode opened by an entry fill dates from that fill; an over-close (both exits
         # filled) from now. The fill clock is asked on every look: it keeps its own bookkeeping.
-        entry = None if self.entry.order_id is None else self.m.tracker.get(self.entry.order_id)
-        fill_time = self._fill_clock.started(entry, now, self.m.clock)
+        entry = None if self.entry.order_id is None else self.ctx.tracker.get(self.entry.order_id)
+        fill_time = self._fill_clock.started(entry, now, self.ctx.clock)
         started = fill_time if facts.owned > 0 else None
         end = self.meter.update(now, facts.owned, facts.stop.covering, started)
         if end is not None:
@@ -389,7 +410,7 @@ class BracketSaga:
         if self._errors > self.settings.max_attempts * 2 and self.going_flat is None:
             await self.hand_over(f"internal error: {type(exc).__name__}: {exc}")
             return
-        await self.m.clock.sleep(self.settings.retry_delay * self._errors)
+        await self.ctx.clock.sleep(self.settings.retry_delay * self._errors)
 
     async def _idle(self, facts: BracketFacts) -> None:
         """Wait for news (events, or the engine's shared REST poll), or until the next retry,
@@ -418,7 +439,7 @@ class BracketSaga:
         # Only future instants: a past one was already acted on (or is waiting on a retry).
         wait = min(d for d in due if d > 1e-6)
         try:
-            await self.m.clock.wait_for(self._wake.news.wait(), wait)
+            await self.ctx.clock.wait_for(self._wake.news.wait(), wait)
         except TimeoutError:
             if lookup and wait >= self._poll - 1e-9:
                 self.refresh_due = True  # look the entry's tag up again, backing off
@@ -438,14 +459,14 @@ class BracketSaga:
         if read:
             confirm_restored_legs(
                 self.slots.values(),
-                self.m.tracker,
+                self.ctx.tracker,
                 native=self.native,
                 entry_order_id=self.entry.order_id,
             )
             self.evaluate()
             self.primed = True
             return
-        await self.m.clock.sleep(max(self._refresh_at - self._now(), self.settings.retry_delay))
+        await self.ctx.clock.sleep(max(self._refresh_at - self._now(), self.settings.retry_delay))
 
     def _sync(self) -> None:
         """Start the REST re-reads that are due (in the background, like actions)."""
@@ -480,9 +501,9 @@ class BracketSaga:
             # A restarted saga may own a bare position: its read is protection work (the
             # flattening lane: a short timeout, past an open breaker). In the ordinary lane a
             # hanging read kept it from placing its stop until the deadline (chaos seed 51).
-            orders = await self.m.gateway.search_orders(
+            orders = await self.ctx.gateway.search_orders(
                 acct,
-                start=self.m.reference.window_start(self.op.started_at),
+                start=self.ctx.reference.window_start(self.op.started_at),
                 priority=Priority.FLATTEN,
             )
         except OrderGuardError as exc:
@@ -508,14 +529,14 @@ class BracketSaga:
                 tags=tags,
                 native=self.native,
             ):
-                self.m.feed.ingest(order)  # the tracker's monotonic merge: never backwards
-                view = self.m.tracker.get(order.id)
+                self.ctx.feed.ingest(order)  # the tracker's monotonic merge: never backwards
+                view = self.ctx.tracker.get(order.id)
                 self.on_order(order if view is None else view)
 
     async def _journal_discoveries(self) -> None:
         """Journal what events revealed: a resolved entry, adopted legs, native children."""
         await journal_discoveries(
-            self.m.recovery, self.op, self.req, self.m.tracker, self.entry, self.slots
+            self.ctx.recovery, self.op, self.req, self.ctx.tracker, self.entry, self.slots
         )
 
     # -- actions ------------------------------------------------------------------------------
@@ -591,7 +612,7 @@ class BracketSaga:
         """Native mode: the children exist from the entry's acceptance on; find them over REST
         rather than place client-side legs that would cover the same contracts twice."""
         if self._now() < self._refresh_at:
-            await self.m.clock.sleep(self._refresh_at - self._now())  # a read just failed
+            await self.ctx.clock.sleep(self._refresh_at - self._now())  # a read just failed
         if await self._read_orders():
             self.children_searched = True
         else:
@@ -613,7 +634,9 @@ class BracketSaga:
         self.evaluate()
 
     async def _cancel_order(self, order_id: int) -> bool:
-        return await cancel_confirmed(self.m, self.req.account_id, order_id, self.operation_id)
+        return await cancel_confirmed(
+            self.ctx.send, self.req.account_id, order_id, self.operation_id
+        )
 
     async def hand_over(self, reason: str) -> None:
         """Hand the bracket to the protection executor, the one actor of every rollback: the
@@ -627,7 +650,7 @@ class BracketSaga:
         if facts is not None and facts.owned < 0:
             self._note_over_close(facts.owned)
         self._inflight.cancel_all()
-        await self.m.protection.roll_back(self.op, reason, on_done=self._rolled_back)
+        await self.ctx.protection.roll_back(self.op, reason, on_done=self._rolled_back)
 
     def release(self, why: str, legs: Iterable[LegKind]) -> bool:
         """The caller removes these exits (``cancel_position_orders``): they are not placed
@@ -656,9 +679,11 @@ class BracketSaga:
         self.op.extra["bracket_result"] = bracket_result(
             self.final, self.incidents, self.meter, self._now()
         )
-        self.m.spawn(self.m.recovery.save_quietly(self.op))
-        self.m.spawn(
-            self.m.recovery.note_recovery("bracket_flatten", op.state is OperationState.ROLLED_BACK)
+        self.ctx.spawn(self.ctx.recovery.save_quietly(self.op))
+        self.ctx.spawn(
+            self.ctx.recovery.note_recovery(
+                "bracket_flatten", op.state is OperationState.ROLLED_BACK
+            )
         )
         self.news()
 
@@ -674,9 +699,9 @@ class BracketSaga:
 
     # -- the end ------------------------------------------------------------------------------
     async def _finish(self, decision: Finish) -> None:
-        rec = self.m.recovery
+        rec = self.ctx.recovery
         for ref, oid in placed_refs(self.op, self.entry.order_id):
-            view = self.m.tracker.get(oid)
+            view = self.ctx.tracker.get(oid)
             if view is not None:
                 await rec.record_order_state(self.op, ref, view)
         await self._settle_unsent_legs()
@@ -690,12 +715,12 @@ class BracketSaga:
         """Exits the saga ended without (nothing left to protect, after a restart say) must
         not stay "intended" in a finished record: each is looked up by its tag and recorded as
         found, or as never placed."""
-        rec = self.m.recovery
+        rec = self.ctx.recovery
         for ref in list(self.op.orders.values()):
             if ref.leg == "entry" or ref.status not in (RefStatus.INTENDED, RefStatus.UNKNOWN):
                 continue
             try:
-                found = await self.m.find_order_by_tag(ref.account_id, ref.custom_tag)
+                found = await self.ctx.truth.find_order_by_tag(ref.account_id, ref.custom_tag)
             except OrderGuardError:
                 continue  # unreadable: it stays in doubt (and says so)
             if found is not None:
@@ -708,7 +733,7 @@ class BracketSaga:
     # -- reporting ----------------------------------------------------------------------------
     def response(self, *, error: str | None = None) -> BracketOrderResponse:
         facts = self._facts or self.facts()
-        entry_view = self.m.tracker.get(self.entry.order_id) if self.entry.order_id else None
+        entry_view = self.ctx.tracker.get(self.entry.order_id) if self.entry.order_id else None
         return bracket_response(
             op=self.op,
             req=self.req,
@@ -721,7 +746,7 @@ class BracketSaga:
             native=self.native,
             error=error,
             exit_views={
-                kind: self.m.tracker.get(slot.order_id) if slot.order_id is not None else None
+                kind: self.ctx.tracker.get(slot.order_id) if slot.order_id is not None else None
                 for kind, slot in self.slots.items()
             },
         )

@@ -17,12 +17,13 @@ the facade as collaborators, given what they need explicitly; none of them impor
 * :mod:`~orderguard.orders.operations`: bulk cancel, modification, position close;
 * brackets, OCO pairs and position orders (their own modules, reached through thin methods here).
 
-The engines of this package (brackets, OCO pairs, position orders, operations, the reconciler)
-are handed the manager itself. Besides its public methods they use only a small internal
-surface, named without an underscore so the dependency is visible: :attr:`reference`
-(:class:`~orderguard.orders.reference_data.ReferenceData`), :attr:`feed`
-(:class:`~orderguard.orders.order_feed.OrderFeed`), :attr:`contracts`, :attr:`send_journal`,
-:attr:`stats` and :meth:`spawn`. Everything underscored is the manager's own.
+The engines (brackets, OCO pairs, position orders, operations) are built in the constructor,
+each on one :class:`~orderguard.orders.engine_context.EngineContext`: the clock, the journaled
+mutations (``send``), the reads of broker truth (``truth``), the journal, the event stream and
+the protection executor; their settings are constructor arguments (``bracket_settings``,
+``oco_settings``). None of them imports this module. The reconciler sees the manager as a
+:class:`~orderguard.orders.reconciler.ReconcilerHost`; start-up recovery is handed the engines'
+resumers (:meth:`resumers`), not a process-wide registry.
 
 Concurrency: there is no lock. State lives in the pure :class:`OrderTracker`, whose updates are
 synchronous (atomic on the event loop), so no broker I/O and no user callback ever runs under a lock
@@ -63,6 +64,7 @@ from orderguard.orders import positions as _positions
 from orderguard.orders.callbacks import Callback, CallbackRegistry
 from orderguard.orders.cancellation import Canceller
 from orderguard.orders.contracts import ContractResolver
+from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.holdings import HoldingsFollower
 from orderguard.orders.journaling import SendJournal
@@ -92,9 +94,10 @@ from orderguard.recovery.manager import (
     RecoveryOperation,
     RefStatus,
 )
+from orderguard.recovery.operations import OperationType
 from orderguard.recovery.protection import ProtectionAlert, ProtectionExecutor, ProtectionPolicy
 from orderguard.recovery.reconcile import AccountSnapshot, consistent
-from orderguard.recovery.startup import SNAPSHOT_ATTEMPTS, RecoveryReport
+from orderguard.recovery.startup import SNAPSHOT_ATTEMPTS, RecoveryReport, Resumer
 from orderguard.resilience import BreakerStatus, Priority
 
 log = logging.getLogger("orderguard.orders")
@@ -133,8 +136,16 @@ class OrderManager:
         rng: random.Random | None = None,
         journal: Journal | None = None,
         allow_memory_journal: bool = False,
+        bracket_settings: _bracket.BracketSettings | None = None,
+        oco_settings: _oco.OcoSettings | None = None,
+        resumers: Mapping[str, Resumer] | None = None,
     ) -> None:
+        """``bracket_settings`` and ``oco_settings`` configure the engines; ``resumers`` adds
+        start-up resumers of the caller's own operations, by operation type or by the name an
+        operation gives in ``extra["resumer"]`` (see recovery/startup.py); they take precedence
+        over the engines' own."""
         _check_journal(broker, journal, allow_memory_journal)
+        self._own_resumers = dict(resumers or {})
         self._broker = broker
         self._clock: Clock = _agreed_clock(broker, clock)
         # The seed passes a plain dict of its keys; an unknown key is a ConfigurationError.
@@ -222,7 +233,7 @@ class OrderManager:
             risk=self.risk.reserve,
         )
         self.reconciler = Reconciler(self)
-        self.feed = OrderFeed(
+        self.feed: OrderFeed = OrderFeed(
             gateway=self.gateway,
             clock=self._clock,
             stats=self.stats,
@@ -240,7 +251,6 @@ class OrderManager:
             sending,
             refresh=self.feed.refresh,
         )
-        self._operations = OrderOperations(self)
         self.protection = ProtectionExecutor(
             self,
             ProtectionPolicy(
@@ -261,15 +271,48 @@ class OrderManager:
         )
         """Credits outside changes of a position to the operations that hold it."""
         self.feed.add_listener(self.holdings.on_event)
+        # The engines, each on the same narrow context (orders/engine_context.py).
+        engines = EngineContext(
+            clock=self._clock,
+            config=self.config,
+            send=self,
+            truth=self,
+            recovery=self.recovery,
+            journal=self.journal,
+            send_journal=self.send_journal,
+            gateway=self.gateway,
+            tracker=self.tracker,
+            feed=self.feed,
+            listen=self.feed.add_listener,
+            reference=self.reference,
+            contracts=self.contracts,
+            tags=self._tags,
+            stats=self.stats,
+            spawn=self.spawn,
+            protection=self.protection,
+            holdings=self.holdings,
+            risk=self.risk,
+        )
+        self._operations = OrderOperations(engines, latch=self.latch, wake_driver=self.wake_driver)
+        self._brackets = _bracket.BracketEngine(engines, bracket_settings)
+        self._position_orders = _positions.PositionOrders(
+            engines, release_exits=self._brackets.release_exits
+        )
+        self._oco = _oco.OcoEngine(
+            engines,
+            positions=self._position_orders,
+            linked_exit=self._brackets.linked_exit,
+            settings=oco_settings,
+        )
         self._startup = StartupRecovery(
             host=self,
+            resumers=self.resumers,
             latch=self.latch,
             stats=self.stats,
             saga_operations=self.saga_operations,
             leftover=self.reconciler.leftover,
-            # Late-bound: the engines are built (with their event listeners) on first use.
-            resume_position_orders=lambda: self.position_orders.resume(),  # noqa: PLW0108
-            resume_oco_pairs=lambda: _oco.oco_engine(self).resume(),
+            resume_position_orders=self._position_orders.resume,
+            resume_oco_pairs=self._oco.resume,
             in_flight_grace=self.config.in_flight_grace,
             protection=self.protection,
             settle_timeout=self.config.protection_deadline,
@@ -365,7 +408,16 @@ class OrderManager:
 
     def saga_operations(self) -> set[str]:
         """Operations a running bracket saga or OCO pair drives (they poll on their own)."""
-        return {*_bracket.driven_operations(self), *_oco.driven_operations(self)}
+        return {*self._brackets.active(), *self._oco.active()}
+
+    def resumers(self) -> dict[str, Resumer]:
+        """Internal: the resumers of this manager's engines for start-up recovery and the
+        reconciler, by operation type (recovery/startup.py): a filled bracket's saga is
+        restarted by its engine."""
+        return {
+            OperationType.BRACKET_ORDER.value: self._brackets.resume_at_startup,
+            **self._own_resumers,
+        }
 
     async def cleanup(self) -> None:
         """Unsubscribe, stop the reconciler, cancel background tasks, drop callbacks. Idempotent.
@@ -929,9 +981,9 @@ class OrderManager:
 
     def wake_driver(self, operation_id: str) -> bool:
         """Wake the engine driving ``operation_id`` (a bracket saga, an OCO pair)."""
-        if _bracket.bracket_engine(self).wake(operation_id):
+        if self.brackets.wake(operation_id):
             return True
-        return _oco.oco_engine(self).wake(operation_id)
+        return self._oco.wake(operation_id)
 
     async def send_flatten(self, request: OrderRequest) -> Outcome:
         return await self._placement.send_once(request, Priority.FLATTEN)
@@ -970,7 +1022,7 @@ class OrderManager:
         ``complete_operation``): journaled as its own ``oco_pair`` operation, re-linked by
         start-up recovery like any pair. Returns that operation's id."""
         assert first.order_id is not None and second.order_id is not None
-        return await _oco.oco_engine(self).adopt_pair(
+        return await self._oco.adopt_pair(
             first.account_id,
             first.contract_id,
             first.order_id,
@@ -1027,7 +1079,7 @@ class OrderManager:
         operation. The recovery manager working on it beside the saga raced it — it flattened
         before the stop's cancel was confirmed, and the saga re-protected what it flattened.
         """
-        engine = _bracket.bracket_engine(self)
+        engine = self.brackets
         if operation_id in engine.active():
             await engine.close(operation_id, reason="forced by the caller")
             settings = engine.settings
@@ -1053,7 +1105,7 @@ class OrderManager:
     @property
     def position_orders(self) -> _positions.PositionOrders:
         """Position orders and the watcher that keeps managed exits sized to their position."""
-        return _positions.position_orders_for(self)
+        return self._position_orders
 
     @_survives_caller
     async def add_stop_loss(
@@ -1117,7 +1169,7 @@ class OrderManager:
             check_duration(entry_timeout, "entry_timeout", positive=True)
         if protection_deadline is not None:
             check_duration(protection_deadline, "protection_deadline", positive=True)
-        return await _bracket.bracket_engine(self).place(
+        return await self.brackets.place(
             contract_id,
             side,
             size,
@@ -1139,7 +1191,7 @@ class OrderManager:
         ``timeout``: seconds, finite and not negative (None: the engine's default)."""
         if timeout is not None:
             check_duration(timeout, "timeout")
-        return await _bracket.bracket_engine(self).wait_for_protection(operation_id, timeout)
+        return await self.brackets.wait_for_protection(operation_id, timeout)
 
     async def wait_for_completion(
         self, operation_id: str, timeout: float | None = None
@@ -1147,19 +1199,25 @@ class OrderManager:
         """Until the bracket is over (its result says how it ended); ``timeout`` as above."""
         if timeout is not None:
             check_duration(timeout, "timeout")
-        return await _bracket.bracket_engine(self).wait_for_completion(operation_id, timeout)
+        return await self.brackets.wait_for_completion(operation_id, timeout)
 
     def get_bracket_status(self, operation_id: str) -> _bracket.BracketOrderResponse | None:
-        return _bracket.bracket_engine(self).status(operation_id)
+        return self.brackets.status(operation_id)
 
     async def close_bracket(self, operation_id: str) -> bool:
         """Close one bracket: cancel its orders, flatten exactly what it owns (F13)."""
-        return await _bracket.bracket_engine(self).close(operation_id)
+        return await self.brackets.close(operation_id)
 
     @property
     def brackets(self) -> _bracket.BracketEngine:
         """The bracket engine (settings, active sagas, statistics)."""
-        return _bracket.bracket_engine(self)
+        self._brackets.note_first_use()
+        return self._brackets
+
+    @property
+    def oco(self) -> _oco.OcoEngine:
+        """The OCO engine (its active pairs)."""
+        return self._oco
 
     # -- OCO pairs (orders/oco.py) --
     @_survives_caller
@@ -1171,20 +1229,20 @@ class OrderManager:
         account_id: int | None = None,
     ) -> _oco.OcoOrderResponse:
         """Place two orders one-cancels-other, linked (and journaled) before either is sent."""
-        return await _oco.oco_engine(self).place(contract_id, first, second, account_id)
+        return await self._oco.place(contract_id, first, second, account_id)
 
     @_survives_caller
     async def link_oco_orders(self, order1_id: int, order2_id: int) -> _oco.OcoLinkResult:
         """Link two working orders one-cancels-other (journaled; survives a restart)."""
-        return await _oco.oco_engine(self).link(order1_id, order2_id)
+        return await self._oco.link(order1_id, order2_id)
 
     async def unlink_oco_orders(self, order_id: int) -> int | None:
         """Break the order's OCO link; returns the former sibling's id (None if unlinked)."""
-        return await _oco.oco_engine(self).unlink(order_id)
+        return await self._oco.unlink(order_id)
 
     def get_oco_linked_order(self, order_id: int) -> int | None:
         """The order's OCO sibling (an OCO pair or a bracket's stop/target), or None."""
-        return _oco.oco_engine(self).linked(order_id)
+        return self._oco.linked(order_id)
 
     async def resume_operations(self) -> int:
         """Restart bracket sagas and OCO links of unfinished operations from the journal.
@@ -1192,8 +1250,8 @@ class OrderManager:
         ``start()`` already does this (start-up recovery restarts filled brackets' sagas and the
         working OCO pairs are re-linked), so it normally finds nothing left; kept for callers of
         the seed API. Operations being rolled back are left to their rollback."""
-        started = await _bracket.bracket_engine(self).resume()
-        return started + await _oco.oco_engine(self).resume()
+        started = await self.brackets.resume()
+        return started + await self._oco.resume()
 
 
 # ----------------------------------------------------------------------------------------------

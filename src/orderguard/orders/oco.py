@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from orderguard.broker.base import (
     BrokerEvent,
@@ -40,18 +39,14 @@ from orderguard.errors import (
     ValidationError,
 )
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
-from orderguard.orders.bracket import bracket_engine
+from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.oco_rules import OcoDecision, OcoLegState, oco_reaction
-from orderguard.orders.per_manager import PerManager
 from orderguard.orders.position_rules import ExitKind, reducing_side
-from orderguard.orders.positions import PositionOrders, position_orders_for, position_orders_peek
+from orderguard.orders.positions import PositionOrders
 from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.resilience import Priority
-
-if TYPE_CHECKING:
-    from orderguard.orders.manager import OrderManager
 
 log = logging.getLogger("orderguard.orders.oco")
 
@@ -113,24 +108,49 @@ class _Pair:
     idle_since: float = float("-inf")  # when the pair last started waiting for news
 
 
-class OcoEngine:
-    """OCO pairs of one OrderManager (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class OcoSettings:
+    """How an OCO pair's driver re-reads and retries (seconds, attempts)."""
 
-    def __init__(self, manager: OrderManager) -> None:
-        self.manager = manager
-        self.poll_interval = 2.0
-        self.poll_max_interval = 16.0
+    poll_interval: float = 2.0
+    """REST re-read of a pair waiting for news, doubled per quiet read up to the maximum."""
+    poll_max_interval: float = 16.0
+    max_attempts: int = 4
+    """Cancels of a leg whose sibling filled before the pair counts an incident."""
+
+
+class OcoEngine:
+    """OCO pairs of one manager (see the module docstring).
+
+    ``positions`` is the manager's position-order engine (an OCO exit pair is followed by its
+    watcher); ``linked_exit`` gives the OCO sibling of a bracket exit
+    (``BracketEngine.linked_exit``)."""
+
+    def __init__(
+        self,
+        ctx: EngineContext,
+        *,
+        positions: PositionOrders,
+        linked_exit: Callable[[int], int | None],
+        settings: OcoSettings | None = None,
+    ) -> None:
+        self.ctx = ctx
+        settings = settings or OcoSettings()
+        self.poll_interval = settings.poll_interval
+        self.poll_max_interval = settings.poll_max_interval
         self._reading: asyncio.Task[None] | None = None
         self._last_read = float("-inf")
-        self.max_attempts = 4
+        self.max_attempts = settings.max_attempts
+        self._positions = positions
+        self._linked_exit = linked_exit
         self.incidents = 0
         self._pairs: dict[str, _Pair] = {}
         self._by_order: dict[int, _Pair] = {}
         self._by_tag: dict[str, _Pair] = {}
         self._remove_listener: Callable[[], None] | None = None
         self._resumed = False
-        manager.recovery.register_statistics(self._statistics)
-        position_orders_for(manager).watcher.leaving.append(self._sibling_filled)
+        ctx.recovery.register_statistics(self._statistics)
+        positions.watcher.leaving.append(self._sibling_filled)
 
     def _sibling_filled(self, order_id: int) -> bool:
         """The order's OCO sibling has fills: the pair's driver is cancelling the order."""
@@ -138,7 +158,7 @@ class OcoEngine:
         if pair is None or pair.done:
             return False
         sibling = _other(pair, order_id)
-        return sibling is not None and self.manager.tracker.filled_volume(sibling) > 0
+        return sibling is not None and self.ctx.tracker.filled_volume(sibling) > 0
 
     def _statistics(self) -> dict[str, int]:
         return {"oco_pairs_active": len(self._pairs), "oco_pair_incidents": self.incidents}
@@ -161,26 +181,26 @@ class OcoEngine:
         self, contract_key: str, first: OcoLeg, second: OcoLeg, account_id: int | None = None
     ) -> OcoOrderResponse:
         await self.resume()
-        m = self.manager
-        account = await m.reference.trading_account(account_id)
-        contract = await m.contracts.resolve(contract_key)
+        ctx = self.ctx
+        account = await ctx.reference.trading_account(account_id)
+        contract = await ctx.contracts.resolve(contract_key)
         requests: list[tuple[OrderSide, int, OrderType, Decimal]] = []
         for leg in (first, second):
             kind = _LEG_TYPES.get(str(leg.order_type).lower())
             if kind is None:
                 raise ValidationError(f"an OCO leg is 'limit' or 'stop', got {leg.order_type!r}")
             side = coerce_side(leg.side)
-            size = check_size(leg.size, m.config.max_order_size)
-            check_size(size, await m.reference.max_order_size(account))
+            size = check_size(leg.size, ctx.config.max_order_size)
+            check_size(size, await ctx.reference.max_order_size(account))
             price = check_tick(contract, coerce_price(leg.price, "price"), "price")
             requests.append((side, size, kind, price))
-        op = await m.recovery.start_operation(
+        op = await ctx.recovery.start_operation(
             OperationType.OCO_PAIR, account_id=account, contract_id=contract.id
         )
         refs: list[OrderReference] = []
         for name, (side, size, kind, price) in zip(("a", "b"), requests, strict=True):
             refs.append(
-                await m.recovery.add_order_to_operation(
+                await ctx.recovery.add_order_to_operation(
                     op,
                     contract.id,
                     side,
@@ -191,7 +211,7 @@ class OcoEngine:
                     account_id=account,
                 )
             )
-        await m.recovery.add_oco_pair(op, refs[0], refs[1])  # linked before anything is sent
+        await ctx.recovery.add_oco_pair(op, refs[0], refs[1])  # linked before anything is sent
         exits = await self._follow_if_exits(account, contract.id, requests, refs)
         pair = _Pair(
             op, account, contract.id, [None, None], [r.custom_tag for r in refs], list(refs)
@@ -215,26 +235,26 @@ class OcoEngine:
                 custom_tag=ref.custom_tag,
             )
             try:
-                placed = await m.submit(request)
+                placed = await ctx.send.submit(request)
             except OrderRejectedError as exc:
                 if exits is not None:
                     await exits.not_placed(ref.custom_tag)
-                await m.recovery.record_order_failure(op, ref, Rejected(exc.code, str(exc)))
+                await ctx.recovery.record_order_failure(op, ref, Rejected(exc.code, str(exc)))
                 return str(exc)
             except OutcomeUnknownError as exc:
-                await m.recovery.record_order_failure(
+                await ctx.recovery.record_order_failure(
                     op, ref, Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, exc.origin)
                 )
                 return None  # the driver keeps looking for the tag
             except OrderGuardError as exc:
                 if exits is not None:
                     await exits.not_placed(ref.custom_tag)
-                await m.recovery.record_order_failure(op, ref, exc)
+                await ctx.recovery.record_order_failure(op, ref, exc)
                 return str(exc)
             self._route(pair, i, placed.order_id)
             if exits is not None:
                 await exits.placed(ref.custom_tag, placed.order_id)
-            await m.recovery.record_order_success(op, ref, placed)
+            await ctx.recovery.record_order_success(op, ref, placed)
             return None
 
         errors = [e for e in await asyncio.gather(send(0), send(1)) if e is not None]
@@ -261,7 +281,7 @@ class OcoEngine:
         managed exit: a close of the position must cancel its legs (I2) and a decrease shrink
         them (I1) even if this process dies before it sees them placed. Returns the position
         orders when it did, None for any other pair (resting entries)."""
-        m = self.manager
+        ctx = self.ctx
 
         def fits(signed: int) -> bool:
             side = reducing_side(signed)
@@ -270,22 +290,24 @@ class OcoEngine:
             )
 
         # An entry's fill seen ahead of its position event: the book is a moment behind.
-        position = await m.feed.position_event(
-            account, contract_id, fits, m.config.position_event_grace
+        position = await ctx.feed.position_event(
+            account, contract_id, fits, ctx.config.position_event_grace
         )
         if position is None:
-            position = m.feed.position(account, contract_id)
+            position = ctx.feed.position(account, contract_id)
         if position is None:
-            position = await m.owned_position(account, contract_id, priority=Priority.PROTECTIVE)
+            position = await ctx.truth.owned_position(
+                account, contract_id, priority=Priority.PROTECTIVE
+            )
         side = reducing_side(position)
         if side is None:
             return None
-        orders = position_orders_for(m)
+        orders = self._positions
         # An entry of orderguard's still filling (one contract at a time) is the position a
         # moment from now: exits sized for the whole entry, asked for as soon as it was placed,
         # are exits — left unfollowed they would outlive a close of it (I2) and over-cover it
         # when it shrinks (I1).
-        here = [o for o in m.tracker.orders(account) if o.contract_id == contract_id]
+        here = [o for o in ctx.tracker.orders(account) if o.contract_id == contract_id]
         size = abs(position) + orders.watcher.incoming(here, position)
         if any(s is not side or n > size for s, n, _, _ in requests):
             return None
@@ -297,10 +319,7 @@ class OcoEngine:
 
     def _protects(self, order_id: int) -> bool:
         """The order is a stop the position watcher follows as the position's protection."""
-        engine = position_orders_peek(self.manager)
-        if engine is None:
-            return False
-        followed = engine.registry.by_order_id(order_id)
+        followed = self._positions.registry.by_order_id(order_id)
         return followed is not None and followed.kind is ExitKind.STOP
 
     async def link(self, order1_id: int, order2_id: int) -> OcoLinkResult:
@@ -310,15 +329,15 @@ class OcoEngine:
                 raise ValidationError(f"order id must be a positive int, got {oid!r}")
         if order1_id == order2_id:
             raise ValidationError("an order cannot be OCO-linked to itself")
-        m = self.manager
+        ctx = self.ctx
         orders: list[Order] = []
         for oid in (order1_id, order2_id):
-            order = await m.get_order_by_id(oid, refresh=True)
+            order = await ctx.truth.get_order_by_id(oid, refresh=True)
             if order is None:
                 raise ValidationError(f"order {oid} does not exist")
             if not order.is_working:
                 raise ValidationError(f"order {oid} is {order.status.name.lower()}, not working")
-            if _bracket_sibling(m, oid) is not None:
+            if self._linked_exit(oid) is not None:
                 raise ValidationError(f"order {oid} is a bracket exit; its bracket links it")
             orders.append(order)
         if orders[0].account_id != orders[1].account_id:
@@ -371,14 +390,14 @@ class OcoEngine:
         extra: dict[str, str],
     ) -> str:
         """Journal a pair linked by order id and start its driver; returns its operation id."""
-        m = self.manager
-        op = await m.recovery.start_operation(
+        ctx = self.ctx
+        op = await ctx.recovery.start_operation(
             OperationType.OCO_PAIR,
             account_id=account_id,
             contract_id=contract_id,
             extra={"linked_order_ids": list(ids), **extra},
         )
-        await m.recovery.transition_operation(op, OperationState.IN_PROGRESS, "orders linked")
+        await ctx.recovery.transition_operation(op, OperationState.IN_PROGRESS, "orders linked")
         pair = _Pair(op, account_id, contract_id, [None, None], list(tags), [None, None])
         self._adopt(pair)
         self._route(pair, 0, ids[0])
@@ -398,7 +417,7 @@ class OcoEngine:
         pair = self._by_order.get(order_id)
         if pair is not None and not pair.done:
             return _other(pair, order_id)
-        return _bracket_sibling(self.manager, order_id)
+        return self._linked_exit(order_id)
 
     async def resume(self) -> int:
         """Re-link the pairs of unfinished OCO_PAIR operations (after a restart). Once."""
@@ -406,7 +425,7 @@ class OcoEngine:
             return 0
         self._resumed = True
         count = 0
-        for op in list(self.manager.recovery.active_operations.values()):
+        for op in list(self.ctx.recovery.active_operations.values()):
             if op.operation_type is not OperationType.OCO_PAIR or op.operation_id in self._pairs:
                 continue
             linked = op.extra.get("linked_order_ids")
@@ -437,7 +456,7 @@ class OcoEngine:
 
     # -- the driver -------------------------------------------------------------------------------
     async def _run(self, pair: _Pair) -> None:
-        m = self.manager
+        ctx = self.ctx
         try:
             while not pair.done:
                 pair.wake.clear()
@@ -459,14 +478,16 @@ class OcoEngine:
                         *(self._cancel(pair, oid) for oid in decision.cancel)
                     )
                     acted = all(results)
-                    await m.recovery.note_recovery("oco_sibling_cancel", acted)
+                    await ctx.recovery.note_recovery("oco_sibling_cancel", acted)
                 elif decision.flatten_qty and decision.flatten_side is not None:
                     acted = await self._flatten(pair, decision)
-                    await m.recovery.note_recovery("oco_overfill_flatten", acted)
+                    await ctx.recovery.note_recovery("oco_overfill_flatten", acted)
                 if not acted:
                     pair.refresh = True
-                    pair.idle_since = m.clock.monotonic()  # re-read after this, not before
-                    await m.clock.sleep(min(self.poll_interval, 0.25 * (1 + pair.cancel_failures)))
+                    pair.idle_since = ctx.clock.monotonic()  # re-read after this, not before
+                    await ctx.clock.sleep(
+                        min(self.poll_interval, 0.25 * (1 + pair.cancel_failures))
+                    )
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -485,13 +506,11 @@ class OcoEngine:
                     legs.append(OcoLegState(-(i + 1), OrderSide(ref.side), 0, False))
                     continue
                 return OcoDecision() if ref is None else None  # still resolving
-            view = self.manager.tracker.get(oid)
+            view = self.ctx.tracker.get(oid)
             if view is None:
                 return None
             legs.append(
-                OcoLegState(
-                    oid, view.side, self.manager.tracker.filled_volume(oid), view.is_working
-                )
+                OcoLegState(oid, view.side, self.ctx.tracker.filled_volume(oid), view.is_working)
             )
         decision = oco_reaction(legs[0], legs[1], winner=pair.winner, flattened=pair.flattened)
         if decision.cancel and not any(leg.filled for leg in legs):
@@ -517,9 +536,9 @@ class OcoEngine:
         # Quiet pairs back off (x2 up to poll_max_interval): a re-read per pair every 2 s spent
         # the account's whole rate budget with a handful of pairs, starving protective orders.
         wait = min(self.poll_interval * 2**pair.quiet_polls, self.poll_max_interval)
-        pair.idle_since = self.manager.clock.monotonic()
+        pair.idle_since = self.ctx.clock.monotonic()
         try:
-            await self.manager.clock.wait_for(pair.wake.wait(), wait)
+            await self.ctx.clock.wait_for(pair.wake.wait(), wait)
             pair.quiet_polls = 0
         except TimeoutError:
             pair.refresh = True  # events can be lost: re-read over REST
@@ -532,12 +551,12 @@ class OcoEngine:
         if self._reading is None or self._reading.done():
             if self._last_read >= since:
                 return
-            self._reading = self.manager.spawn(self._search_all())
+            self._reading = self.ctx.spawn(self._search_all())
         await asyncio.shield(self._reading)
 
     async def _search_all(self) -> None:
-        m = self.manager
-        began = m.clock.monotonic()
+        ctx = self.ctx
+        began = ctx.clock.monotonic()
         starts: dict[int, datetime] = {}
         for pair in self._pairs.values():
             acct, started = pair.account_id, pair.op.started_at
@@ -545,8 +564,8 @@ class OcoEngine:
         try:
             for acct, start in sorted(starts.items()):
                 try:
-                    orders = await m.gateway.search_orders(
-                        acct, start=m.reference.window_start(start)
+                    orders = await ctx.gateway.search_orders(
+                        acct, start=ctx.reference.window_start(start)
                     )
                 except OrderGuardError as exc:
                     log.warning("OCO poll of account %s failed: %s", acct, exc)
@@ -554,13 +573,13 @@ class OcoEngine:
                 for order in orders:
                     owner = self._by_order.get(order.id)
                     if owner is not None:
-                        m.feed.ingest(order)  # the tracker's monotonic merge
+                        ctx.feed.ingest(order)  # the tracker's monotonic merge
                         owner.wake.set()
         finally:
             self._last_read = began
 
     async def _refresh(self, pair: _Pair) -> None:
-        m = self.manager
+        ctx = self.ctx
         if any(oid is not None for oid in pair.ids):
             await self._read_all(pair.idle_since)
         for i in range(2):
@@ -569,16 +588,16 @@ class OcoEngine:
                     continue
                 ref = pair.refs[i]
                 if ref is not None and ref.status == "unknown":
-                    found = await m.find_order_by_tag(pair.account_id, ref.custom_tag)
+                    found = await ctx.truth.find_order_by_tag(pair.account_id, ref.custom_tag)
                     if found is not None:
                         self._route(pair, i, found.id)
-                        await m.recovery.record_resolution(pair.op, ref, found)
+                        await ctx.recovery.record_resolution(pair.op, ref, found)
             except OrderGuardError as exc:
                 log.warning("OCO pair %s: refresh failed: %s", pair.op.operation_id, exc)
 
     async def _cancel(self, pair: _Pair, order_id: int) -> bool:
         try:
-            result = await self.manager.cancel_order(order_id, pair.account_id)
+            result = await self.ctx.send.cancel_order(order_id, pair.account_id)
         except OrderGuardError as exc:
             log.warning("OCO pair %s: cancel failed: %s", pair.op.operation_id, exc)
             pair.cancel_failures += 1
@@ -589,7 +608,7 @@ class OcoEngine:
         return final
 
     async def _flatten(self, pair: _Pair, decision: OcoDecision) -> bool:
-        m = self.manager
+        ctx = self.ctx
         assert decision.flatten_side is not None
         if decision.incident and decision.incident not in pair.op.errors:
             self.incidents += 1
@@ -600,7 +619,7 @@ class OcoEngine:
             await self._finish(pair, OperationState.FAILED, "could not flatten a double fill")
             return True
         pair.flatten_attempts += 1
-        ref = await m.recovery.add_order_to_operation(
+        ref = await ctx.recovery.add_order_to_operation(
             pair.op,
             pair.contract_id,
             decision.flatten_side,
@@ -611,16 +630,16 @@ class OcoEngine:
         )
         signed = decision.flatten_qty * decision.flatten_side.sign
         try:
-            order = await m.flatten_quantity(
+            order = await ctx.send.flatten_quantity(
                 pair.account_id, pair.contract_id, signed, ref.custom_tag
             )
         except OrderGuardError as exc:
-            await m.recovery.record_order_failure(pair.op, ref, exc)
+            await ctx.recovery.record_order_failure(pair.op, ref, exc)
             return False
         if order is None:
-            await m.recovery.record_order_failure(pair.op, ref, "flatten not confirmed")
+            await ctx.recovery.record_order_failure(pair.op, ref, "flatten not confirmed")
             return False
-        await m.recovery.record_order_state(pair.op, ref, order)
+        await ctx.recovery.record_order_state(pair.op, ref, order)
         pair.flattened += order.fill_volume
         return True
 
@@ -628,26 +647,26 @@ class OcoEngine:
         if pair.done:
             return
         pair.done = True
-        m = self.manager
+        ctx = self.ctx
         for i, ref in enumerate(pair.refs):
             oid = pair.ids[i]
-            view = None if oid is None else m.tracker.get(oid)
+            view = None if oid is None else ctx.tracker.get(oid)
             if ref is not None and view is not None:
-                await m.recovery.record_order_state(pair.op, ref, view)
+                await ctx.recovery.record_order_state(pair.op, ref, view)
         if not pair.op.state.is_terminal:
-            await m.recovery.transition_operation(pair.op, state, reason)
+            await ctx.recovery.transition_operation(pair.op, state, reason)
         self._retire(pair)
         if pair.task is not None and pair.task is not asyncio.current_task():
             pair.task.cancel()
 
     # -- routing ----------------------------------------------------------------------------------
     def _start(self, pair: _Pair) -> None:
-        pair.task = self.manager.spawn(self._run(pair))
+        pair.task = self.ctx.spawn(self._run(pair))
 
     def _adopt(self, pair: _Pair) -> None:
         self._pairs[pair.op.operation_id] = pair
         if self._remove_listener is None:
-            self._remove_listener = self.manager.add_event_listener(self._on_event)
+            self._remove_listener = self.ctx.listen(self._on_event)
 
     def _route(self, pair: _Pair, index: int, order_id: int) -> None:
         pair.ids[index] = order_id
@@ -694,22 +713,4 @@ def _other(pair: _Pair, order_id: int) -> int | None:
     return b if order_id == a else a
 
 
-def _bracket_sibling(manager: OrderManager, order_id: int) -> int | None:
-    return bracket_engine(manager).linked_exit(order_id)
-
-
-_ENGINES = PerManager(OcoEngine)
-
-
-def driven_operations(manager: OrderManager) -> list[str]:
-    """Operations the manager's OCO engine drives; asks without creating the engine."""
-    engine = _ENGINES.peek(manager)
-    return [] if engine is None else engine.active()
-
-
-def oco_engine(manager: OrderManager) -> OcoEngine:
-    """The manager's OCO engine (created on first use)."""
-    return _ENGINES.get(manager)
-
-
-__all__ = ["OcoEngine", "OcoLeg", "OcoLinkResult", "OcoOrderResponse", "oco_engine"]
+__all__ = ["OcoEngine", "OcoLeg", "OcoLinkResult", "OcoOrderResponse", "OcoSettings"]

@@ -15,19 +15,17 @@ so a crash mid-way leaves a record that says what was intended and what is known
   a re-send could close twice.
 
 Risk-reducing work goes on when the journal cannot be written (F15): the operation is then not
-recorded (``operation_id`` None) and the statistics count it. This module is a package-internal
-collaborator of :class:`~orderguard.orders.manager.OrderManager`: besides its public methods it
-uses the manager's internal surface (``reference``, ``feed``, ``contracts``, ``send_journal``,
-``stats``), never its underscored state.
+recorded (``operation_id`` None) and the statistics count it. The manager builds
+:class:`OrderOperations` with its :class:`~orderguard.orders.engine_context.EngineContext`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orderguard.broker.base import Confirmed, Rejected
 from orderguard.errors import (
@@ -44,6 +42,8 @@ from orderguard.errors import (
 )
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType
+from orderguard.orders.engine_context import EngineContext
+from orderguard.orders.latch import AmbiguityLatch
 from orderguard.orders.mutation import send_mutation
 from orderguard.orders.results import (
     CancelAllResult,
@@ -64,19 +64,23 @@ from orderguard.recovery.manager import RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.resilience import Priority
 
-if TYPE_CHECKING:
-    from orderguard.orders.manager import OrderManager
-
 log = logging.getLogger("orderguard.orders")
 
 _S = OperationState
 
 
 class OrderOperations:
-    """The three journaled operations, run on behalf of one OrderManager."""
+    """The three journaled operations, run on behalf of one manager.
 
-    def __init__(self, manager: OrderManager) -> None:
-        self._m = manager
+    ``latch`` refuses a modification that adds exposure on a contract in doubt;
+    ``wake_driver`` wakes the engine driving an operation a close was made for."""
+
+    def __init__(
+        self, ctx: EngineContext, *, latch: AmbiguityLatch, wake_driver: Callable[[str], bool]
+    ) -> None:
+        self._ctx = ctx
+        self._latch = latch
+        self._wake_driver = wake_driver
 
     # -- journal helpers -------------------------------------------------------------------------
     async def _start(
@@ -90,17 +94,17 @@ class OrderOperations:
     ) -> RecoveryOperation | None:
         """Start the operation; without a journal, go on unrecorded only if it reduces risk."""
         try:
-            return await self._m.recovery.start_operation(
+            return await self._ctx.recovery.start_operation(
                 op_type, account_id=account_id, contract_id=contract_id, extra=extra
             )
         except JournalError as exc:
-            self._m.stats["journal_failures"] += 1
+            self._ctx.stats["journal_failures"] += 1
             if not reduces_exposure:
-                self._m.stats["exposure_refused_journal"] += 1
+                self._ctx.stats["exposure_refused_journal"] += 1
                 raise ExposureRefusedError(
                     f"{op_type.value} refused: the journal cannot be written ({exc})"
                 ) from exc
-            self._m.stats["unjournaled_operations"] += 1
+            self._ctx.stats["unjournaled_operations"] += 1
             log.error("journal unavailable; running %s unrecorded: %s", op_type.value, exc)
             return None
 
@@ -109,18 +113,18 @@ class OrderOperations:
         try:
             await write
         except JournalError as exc:
-            self._m.stats["journal_failures"] += 1
+            self._ctx.stats["journal_failures"] += 1
             log.error("operation record not journaled: %s", exc)
 
     async def _state(self, op: RecoveryOperation | None, target: OperationState, why: str) -> None:
         if op is not None:
-            await self._record(self._m.recovery.transition_operation(op, target, why))
+            await self._record(self._ctx.recovery.transition_operation(op, target, why))
 
     # -- bulk cancel -----------------------------------------------------------------------------
     async def cancel_all(self, contract_id: str | None, account_id: int | None) -> CancelAllResult:
-        m = self._m
-        orders = await m.search_open_orders(contract_id, account_id=account_id)
-        account = await m.reference.any_account(account_id, orders[0] if orders else None)
+        ctx = self._ctx
+        orders = await ctx.truth.search_open_orders(contract_id, account_id=account_id)
+        account = await ctx.reference.any_account(account_id, orders[0] if orders else None)
         contract = orders[0].contract_id if contract_id is not None and orders else None
         op = await self._start(
             OperationType.BULK_CANCEL,
@@ -136,7 +140,7 @@ class OrderOperations:
 
         async def one(order: Order) -> CancelResult:
             try:
-                return await m.cancel_journaled(order.id, order.account_id, operation=op)
+                return await ctx.send.cancel_journaled(order.id, order.account_id, operation=op)
             except OrderGuardError as exc:
                 # Not even sent (breaker open, connection refused): the order is as it was.
                 return CancelResult(
@@ -174,7 +178,7 @@ class OrderOperations:
         account_id: int | None,
         priority: Priority = Priority.NORMAL,
     ) -> ModifyResult:
-        m = self._m
+        ctx = self._ctx
         if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
             raise ValidationError(f"order id must be a positive int, got {order_id!r}")
         if limit_price is None and stop_price is None and size is None and trail_price is None:
@@ -182,8 +186,8 @@ class OrderOperations:
         limit = None if limit_price is None else coerce_price(limit_price, "limit_price")
         stop = None if stop_price is None else coerce_price(stop_price, "stop_price")
         trail = None if trail_price is None else coerce_price(trail_price, "trail_price")
-        new_size = None if size is None else check_size(size, m.config.max_order_size)
-        order = await m.get_order_by_id(order_id, account_id)
+        new_size = None if size is None else check_size(size, ctx.config.max_order_size)
+        order = await ctx.truth.get_order_by_id(order_id, account_id)
         if order is None:
             raise OrderNotFoundError(f"order {order_id} not found in any status")
         if order.is_terminal:
@@ -195,16 +199,16 @@ class OrderOperations:
                 error_message=f"order is {order.status.name.lower()}",
                 previous=order,
             )
-        contract = await m.contracts.resolve(order.contract_id)
+        contract = await ctx.contracts.resolve(order.contract_id)
         _check_applicable(order.type, limit=limit, stop=stop, trail=trail)
         for name, price in (("limit_price", limit), ("stop_price", stop), ("trail_price", trail)):
             if price is not None:
                 check_tick(contract, price, name)
         if stop is not None:
-            await m.reference.check_stop(contract, order.side, stop)
+            await ctx.reference.check_stop(contract, order.side, stop)
         grows = False
         if new_size is not None:
-            check_size(new_size, await m.reference.max_order_size(order.account_id))
+            check_size(new_size, await ctx.reference.max_order_size(order.account_id))
             if new_size <= order.fill_volume:
                 raise InvalidSizeError(
                     f"size {new_size} must exceed the filled volume {order.fill_volume}"
@@ -214,15 +218,15 @@ class OrderOperations:
             # start-up hold and a refusing journal let it through, like a protective order.
             # Refused while the hold lasted, it was replaced by a second order instead, and
             # both together over-covered the position.
-            position = m.feed.position(order.account_id, order.contract_id)
+            position = ctx.feed.position(order.account_id, order.contract_id)
             grows = new_size > order.size and not (
                 position is not None
                 and position * order.side.sign < 0
                 and new_size - order.fill_volume <= abs(position)
             )
             if grows:
-                m.latch.check(order.account_id, order.contract_id)
-                await m.risk.check_growth(order, new_size - order.size, contract)
+                self._latch.check(order.account_id, order.contract_id)
+                await ctx.risk.check_growth(order, new_size - order.size, contract)
         wanted = {"size": new_size, "limit_price": limit, "stop_price": stop, "trail_price": trail}
         acct = order.account_id
         previous = _snapshot(order)
@@ -233,11 +237,11 @@ class OrderOperations:
             {"order_id": order_id, "previous": previous, "requested": wanted},
             reduces_exposure=not grows,
         )
-        intent = await m.send_journal.before(
+        intent = await ctx.send_journal.before(
             IntentKind.MODIFY,
             account_id=acct,
             contract_id=order.contract_id,
-            custom_tag=m.tags.journal_key("m"),
+            custom_tag=ctx.tags.journal_key("m"),
             request={"order_id": order_id, "changes": wanted, "previous": previous},
             reduces_exposure=not grows,
             operation=op,
@@ -246,7 +250,7 @@ class OrderOperations:
         await self._state(op, _S.IN_PROGRESS, "modification sent")
         try:
             outcome = await send_mutation(
-                lambda: m.gateway.modify_order(
+                lambda: ctx.gateway.modify_order(
                     acct,
                     order_id,
                     size=new_size,
@@ -255,16 +259,16 @@ class OrderOperations:
                     trail_price=trail,
                     priority=priority,
                 ),
-                m.config,
-                m.clock,
-                m.stats,
+                ctx.config,
+                ctx.clock,
+                ctx.stats,
             )
         except OrderGuardError as exc:
-            await m.send_journal.refused(intent, exc)
+            await ctx.send_journal.refused(intent, exc)
             await self._state(op, _S.FAILED, f"never sent: {exc}")
             raise
-        m.stats["modifies_sent"] += 1
-        await m.send_journal.after(intent, outcome, order_id)
+        ctx.stats["modifies_sent"] += 1
+        await ctx.send_journal.after(intent, outcome, order_id)
         op_id = None if op is None else op.operation_id
 
         def result(live: Order | None, success: bool, **kw: Any) -> ModifyResult:
@@ -273,12 +277,12 @@ class OrderOperations:
             )
 
         if isinstance(outcome, Confirmed):
-            live = m.tracker.get(order_id)
+            live = ctx.tracker.get(order_id)
             if live is None or not _reflects(live, wanted):
-                live = await m.feed.read_quietly(acct, order_id, priority) or live
+                live = await ctx.feed.read_quietly(acct, order_id, priority) or live
             await self._state(op, _S.COMPLETED, "modification confirmed")
             return result(live, True)
-        live = await m.feed.read_quietly(acct, order_id, priority)
+        live = await ctx.feed.read_quietly(acct, order_id, priority)
         if isinstance(outcome, Rejected):
             # A rejected modification changed nothing: the previous working state is live.
             await self._state(
@@ -305,7 +309,7 @@ class OrderOperations:
                 origin=outcome.origin.value,
             )
         applied = _reflects(live, wanted)
-        await m.send_journal.resolved(intent, live, f"live: {_describe(live)}")
+        await ctx.send_journal.resolved(intent, live, f"live: {_describe(live)}")
         if applied:
             await self._state(op, _S.COMPLETED, "unknown outcome; change visible on the order")
         else:
@@ -329,7 +333,7 @@ class OrderOperations:
         whole_contract: bool,
         account_id: int | None,
     ) -> ClosePositionResult:
-        m = self._m
+        ctx = self._ctx
         if sum((size is not None, operation_id is not None, whole_contract)) != 1:
             raise ValidationError(
                 "close_position needs exactly one of operation_id, size or whole_contract=True "
@@ -337,15 +341,15 @@ class OrderOperations:
             )
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
             raise InvalidSizeError(f"size must be a positive int, got {size!r}")
-        contract = await m.contracts.resolve(contract_key)
+        contract = await ctx.contracts.resolve(contract_key)
         source: RecoveryOperation | None = None
         if operation_id is not None:
-            source = await m.recovery.find_operation(operation_id)
+            source = await ctx.recovery.find_operation(operation_id)
             if account_id is None and source.account_id is not None:
                 account_id = source.account_id
-        account = await m.reference.any_account(account_id, None)
+        account = await ctx.reference.any_account(account_id, None)
         # Broker truth; a failed read raises: absence of evidence never reads as "flat".
-        position = await m.owned_position(account, contract.id)
+        position = await ctx.truth.owned_position(account, contract.id)
         if source is not None:
             owned = source.net_filled
         elif size is not None:
@@ -385,19 +389,21 @@ class OrderOperations:
         tag: str | None = None
         if op is not None:
             try:
-                ref = await m.recovery.add_order_to_operation(
+                ref = await ctx.recovery.add_order_to_operation(
                     op, contract.id, side, qty, "market", leg="close", account_id=account
                 )
                 tag = ref.custom_tag
             except JournalError as exc:
-                m.stats["journal_failures"] += 1
+                ctx.stats["journal_failures"] += 1
                 log.error("close intent not journaled (%s); flattening anyway", exc)
                 op = None  # the record stays pending; cleanup closes it out (no legs)
-        tag = tag or m.tags.next_tag()
-        m.stats["position_closes"] += 1
+        tag = tag or ctx.tags.next_tag()
+        ctx.stats["position_closes"] += 1
         order: Order | None
         try:
-            order = await m.flatten_quantity(account, contract.id, signed, tag, exit_only=True)
+            order = await ctx.send.flatten_quantity(
+                account, contract.id, signed, tag, exit_only=True
+            )
         except ExitNotReducingError as exc:
             # Flattened by someone else since the position was read (the protection executor,
             # a stop, the platform): sent anyway, the close would open a position the other way.
@@ -411,19 +417,19 @@ class OrderOperations:
         if source is not None and closed:
             direction = 1 if signed > 0 else -1
             await self._record(
-                m.recovery.record_external_close(source, direction * closed, by=op_id)
+                ctx.recovery.record_external_close(source, direction * closed, by=op_id)
             )
             await self._exits_follow(source)
         # A close for no one operation (a size, the whole contract) is an outside change to the
         # operations that hold the contract: the holdings follower credits it to them (newest
         # first) once this close has ended, and their exits follow.
-        m.holdings.schedule((account, contract.id))
+        ctx.holdings.schedule((account, contract.id))
         final = await self._position_quietly(account, contract.id)
         order_id = None if order is None else order.id
         if op is not None and order is not None:
             leg = op.orders.get("close")
             if leg is not None:
-                await self._record(m.recovery.record_order_state(op, leg, order))
+                await self._record(ctx.recovery.record_order_state(op, leg, order))
         if order is None or not order.is_terminal:
             await self._state(op, _S.PARTIALLY_COMPLETED, "close order outcome unknown")
             return result(
@@ -440,16 +446,16 @@ class OrderOperations:
         """The operation closed for learns it at once, and the call returns once its driver
         has ended it (its exits cancelled or resized), within the protection deadline: "closed"
         must not come back while the closed operation's exits still work on a flat account."""
-        m = self._m
-        if not m.wake_driver(source.operation_id) or source.net_filled != 0:
+        ctx = self._ctx
+        if not self._wake_driver(source.operation_id) or source.net_filled != 0:
             return
-        deadline = m.clock.monotonic() + m.config.protection_deadline
-        while not source.state.is_terminal and m.clock.monotonic() < deadline:
-            await m.clock.sleep(0.05)
+        deadline = ctx.clock.monotonic() + ctx.config.protection_deadline
+        while not source.state.is_terminal and ctx.clock.monotonic() < deadline:
+            await ctx.clock.sleep(0.05)
 
     async def _position_quietly(self, account: int, contract_id: str) -> int | None:
         try:
-            return await self._m.owned_position(account, contract_id)
+            return await self._ctx.truth.owned_position(account, contract_id)
         except OrderGuardError as exc:
             log.warning("re-reading the position on %s failed: %s", contract_id, exc)
             return None

@@ -34,7 +34,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from orderguard.broker.base import (
     BrokerEvent,
@@ -47,6 +47,7 @@ from orderguard.broker.base import (
 from orderguard.clock import Clock
 from orderguard.errors import ExposureRefusedError, JournalError, OrderGuardError
 from orderguard.models import Order, OrderStatus, OrderType
+from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.position_registry import ExitRegistry, ManagedExit
 from orderguard.orders.position_rules import (
     COVERED,
@@ -62,9 +63,6 @@ from orderguard.orders.position_rules import (
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.recovery.operations import OperationType
 from orderguard.resilience import Priority
-
-if TYPE_CHECKING:
-    from orderguard.orders.manager import OrderManager
 
 log = logging.getLogger("orderguard.orders.positions")
 
@@ -146,7 +144,7 @@ class PositionWatcher:
 
     def __init__(
         self,
-        manager: OrderManager,
+        ctx: EngineContext,
         registry: ExitRegistry,
         *,
         enabled: bool = True,
@@ -154,7 +152,7 @@ class PositionWatcher:
         owned_elsewhere: OwnedElsewhere | None = None,
         retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
-        self._manager = manager
+        self._ctx = ctx
         self._registry = registry
         self.enabled = enabled
         self.interval = interval
@@ -188,7 +186,7 @@ class PositionWatcher:
                 self.schedule(key)
         elif isinstance(event, TradeEvent):
             # A fill changes the position; its position event may be the one that was lost.
-            traded = self._manager.tracker.get(event.trade.order_id)
+            traded = self._ctx.tracker.get(event.trade.order_id)
             if traded is not None and self._follows((traded.account_id, traded.contract_id)):
                 self.schedule((traded.account_id, traded.contract_id))
         elif isinstance(event, ConnectionEvent) and event.state in (
@@ -208,12 +206,12 @@ class PositionWatcher:
                 wake.set()  # a retry waiting out its pause runs now: there is news
             return
         self._running.add(key)
-        self._manager.spawn(self._drain(key))
+        self._ctx.spawn(self._drain(key))
 
     def ensure_rechecks(self) -> None:
         """Start the periodic REST re-check if it is not running (it stops when nothing is left)."""
         if self.enabled and (self._loop_task is None or self._loop_task.done()):
-            self._loop_task = self._manager.spawn(self._recheck_loop())
+            self._loop_task = self._ctx.spawn(self._recheck_loop())
 
     async def _drain(self, key: Key) -> None:
         attempt = 0
@@ -238,7 +236,7 @@ class PositionWatcher:
                 wake.clear()
                 pause = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
                 with contextlib.suppress(TimeoutError):
-                    await self._manager.clock.wait_for(wake.wait(), pause)
+                    await self._ctx.clock.wait_for(wake.wait(), pause)
                 attempt += 1
         finally:
             self._running.discard(key)
@@ -246,7 +244,7 @@ class PositionWatcher:
 
     async def _recheck_loop(self) -> None:
         while self.enabled:
-            await self._manager.clock.sleep(self.interval)
+            await self._ctx.clock.sleep(self.interval)
             keys = self._followed()
             if not keys:
                 return
@@ -267,18 +265,18 @@ class PositionWatcher:
         again."""
         if not self.enabled:
             return True
-        manager = self._manager
+        ctx = self._ctx
         settled = True
         exits = self._registry.for_contract(account_id, contract_id)
         await self._resolve_tags(exits)
-        clock = manager.clock
+        clock = ctx.clock
         asked = clock.monotonic()
         signed, open_orders = await both(
-            manager.owned_position(account_id, contract_id, priority=_LANE),
+            ctx.truth.owned_position(account_id, contract_id, priority=_LANE),
             hedged(
                 clock,
-                lambda: manager.feed.working_orders(account_id, _LANE),
-                manager.config.read_hedge_after,
+                lambda: ctx.feed.working_orders(account_id, _LANE),
+                ctx.config.read_hedge_after,
             ),
         )
         working = {o.id: o for o in open_orders if o.contract_id == contract_id}
@@ -295,7 +293,7 @@ class PositionWatcher:
         views: list[ExitView] = []
         finished: list[tuple[ManagedExit, Order | None]] = []
         last: dict[int, Order | None] = {}
-        in_flight = manager.clock.now() - timedelta(seconds=manager.config.in_flight_grace)
+        in_flight = ctx.clock.now() - timedelta(seconds=ctx.config.in_flight_grace)
         for pending, managed in enumerate(exits, 1):
             if managed.order_id is None:
                 # Being placed (or unresolved; _resolve_tags keeps looking). A placement in
@@ -309,9 +307,9 @@ class PositionWatcher:
             if order is None:
                 # Not among the open orders: it ended (a final state is final: the tracker's
                 # is enough), or the list was read a moment before an event we have not seen.
-                order = manager.tracker.get(managed.order_id)
+                order = ctx.tracker.get(managed.order_id)
                 if order is None or not order.is_terminal:
-                    order = await manager.feed.refresh(account_id, managed.order_id, _LANE)
+                    order = await ctx.feed.refresh(account_id, managed.order_id, _LANE)
             if order is None or not order.is_working:
                 last[managed.order_id] = order
                 if order is not None and self._replaceable(managed, order):
@@ -322,11 +320,11 @@ class PositionWatcher:
             if any(leaving(order.id) for leaving in self.leaving):
                 continue
             views.append(_view(managed, order, working=True))
-        max_size = await manager.reference.max_order_size(account_id)
+        max_size = await ctx.reference.max_order_size(account_id)
         # The reads above may have taken seconds (delayed, hedged, retried): a position event
         # since then is newer than both answers, and the entry they saw filling has filled —
         # exits cut to the position they read were cut below the one there is now.
-        newer = manager.feed.newer_than(account_id, contract_id, asked)
+        newer = ctx.feed.newer_than(account_id, contract_id, asked)
         if newer is not None and newer != signed:
             signed = newer
             unowned = signed - self._owned_elsewhere(account_id, contract_id)
@@ -410,7 +408,7 @@ class PositionWatcher:
         return (
             managed.kind is ExitKind.STOP
             and order.status is OrderStatus.CANCELLED
-            and (managed.dormant or not self._manager.cancel_requested(order.id))
+            and (managed.dormant or not self._ctx.send.cancel_requested(order.id))
             and self.replacer is not None
         )
 
@@ -419,9 +417,9 @@ class PositionWatcher:
         # A placement adds an order: the position is read once more right before it (the
         # reconcile's read may be older than a close that raced the platform's cancel; a stop
         # placed on a flat contract then over-covers it until the next round).
-        manager = self._manager
+        ctx = self._ctx
         key = (managed.account_id, managed.contract_id)
-        signed = await manager.owned_position(*key, priority=_LANE)  # hedged by the gateway
+        signed = await ctx.truth.owned_position(*key, priority=_LANE)  # hedged by the gateway
         unowned = signed - self._owned_elsewhere(*key)
         if reducing_side(unowned) is not managed.side:
             await self.forget(managed, order, "position gone before it was placed again")
@@ -442,11 +440,11 @@ class PositionWatcher:
 
     async def _resolve_tags(self, exits: list[ManagedExit]) -> None:
         """Find exits whose placement outcome was unknown; forget ones too old to be found."""
-        manager = self._manager
+        ctx = self._ctx
         for managed in exits:
             if managed.order_id is not None or managed.custom_tag is None:
                 continue
-            order = manager.tracker.by_tag(managed.account_id, managed.custom_tag)
+            order = ctx.tracker.by_tag(managed.account_id, managed.custom_tag)
             if order is None:
                 try:
                     order = await self._find_by_tag(managed.account_id, managed.custom_tag)
@@ -461,27 +459,27 @@ class PositionWatcher:
                     await self._resolve_operation(managed, order)
                 except JournalError as exc:
                     log.error("exit %s not recorded on its operation: %s", order.id, exc)
-            elif managed.created_at < manager.reference.window_start(manager.clock.now()):
+            elif managed.created_at < ctx.reference.window_start(ctx.clock.now()):
                 # Beyond the search window a tag can no longer be found; stop asking.
                 log.error("managed exit %s never appeared at the broker", managed.custom_tag)
                 await self._write(self._registry.discard, managed)
 
     async def _find_by_tag(self, account_id: int, tag: str) -> Order | None:
         """The order carrying ``tag`` in any status (protective lane), merged into the tracker."""
-        manager = self._manager
-        start = manager.reference.window_start(manager.clock.now())
-        for order in await manager.gateway.search_orders(account_id, start=start, priority=_LANE):
+        ctx = self._ctx
+        start = ctx.reference.window_start(ctx.clock.now())
+        for order in await ctx.gateway.search_orders(account_id, start=start, priority=_LANE):
             if order.custom_tag == tag:
-                manager.feed.ingest(order)
-                return manager.tracker.by_tag(account_id, tag)
+                ctx.feed.ingest(order)
+                return ctx.tracker.by_tag(account_id, tag)
         return None
 
     async def _resize(self, account_id: int, action: Resize) -> Order | None:
-        manager = self._manager
+        ctx = self._ctx
         self.stats["resizes"] += 1
         log.info("resizing managed exit %s to %s", action.order_id, action.size)
         try:
-            result = await manager.modify_order(
+            result = await ctx.send.modify_order(
                 action.order_id, size=action.size, account_id=account_id,
                 priority=Priority.PROTECTIVE,
             )  # fmt: skip
@@ -489,34 +487,34 @@ class PositionWatcher:
         except ExposureRefusedError:
             # The ambiguity latch guards against new exposure; growing an exit removes exposure,
             # and a modify to an absolute size is idempotent, so it goes out anyway.
-            await manager.gateway.modify_order(
+            await ctx.gateway.modify_order(
                 account_id, action.order_id, size=action.size, priority=Priority.PROTECTIVE
             )
-            return await manager.feed.refresh(account_id, action.order_id, _LANE)
+            return await ctx.feed.refresh(account_id, action.order_id, _LANE)
         except OrderGuardError as exc:
             self.stats["resize_errors"] += 1
             log.warning("resizing exit %s failed: %s", action.order_id, exc)
             return None
 
     async def _cancel(self, account_id: int, action: Cancel) -> Order | None:
-        manager = self._manager
+        ctx = self._ctx
         self.stats["cancels"] += 1
         log.info("cancelling managed exit %s: %s", action.order_id, action.reason)
         try:
             # An exit without its position is risk: it goes in the protective lane. Not
             # settled by polling: a cancel whose answer was lost is sent again by the retry.
-            await manager.cancel_journaled(
+            await ctx.send.cancel_journaled(
                 action.order_id, account_id, priority=Priority.PROTECTIVE, settle=False
             )
         except OrderGuardError as exc:
             self.stats["cancel_errors"] += 1
             log.warning("cancelling exit %s failed: %s", action.order_id, exc)
-        return manager.tracker.get(action.order_id)
+        return ctx.tracker.get(action.order_id)
 
     # -- adoption -------------------------------------------------------------------------------
     def _adoptable_now(self, order: Order) -> bool:
         """An order event of an exit the watcher should adopt (judged on the last position)."""
-        position = self._manager.feed.position(order.account_id, order.contract_id)
+        position = self._ctx.feed.position(order.account_id, order.contract_id)
         if position is None:
             return False
         unowned = position - self._owned_elsewhere(order.account_id, order.contract_id)
@@ -530,7 +528,7 @@ class PositionWatcher:
             return False
         return any(
             o.contract_id == key[1] and self._adoptable(o, unowned)
-            for o in self._manager.tracker.orders(key[0])
+            for o in self._ctx.tracker.orders(key[0])
         )
 
     def _adoptable(self, order: Order, unowned: int) -> bool:
@@ -571,7 +569,7 @@ class PositionWatcher:
         resting entries around the market must not be taken for exits."""
         if not tag:
             return False
-        return tag.startswith(f"{self._manager.tags.prefix}-") and len(tag.split("-")) == 3
+        return tag.startswith(f"{self._ctx.tags.prefix}-") and len(tag.split("-")) == 3
 
     async def _adopt(self, order: Order) -> None:
         managed = ManagedExit(
@@ -579,7 +577,7 @@ class PositionWatcher:
             contract_id=order.contract_id,
             kind=kind_of_type(order.type),
             side=order.side,
-            created_at=self._manager.clock.now(),
+            created_at=self._ctx.clock.now(),
             custom_tag=order.custom_tag,
             order_id=order.id,
             cover=order.size - order.fill_volume,
@@ -598,8 +596,8 @@ class PositionWatcher:
         """Contracts with exits in the registry, and those with an exit to adopt (at the
         last position seen)."""
         keys = self._registry.contracts()
-        feed = self._manager.feed
-        for order in self._manager.tracker.orders():
+        feed = self._ctx.feed
+        for order in self._ctx.tracker.orders():
             key = (order.account_id, order.contract_id)
             if key in keys or not order.is_working:
                 continue
@@ -614,7 +612,7 @@ class PositionWatcher:
         """Contracts where orderguard has working stops or limits that no saga drives (after a
         restart, before any position is known: each is reconciled once to adopt them)."""
         keys: set[Key] = set()
-        for order in self._manager.tracker.orders():
+        for order in self._ctx.tracker.orders():
             if (
                 order.is_working
                 and order.parent_order_id is None
@@ -650,7 +648,7 @@ class PositionWatcher:
         if reason is not None:
             op.extra["ended"] = f"{order.status.name.lower()}: {reason}"
         try:
-            await self._manager.recovery.record_order_state(op, ref, order)
+            await self._ctx.recovery.record_order_state(op, ref, order)
         except JournalError as exc:
             # The record catches up on the next write; the exit itself does not wait for it.
             log.error("exit %s not recorded on operation %s: %s", order.id, op.id, exc)
@@ -663,13 +661,13 @@ class PositionWatcher:
         if op is None or op.state.is_terminal:
             return
         ref = op.orders.get(managed.kind.value)
-        recovery = self._manager.recovery
+        recovery = self._ctx.recovery
         if ref is not None and not ref.placed_successfully:
             await recovery.record_resolution(op, ref, order)
         await recovery.complete_operation(op)
 
     async def _operation(self, operation_id: str) -> RecoveryOperation | None:
-        recovery = self._manager.recovery
+        recovery = self._ctx.recovery
         op = recovery.active_operations.get(operation_id)
         if op is None:
             op = next((o for o in recovery.operation_history if o.id == operation_id), None)
@@ -689,7 +687,7 @@ class PositionWatcher:
 
     def _bracket_owned(self, account_id: int, contract_id: str) -> int:
         """Signed quantity bracket operations own on the contract (their legs protect it)."""
-        recovery = self._manager.recovery
+        recovery = self._ctx.recovery
         ops = [*recovery.active_operations.values(), *recovery.finished_holders()]
         seen: set[str] = set()
         total = 0

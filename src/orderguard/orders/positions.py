@@ -28,7 +28,6 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from orderguard.broker.base import Rejected, Unknown, UnknownOrigin
 from orderguard.errors import (
@@ -45,7 +44,7 @@ from orderguard.errors import (
 )
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.contracts import ContractResolver
-from orderguard.orders.per_manager import PerManager
+from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.position_registry import ExitRegistry, ManagedExit
 from orderguard.orders.position_results import (
     CancelPositionOrdersResult,
@@ -67,9 +66,6 @@ from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationType
 from orderguard.resilience import Priority
 
-if TYPE_CHECKING:
-    from orderguard.orders.manager import OrderManager
-
 log = logging.getLogger("orderguard.orders.positions")
 
 OrderKinds = Iterable[str]
@@ -85,22 +81,28 @@ _LINKED_OPERATIONS = frozenset({OperationType.BRACKET_ORDER, OperationType.OCO_P
 
 
 class PositionOrders:
-    """Position-order management for one :class:`OrderManager` (one per manager)."""
+    """Position-order management for one manager (it builds one and hands it its context).
 
-    def __init__(self, manager: OrderManager) -> None:
-        self._manager = manager
+    ``release_exits`` tells the bracket engine that orders are being removed by the caller
+    (``BracketEngine.release_exits``): a live bracket must not place them again."""
+
+    def __init__(
+        self, ctx: EngineContext, *, release_exits: Callable[[Iterable[int], str], object]
+    ) -> None:
+        self._ctx = ctx
+        self._release_exits = release_exits
         # The manager's resolver: its cache is shared with placement, so a contract an entry
         # resolved is not read again (in the query lane) when protecting the position.
-        self._contracts: ContractResolver = manager.contracts
-        self.registry = ExitRegistry(manager.journal)
+        self._contracts: ContractResolver = ctx.contracts
+        self.registry = ExitRegistry(ctx.journal)
         self.watcher = PositionWatcher(
-            manager,
+            ctx,
             self.registry,
-            enabled=manager.config.follow_position_orders,
-            interval=manager.config.position_recheck_interval,
+            enabled=ctx.config.follow_position_orders,
+            interval=ctx.config.position_recheck_interval,
         )
         self.watcher.replacer = self._replace_exit
-        self._remove_listener = manager.add_event_listener(self.watcher.on_event)
+        self._remove_listener = ctx.listen(self.watcher.on_event)
         self._loaded = False
         self.stats: Counter[str] = Counter()
 
@@ -116,7 +118,7 @@ class PositionOrders:
         working on a flat contract.
         """
         await self._ensure_loaded()
-        feed = self._manager.feed
+        feed = self._ctx.feed
         keys = self.registry.contracts() | {
             key for key in self.watcher.candidates() if feed.position(*key)
         }
@@ -164,22 +166,22 @@ class PositionOrders:
         size_in: int | None,
         account_in: int | None,
     ) -> ProtectiveOrderResponse:
-        manager = self._manager
+        ctx = self._ctx
         name = "stop_price" if kind is ExitKind.STOP else "limit_price"
         # 1. Checks without I/O, then against reference data and broker truth: nothing is
         #    journaled or sent until all of them pass.
         price = coerce_price(price_in, name)
-        wanted = None if size_in is None else check_size(size_in, manager.config.max_order_size)
-        account = await manager.reference.trading_account(account_in)
+        wanted = None if size_in is None else check_size(size_in, ctx.config.max_order_size)
+        account = await ctx.reference.trading_account(account_in)
         contract = await self._contracts.resolve(contract_key)
         check_tick(contract, price, name)
         # Protection waits on these reads: they go together (not one after the other), in the
         # protective lane, which an open query breaker does not hold back (a breaker left open
         # by a fault storm refused add_stop_loss for minutes while the position was bare), and
         # hedged (a slow answer is asked again rather than waited out).
-        clock = manager.clock
-        after = manager.config.read_hedge_after
-        signed = await manager.owned_position(account, contract.id, priority=_LANE)  # hedged
+        clock = ctx.clock
+        after = ctx.config.read_hedge_after
+        signed = await ctx.truth.owned_position(account, contract.id, priority=_LANE)  # hedged
         side = reducing_side(signed)
         if side is None:
             raise NoPositionError(f"no open position on {contract.id} to protect")
@@ -187,10 +189,8 @@ class PositionOrders:
         # is not, or when the broker does not answer); the other two go together. Each read
         # spends rate budget, and protective reads may spend all of it.
         open_orders, last = await both(
-            hedged(clock, lambda: manager.feed.working_orders(account, _LANE), after),
-            hedged(
-                clock, lambda: manager.gateway.get_last_price(contract.id, priority=_LANE), after
-            ),
+            hedged(clock, lambda: ctx.feed.working_orders(account, _LANE), after),
+            hedged(clock, lambda: ctx.gateway.get_last_price(contract.id, priority=_LANE), after),
         )
         here = [o for o in open_orders if o.contract_id == contract.id]
         # An entry still filling (one contract at a time) is the position a moment from now:
@@ -217,7 +217,7 @@ class PositionOrders:
                 f"is not covered by working {kind.value} orders"
             )
         quantity = wanted if wanted is not None else uncovered
-        check_size(quantity, await manager.reference.max_order_size(account))
+        check_size(quantity, await ctx.reference.max_order_size(account))
         self._check_market(kind, side, price, contract.id, last)
         await self._ensure_loaded()
         managed = ManagedExit(
@@ -225,7 +225,7 @@ class PositionOrders:
             contract_id=contract.id,
             kind=kind,
             side=side,
-            created_at=manager.clock.now(),
+            created_at=ctx.clock.now(),
             cover=None if wanted is None and quantity == size else quantity,
             price=price,
         )
@@ -235,12 +235,12 @@ class PositionOrders:
         self, managed: ManagedExit, quantity: int, position: int, extra: dict[str, object]
     ) -> ProtectiveOrderResponse:
         """Journal, register and send one exit (``managed`` without tag or order id yet)."""
-        manager = self._manager
+        ctx = self._ctx
         kind, account, contract_id = managed.kind, managed.account_id, managed.contract_id
         price = managed.price
         assert price is not None
         # 2. Journal first: the operation, the intent with its tag, the registry entry.
-        recovery = manager.recovery
+        recovery = ctx.recovery
         op: RecoveryOperation | None = None
         ref: OrderReference | None = None
         try:
@@ -262,7 +262,7 @@ class PositionOrders:
             # risk-reducing send; an entry would have been refused instead.
             log.error("journal unavailable (%s): placing the %s unjournaled", exc, kind.value)
             self.stats["unjournaled_protection"] += 1
-            tag = manager.tags.next_tag()
+            tag = ctx.tags.next_tag()
         managed.custom_tag = tag
         managed.order_id = None
         managed.size = quantity
@@ -282,7 +282,7 @@ class PositionOrders:
 
         # 3. Send. Protection goes out even while the contract is latched (it removes risk).
         try:
-            placed = await manager.submit(request, respect_latch=False)
+            placed = await ctx.send.submit(request, respect_latch=False)
         except OutcomeUnknownError as exc:
             # Not a failure: the registry keeps the tag and the watcher resolves it later.
             if leg is not None:
@@ -345,7 +345,7 @@ class PositionOrders:
             contract_id=gone.contract_id,
             kind=gone.kind,
             side=gone.side,
-            created_at=self._manager.clock.now(),
+            created_at=self._ctx.clock.now(),
             cover=gone.cover,
             adopted=gone.adopted,
             price=price,
@@ -385,7 +385,7 @@ class PositionOrders:
     ) -> None:
         """A protective order on the wrong side of the market would execute at once."""
         if last is None:
-            if self._manager.config.allow_stop_without_last_price:
+            if self._ctx.config.allow_stop_without_last_price:
                 return
             raise InvalidPriceError(
                 f"the last price of {contract_id} is unknown, so the {kind.value} side cannot be "
@@ -415,7 +415,7 @@ class PositionOrders:
             contract_id=contract_id,
             kind=kind_of_type(order_type),
             side=side,
-            created_at=self._manager.clock.now(),
+            created_at=self._ctx.clock.now(),
             custom_tag=custom_tag,
             adopted=True,
             price=price,
@@ -445,9 +445,9 @@ class PositionOrders:
         Refused for orders that belong to a bracket or OCO pair (their saga manages them), for
         orders not on the position's reducing side, and for anything but stops and limits.
         """
-        manager = self._manager
+        ctx = self._ctx
         await self._ensure_loaded()
-        order = await manager.get_order_by_id(order_id, account_id, refresh=True)
+        order = await ctx.truth.get_order_by_id(order_id, account_id, refresh=True)
         if order is None:
             raise OrderNotFoundError(f"order {order_id} not found in any status")
         if not order.is_working:
@@ -457,7 +457,7 @@ class PositionOrders:
         kind = kind_of_type(order.type)
         if kind is ExitKind.ENTRY:
             raise ValidationError(f"only stops and limits can be managed exits, not {order.type!r}")
-        signed = await manager.owned_position(order.account_id, order.contract_id)
+        signed = await ctx.truth.owned_position(order.account_id, order.contract_id)
         if order.side is not reducing_side(signed):
             raise ValidationError(f"order {order_id} does not reduce the position ({signed})")
         known = self.registry.by_order_id(order.id)
@@ -468,7 +468,7 @@ class PositionOrders:
             contract_id=order.contract_id,
             kind=kind,
             side=order.side,
-            created_at=manager.clock.now(),
+            created_at=ctx.clock.now(),
             custom_tag=order.custom_tag,
             order_id=order.id,
         )
@@ -478,7 +478,7 @@ class PositionOrders:
         return managed
 
     def _linked(self, order: Order) -> bool:
-        recovery = self._manager.recovery
+        recovery = self._ctx.recovery
         for op in (*recovery.active_operations.values(), *recovery.operation_history):
             if op.operation_type in _LINKED_OPERATIONS and any(
                 r.order_id == order.id for r in op.orders.values()
@@ -499,12 +499,12 @@ class PositionOrders:
         "target" are exits on the position's reducing side (or known exits and native bracket
         legs), everything else is an "entry".
         """
-        manager = self._manager
+        ctx = self._ctx
         kinds = _check_kinds(order_types)
-        account = await manager.reference.any_account(account_id, None)
+        account = await ctx.reference.any_account(account_id, None)
         contract = await self._contracts.resolve(contract_id)
         await self._ensure_loaded()
-        signed = await manager.owned_position(account, contract.id)
+        signed = await ctx.truth.owned_position(account, contract.id)
         chosen: list[tuple[Order, ExitKind]] = []
         for order in await self._working_orders(account, contract.id):
             managed = self.registry.by_order_id(order.id)
@@ -513,7 +513,7 @@ class PositionOrders:
                 chosen.append((order, kind))
         # A live bracket whose exit this removes must not place it again (nor, its stop gone,
         # go on protecting): it is told first, and its record says so.
-        manager.brackets.release_exits(
+        self._release_exits(
             (order.id for order, kind in chosen if kind is not ExitKind.ENTRY),
             "cancel_position_orders",
         )
@@ -533,7 +533,7 @@ class PositionOrders:
             if managed is not None and outcome.done:
                 await self.watcher.forget(
                     managed,
-                    manager.tracker.get(outcome.order_id),
+                    ctx.tracker.get(outcome.order_id),
                     "cancel_position_orders",
                     cancelled_by_us=True,
                 )
@@ -544,29 +544,29 @@ class PositionOrders:
     async def _working_orders(self, account: int, contract_id: str) -> list[Order]:
         """Open orders plus working orders of the search window (Suspended bracket children
         are not in ``searchOpen``, and a cancel must not miss them)."""
-        manager = self._manager
+        ctx = self._ctx
         found: dict[int, Order] = {}
-        for order in await manager.search_open_orders(contract_id, account_id=account):
+        for order in await ctx.truth.search_open_orders(contract_id, account_id=account):
             found[order.id] = order
-        start = manager.reference.window_start(manager.clock.now())
-        for order in await manager.gateway.search_orders(account, start=start):
+        start = ctx.reference.window_start(ctx.clock.now())
+        for order in await ctx.gateway.search_orders(account, start=start):
             if order.contract_id == contract_id and order.is_working:
                 found.setdefault(order.id, order)
         return [found[k] for k in sorted(found)]
 
     async def _cancel_one(self, order: Order, kind: ExitKind) -> PositionOrderOutcome:
-        manager = self._manager
+        ctx = self._ctx
         error: str | None = None
         state: Order | None = order
         for _ in range(CANCEL_ATTEMPTS):
             try:
-                result = await manager.cancel_order(order.id, order.account_id)
+                result = await ctx.send.cancel_order(order.id, order.account_id)
                 error = result.detail or None
             except OrderGuardError as exc:
                 error = str(exc)
             # Re-read after the cancel: the order may have filled first, or be gone.
             try:
-                state = await manager.get_order_by_id(order.id, order.account_id, refresh=True)
+                state = await ctx.truth.get_order_by_id(order.id, order.account_id, refresh=True)
             except OrderGuardError as exc:
                 error = f"state not readable: {exc}"
                 state = None
@@ -603,20 +603,6 @@ async def _quietly(step: Awaitable[None] | Awaitable[bool]) -> None:
         log.error("position order record not journaled: %s", exc)
 
 
-# One PositionOrders per manager; the manager's thin methods delegate here.
-_INSTANCES = PerManager(PositionOrders)
-
-
-def position_orders_for(manager: OrderManager) -> PositionOrders:
-    """The manager's PositionOrders (created, and its watcher attached, on first use)."""
-    return _INSTANCES.get(manager)
-
-
-def position_orders_peek(manager: OrderManager) -> PositionOrders | None:
-    """The manager's PositionOrders if it exists (never creates it)."""
-    return _INSTANCES.peek(manager)
-
-
 __all__ = [
     "CANCEL_ATTEMPTS",
     "DEFAULT_ORDER_TYPES",
@@ -624,6 +610,4 @@ __all__ = [
     "OrderKinds",
     "PositionOrders",
     "ProtectiveOrderResponse",
-    "position_orders_for",
-    "position_orders_peek",
 ]

@@ -36,10 +36,10 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from orderguard.broker.base import (
     BrokerEvent,
@@ -48,8 +48,13 @@ from orderguard.broker.base import (
     OrderEvent,
     PositionEvent,
 )
+from orderguard.config import OrderManagerConfig
 from orderguard.errors import JournalError, OrderGuardError, ReadTimeoutError
 from orderguard.models import Order, OrderType, Position, PositionType
+from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.order_feed import OrderFeed
+from orderguard.orders.tracking import OrderTracker
+from orderguard.recovery.protection import ProtectionExecutor
 from orderguard.recovery.reconcile import (
     AccountSnapshot,
     PassPlan,
@@ -59,22 +64,54 @@ from orderguard.recovery.reconcile import (
 )
 from orderguard.recovery.startup import (
     SNAPSHOT_ATTEMPTS,
+    RecoveryHost,
+    RecoveryReport,
+    Resumer,
     resume_with_truth,
 )
 from orderguard.resilience import Priority
-
-if TYPE_CHECKING:
-    from orderguard.orders.manager import OrderManager
 
 T = TypeVar("T")
 
 log = logging.getLogger("orderguard.reconciler")
 
 
-class Reconciler:
-    """The in-flight checker and resync loop of one :class:`OrderManager`."""
+class ReconcilerHost(RecoveryHost, Protocol):
+    """The manager as its reconciler sees it: its state and start-up recovery, besides what
+    recovery itself needs (the reconciler resumes operations the way recovery does)."""
 
-    def __init__(self, manager: OrderManager) -> None:
+    config: OrderManagerConfig
+    tracker: OrderTracker
+    feed: OrderFeed
+    gateway: GuardedBroker
+    protection: ProtectionExecutor
+    last_recovery: RecoveryReport | None
+
+    @property
+    def started(self) -> bool: ...
+
+    @property
+    def account_id(self) -> int: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
+
+    async def rerun_recovery(self) -> RecoveryReport: ...
+
+    def unresolved_since(self) -> list[tuple[int, datetime]]: ...
+
+    def saga_operations(self) -> set[str]:
+        """Operations a running bracket saga or OCO pair drives."""
+        ...
+
+    def resumers(self) -> Mapping[str, Resumer]:
+        """The resumers of the manager's engines, by operation type (see recovery/startup)."""
+        ...
+
+
+class Reconciler:
+    """The in-flight checker and resync loop of one manager (its ``host``)."""
+
+    def __init__(self, manager: ReconcilerHost) -> None:
         self._m = manager
         self.stats: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
@@ -346,6 +383,7 @@ class Reconciler:
                         self._m,
                         ops,
                         snapshots,
+                        resumers=self._m.resumers(),
                         roll_back=roll_back,
                         in_flight_grace=self._m.config.in_flight_grace,
                     )

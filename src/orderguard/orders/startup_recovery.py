@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from orderguard.errors import OrderGuardError
 from orderguard.orders.latch import AmbiguityLatch
 from orderguard.recovery.operations import OperationType
 from orderguard.recovery.protection import ProtectionExecutor
-from orderguard.recovery.startup import RecoveryHost, RecoveryReport, recover
+from orderguard.recovery.startup import RecoveryHost, RecoveryReport, Resumer, recover
 
 log = logging.getLogger("orderguard.orders")
 
@@ -27,16 +27,18 @@ log = logging.getLogger("orderguard.orders")
 class StartupRecovery:
     """Runs :func:`~orderguard.recovery.startup.recover` for one manager (see module docstring).
 
-    ``host`` is the manager as recovery sees it; ``saga_operations`` names the operations its
-    running bracket sagas and OCO pairs drive; ``leftover`` is the reconciler's set of operations
-    to resume on its next passes; ``resume_position_orders`` and ``resume_oco_pairs`` give the
-    position-order and OCO engines their journaled work back.
+    ``host`` is the manager as recovery sees it; ``resumers`` gives the resumers of its engines
+    by operation type (the bracket engine's rolls a filled bracket forward); ``saga_operations``
+    names the operations its running bracket sagas and OCO pairs drive; ``leftover`` is the
+    reconciler's set of operations to resume on its next passes; ``resume_position_orders`` and
+    ``resume_oco_pairs`` give the position-order and OCO engines their journaled work back.
     """
 
     def __init__(
         self,
         *,
         host: RecoveryHost,
+        resumers: Callable[[], Mapping[str, Resumer]],
         latch: AmbiguityLatch,
         stats: Counter[str],
         saga_operations: Callable[[], set[str]],
@@ -48,6 +50,7 @@ class StartupRecovery:
         settle_timeout: float,
     ) -> None:
         self._host = host
+        self._resumers = resumers
         self._latch = latch
         self._stats = stats
         self._saga_operations = saga_operations
@@ -71,7 +74,12 @@ class StartupRecovery:
         try:
             # Claimed: the reconciler leaves these alone while recovery works on them.
             with recovery.claimed(mine):
-                report = await recover(self._host, exclude=driven, in_flight_grace=self._grace)
+                report = await recover(
+                    self._host,
+                    resumers=self._resumers(),
+                    exclude=driven,
+                    in_flight_grace=self._grace,
+                )
         except OrderGuardError as exc:
             # A journal or broker failure while resuming: the report says so; retried later.
             report = RecoveryReport(error=f"start-up recovery failed: {exc}")

@@ -30,29 +30,29 @@ Resumers
 --------
 A resumer is ``async def resumer(ctx: ResumeContext) -> None``. It finds the operation, its plan
 and the account's truth on ``ctx`` and acts through ``ctx`` (``cancel_live_legs``,
-``flatten_owned``, ``roll_back``, ``settle``, ``transition``, ``note``). Which one runs:
+``flatten_owned``, ``roll_back``, ``settle``, ``transition``, ``note``). The caller of
+:func:`recover` passes the resumers it has (``resumers``, by name); which one runs:
 
-1. ``operation.extra["resumer"]`` naming a registered resumer (for sagas that need their own);
-2. the resumer registered for the operation's type (:func:`register_resumer`);
+1. ``operation.extra["resumer"]`` naming a given or built-in resumer (for sagas that need their
+   own);
+2. the resumer given for the operation's type (its value, e.g. ``"bracket_order"``);
 3. :func:`roll_back` for an operation that was already rolling back;
 4. the built-in default: :func:`roll_back` for brackets (cancel live legs with confirmation,
    flatten exactly the owned quantity — safe, though it gives up the position), :func:`settle`
    for everything else (record the truth, apply the OCO rule, never cancel or flatten a leg whose
    purpose it cannot know).
 
-The bracket engine replaces the bracket default with one that re-protects after the pivot::
-
-    from orderguard.recovery.startup import register_resumer
-    from orderguard.recovery.operations import OperationType
+There is no process-wide registry: the OrderManager hands recovery the resumers of its own
+engines (the bracket engine's re-protects after the pivot), so two managers in one process never
+resume each other's operations::
 
     async def resume_bracket(ctx: ResumeContext) -> None:
         if not ctx.plan.pivot_passed:
             await ctx.roll_back("entry never filled")
             return
-        ...  # place or resize stop/target for ctx.plan.owned with the legs' tags, then
-        await ctx.transition(OperationState.COMPLETED, "re-protected after restart")
+        ...  # place or resize stop/target for ctx.plan.owned with the legs' tags
 
-    register_resumer(OperationType.BRACKET_ORDER, resume_bracket)
+    await recover(host, resumers={OperationType.BRACKET_ORDER.value: resume_bracket})
 """
 
 from __future__ import annotations
@@ -217,39 +217,12 @@ class RecoveryReport:
 # ------------------------------------------------------------------------------------------------
 Resumer = Callable[["ResumeContext"], Awaitable[None]]
 
-_REGISTRY: dict[str, Resumer] = {}
-
-
-def _key(key: OperationType | str) -> str:
-    return key.value if isinstance(key, OperationType) else str(key)
-
-
-def register_resumer(key: OperationType | str, fn: Resumer) -> Callable[[], None]:
-    """Make ``fn`` resume operations of type ``key`` (or those naming ``key`` in
-    ``extra["resumer"]``). Replaces an earlier registration; returns a function undoing it."""
-    name = _key(key)
-    previous = _REGISTRY.get(name)
-    _REGISTRY[name] = fn
-
-    def unregister() -> None:
-        if _REGISTRY.get(name) is fn:
-            if previous is None:
-                del _REGISTRY[name]
-            else:
-                _REGISTRY[name] = previous
-
-    return unregister
-
-
-def registered_resumers() -> dict[str, Resumer]:
-    return dict(_REGISTRY)
-
 
 def resumer_for(
     op: RecoveryOperation, registry: Mapping[str, Resumer] | None = None
 ) -> tuple[str, Resumer]:
     """The resumer that handles ``op`` and its name (see the module docstring for the order)."""
-    table = {**_BUILTIN, **_REGISTRY, **(registry or {})}
+    table = {**_BUILTIN, **(registry or {})}
     named = op.extra.get("resumer")
     if isinstance(named, str) and named in table:
         return named, table[named]
@@ -809,8 +782,6 @@ __all__ = [
     "ResumeContext",
     "Resumer",
     "recover",
-    "register_resumer",
-    "registered_resumers",
     "resume_with_truth",
     "resumer_for",
     "roll_back_resumer",
