@@ -22,6 +22,9 @@ The checks (FAILURES.md):
 * **I6** :class:`ExposureTracker` measures unprotected episodes (seconds per episode, total, max).
 
 Used by the chaos runner at quiet points and by tests (``check_all``).
+
+Over 500 lines: the invariant checks and the exposure tracker read the same index of broker truth
+(_Index, Coverage); each check is a small pure function.
 """
 
 from __future__ import annotations

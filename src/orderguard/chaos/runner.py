@@ -29,6 +29,9 @@ reported as an error with its replay command; what it logged and found until the
 wall-clock budget remains the backstop for code that spins without awaiting at all.)
 
 Everything random is derived from the seed, so the same seed gives a byte-identical event log.
+
+Over 500 lines: one seed's run (_SeedRun: processes, crashes, batches, restarts, final checks)
+shares one simulated world's state; the workload, report and process scope are their own modules.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ The story, on one SIM account trading MNQ along a seeded random walk (each step 
 
 With faults on, the broker is wrapped in a seeded :class:`FaultyBroker`; each injected fault is
 reported as it happens, followed by what the manager made of it.
+
+Over 500 lines: a scripted story, one method per scene, read top to bottom; drawing and pacing are
+render.py and demo_command.py.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from orderguard.broker.base import BrokerEvent
 from orderguard.broker.sim import SimExchange
 from orderguard.clock import Clock
 
@@ -23,11 +24,21 @@ from .hubs import HubServer
 from .market import MarketFeed
 from .ratelimit import SlidingWindows
 
-if TYPE_CHECKING:
-    from .state import StateStore
-
 control_log = logging.getLogger("orderguard.gateway.control")
 CONTROL_LOG_KEPT = 1000
+
+
+class Persistence(Protocol):
+    """Where the gateway's state is saved (``state.StateStore``; given, so the two modules do
+    not import each other)."""
+
+    async def save(self, core: GatewayCore) -> None: ...
+
+    def mark(self, event: BrokerEvent) -> None:
+        """Note what the event changed at the exchange (written by the next save)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -43,7 +54,7 @@ class GatewayCore:
     faults: FaultBoard
     general_limits: SlidingWindows
     bars_limits: SlidingWindows
-    store: StateStore | None = None
+    store: Persistence | None = None
     rate_limits_enabled: bool = True
     journal: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CONTROL_LOG_KEPT))
     # Work a fault left for later (a ``late`` execution): cancelled when the server stops.
@@ -68,4 +79,4 @@ class GatewayCore:
             await self.store.save(self)
 
 
-__all__ = ["GatewayCore"]
+__all__ = ["GatewayCore", "Persistence"]

@@ -34,6 +34,9 @@ together share one commit. A deferred write that later fails is logged and count
 
 Reads use a second, query-only connection: in WAL mode it sees only committed data and never waits
 for the writer (call :meth:`SqliteJournal.flush` first to read deferred records back).
+
+Over 500 lines: one method per Journal operation, each a single SQL statement; the writer thread is
+writer.py, the schema schema.py, the read queries queries.py.
 """
 
 from __future__ import annotations

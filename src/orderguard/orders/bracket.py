@@ -18,6 +18,10 @@ the market for a market entry) — then journals a BRACKET_ORDER operation and p
 
 It returns once the entry is acknowledged (a resting limit is fine: nothing blocks for a fill),
 or, for a market entry, once protection is confirmed or the outcome is final.
+
+Over 500 lines: the engine's own work (validation, the entry's placement, routing events and the
+REST poll shared by every saga) is here; the saga, its legs, the planner and its facts are separate
+modules.
 """
 
 from __future__ import annotations

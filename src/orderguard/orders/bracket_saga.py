@@ -21,6 +21,9 @@ facts, :mod:`~orderguard.orders.bracket_legs` places, resizes and cancels the ex
 :mod:`~orderguard.orders.bracket_discovery` takes what broker reads reveal into the records and
 the journal, :mod:`~orderguard.orders.bracket_tasks` keeps the tasks in flight and
 :mod:`~orderguard.orders.bracket_report` builds the response and the journaled result.
+
+Over 500 lines: one saga's driver loop and the state it owns (entry, slots, strays, exposure); its
+decisions are the pure bracket_plan and its leg I/O is bracket_legs.
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ resumers (:meth:`resumers`), not a process-wide registry.
 Concurrency: there is no lock. State lives in the pure :class:`OrderTracker`, whose updates are
 synchronous (atomic on the event loop), so no broker I/O and no user callback ever runs under a lock
 (FAILURES F12), and a callback may call back into the manager freely.
+
+Over 500 lines: the facade of the seed API (about 45 public methods, most a few lines handing the
+call to a collaborator) and the host callbacks recovery and protection call; every mechanism lives
+in its own module.
 """
 
 from __future__ import annotations

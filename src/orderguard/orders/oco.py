@@ -12,6 +12,9 @@ double fill flattened and recorded), when both legs ended, or on ``unlink``.
 
 Each pair has one driver task; the engine's single listener (present only while pairs exist)
 wakes it. The decision is the pure :func:`~orderguard.orders.oco_rules.oco_reaction`.
+
+Over 500 lines: placing, linking, adopting and driving a pair share the pair table and its routing;
+the OCO rule itself is oco_rules.py.
 """
 
 from __future__ import annotations

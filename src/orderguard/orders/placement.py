@@ -11,6 +11,9 @@ order.
 
 :class:`PlacementPipeline` is owned by the :class:`~orderguard.orders.manager.OrderManager`, which
 gives it its collaborators explicitly and feeds it every order it learns of (:meth:`on_order`).
+
+Over 500 lines: the three-outcome rule is one sequence (validate, journal, send, resolve by tag,
+latch) whose steps share the pipeline's state; when a mutation may be re-sent is mutation.py.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ Concurrency: no locks. Reconciles of one contract never overlap — an event arr
 marks the contract dirty and it runs again — and every mutation is idempotent (cancel; modify to
 an absolute size; a re-placement under a tag journaled first), so a repeated or racing round
 converges instead of compounding.
+
+Over 500 lines: the watcher's triggers, its reconcile and the actions it takes share the per-
+contract schedule; the pure decision is position_rules.plan_follow.
 """
 
 from __future__ import annotations

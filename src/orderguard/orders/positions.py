@@ -19,6 +19,10 @@ raises a typed :class:`~orderguard.errors.ValidationError` (:class:`NoPositionEr
 no position to protect).
 
 No locks anywhere: a callback may call back into any of these methods (F12).
+
+Over 500 lines: the three seed calls and the adoption and replacement of exits share the exit
+registry and the journaled placement of one exit; following positions is position_watch.py, the
+rules position_rules.py.
 """
 
 from __future__ import annotations

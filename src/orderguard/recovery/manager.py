@@ -15,6 +15,9 @@ claims:
 
 Broker work is delegated to :class:`RecoveryActions` (the OrderManager implements it), so this
 module holds the bookkeeping and the rules and stays free of adapter details.
+
+Over 500 lines: the seed's OperationRecoveryManager API (about 70 methods) over one journal-backed
+store of operations. Not cohesive enough: due to be split by responsibility (issue 11).
 """
 
 from __future__ import annotations

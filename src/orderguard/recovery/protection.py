@@ -29,6 +29,10 @@ A step that fails is retried on the next pass; passes back off exponentially, ca
 ``ProtectionPolicy.max_delay`` — never slower than that while exposure is held, whatever the
 broker does (F19). Flattening and the reads it depends on take the flattening lane of the rate
 limiter; cancels of exits the protective one.
+
+Over 500 lines: the rollback's pure planner (facts to actions) and the one executor that runs it and
+keeps the standing obligations are read side by side here; splitting them is part of issue 11's
+later work.
 """
 
 from __future__ import annotations

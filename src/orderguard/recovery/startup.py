@@ -53,6 +53,9 @@ resume each other's operations::
         ...  # place or resize stop/target for ctx.plan.owned with the legs' tags
 
     await recover(host, resumers={OperationType.BRACKET_ORDER.value: resume_bracket})
+
+Over 500 lines: recover(), resume_with_truth(), the resumers and the ResumeContext actions they use
+are one protocol; the pure planning is reconcile.py.
 """
 
 from __future__ import annotations

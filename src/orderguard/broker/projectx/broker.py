@@ -34,6 +34,9 @@ rate-limit otherwise: the OrderManager's guarded gateway already does.
 (a "Brackets cannot be used with Position Brackets" rejection turns it off for the account; an
 accepted bracket confirms it), else True — a wrong guess costs one rejected entry, which the
 bracket engine retries client-side.
+
+Over 500 lines: one method per operation of the broker port, each classifying its failures by the
+table above; split by endpoint, that one table would be scattered.
 """
 
 from __future__ import annotations

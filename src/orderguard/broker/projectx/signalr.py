@@ -20,6 +20,10 @@ What it does, and why we wrote it rather than take one (DESIGN §4):
   network for longer than ``close_timeout``.
 
 Timers run on the injected :class:`~orderguard.clock.Clock`.
+
+Over 500 lines: one hub connection's life (negotiate, handshake, keepalive, invocations, reconnect
+with backoff) shares the connection's state throughout; the framing and parsing are the small
+functions before the client class.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ logged malformed event).
 Realtime payloads arrive in several shapes (spec §6.3): a bare object, ``{"action", "data"}``,
 a list of either (with ``null`` padding), and a leading account-id argument.
 :func:`extract_entities` flattens all of them.
+
+Over 500 lines: one small pure codec per wire record (orders, positions, trades, accounts,
+contracts, quotes, bars) sharing the strict and tolerant field helpers; nothing else lives here.
 """
 
 from __future__ import annotations

@@ -49,6 +49,10 @@ the table); "by default" below names the default reading. The choices, made here
   remainder too, so later entry fills cannot arrive unprotected (``rules.entry_after_exit``). An
   entry cancelled with no fill cancels its legs. Closing the position does not cancel legs by
   default (field reports: they remain as orphans; ``rules.close_cancels_brackets``).
+
+Over 500 lines: every change of the exchange's state (accounts, orders, positions, trades) happens
+in this one class so that its events come out in one deterministic order; the matching rules are
+matching.py, validation validation.py.
 """
 
 from __future__ import annotations
