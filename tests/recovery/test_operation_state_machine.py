@@ -153,6 +153,14 @@ class OperationMachine(RuleBasedStateMachine):
         try:
             self.loop.run_until_complete(self.rig.manager.cleanup())
         finally:
+            # As asyncio.run does: what is still pending (a shared read the gateway started,
+            # which cleanup does not own) is cancelled before the loop closes, not left to the
+            # garbage collector to finalise on a closed loop.
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.wait(pending))
             self.loop.close()
 
 

@@ -20,7 +20,7 @@ from orderguard.errors import OrderGuardError
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order
 from orderguard.orders.backoff import status_check_delays
-from orderguard.orders.mutation import SendContext, send_mutation
+from orderguard.orders.journaled_send import Mutation, SendContext
 from orderguard.orders.results import CancelResult, Resolution
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.resilience import PRIORITY_LANE, Priority
@@ -76,7 +76,7 @@ class Canceller:
         self._requested.move_to_end(order_id)
         while len(self._requested) > REMEMBERED_CANCELS:
             self._requested.popitem(last=False)
-        intent = await self._ctx.journal.before(
+        cancel = Mutation(
             IntentKind.CANCEL,
             account_id=account,
             contract_id=known.contract_id if known is not None else "",
@@ -86,18 +86,12 @@ class Canceller:
             operation=operation,
             leg=f"cancel{order_id}",
         )
-        try:
-            outcome = await send_mutation(
-                lambda: self._ctx.gateway.cancel_order(account, order_id, priority=priority),
-                self._ctx.config,
-                self._ctx.clock,
-                self._ctx.stats,
-            )
-        except OrderGuardError as exc:
-            await self._ctx.journal.refused(intent, exc)
-            raise
+        intent, outcome = await self._ctx.send.run(
+            cancel,
+            lambda: self._ctx.gateway.cancel_order(account, order_id, priority=priority),
+            order_id=order_id,
+        )
         self._ctx.stats["cancels_sent"] += 1
-        await self._ctx.journal.after(intent, outcome, order_id)
         lane = priority if priority in PRIORITY_LANE else Priority.QUERY
         if isinstance(outcome, Confirmed):
             view = self._ctx.tracker.get(order_id)
@@ -111,7 +105,7 @@ class Canceller:
             account, order_id, poll=settle and isinstance(outcome, Unknown), priority=lane
         )
         if isinstance(outcome, Unknown) and (view is None or view.is_terminal):
-            await self._ctx.journal.resolved(
+            await self._ctx.send.resolved(
                 intent,
                 view,
                 "absent" if view is None else f"order status={view.status.name}",

@@ -28,7 +28,7 @@ from orderguard.models import Order, OrderRequest
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.holdings import HoldingsFollower
-from orderguard.orders.journaling import SendJournal
+from orderguard.orders.journaled_send import JournaledSend
 from orderguard.orders.order_feed import OrderFeed
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import CancelResult, ModifyResult, OrderPlaceResponse
@@ -129,8 +129,8 @@ class EngineContext:
     recovery: OperationRecoveryManager
     """The journal of operations (their legs, states and statistics)."""
     journal: Journal
-    send_journal: SendJournal
-    """Journal-first records (intent before, outcome after) of one mutation."""
+    journaled: JournaledSend
+    """The one journaled send (intent, send, outcome) every mutation goes through."""
     gateway: GuardedBroker
     """The broker through the rate limiter and breakers (reads; mutations go through ``send``)."""
     tracker: OrderTracker

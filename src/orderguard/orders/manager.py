@@ -71,9 +71,9 @@ from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.holdings import HoldingsFollower
+from orderguard.orders.journaled_send import JournaledSend, SendContext
 from orderguard.orders.journaling import SendJournal
 from orderguard.orders.latch import AmbiguityLatch
-from orderguard.orders.mutation import SendContext
 from orderguard.orders.operations import OrderOperations
 from orderguard.orders.order_feed import OrderFeed
 from orderguard.orders.placement import PlacementPipeline
@@ -194,8 +194,11 @@ class OrderManager:
         )
         self.contracts = ContractResolver(self.gateway)
         """Internal: contract look-ups (cached), shared with the engines."""
-        self.send_journal = SendJournal(self.recovery, self.stats)
-        """Internal: journal-first records (intent before, outcome after) of each mutation."""
+        self.journaled = JournaledSend(
+            SendJournal(self.recovery, self.stats), self.config, self._clock, self.stats
+        )
+        """Internal: the one journaled send (intent before, send, outcome after) every
+        mutation goes through (orders/journaled_send.py)."""
         self.reference = ReferenceData(self.gateway, self.config, lambda: self.account_id)
         """Internal: accounts, order-size caps, stop-vs-market checks, the search window."""
         self.risk = RiskGate(
@@ -216,7 +219,7 @@ class OrderManager:
             stats=self.stats,
             tags=self._tags,
             reference=self.reference,
-            journal=self.send_journal,
+            send=self.journaled,
             tracker=self.tracker,
         )
         self._placement = PlacementPipeline(
@@ -283,7 +286,7 @@ class OrderManager:
             truth=self,
             recovery=self.recovery,
             journal=self.journal,
-            send_journal=self.send_journal,
+            journaled=self.journaled,
             gateway=self.gateway,
             tracker=self.tracker,
             feed=self.feed,

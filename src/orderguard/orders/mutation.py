@@ -12,39 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from orderguard.broker.base import Outcome, Unknown, UnknownOrigin
 from orderguard.clock import Clock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import OrderGuardError
-from orderguard.orders.gateway import GuardedBroker
-from orderguard.orders.journaling import SendJournal
-from orderguard.orders.reference_data import ReferenceData
-from orderguard.orders.tags import TagFactory
-from orderguard.orders.tracking import OrderTracker
 
 log = logging.getLogger("orderguard.orders")
-
-
-@dataclass(frozen=True, slots=True)
-class SendContext:
-    """What every journaled mutation path (placement, cancellation) works with: the guarded
-    broker, settings, time, the status-check jitter (one stream for all of them), counters,
-    tags, reference data, the journal-first records and the order tracker."""
-
-    gateway: GuardedBroker
-    config: OrderManagerConfig
-    clock: Clock
-    jitter: random.Random
-    stats: Counter[str]
-    tags: TagFactory
-    reference: ReferenceData
-    journal: SendJournal
-    tracker: OrderTracker
 
 
 async def send_mutation(

@@ -43,8 +43,8 @@ from orderguard.errors import (
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType
 from orderguard.orders.engine_context import EngineContext
+from orderguard.orders.journaled_send import Mutation
 from orderguard.orders.latch import AmbiguityLatch
-from orderguard.orders.mutation import send_mutation
 from orderguard.orders.results import (
     CancelAllResult,
     CancelResult,
@@ -237,19 +237,22 @@ class OrderOperations:
             {"order_id": order_id, "previous": previous, "requested": wanted},
             reduces_exposure=not grows,
         )
-        intent = await ctx.send_journal.before(
-            IntentKind.MODIFY,
-            account_id=acct,
-            contract_id=order.contract_id,
-            custom_tag=ctx.tags.journal_key("m"),
-            request={"order_id": order_id, "changes": wanted, "previous": previous},
-            reduces_exposure=not grows,
-            operation=op,
-            leg="modify",
+        intent = await ctx.journaled.intent(
+            Mutation(
+                IntentKind.MODIFY,
+                account_id=acct,
+                contract_id=order.contract_id,
+                custom_tag=ctx.tags.journal_key("m"),
+                request={"order_id": order_id, "changes": wanted, "previous": previous},
+                reduces_exposure=not grows,
+                operation=op,
+                leg="modify",
+            )
         )
         await self._state(op, _S.IN_PROGRESS, "modification sent")
         try:
-            outcome = await send_mutation(
+            outcome = await ctx.journaled.send(
+                intent,
                 lambda: ctx.gateway.modify_order(
                     acct,
                     order_id,
@@ -259,16 +262,12 @@ class OrderOperations:
                     trail_price=trail,
                     priority=priority,
                 ),
-                ctx.config,
-                ctx.clock,
-                ctx.stats,
+                order_id=order_id,
             )
         except OrderGuardError as exc:
-            await ctx.send_journal.refused(intent, exc)
             await self._state(op, _S.FAILED, f"never sent: {exc}")
             raise
         ctx.stats["modifies_sent"] += 1
-        await ctx.send_journal.after(intent, outcome, order_id)
         op_id = None if op is None else op.operation_id
 
         def result(live: Order | None, success: bool, **kw: Any) -> ModifyResult:
@@ -309,7 +308,7 @@ class OrderOperations:
                 origin=outcome.origin.value,
             )
         applied = _reflects(live, wanted)
-        await ctx.send_journal.resolved(intent, live, f"live: {_describe(live)}")
+        await ctx.journaled.resolved(intent, live, f"live: {_describe(live)}")
         if applied:
             await self._state(op, _S.COMPLETED, "unknown outcome; change visible on the order")
         else:

@@ -47,9 +47,9 @@ from orderguard.models import (
 )
 from orderguard.orders.backoff import status_check_delays
 from orderguard.orders.contracts import ContractResolver
+from orderguard.orders.journaled_send import Mutation, SendContext
 from orderguard.orders.journaling import Intent, request_payload
 from orderguard.orders.latch import AmbiguityLatch, LatchEntry
-from orderguard.orders.mutation import SendContext, send_mutation
 from orderguard.orders.results import OrderPlaceResponse, Resolution
 from orderguard.orders.validation import (
     LIMIT_PRICED,
@@ -285,30 +285,16 @@ class PlacementPipeline:
         tag = request.custom_tag
         assert tag is not None  # every caller sets it before sending
         # Journal first: the intent (with its tag) is durable before the request can leave.
-        intent = await self._ctx.journal.before(
-            IntentKind.PLACE,
-            account_id=request.account_id,
-            contract_id=request.contract_id,
-            custom_tag=tag,
-            request=request_payload(request),
-            reduces_exposure=reduces,
-        )
+        intent = await self._ctx.send.intent(_placing(request, tag, reduces))
         sent_at = self._ctx.clock.now()
-        try:
-            outcome = await send_mutation(
-                lambda: self._ctx.gateway.place_order(request, priority=priority),
-                self._ctx.config,
-                self._ctx.clock,
-                self._ctx.stats,
-            )
-        except asyncio.CancelledError:
+        outcome = await self._ctx.send.send(
+            intent,
+            lambda: self._ctx.gateway.place_order(request, priority=priority),
             # The caller gave up mid-flight: the request may have left. Treat it like Unknown.
-            self._remember_unresolved(request, "cancelled", sent_at, intent)
-            raise
-        except OrderGuardError as exc:
-            await self._ctx.journal.refused(intent, exc)  # it never left: nothing exists
-            raise
-        await self._ctx.journal.after(intent, outcome)
+            cancelled_in_flight=lambda: self._remember_unresolved(
+                request, "cancelled", sent_at, intent
+            ),
+        )
         if isinstance(outcome, Confirmed) and outcome.order_id is not None:
             self._ctx.stats["orders_placed"] += 1
             view = self._ctx.tracker.get(outcome.order_id)
@@ -338,25 +324,10 @@ class PlacementPipeline:
         """
         tag = request.custom_tag
         assert tag is not None
-        intent = await self._ctx.journal.before(
-            IntentKind.PLACE,
-            account_id=request.account_id,
-            contract_id=request.contract_id,
-            custom_tag=tag,
-            request=request_payload(request),
-            reduces_exposure=True,
+        _, outcome = await self._ctx.send.run(
+            _placing(request, tag, reduces=True),
+            lambda: self._ctx.gateway.place_order(request, priority=priority),
         )
-        try:
-            outcome = await send_mutation(
-                lambda: self._ctx.gateway.place_order(request, priority=priority),
-                self._ctx.config,
-                self._ctx.clock,
-                self._ctx.stats,
-            )
-        except OrderGuardError as exc:
-            await self._ctx.journal.refused(intent, exc)
-            raise
-        await self._ctx.journal.after(intent, outcome)
         if isinstance(outcome, Confirmed):
             self._ctx.stats["orders_placed"] += 1
         return outcome
@@ -390,13 +361,13 @@ class PlacementPipeline:
                 self._ctx.stats["placements_resolved_by_tag"] += 1
                 if found.status is not OrderStatus.REJECTED:
                     self._ctx.stats["orders_placed"] += 1  # it was placed: the tag says so
-                await self._ctx.journal.resolved(intent, found)
+                await self._ctx.send.resolved(intent, found)
                 return _found_response(found, tag)
             if reduces:
                 placed = await self._resend(request, priority)
                 if placed is not None:
                     self._ctx.stats["placements_resent"] += 1
-                    await self._ctx.journal.resolved(intent, placed, "re-sent under its tag")
+                    await self._ctx.send.resolved(intent, placed, "re-sent under its tag")
                     return OrderPlaceResponse(
                         order_id=placed.id,
                         custom_tag=tag,
@@ -419,11 +390,8 @@ class PlacementPipeline:
         A refusal proves nothing (most likely the tag exists: the first send arrived after
         all); the next look-up tells."""
         try:
-            outcome = await send_mutation(
-                lambda: self._ctx.gateway.place_order(request, priority=priority),
-                self._ctx.config,
-                self._ctx.clock,
-                self._ctx.stats,
+            outcome = await self._ctx.send.resend(
+                lambda: self._ctx.gateway.place_order(request, priority=priority)
             )
         except OrderGuardError as exc:
             log.warning("re-send of %s not sent: %s", request.custom_tag, exc)
@@ -538,7 +506,7 @@ class PlacementPipeline:
         contract_id, task = entry
         self._latch.release(account_id, contract_id, tag)
         if intent is not None:
-            self._spawn(self._ctx.journal.resolved(intent, order))
+            self._spawn(self._ctx.send.resolved(intent, order))
         self._ctx.stats["unknown_resolved_later"] += 1
         if order is not None and order.status is not OrderStatus.REJECTED:
             self._ctx.stats["orders_placed"] += 1  # placed after all: found by its tag
@@ -564,6 +532,19 @@ class PlacementPipeline:
         """Drop the unresolved placements (the manager cancelled their re-check tasks)."""
         self._unresolved.clear()
         self._unresolved_intents.clear()
+
+
+def _placing(request: OrderRequest, tag: str, reduces: bool) -> Mutation:
+    """The intent of a placement: its tag and request (a leg of an operation already journaled
+    under that tag is found by it)."""
+    return Mutation(
+        IntentKind.PLACE,
+        account_id=request.account_id,
+        contract_id=request.contract_id,
+        custom_tag=tag,
+        request=request_payload(request),
+        reduces_exposure=reduces,
+    )
 
 
 def _reduces(request: OrderRequest, position: int) -> bool:

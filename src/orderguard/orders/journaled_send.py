@@ -1,0 +1,155 @@
+"""The one journaled send: journal the intent, send, record the outcome (DESIGN principle 3).
+
+Every mutation orderguard sends to the broker — placements (also the protection executor's
+flattens), cancels, modifications — goes through :class:`JournaledSend`:
+
+1. :meth:`JournaledSend.intent` makes the intent durable (:class:`~.journaling.SendJournal`
+   decides what happens when the journal cannot be written: only risk-reducing mutations go
+   out). A :class:`Mutation` names its operation and leg explicitly; a placement whose tag is
+   already an operation's leg folds into that leg;
+2. :meth:`JournaledSend.send` sends it by the re-send rule of :func:`~.mutation.send_mutation`
+   and records the broker's answer, returned as the three-valued
+   :class:`~orderguard.broker.base.Outcome`. It raises only when the request provably never left
+   (recorded as such first);
+3. :meth:`JournaledSend.resolved` records how an Unknown was settled later.
+
+The two steps are separate calls because callers journal more between them (a modification
+moves its operation to ``in_progress`` after its intent and before it leaves; placement notes
+when it sent); :meth:`JournaledSend.run` is both at once. Turning outcomes into the public
+exceptions (:class:`~orderguard.errors.OrderRejectedError`,
+:class:`~orderguard.errors.OutcomeUnknownError`) is the caller's business, not this module's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orderguard.broker.base import Outcome
+from orderguard.clock import Clock
+from orderguard.config import OrderManagerConfig
+from orderguard.errors import OrderGuardError
+from orderguard.journal.base import IntentKind
+from orderguard.models import Order
+from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.journaling import Intent, SendJournal
+from orderguard.orders.mutation import send_mutation
+from orderguard.orders.reference_data import ReferenceData
+from orderguard.orders.tags import TagFactory
+from orderguard.orders.tracking import OrderTracker
+from orderguard.recovery.manager import RecoveryOperation
+
+BrokerCall = Callable[[], Awaitable[Outcome]]
+"""One request to the broker (re-sent by :func:`~.mutation.send_mutation` only if it never
+left)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """What is about to be sent, as its intent records it."""
+
+    kind: IntentKind
+    account_id: int
+    contract_id: str
+    custom_tag: str
+    """The placement's customTag, or the journal key of a cancel or modification."""
+    request: Mapping[str, Any]
+    reduces_exposure: bool
+    """Sent even when the journal cannot record the intent (F15): protective, flattening,
+    cancels."""
+    operation: RecoveryOperation | None = None
+    leg: str = "single"
+    """The operation's leg this mutation is (``cancel<id>``, ``modify``, ...)."""
+
+
+class JournaledSend:
+    """Journal-first sending of one mutation (see the module docstring)."""
+
+    def __init__(
+        self,
+        journal: SendJournal,
+        config: OrderManagerConfig,
+        clock: Clock,
+        stats: Counter[str],
+    ) -> None:
+        self._journal = journal
+        self._config = config
+        self._clock = clock
+        self._stats = stats
+
+    async def intent(self, mutation: Mutation) -> Intent:
+        """Make the intent durable before anything can leave (or refuse, see SendJournal)."""
+        return await self._journal.before(
+            mutation.kind,
+            account_id=mutation.account_id,
+            contract_id=mutation.contract_id,
+            custom_tag=mutation.custom_tag,
+            request=mutation.request,
+            reduces_exposure=mutation.reduces_exposure,
+            operation=mutation.operation,
+            leg=mutation.leg,
+        )
+
+    async def send(
+        self,
+        intent: Intent,
+        call: BrokerCall,
+        *,
+        order_id: int | None = None,
+        cancelled_in_flight: Callable[[], None] | None = None,
+    ) -> Outcome:
+        """Send the mutation of ``intent`` and record the answer (``order_id``: the order a
+        cancel or modification is about). Raises the broker's error when the request provably
+        never left, after recording that it did not. ``cancelled_in_flight`` is called when the
+        caller is cancelled while the request is on its way (it may have left)."""
+        try:
+            outcome = await send_mutation(call, self._config, self._clock, self._stats)
+        except asyncio.CancelledError:
+            if cancelled_in_flight is not None:
+                cancelled_in_flight()
+            raise
+        except OrderGuardError as exc:
+            await self._journal.refused(intent, exc)  # it never left: nothing exists
+            raise
+        await self._journal.after(intent, outcome, order_id)
+        return outcome
+
+    async def run(
+        self, mutation: Mutation, call: BrokerCall, *, order_id: int | None = None
+    ) -> tuple[Intent, Outcome]:
+        """:meth:`intent` then :meth:`send`; the intent is returned for :meth:`resolved`."""
+        intent = await self.intent(mutation)
+        return intent, await self.send(intent, call, order_id=order_id)
+
+    async def resend(self, call: BrokerCall) -> Outcome:
+        """Send again a placement in doubt under its own tag: its intent is already durable,
+        and the broker refuses a duplicate tag. Raises when it provably never left."""
+        return await send_mutation(call, self._config, self._clock, self._stats)
+
+    async def resolved(self, intent: Intent, order: Order | None, detail: str = "") -> None:
+        """An Unknown outcome was settled by asking the broker (``order`` None: not there)."""
+        await self._journal.resolved(intent, order, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """What every journaled mutation path (placement, cancellation) works with: the guarded
+    broker, settings, time, the status-check jitter (one stream for all of them), counters,
+    tags, reference data, the one journaled send and the order tracker."""
+
+    gateway: GuardedBroker
+    config: OrderManagerConfig
+    clock: Clock
+    jitter: random.Random
+    stats: Counter[str]
+    tags: TagFactory
+    reference: ReferenceData
+    send: JournaledSend
+    tracker: OrderTracker
+
+
+__all__ = ["BrokerCall", "JournaledSend", "Mutation", "SendContext"]
