@@ -9,6 +9,7 @@ import pytest
 from orderguard.broker.base import BrokerEvent, OrderEvent, PositionEvent, TradeEvent
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import ValidationError
+from orderguard.journal.base import IntentKind
 from orderguard.models import BracketSpec, OrderRequest, OrderSide, OrderStatus, OrderType
 from orderguard.recovery.operations import OperationType
 
@@ -221,3 +222,30 @@ async def test_recheck_interval_sets_how_soon_lost_events_are_caught(
     assert _sizes(h)[stop] == 2
     await quiet(h, 1.0)
     assert _sizes(h)[stop] == 3
+
+
+async def test_exits_grow_while_new_exposure_is_held_and_the_resize_is_journaled(
+    h: Harness,
+) -> None:
+    """Growing an exit removes exposure: while new exposure is held (start-up recovery could
+    not read the broker, say) the watcher still resizes it, and each resize is journal-first —
+    its MODIFY intent is in the journal (through the modification operation, or, were it
+    refused as exposure, the watcher's own journaled fallback)."""
+    stop, target = await _protected_long(h)
+    h.manager.latch.hold("test: broker truth unread")
+    request = OrderRequest(
+        account_id=1, contract_id=MNQ, type=OrderType.MARKET, side=OrderSide.BUY, size=3
+    )
+    await h.manager.raw_broker.place_order(request)  # bought outside orderguard
+    await quiet(h)
+    assert _sizes(h) == {stop: 5, target: 5}
+    tags = h.manager.tags
+    keys = [f"{tags.prefix}-{tags.session}-m{n}" for n in range(1, 10)]
+    resized = {
+        rec.request["order_id"]
+        for rec in [await h.manager.journal.intent_by_tag(key, 1) for key in keys]
+        if rec is not None
+        and rec.kind is IntentKind.MODIFY
+        and rec.request["changes"].get("size") == 5
+    }
+    assert resized == {stop, target}

@@ -86,11 +86,8 @@ class Canceller:
             operation=operation,
             leg=f"cancel{order_id}",
         )
-        intent, outcome = await self._ctx.send.run(
-            cancel,
-            lambda: self._ctx.gateway.cancel_order(account, order_id, priority=priority),
-            order_id=order_id,
-        )
+        intent = await self._ctx.send.intent(cancel)
+        outcome = await self._ctx.send.cancel(intent, account, order_id, priority)
         self._ctx.stats["cancels_sent"] += 1
         lane = priority if priority in PRIORITY_LANE else Priority.QUERY
         if isinstance(outcome, Confirmed):

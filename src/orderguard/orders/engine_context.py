@@ -17,16 +17,16 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from orderguard.broker.base import BrokerEvent
+from orderguard.broker.base import AccountCapabilities, BrokerEvent
 from orderguard.clock import Clock
 from orderguard.config import OrderManagerConfig
 from orderguard.journal.base import Journal
 from orderguard.models import Order, OrderRequest
 from orderguard.orders.contracts import ContractResolver
-from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.holdings import HoldingsFollower
 from orderguard.orders.journaled_send import JournaledSend
 from orderguard.orders.order_feed import OrderFeed
@@ -44,6 +44,26 @@ Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 Listen = Callable[[Callable[[BrokerEvent], None]], Callable[[], None]]
 """Add an event listener (after the tracker applied the event); returns its remover."""
+
+
+class BrokerReads(Protocol):
+    """The broker as an engine reads it: through the rate limiter and the breakers, queries
+    only. Every mutation goes through ``send`` (and so through the one journaled send)."""
+
+    async def search_orders(
+        self,
+        account_id: int,
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        priority: Priority = Priority.QUERY,
+    ) -> list[Order]: ...
+
+    async def get_last_price(
+        self, contract_id: str, *, priority: Priority = Priority.QUERY
+    ) -> Decimal | None: ...
+
+    async def get_capabilities(self, account_id: int) -> AccountCapabilities: ...
 
 
 class Sending(Protocol):
@@ -131,8 +151,8 @@ class EngineContext:
     journal: Journal
     journaled: JournaledSend
     """The one journaled send (intent, send, outcome) every mutation goes through."""
-    gateway: GuardedBroker
-    """The broker through the rate limiter and breakers (reads; mutations go through ``send``)."""
+    gateway: BrokerReads
+    """The broker through the rate limiter and breakers, for reads."""
     tracker: OrderTracker
     feed: OrderFeed
     listen: Listen
@@ -147,4 +167,4 @@ class EngineContext:
     """The risk limits (orders/risk.py), checked before new exposure only."""
 
 
-__all__ = ["EngineContext", "Listen", "Sending", "Spawn", "TruthReads"]
+__all__ = ["BrokerReads", "EngineContext", "Listen", "Sending", "Spawn", "TruthReads"]

@@ -7,17 +7,20 @@ flattens), cancels, modifications — goes through :class:`JournaledSend`:
    decides what happens when the journal cannot be written: only risk-reducing mutations go
    out). A :class:`Mutation` names its operation and leg explicitly; a placement whose tag is
    already an operation's leg folds into that leg;
-2. :meth:`JournaledSend.send` sends it by the re-send rule of :func:`~.mutation.send_mutation`
-   and records the broker's answer, returned as the three-valued
-   :class:`~orderguard.broker.base.Outcome`. It raises only when the request provably never left
-   (recorded as such first);
+2. :meth:`~JournaledSend.place`, :meth:`~JournaledSend.cancel` or
+   :meth:`~JournaledSend.modify` sends it through the guarded broker by the re-send rule of
+   :func:`~.mutation.send_mutation` and records the broker's answer, returned as the
+   three-valued :class:`~orderguard.broker.base.Outcome`. They raise only when the request
+   provably never left (recorded as such first);
 3. :meth:`JournaledSend.resolved` records how an Unknown was settled later.
 
-The two steps are separate calls because callers journal more between them (a modification
-moves its operation to ``in_progress`` after its intent and before it leaves; placement notes
-when it sent); :meth:`JournaledSend.run` is both at once. Turning outcomes into the public
-exceptions (:class:`~orderguard.errors.OrderRejectedError`,
-:class:`~orderguard.errors.OutcomeUnknownError`) is the caller's business, not this module's.
+This class holds the only handle on the broker's mutations an engine can reach (the engines'
+context gives them a read-only broker, :class:`~.engine_context.BrokerReads`). The two steps
+are separate calls because callers journal more between them (a modification moves its
+operation to ``in_progress`` after its intent and before it leaves; placement notes when it
+sent). Turning outcomes into the public exceptions
+(:class:`~orderguard.errors.OrderRejectedError`, :class:`~orderguard.errors.OutcomeUnknownError`)
+is the caller's business, not this module's.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from orderguard.broker.base import Outcome
@@ -34,7 +38,7 @@ from orderguard.clock import Clock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import OrderGuardError
 from orderguard.journal.base import IntentKind
-from orderguard.models import Order
+from orderguard.models import Order, OrderRequest
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.journaling import Intent, SendJournal
 from orderguard.orders.mutation import send_mutation
@@ -42,6 +46,7 @@ from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
 from orderguard.recovery.manager import RecoveryOperation
+from orderguard.resilience import Priority
 
 BrokerCall = Callable[[], Awaitable[Outcome]]
 """One request to the broker (re-sent by :func:`~.mutation.send_mutation` only if it never
@@ -72,11 +77,13 @@ class JournaledSend:
     def __init__(
         self,
         journal: SendJournal,
+        broker: GuardedBroker,
         config: OrderManagerConfig,
         clock: Clock,
         stats: Counter[str],
     ) -> None:
         self._journal = journal
+        self._broker = broker
         self._config = config
         self._clock = clock
         self._stats = stats
@@ -94,7 +101,71 @@ class JournaledSend:
             leg=mutation.leg,
         )
 
-    async def send(
+    async def place(
+        self,
+        intent: Intent,
+        request: OrderRequest,
+        priority: Priority,
+        *,
+        cancelled_in_flight: Callable[[], None] | None = None,
+    ) -> Outcome:
+        """Send the placement of ``intent`` (see :meth:`_send`); ``cancelled_in_flight`` is
+        called when the caller is cancelled while the request is on its way (it may have
+        left)."""
+        return await self._send(
+            intent,
+            lambda: self._broker.place_order(request, priority=priority),
+            cancelled_in_flight=cancelled_in_flight,
+        )
+
+    async def cancel(
+        self, intent: Intent, account_id: int, order_id: int, priority: Priority
+    ) -> Outcome:
+        """Send the cancel of ``intent`` (see :meth:`_send`)."""
+        return await self._send(
+            intent,
+            lambda: self._broker.cancel_order(account_id, order_id, priority=priority),
+            order_id=order_id,
+        )
+
+    async def modify(
+        self,
+        intent: Intent,
+        account_id: int,
+        order_id: int,
+        *,
+        size: int | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        trail_price: Decimal | None = None,
+        priority: Priority,
+    ) -> Outcome:
+        """Send the modification of ``intent`` (see :meth:`_send`)."""
+        return await self._send(
+            intent,
+            lambda: self._broker.modify_order(
+                account_id,
+                order_id,
+                size=size,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                trail_price=trail_price,
+                priority=priority,
+            ),
+            order_id=order_id,
+        )
+
+    async def resend(self, request: OrderRequest, priority: Priority) -> Outcome:
+        """Send again a placement in doubt under its own tag: its intent is already durable,
+        and the broker refuses a duplicate tag. Raises when it provably never left."""
+        return await send_mutation(
+            lambda: self._broker.place_order(request, priority=priority),
+            self._config,
+            self._clock,
+            self._stats,
+        )
+
+    async def _send(
         self,
         intent: Intent,
         call: BrokerCall,
@@ -104,8 +175,7 @@ class JournaledSend:
     ) -> Outcome:
         """Send the mutation of ``intent`` and record the answer (``order_id``: the order a
         cancel or modification is about). Raises the broker's error when the request provably
-        never left, after recording that it did not. ``cancelled_in_flight`` is called when the
-        caller is cancelled while the request is on its way (it may have left)."""
+        never left, after recording that it did not."""
         try:
             outcome = await send_mutation(call, self._config, self._clock, self._stats)
         except asyncio.CancelledError:
@@ -117,18 +187,6 @@ class JournaledSend:
             raise
         await self._journal.after(intent, outcome, order_id)
         return outcome
-
-    async def run(
-        self, mutation: Mutation, call: BrokerCall, *, order_id: int | None = None
-    ) -> tuple[Intent, Outcome]:
-        """:meth:`intent` then :meth:`send`; the intent is returned for :meth:`resolved`."""
-        intent = await self.intent(mutation)
-        return intent, await self.send(intent, call, order_id=order_id)
-
-    async def resend(self, call: BrokerCall) -> Outcome:
-        """Send again a placement in doubt under its own tag: its intent is already durable,
-        and the broker refuses a duplicate tag. Raises when it provably never left."""
-        return await send_mutation(call, self._config, self._clock, self._stats)
 
     async def resolved(self, intent: Intent, order: Order | None, detail: str = "") -> None:
         """An Unknown outcome was settled by asking the broker (``order`` None: not there)."""

@@ -195,7 +195,11 @@ class OrderManager:
         self.contracts = ContractResolver(self.gateway)
         """Internal: contract look-ups (cached), shared with the engines."""
         self.journaled = JournaledSend(
-            SendJournal(self.recovery, self.stats), self.config, self._clock, self.stats
+            SendJournal(self.recovery, self.stats),
+            self.gateway,
+            self.config,
+            self._clock,
+            self.stats,
         )
         """Internal: the one journaled send (intent before, send, outcome after) every
         mutation goes through (orders/journaled_send.py)."""

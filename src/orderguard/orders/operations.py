@@ -251,18 +251,15 @@ class OrderOperations:
         )
         await self._state(op, _S.IN_PROGRESS, "modification sent")
         try:
-            outcome = await ctx.journaled.send(
+            outcome = await ctx.journaled.modify(
                 intent,
-                lambda: ctx.gateway.modify_order(
-                    acct,
-                    order_id,
-                    size=new_size,
-                    limit_price=limit,
-                    stop_price=stop,
-                    trail_price=trail,
-                    priority=priority,
-                ),
-                order_id=order_id,
+                acct,
+                order_id,
+                size=new_size,
+                limit_price=limit,
+                stop_price=stop,
+                trail_price=trail,
+                priority=priority,
             )
         except OrderGuardError as exc:
             await self._state(op, _S.FAILED, f"never sent: {exc}")

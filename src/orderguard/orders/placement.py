@@ -287,9 +287,10 @@ class PlacementPipeline:
         # Journal first: the intent (with its tag) is durable before the request can leave.
         intent = await self._ctx.send.intent(_placing(request, tag, reduces))
         sent_at = self._ctx.clock.now()
-        outcome = await self._ctx.send.send(
+        outcome = await self._ctx.send.place(
             intent,
-            lambda: self._ctx.gateway.place_order(request, priority=priority),
+            request,
+            priority,
             # The caller gave up mid-flight: the request may have left. Treat it like Unknown.
             cancelled_in_flight=lambda: self._remember_unresolved(
                 request, "cancelled", sent_at, intent
@@ -324,10 +325,8 @@ class PlacementPipeline:
         """
         tag = request.custom_tag
         assert tag is not None
-        _, outcome = await self._ctx.send.run(
-            _placing(request, tag, reduces=True),
-            lambda: self._ctx.gateway.place_order(request, priority=priority),
-        )
+        intent = await self._ctx.send.intent(_placing(request, tag, reduces=True))
+        outcome = await self._ctx.send.place(intent, request, priority)
         if isinstance(outcome, Confirmed):
             self._ctx.stats["orders_placed"] += 1
         return outcome
@@ -390,9 +389,7 @@ class PlacementPipeline:
         A refusal proves nothing (most likely the tag exists: the first send arrived after
         all); the next look-up tells."""
         try:
-            outcome = await self._ctx.send.resend(
-                lambda: self._ctx.gateway.place_order(request, priority=priority)
-            )
+            outcome = await self._ctx.send.resend(request, priority)
         except OrderGuardError as exc:
             log.warning("re-send of %s not sent: %s", request.custom_tag, exc)
             return None

@@ -49,8 +49,10 @@ from orderguard.broker.base import (
 )
 from orderguard.clock import Clock
 from orderguard.errors import ExposureRefusedError, JournalError, OrderGuardError
+from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderStatus, OrderType
 from orderguard.orders.engine_context import EngineContext
+from orderguard.orders.journaled_send import Mutation
 from orderguard.orders.position_registry import ExitRegistry, ManagedExit
 from orderguard.orders.position_rules import (
     COVERED,
@@ -489,9 +491,21 @@ class PositionWatcher:
             return result.order
         except ExposureRefusedError:
             # The ambiguity latch guards against new exposure; growing an exit removes exposure,
-            # and a modify to an absolute size is idempotent, so it goes out anyway.
-            await ctx.gateway.modify_order(
-                account_id, action.order_id, size=action.size, priority=Priority.PROTECTIVE
+            # and a modify to an absolute size is idempotent, so it goes out anyway: journaled
+            # as risk-reducing (sent even while the journal cannot record it).
+            known = ctx.tracker.get(action.order_id)
+            intent = await ctx.journaled.intent(
+                Mutation(
+                    IntentKind.MODIFY,
+                    account_id=account_id,
+                    contract_id=known.contract_id if known is not None else "",
+                    custom_tag=ctx.tags.journal_key("m"),
+                    request={"order_id": action.order_id, "changes": {"size": action.size}},
+                    reduces_exposure=True,
+                )
+            )
+            await ctx.journaled.modify(
+                intent, account_id, action.order_id, size=action.size, priority=Priority.PROTECTIVE
             )
             return await ctx.feed.refresh(account_id, action.order_id, _LANE)
         except OrderGuardError as exc:
