@@ -73,6 +73,7 @@ from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome
 from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.exposure import EpisodeEnd, ExposureStats
 from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
+from orderguard.recovery.legs import ENTRY, FLATTEN, LegId
 from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.recovery.startup import ResumeContext
@@ -757,11 +758,12 @@ def _final(saga: BracketSaga) -> bool:
 def _restore(saga: BracketSaga) -> None:
     """Rebuild a saga's in-memory state from its journaled legs (after a restart)."""
     op = saga.op
-    for leg, ref in sorted(op.orders.items(), key=lambda item: _leg_order(item[0])):
-        if leg.startswith("flatten") and leg[len("flatten") :].isdigit():
+    for leg, ref in sorted(op.orders.items(), key=lambda item: LegId.parse(item[0]).sort_key):
+        leg_id = LegId.parse(leg)
+        if leg_id.is_numbered(FLATTEN):
             saga.engine.route_tag(saga, ref.custom_tag)  # its fills count in owned (by tag)
             continue
-        if leg == "entry":
+        if leg == ENTRY:
             saga.entry.ref = ref
             saga.entry.order_id = ref.order_id
             saga.entry.phase = EntryPhase.WORKING if ref.order_id else EntryPhase.UNKNOWN
@@ -774,11 +776,11 @@ def _restore(saga: BracketSaga) -> None:
                 saga.engine.route_parent(saga, ref.order_id)
             continue
         for kind in LegKind:
-            if not leg.startswith(kind.value) or not leg[len(kind.value) :].isdigit():
+            if not leg_id.is_numbered(kind.value) or leg_id.index is None:
                 continue
             slot = saga.slots[kind]
             saga.engine.route_tag(saga, ref.custom_tag)
-            index = int(leg[len(kind.value) :])
+            index = leg_id.index
             slot.count = max(slot.count, index + 1)
             if saga.native and ref.order_id is None and ref.status != RefStatus.CONFIRMED:
                 # Native mode: an unresolved leg is most likely a server-side child journaled
@@ -789,7 +791,7 @@ def _restore(saga: BracketSaga) -> None:
             if ref.order_id is not None:
                 saga.exit_ids.append(ref.order_id)
                 saga.engine.route_order(saga, ref.order_id)
-            if slot.ref is None or index >= int(slot.ref.leg[len(kind.value) :]):
+            if slot.ref is None or index >= (LegId.parse(slot.ref.leg).index or 0):
                 slot.ref, slot.order_id, slot.size = ref, ref.order_id, ref.size
                 slot.native = leg in op.extra.get("native_legs", [])
                 # A rejected leg (or one found absent after the crash) is placed again as a new
@@ -805,13 +807,6 @@ def _restore(saga: BracketSaga) -> None:
                     slot.order_id = None
     if op.state in (OperationState.ROLLING_BACK, OperationState.PARTIALLY_COMPLETED):
         saga.going_flat = op.last_error or "resumed a rollback after a restart"
-
-
-def _leg_order(leg: str) -> tuple[str, int]:
-    """Legs by kind, then by generation index (stop2 after stop10 would be wrong)."""
-    head = leg.rstrip("0123456789")
-    tail = leg[len(head) :]
-    return head, int(tail) if tail else -1
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from orderguard.models import Order
 from orderguard.orders.bracket_plan import LegKind, LegPhase
 from orderguard.orders.bracket_state import BracketRequest, EntryState, Slot
 from orderguard.orders.tracking import OrderTracker
+from orderguard.recovery.legs import numbered
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
 
 
@@ -90,7 +91,7 @@ async def journal_discoveries(
                 slot.size,
                 "stop" if slot.kind is LegKind.STOP else "limit",
                 _working_price(view, slot.kind, req),
-                leg=f"{slot.kind.value}{slot.count}",
+                leg=numbered(slot.kind.value, slot.count),
                 account_id=req.account_id,
                 request={"native_child_of": entry.order_id},
             )

@@ -17,6 +17,7 @@ from orderguard.models import Order, OrderSide, OrderStatus
 from orderguard.orders.bracket_plan import EntryPhase, LegFacts, LegKind, LegPhase
 from orderguard.orders.bracket_state import EntryState, Slot
 from orderguard.orders.tracking import OrderTracker
+from orderguard.recovery.legs import FLATTEN, has_role
 from orderguard.recovery.manager import RecoveryOperation
 
 
@@ -57,7 +58,7 @@ def flattened_quantity(op: RecoveryOperation, tracker: OrderTracker) -> int:
     """Account-signed quantity the operation's flatten legs filled (by id, else by tag)."""
     total = 0
     for ref in op.orders.values():
-        if not ref.leg.startswith("flatten"):
+        if not has_role(ref.leg, FLATTEN):
             continue
         view = tracker.get(ref.order_id) if ref.order_id is not None else None
         if view is None:

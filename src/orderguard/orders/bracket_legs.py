@@ -35,6 +35,7 @@ from orderguard.orders.bracket_plan import LegKind, LegPhase
 from orderguard.orders.bracket_state import BracketRequest, Slot
 from orderguard.orders.engine_context import EngineContext, Sending
 from orderguard.orders.results import Resolution
+from orderguard.recovery.legs import numbered
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.resilience import Priority
 
@@ -92,7 +93,7 @@ class ExitLegs:
         slot = self.slots[kind]
         is_stop = kind is LegKind.STOP
         price = self.req.stop_price if is_stop else self.req.target_price
-        leg = f"{kind.value}{slot.count}"
+        leg = numbered(kind.value, slot.count)
         order_type = "stop" if is_stop else "limit"
         try:
             ref = await self.ctx.recovery.add_order_to_operation(

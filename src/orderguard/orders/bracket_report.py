@@ -13,6 +13,7 @@ from orderguard.orders.bracket_plan import BracketFacts, Finish, LegKind, outcom
 from orderguard.orders.bracket_state import BracketRequest, Slot
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome
 from orderguard.orders.exposure import ExposureMeter
+from orderguard.recovery.legs import STOP, TARGET, has_role
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationState
 
@@ -54,8 +55,8 @@ def bracket_response(
     stop_view, target_view = views.get(LegKind.STOP), views.get(LegKind.TARGET)
     stop_price = stop_view.stop_price if stop_view is not None else None
     target_price = target_view.limit_price if target_view is not None else None
-    stop_filled = sum(r.filled_size for r in op.orders.values() if r.leg.startswith("stop"))
-    target_filled = sum(r.filled_size for r in op.orders.values() if r.leg.startswith("target"))
+    stop_filled = sum(r.filled_size for r in op.orders.values() if has_role(r.leg, STOP))
+    target_filled = sum(r.filled_size for r in op.orders.values() if has_role(r.leg, TARGET))
     if stop_filled and target_filled and reason is not None and "both" not in reason:
         reason = f"{reason}; both exits filled (stop {stop_filled}, target {target_filled})"
     return BracketOrderResponse(

@@ -47,6 +47,7 @@ from orderguard.orders.oco_rules import OcoDecision, OcoLegState, oco_reaction
 from orderguard.orders.position_rules import ExitKind, reducing_side
 from orderguard.orders.positions import PositionOrders
 from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
+from orderguard.recovery.legs import FLATTEN, numbered
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.resilience import Priority
@@ -628,7 +629,7 @@ class OcoEngine:
             decision.flatten_side,
             decision.flatten_qty,
             "market",
-            leg=f"flatten{pair.flatten_attempts - 1}",
+            leg=numbered(FLATTEN, pair.flatten_attempts - 1),
             account_id=pair.account_id,
         )
         signed = decision.flatten_qty * decision.flatten_side.sign

@@ -50,6 +50,7 @@ from orderguard.broker.base import Confirmed, Outcome, Rejected
 from orderguard.clock import Clock
 from orderguard.errors import JournalError, OrderGuardError
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
+from orderguard.recovery.legs import FLATTEN, count_numbered, has_role, numbered
 from orderguard.recovery.manager import (
     OperationRecoveryManager,
     OrderReference,
@@ -228,7 +229,7 @@ def rollback_facts(
         ref = op.orders.get(finding.leg)
         if ref is None:
             continue
-        is_flatten = ref.leg.startswith("flatten")
+        is_flatten = has_role(ref.leg, FLATTEN)
         order = finding.order
         if order is None:
             if ref.status in _UNSETTLED:
@@ -702,7 +703,7 @@ class ProtectionExecutor:
             ref = op.orders.get(leg)
             if ref is None:
                 continue
-            if ref.leg.startswith("flatten"):
+            if has_role(ref.leg, FLATTEN):
                 # Re-sent (same tag) only once a read of the broker made after the last send
                 # lacks it: a request still on its way is not raced by its own copy.
                 truth_at = self._truth_at.get(_account_of(op), float("-inf"))
@@ -720,18 +721,18 @@ class ProtectionExecutor:
     async def _flatten(self, ob: _Obligation, quantity: int) -> bool:
         op, recovery = ob.op, self._host.recovery
         side = OrderSide.SELL if quantity > 0 else OrderSide.BUY
-        n = sum(1 for leg in op.orders if leg.startswith("flatten"))
+        n = count_numbered(op.orders, FLATTEN)
         try:
             ref = await recovery.add_order_to_operation(
                 op, _contract_of(op), side, abs(quantity), "market",
-                leg=f"flatten{n}", account_id=_account_of(op),
+                leg=numbered(FLATTEN, n), account_id=_account_of(op),
             )  # fmt: skip
         except JournalError as exc:
             # F20: flattening goes out even when its intent cannot be written; the leg is
             # kept in memory (same deterministic tag) and journaled when the journal is back.
             ref = recovery.remember_unjournaled(
                 op, _contract_of(op), side, abs(quantity), "market",
-                leg=f"flatten{n}", account_id=_account_of(op), error=exc,
+                leg=numbered(FLATTEN, n), account_id=_account_of(op), error=exc,
             )  # fmt: skip
         self.stats["protective_flattens"] += 1
         return await self._send(ob, ref)
@@ -847,7 +848,7 @@ def _needs_truth(decision: list[RollbackStep] | RolledBack) -> bool:
         return True
     return any(
         isinstance(s, FlattenOwned | CreditClosedOutside)
-        or (isinstance(s, ResolveLegs) and any(leg.startswith("flatten") for leg in s.legs))
+        or (isinstance(s, ResolveLegs) and any(has_role(leg, FLATTEN) for leg in s.legs))
         for s in decision
     )
 

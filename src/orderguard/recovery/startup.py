@@ -74,6 +74,7 @@ from orderguard.clock import Clock
 from orderguard.errors import OperationError, OrderGuardError
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderSide, OrderType, Position
+from orderguard.recovery.legs import STOP, TARGET, count_numbered, numbered
 from orderguard.recovery.manager import (
     OperationRecoveryManager,
     OrderReference,
@@ -758,13 +759,13 @@ async def _adopt_children(ctx: ResumeContext) -> None:
     """
     op = ctx.operation
     for child in ctx.plan.adoptable:
-        kind = "target" if child.type is OrderType.LIMIT else "stop"
-        n = sum(1 for leg in op.orders if leg.startswith(kind) and leg[len(kind) :].isdigit())
+        kind = TARGET if child.type is OrderType.LIMIT else STOP
+        n = count_numbered(op.orders, kind)
         ref = await ctx.recovery.add_order_to_operation(
             op, child.contract_id, int(child.side), child.size,
-            "limit" if kind == "target" else "stop",
-            child.limit_price if kind == "target" else child.stop_price,
-            leg=f"{kind}{n}", account_id=child.account_id,
+            "limit" if kind == TARGET else "stop",
+            child.limit_price if kind == TARGET else child.stop_price,
+            leg=numbered(kind, n), account_id=child.account_id,
             request={"native_child_of": child.parent_order_id},
         )  # fmt: skip
         op.extra.setdefault("native_legs", []).append(ref.leg)
