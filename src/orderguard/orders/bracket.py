@@ -797,12 +797,14 @@ def _restore(saga: BracketSaga) -> None:
                 # A rejected leg (or one found absent after the crash) is placed again as a new
                 # generation: forward recovery gets its retry, and a rejection that repeats
                 # sends the bracket flat as before.
-                slot.phase = {
-                    RefStatus.CONFIRMED: LegPhase.LIVE,
-                    RefStatus.FILLED: LegPhase.DONE,
-                    RefStatus.CANCELLED: LegPhase.DONE,
-                    RefStatus.REJECTED: LegPhase.NONE,
-                }.get(ref.status, LegPhase.UNKNOWN)
+                slot.restored(
+                    {
+                        RefStatus.CONFIRMED: LegPhase.LIVE,
+                        RefStatus.FILLED: LegPhase.DONE,
+                        RefStatus.CANCELLED: LegPhase.DONE,
+                        RefStatus.REJECTED: LegPhase.NONE,
+                    }.get(ref.status, LegPhase.UNKNOWN)
+                )
                 if slot.phase is LegPhase.NONE:
                     slot.order_id = None
     if op.state in (OperationState.ROLLING_BACK, OperationState.PARTIALLY_COMPLETED):

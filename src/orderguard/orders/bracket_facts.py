@@ -85,7 +85,8 @@ def leg_facts(
         view = tracker.get(slot.order_id)
         if view is not None:
             if view.is_terminal:
-                phase = slot.phase = LegPhase.DONE
+                slot.move(LegPhase.DONE)
+                phase = slot.phase
                 if view.status is not OrderStatus.FILLED and not slot.cancelling:
                     # Ended without our cancel: most likely its sibling filled (a native
                     # bracket's server-side OCO) and that fill's events are late or lost.

@@ -147,43 +147,49 @@ class ExitLegs:
         try:
             placed = await self.ctx.send.submit(request, respect_latch=False, exit_only=True)
         except asyncio.CancelledError:
-            slot.phase = LegPhase.UNKNOWN  # it may have left: found by its tag later
+            slot.move(LegPhase.UNKNOWN)  # it may have left: found by its tag later
             raise
         except ExitNotReducingError as exc:
             # The position is not what the bracket owns: closed outside, say, with the event
             # lost. Not sent (it would open a position); the holdings follower credits the
             # change and the saga re-plans; until then the leg is tried again later.
-            slot.phase, slot.error = LegPhase.RETRY, str(exc)
+            slot.move(LegPhase.RETRY)
+            slot.error = str(exc)
             slot.retry_at = self._backoff(slot.attempts)
             await self._quietly(rec.record_order_failure(self.op, ref, str(exc)))  # says why
             self.ctx.holdings.schedule((self.req.account_id, self.req.contract_id))
         except ValidationError as exc:
             # E.g. the market moved through the stop: this protection cannot be placed.
-            slot.phase, slot.error = LegPhase.FAILED, str(exc)
+            slot.move(LegPhase.FAILED)
+            slot.error = str(exc)
             await self._quietly(rec.record_order_failure(self.op, ref, str(exc)))
         except OrderRejectedError as exc:
             if slot.attempts > 1 and await self.found_by_tag(slot):
                 return  # a re-send refused as a duplicate: the first send did arrive
-            slot.phase, slot.error = LegPhase.FAILED, str(exc)
+            slot.move(LegPhase.FAILED)
+            slot.error = str(exc)
             rejected = Rejected(exc.code, str(exc), exc.order_id)
             await self._quietly(rec.record_order_failure(self.op, ref, rejected))
             if slot.count > 1 or slot.attempts > 1:  # a forward recovery (re-send, new generation)
                 await self._quietly(rec.note_recovery("bracket_forward", False))
         except OutcomeUnknownError as exc:
-            slot.phase, slot.retry_at = LegPhase.UNKNOWN, self._backoff(slot.attempts)
+            slot.move(LegPhase.UNKNOWN)
+            slot.retry_at = self._backoff(slot.attempts)
             unknown = Unknown(UnknownOrigin.TIMEOUT_AFTER_SEND, exc.origin)
             await self._quietly(rec.record_order_failure(self.op, ref, unknown))
         except (ConnectionFailedError, CircuitOpenError) as exc:
-            slot.phase, slot.error = LegPhase.RETRY, str(exc)
+            slot.move(LegPhase.RETRY)
+            slot.error = str(exc)
             slot.retry_at = self._backoff(slot.attempts)
         except RateLimitedError as exc:
-            slot.phase = LegPhase.UNKNOWN if exc.sent else LegPhase.RETRY
+            slot.move(LegPhase.UNKNOWN if exc.sent else LegPhase.RETRY)
             slot.retry_at = max(
                 self._backoff(slot.attempts), self.ctx.clock.monotonic() + (exc.retry_after or 0)
             )
         except OrderGuardError as exc:
             # Anything else may have left: resolve by tag before sending again.
-            slot.phase, slot.error = LegPhase.UNKNOWN, str(exc)
+            slot.move(LegPhase.UNKNOWN)
+            slot.error = str(exc)
             slot.retry_at = self._backoff(slot.attempts)
         else:
             slot.size = request.size
@@ -264,7 +270,7 @@ class ExitLegs:
         )
         if slot.order_id == order_id:
             if final:
-                slot.phase = LegPhase.DONE
+                slot.move(LegPhase.DONE)
             else:
                 slot.failures += 1
                 slot.retry_at = self._backoff(slot.failures)

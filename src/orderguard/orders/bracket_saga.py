@@ -255,14 +255,14 @@ class BracketSaga:
         if slot.order_id is None and slot.ref is None and slot.phase is LegPhase.NONE:
             slot.renew(None, order.size, native=True)
             slot.order_id = order.id
-            slot.phase = LegPhase.LIVE
+            slot.move(LegPhase.LIVE)
         # Otherwise the slot already holds (or is placing) a client-side leg for this kind —
         # the child's events came late. Both would cover the same contracts: the child is a
         # stray and gets cancelled (facts().strays).
 
     def _adopt_leg(self, slot: Slot, order_id: int) -> None:
         slot.order_id = order_id
-        slot.phase = LegPhase.LIVE
+        slot.move(LegPhase.LIVE)
         if order_id not in self.exit_ids:
             self.exit_ids.append(order_id)
         self.engine.route_order(self, order_id)

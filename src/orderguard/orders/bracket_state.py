@@ -26,6 +26,7 @@ from orderguard.orders.bracket_plan import (
     ResizeLeg,
     RetryLeg,
 )
+from orderguard.orders.leg_phases import leg_move, note_unlisted
 from orderguard.recovery.manager import OrderReference
 
 
@@ -90,7 +91,18 @@ class Slot:
     error: str | None = None
     cancelling: bool = False  # we asked the broker to cancel the current order
 
+    def move(self, phase: LegPhase) -> None:
+        """The current order's phase changes (orders/leg_phases.py lists the moves)."""
+        if leg_move(self.phase, phase) is None:
+            note_unlisted(self.phase, phase, self.kind.value)
+        self.phase = phase
+
+    def restored(self, phase: LegPhase) -> None:
+        """The phase rebuilt from the journal after a restart (not a move)."""
+        self.phase = phase
+
     def renew(self, ref: OrderReference | None, size: int, *, native: bool = False) -> None:
+        """A new generation of the leg: its phase starts again at NONE."""
         self.ref, self.size, self.native = ref, size, native
         self.phase, self.order_id, self.attempts, self.failures, self.error = (
             LegPhase.NONE,
