@@ -82,6 +82,7 @@ from orderguard.orders.bracket_tasks import ActionTasks
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.exposure import EpisodeEnd, ExposureMeter
+from orderguard.recovery.legs import STOP, TARGET, has_role
 from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState
 from orderguard.resilience import Priority
@@ -218,14 +219,11 @@ class BracketSaga:
         self.news()
 
     def _is_exit_tag(self, tag: str) -> bool:
-        exits = (LegKind.STOP.value, LegKind.TARGET.value)
-        if any(
-            ref.custom_tag == tag and leg.startswith(exits) for leg, ref in self.op.orders.items()
-        ):
+        if any(ref.custom_tag == tag and _is_exit_leg(leg) for leg, ref in self.op.orders.items()):
             return True
         # A leg whose intent the journal could not record before a crash: its tag names us.
         leg = self.ctx.tags.leg_of(tag)
-        return leg is not None and leg[0] == self.op.operation_id and leg[1].startswith(exits)
+        return leg is not None and leg[0] == self.op.operation_id and _is_exit_leg(leg[1])
 
     def news(self, *, refresh: bool = False) -> None:
         if refresh:
@@ -753,6 +751,11 @@ class BracketSaga:
                 for kind, slot in self.slots.items()
             },
         )
+
+
+def _is_exit_leg(name: str) -> bool:
+    """A generation of the bracket's stop or target (typed leg ids, recovery/legs.py)."""
+    return has_role(name, STOP) or has_role(name, TARGET)
 
 
 __all__ = ["BracketRequest", "BracketSaga"]
