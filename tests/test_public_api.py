@@ -29,6 +29,7 @@ PUBLIC = [
     "AuthenticationError",
     "BracketOrderResponse",
     "BracketOutcome",
+    "BracketSettings",
     "Broker",
     "BrokerError",
     "BrokerEvent",
@@ -66,6 +67,7 @@ PUBLIC = [
     "OcoLeg",
     "OcoLinkResult",
     "OcoOrderResponse",
+    "OcoSettings",
     "OperationError",
     "OperationRecoveryManager",
     "OperationState",
@@ -100,6 +102,7 @@ PUBLIC = [
     "RecoveryReport",
     "Rejected",
     "Resolution",
+    "ResumeContext",
     "RiskLimitError",
     "SimBroker",
     "SimExchange",
@@ -140,6 +143,7 @@ TESTING = [
 # What a caller of the OrderManager calls (project-x-py's names and orderguard's additions). The
 # manager's other public-looking methods are the engines' collaborators, not caller API.
 CALLER_METHODS = [
+    "__init__",
     "start",
     "cleanup",
     "rerun_recovery",

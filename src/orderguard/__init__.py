@@ -91,8 +91,8 @@ from orderguard.orders import (
     OrderPlaceResponse,
     Resolution,
 )
-from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome
-from orderguard.orders.oco import OcoLeg, OcoLinkResult, OcoOrderResponse
+from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
+from orderguard.orders.oco import OcoLeg, OcoLinkResult, OcoOrderResponse, OcoSettings
 from orderguard.orders.position_results import (
     CancelPositionOrdersResult,
     PositionOrderOutcome,
@@ -101,7 +101,7 @@ from orderguard.orders.position_results import (
 from orderguard.orders.results import CloseOutcome, ClosePositionResult
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType
-from orderguard.recovery.startup import RecoveryReport
+from orderguard.recovery.startup import RecoveryReport, ResumeContext
 from orderguard.resilience import Priority
 
 __version__ = "0.1.0"
@@ -114,6 +114,7 @@ __all__ = [
     "AuthenticationError",
     "BracketOrderResponse",
     "BracketOutcome",
+    "BracketSettings",
     "Broker",
     "BrokerError",
     "BrokerEvent",
@@ -151,6 +152,7 @@ __all__ = [
     "OcoLeg",
     "OcoLinkResult",
     "OcoOrderResponse",
+    "OcoSettings",
     "OperationError",
     "OperationRecoveryManager",
     "OperationState",
@@ -185,6 +187,7 @@ __all__ = [
     "RecoveryReport",
     "Rejected",
     "Resolution",
+    "ResumeContext",
     "RiskLimitError",
     "SimBroker",
     "SimExchange",

@@ -219,7 +219,6 @@ class RecoveryReport:
 # ------------------------------------------------------------------------------------------------
 # resumers
 # ------------------------------------------------------------------------------------------------
-Resumer = Callable[["ResumeContext"], Awaitable[None]]
 
 
 def resumer_for(
@@ -417,6 +416,9 @@ async def settle_resumer(ctx: ResumeContext) -> None:
     """Default for operations that open no exposure of their own: record truth and finish."""
     await ctx.settle()
 
+
+Resumer = Callable[[ResumeContext], Awaitable[None]]
+"""A resumer: rolls one operation forward or back through its context (module docstring)."""
 
 _BUILTIN: dict[str, Resumer] = {"rollback": roll_back_resumer, "settle": settle_resumer}
 
