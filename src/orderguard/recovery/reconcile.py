@@ -14,6 +14,10 @@ What the plan says per operation:
 * how much of its ownership may be flattened: the account's actual net position is allocated to
   the operations oldest first, so recovery never flattens more than the account holds or on the
   wrong side (someone may have closed the position by hand while we were down).
+
+Over 500 lines: the pure planners of start-up recovery (plan_recovery) and of the reconciler's
+passes (plan_pass) read the same facts - legs found by tag, ownership from fill volumes, the holders
+sharing a position - and are kept beside them; no I/O anywhere.
 """
 
 from __future__ import annotations
