@@ -33,3 +33,8 @@ def test_generations_sort_by_number_not_text() -> None:
 def test_a_numbered_name_parses_back_to_its_role_and_index(role: str, index: int) -> None:
     assert LegId.parse(numbered(role, index)) == LegId(role, index)
     assert str(LegId.parse(role)) == role  # no digits: no index, the name unchanged
+
+
+@given(st.text(alphabet="abs_to0123456789", max_size=8), st.sampled_from(["stop", "s", "to", ""]))
+def test_has_role_is_the_parse(name: str, role: str) -> None:
+    assert has_role(name, role) == LegId.parse(name).is_numbered(role)

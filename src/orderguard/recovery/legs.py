@@ -20,6 +20,7 @@ FLATTEN = "flatten"
 """The roles orderguard's own engines give numbered legs (and the bracket's one entry)."""
 
 _DIGITS = "0123456789"
+_DIGITS_SET = frozenset(_DIGITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,12 @@ def numbered(role: str, index: int) -> str:
 
 
 def has_role(name: str, role: str) -> bool:
-    """The leg ``name`` is a numbered leg of ``role``."""
-    return LegId.parse(name).is_numbered(role)
+    """The leg ``name`` is a numbered leg of ``role`` (``LegId.parse(name).is_numbered(role)``,
+    without building the LegId: the bracket's facts ask this of every leg on every look)."""
+    if not name.startswith(role) or role[-1:] in _DIGITS_SET:
+        return False
+    tail = name[len(role) :]
+    return tail != "" and all(c in _DIGITS_SET for c in tail)
 
 
 def count_numbered(names: Iterable[str], role: str) -> int:
