@@ -277,7 +277,10 @@ class HoldingsFollower:
             if order.side is not reducing or share == 0:
                 self.stats["exits_cancelled"] += 1
                 log.info(
-                    "operation %s owns %+d: cancelling its exit %s", op.operation_id, share, order.id
+                    "operation %s owns %+d: cancelling its exit %s",
+                    op.operation_id,
+                    share,
+                    order.id,
                 )
                 await self._host.cancel_exit(order.account_id, order.id)
             elif order.size - order.fill_volume > abs(share):
