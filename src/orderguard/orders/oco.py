@@ -239,7 +239,11 @@ class OcoEngine:
                 custom_tag=ref.custom_tag,
             )
             try:
-                placed = await ctx.send.submit(request)
+                # An exit pair protects a position: its legs go in the protective lane (queued
+                # behind ordinary requests in a spent rate window, a position sat bare 27 s).
+                placed = await ctx.send.submit(
+                    request, priority=Priority.PROTECTIVE if exits is not None else None
+                )
             except OrderRejectedError as exc:
                 if exits is not None:
                     await exits.not_placed(ref.custom_tag)
