@@ -15,6 +15,7 @@ from orderguard.errors import ValidationError
 from orderguard.models import OrderRequest, OrderSide, OrderType, Position
 from orderguard.orders.bracket_types import BracketOutcome
 from orderguard.orders.results import CloseOutcome
+from orderguard.recovery.manager import LegIntent
 from orderguard.recovery.operations import OperationType
 
 from .helpers import (
@@ -246,4 +247,30 @@ async def test_a_finished_operations_stop_cancelled_through_orderguard_stays_can
     await w.settle(INTERVAL)
     assert w.position() == 2
     assert w.working(OrderType.STOP) == []
+    await w.close()
+
+
+async def test_a_finished_operations_stop_left_intended_by_a_crash_is_settled() -> None:
+    """A process journaled the finished operation's new stop and died before sending it: the
+    leg stays intended in a finished record (I5), and while it is in doubt nothing is placed
+    twice. Its tag settles it (absent), and the next check places the stop."""
+    w = await make_world()
+    op, stop_id = await _protected_through_the_seed_calls(w, 2)
+    rec = w.manager.recovery
+    (dead,) = await w.run(
+        rec.add_orders_to_operation(
+            op,
+            [LegIntent(MNQ, SELL, 2, "stop", D("20990"), leg="stop1", account_id=1)],
+            finished_holder=True,
+        )
+    )
+    w.ex.cancel(1, stop_id)  # from the platform
+    await w.settle(INTERVAL)
+    assert w.working(OrderType.STOP) == []  # in doubt: not placed twice
+    await w.settle(70.0)
+    assert dead.status == "rejected"
+    w.ex.place(OrderRequest(1, MNQ, OrderType.MARKET, BUY, 1))  # any change wakes a check
+    await w.settle(INTERVAL)
+    (again,) = w.working(OrderType.STOP)
+    assert (again.size, again.stop_price) == (2, D("20990"))
     await w.close()

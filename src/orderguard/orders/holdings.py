@@ -72,6 +72,8 @@ class FollowerHost(Protocol):
 
     def cancel_requested(self, order_id: int) -> bool: ...
 
+    def settle_leg(self, op: RecoveryOperation, ref: OrderReference) -> None: ...
+
     async def replace_stop(
         self, op: RecoveryOperation, gone: OrderReference, size: int
     ) -> None: ...
@@ -226,6 +228,7 @@ class HoldingsFollower:
         46, 209, 213). Not a stop orderguard cancelled, nor one the caller removed
         (``cancel_position_orders``), nor while another stop of it works or is in doubt."""
         by_id = {o.id: o for o in truth.orders}
+        by_tag = {o.custom_tag: o for o in truth.orders if o.custom_tag}
         reducing = int(OrderSide.SELL if share > 0 else OrderSide.BUY)
         released = op.extra.get("released_legs", ())
         stops = [
@@ -234,10 +237,16 @@ class HoldingsFollower:
         ]  # fmt: skip
         gone: OrderReference | None = None
         for ref in stops:
-            order = by_id.get(ref.order_id) if ref.order_id is not None else None
+            order = (
+                by_id.get(ref.order_id) if ref.order_id is not None else by_tag.get(ref.custom_tag)
+            )
             if order is None:
                 if ref.status in (RefStatus.INTENDED, RefStatus.UNKNOWN):
-                    return  # in doubt (being placed, or its outcome unknown): not twice
+                    # In doubt (being placed, its outcome unknown, or sent by a process that
+                    # died): never placed twice; its tag settles it (a finished record must
+                    # not keep a leg in doubt, I5).
+                    self._host.settle_leg(op, ref)
+                    return
                 continue
             if order.is_working:
                 return

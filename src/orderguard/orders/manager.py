@@ -258,6 +258,7 @@ class OrderManager:
         )
         """Internal: every order seen (event or read) goes through :meth:`OrderFeed.ingest`;
         the reconciler hands internal listeners what it found via ``notify_listeners``."""
+        self._settling: set[str] = set()  # finished operations' legs being settled by tag
         self._canceller = Canceller(
             sending,
             refresh=self.feed.refresh,
@@ -967,28 +968,41 @@ class OrderManager:
             )
         except OutcomeUnknownError as exc:
             await recovery.record_order_failure(op, ref, exc)
-            self.spawn(self._settle_in_doubt(op, ref))
+            self.settle_leg(op, ref)
             return
         except OrderGuardError as exc:
             await recovery.record_order_failure(op, ref, str(exc))  # refused: the next check
             return
         await recovery.record_order_success(op, ref, placed)
 
-    async def _settle_in_doubt(self, op: RecoveryOperation, ref: OrderReference) -> None:
-        """A finished operation's leg whose placement stayed in doubt: nobody drives it, so its
-        tag is looked up until found, or until it cannot be in flight any more (absent)."""
-        for pause in (1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
-            await self._clock.sleep(pause)
-            if ref.status != RefStatus.UNKNOWN:
-                return
-            try:
-                found = await self.find_order_by_tag(ref.account_id, ref.custom_tag)
-            except OrderGuardError:
-                continue
-            if found is not None:
-                await self.recovery.record_resolution(op, ref, found)
-                return
-        await self.recovery.record_resolution(op, ref, None)
+    def settle_leg(self, op: RecoveryOperation, ref: OrderReference) -> None:
+        """Settle a finished operation's leg in doubt by its tag, in the background (once)."""
+        key = ref.intent_id or ref.custom_tag
+        if key not in self._settling:
+            self._settling.add(key)
+            self.spawn(self._settle_in_doubt(op, ref, key))
+
+    async def _settle_in_doubt(self, op: RecoveryOperation, ref: OrderReference, key: str) -> None:
+        """A finished operation's leg whose placement stayed in doubt (or was journaled by a
+        process that died before sending it): nobody drives it, so its tag is looked up until
+        found, or until it cannot be in flight any more (absent)."""
+        in_doubt = (RefStatus.UNKNOWN, RefStatus.INTENDED)
+        try:
+            for pause in (1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
+                await self._clock.sleep(pause)
+                if ref.status not in in_doubt:
+                    return
+                try:
+                    found = await self.find_order_by_tag(ref.account_id, ref.custom_tag)
+                except OrderGuardError:
+                    continue
+                if found is not None:
+                    await self.recovery.record_resolution(op, ref, found)
+                    return
+            if ref.status in in_doubt:
+                await self.recovery.record_resolution(op, ref, None)
+        finally:
+            self._settling.discard(key)
 
     def wake_driver(self, operation_id: str) -> bool:
         """Wake the engine driving ``operation_id`` (a bracket saga, an OCO pair)."""
