@@ -73,6 +73,7 @@ from orderguard.chaos.invariants import (
 from orderguard.chaos.journals import ChaosJournal, JournalHome, as_journal
 from orderguard.chaos.process import ProcessKilled, ProcessScope, ScopedBroker, scoped_journal
 from orderguard.chaos.report import MIXED, ChaosConfig, ChaosReport, SeedResult, SeedViolation
+from orderguard.chaos.truth import ExchangePlatform, ExchangeTruth
 from orderguard.chaos.workload import (
     CLIENT_CONTRACT,
     POSITION_CONTRACT,
@@ -212,6 +213,7 @@ class _SeedRun:
             rules=ExchangeRules.named(self.variants.exchange_rules),
         )
         self.exchange = self.sim.exchange
+        self.truth = ExchangeTruth(self.exchange)
         self.faulty = FaultyBroker(self.sim, clock, FAULT_PLANS[config.faults](), seed=seed)
         self.home = JournalHome(self.variants.journal, clock)
         self.chaos_journal = ChaosJournal(
@@ -292,9 +294,7 @@ class _SeedRun:
     async def _on_terminal(self, operation_id: str) -> None:
         """I7, judged the moment an operation is written terminal (see bounds.check_i7)."""
         ops = await _all_operations(self.journal_reader)
-        truth = BrokerTruth(
-            tuple(self.exchange.orders(ACCOUNT)), tuple(self.exchange.positions(ACCOUNT))
-        )
+        truth = await self.truth.read(ACCOUNT)
         for v in check_i7(operation_id, ops, truth):
             self.log(f"  violation {v.invariant}: {v.detail}")
             self.continuous.append((v, f"operation {operation_id} ended"))
@@ -376,7 +376,7 @@ class _SeedRun:
                 self._last,
                 self.state,
                 ACCOUNT,
-                exchange=self.exchange if self.variants.outside else None,
+                platform=ExchangePlatform(self.exchange) if self.variants.outside else None,
             )
             if self.config.wide:
                 actor.user_guard()  # the user's strategy restarts with the process
@@ -653,9 +653,7 @@ class _SeedRun:
     async def _judge(self) -> tuple[list[RecoveryOperation], list[Violation]]:
         """I1–I5 on the world as it is now: the journal's operations, broker truth."""
         ops = await _all_operations(self.journal)
-        truth = BrokerTruth(
-            tuple(self.exchange.orders(ACCOUNT)), tuple(self.exchange.positions(ACCOUNT))
-        )
+        truth = await self.truth.read(ACCOUNT)
         return ops, check_all(
             truth,
             ops,
