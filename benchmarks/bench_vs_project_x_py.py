@@ -47,10 +47,12 @@ from typing import Any
 
 from orderguard.gateway import Gateway, GatewayConfig
 from orderguard.gateway.config import AccountSpec
+from orderguard.gateway.control import truth as read_truth
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVERS = Path(__file__).with_name("vs_drivers")
 MNQ = "CON.F.US.MNQ.Z26"
+MUTATIONS = ("order/place", "order/cancel", "order/modify", "position/close", "position/partial")
 SCENARIOS = (
     "entry_answer_lost",
     "entry_500",
@@ -113,9 +115,7 @@ def stamp(text: str) -> float:
 
 
 async def truth(gw: Gateway, account: int) -> dict[str, Any]:
-    from orderguard.gateway.control import truth as read
-
-    payload = json.loads(json.dumps(read(gw.core), default=str))
+    payload = json.loads(json.dumps(read_truth(gw.core), default=str))
     return next(a for a in payload["accounts"] if a["account"]["id"] == account)
 
 
@@ -128,8 +128,8 @@ def unprotected(state: dict[str, Any], lifecycle: dict[str, Any]) -> float | Non
     filled = max(fills)
     stops = [
         o for o in state["orders"]
-        if o["type"] in (4, 5) and o["side"] == 1 and stamp(o["creationTimestamp"]) >= lifecycle["t0"]
-        and stamp(o["creationTimestamp"]) <= lifecycle["end"]
+        if o["type"] in (4, 5) and o["side"] == 1
+        and lifecycle["t0"] <= stamp(o["creationTimestamp"]) <= lifecycle["end"]
     ]  # fmt: skip
     if not stops:
         return None
@@ -147,7 +147,9 @@ def judge_fault(record: dict[str, Any]) -> dict[str, Any]:
         (p["size"] if p["type"] == 1 else -p["size"])
         for p in state["positions"] if p["contractId"] == MNQ
     )  # fmt: skip
-    stops = sum(o["size"] for o in mine if o["type"] in (4, 5) and o["side"] == 1 and o["status"] == 1)
+    stops = sum(
+        o["size"] for o in mine if o["type"] in (4, 5) and o["side"] == 1 and o["status"] == 1
+    )
     if position and stops >= abs(position):
         verdict = "protected"
     elif position:
@@ -167,7 +169,8 @@ def judge_fault(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def pxp_python() -> str:
-    for candidate in (os.environ.get("ORDERGUARD_PXP_PYTHON", ""), str(ROOT / ".venv-pxp/bin/python")):
+    found = (os.environ.get("ORDERGUARD_PXP_PYTHON", ""), str(ROOT / ".venv-pxp/bin/python"))
+    for candidate in found:
         if candidate and Path(candidate).exists():
             return candidate
     raise SystemExit(
@@ -205,6 +208,10 @@ async def measure(
     gaps = [unprotected(state, r) for r in ok]
     covered = [g for g in gaps if g is not None]
     requests = [wire.count(r["t0"], r["end"]) for r in lives]
+    mutations = [
+        sum(1 for p in wire.paths(r["t0"], r["end"]) if p.lower().startswith(MUTATIONS))
+        for r in lives
+    ]
     result: dict[str, Any] = {
         "client": name,
         "account": account,
@@ -220,6 +227,7 @@ async def measure(
         "never_protected": len(gaps) - len(covered),
         "requests_per_lifecycle_median": statistics.median(requests) if requests else None,
         "requests_per_lifecycle_max": max(requests) if requests else None,
+        "mutations_per_lifecycle_median": statistics.median(mutations) if mutations else None,
         "requests_by_endpoint_per_lifecycle": {
             path: round(n / len(lives), 2)
             for path, n in sorted(
@@ -318,19 +326,45 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"| {label} | " + " | ".join(cell(r) for r in rows) + " |")
 
     row("protected when the call returned", lambda r: f"{r['protected_on_return']}/{r['brackets']}")
-    row("time to protection p50 / p99", lambda r: (
-        f"{r['ttp_p50_ms']} / {r['ttp_p99_ms']} ms ({r['ttp_p50_rt']} / {r['ttp_p99_rt']} RT)"))
-    row("unprotected (fill → stop created) p50 / max", lambda r: (
-        f"{r['unprotected_p50_ms']} / {r['unprotected_max_ms']} ms"
-        + (f", {r['never_protected']} never" if r["never_protected"] else "")))
-    row("REST requests per lifecycle, median (max)", lambda r: (
-        f"{r['requests_per_lifecycle_median']} ({r['requests_per_lifecycle_max']})"))
-    row("lifecycles with orders left working when flat", lambda r: (
-        str(r["lifecycles_with_orders_left_working"])))
+    row(
+        "time to protection p50 / p99",
+        lambda r: (
+            f"{r['ttp_p50_ms']} / {r['ttp_p99_ms']} ms ({r['ttp_p50_rt']} / {r['ttp_p99_rt']} RT)"
+        ),
+    )
+    row(
+        "unprotected (fill → stop created) p50 / max",
+        lambda r: (
+            f"{r['unprotected_p50_ms']} / {r['unprotected_max_ms']} ms"
+            + (f", {r['never_protected']} never" if r["never_protected"] else "")
+        ),
+    )
+    row(
+        "REST requests per lifecycle, median (max)",
+        lambda r: f"{r['requests_per_lifecycle_median']} ({r['requests_per_lifecycle_max']})",
+    )
+    row(
+        "of which mutations (place, cancel, modify, close), median",
+        lambda r: str(r["mutations_per_lifecycle_median"]),
+    )
+    row(
+        "requests by endpoint, mean per lifecycle",
+        lambda r: ", ".join(
+            f"{k} {v:g}" for k, v in r["requests_by_endpoint_per_lifecycle"].items()
+        ),
+    )
+    row(
+        "lifecycles with orders left working when flat",
+        lambda r: str(r["lifecycles_with_orders_left_working"]),
+    )
     for scenario in SCENARIOS:
-        row(f"fault: {scenario}", lambda r, s=scenario: next(
-            (f"{f['verdict']} ({f['client_saw']})" for f in r["faults"] if f["scenario"] == s),
-            "-"))
+        row(
+            f"fault: {scenario}",
+            lambda r, s=scenario: next(
+                (f"{f['verdict']} ({f['client_saw']})" for f in r["faults"] if f["scenario"] == s),
+                "-",
+            ),
+        )
     return "\n".join(lines)  # fmt: skip
 
 

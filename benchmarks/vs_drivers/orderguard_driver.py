@@ -22,7 +22,7 @@ import httpx2
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import (  # noqa: E402
+from common import (
     ACCOUNT_ID,
     BRACKETS,
     CONTRACT,
@@ -41,12 +41,12 @@ from common import (  # noqa: E402
     wall,
 )
 
-from orderguard.broker.projectx import ProjectXBroker, ProjectXSettings  # noqa: E402
-from orderguard.config import OrderManagerConfig  # noqa: E402
-from orderguard.journal.memory import MemoryJournal  # noqa: E402
-from orderguard.journal.sqlite import SqliteJournal  # noqa: E402
-from orderguard.orders import OrderManager  # noqa: E402
-from orderguard.orders.bracket_types import BracketOutcome  # noqa: E402
+from orderguard.broker.projectx import ProjectXBroker, ProjectXSettings
+from orderguard.config import OrderManagerConfig
+from orderguard.journal.memory import MemoryJournal
+from orderguard.journal.sqlite import SqliteJournal
+from orderguard.orders import OrderManager
+from orderguard.orders.bracket_types import BracketOutcome
 
 D = Decimal
 NATIVE = os.environ.get("BENCH_NATIVE") == "1"
@@ -115,7 +115,9 @@ async def lifecycles(om: OrderManager, broker: ProjectXBroker) -> None:
         )  # fmt: skip
 
 
-async def reactions(om: OrderManager, broker: ProjectXBroker, transport: RecordingTransport) -> None:
+async def reactions(
+    om: OrderManager, broker: ProjectXBroker, transport: RecordingTransport
+) -> None:
     arrivals: list[tuple[float, str, list[Any]]] = []
     hub = broker.user_hub
     original = hub._on_event

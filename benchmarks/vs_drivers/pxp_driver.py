@@ -16,8 +16,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import project_x_py.client.base as pxp_client_base  # noqa: E402
-from common import (  # noqa: E402
+import project_x_py.client.base as pxp_client_base
+from common import (
     ACCOUNT_ID,
     BRACKETS,
     CONTRACT,
@@ -35,8 +35,8 @@ from common import (  # noqa: E402
     truth,
     wall,
 )
-from project_x_py import TradingSuite  # noqa: E402
-from project_x_py.config import ConfigManager  # noqa: E402
+from project_x_py import TradingSuite
+from project_x_py.config import ConfigManager
 
 # project-x-py 4.4.1 reads PROJECTX_API_URL & co. only in ConfigManager.load_config(); the client
 # TradingSuite.create builds takes ProjectXConfig() defaults (TopstepX). Same fix as the fidelity
