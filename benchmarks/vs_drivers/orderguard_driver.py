@@ -116,8 +116,11 @@ async def lifecycles(om: OrderManager, broker: ProjectXBroker) -> None:
 
 
 async def reactions(
-    om: OrderManager, broker: ProjectXBroker, transport: RecordingTransport
+    om: OrderManager, broker: ProjectXBroker, transport: RecordingTransport, journal: Any
 ) -> None:
+    """Fill event in -> stop request out, and where that time goes: until the stop's intent is
+    handed to the journal, the durable write (to the writer thread, its INSERT + COMMIT with the
+    fsync, back to the event loop), and from there to the transport."""
     arrivals: list[tuple[float, str, list[Any]]] = []
     hub = broker.user_hub
     original = hub._on_event
@@ -127,7 +130,15 @@ async def reactions(
         original(target, arguments)
 
     hub._on_event = timed
+    writes: list[tuple[float, float]] = []  # a durable intent write, awaited by the caller
+    commits: list[tuple[float, float]] = []  # a transaction on the writer thread
+    for name in ("record_intent", "record_intents"):
+        setattr(journal, name, _timed_async(getattr(journal, name), writes))
+    writer = getattr(journal, "_thread", None)
+    if writer is not None:
+        writer.commit = _timed_sync(writer.commit, commits)
     out: list[float] = []
+    stages: list[dict[str, float]] = []
     for _ in range(REACTIONS):
         price(START)
         await seen(broker, START)
@@ -137,6 +148,8 @@ async def reactions(
         entry_id = r.entry_order_id
         arrivals.clear()
         transport.sent.clear()
+        writes.clear()
+        commits.clear()
         price(START - 5.25)  # the limit entry fills
         r = await om.wait_for_protection(r.operation_id, 30)
         assert r.outcome is BracketOutcome.PROTECTED, r
@@ -146,10 +159,43 @@ async def reactions(
         )  # fmt: skip
         stop_at = next(t for t, body in transport.sent if body.get("type") == 4)
         out.append(stop_at - fill_at)
+        mine = [w for w in writes if w[0] >= fill_at and w[1] <= stop_at]
+        if mine:
+            start, done = mine[-1]
+            txn = [c for c in commits if c[0] >= start and c[1] <= done]
+            c0, c1 = txn[-1] if txn else (start, start)
+            stages.append({
+                "until_journal": start - fill_at,
+                "journal": done - start,
+                "to_writer": c0 - start if txn else 0.0,
+                "commit": c1 - c0,
+                "back_to_loop": done - c1 if txn else 0.0,
+                "journal_to_send": stop_at - done,
+            })  # fmt: skip
         price(START + 6)
         await om.wait_for_completion(r.operation_id, 30)
         flatten()
-    emit("reactions", seconds=out, journal=JOURNAL)
+    emit("reactions", seconds=out, journal=JOURNAL, stages=stages)
+
+
+def _timed_async(call: Any, into: list[tuple[float, float]]) -> Any:
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        result = await call(*args, **kwargs)
+        into.append((start, time.perf_counter()))
+        return result
+
+    return timed
+
+
+def _timed_sync(call: Any, into: list[tuple[float, float]]) -> Any:
+    def timed(*args: Any, **kwargs: Any) -> Any:  # on the writer thread: list.append is atomic
+        start = time.perf_counter()
+        result = call(*args, **kwargs)
+        into.append((start, time.perf_counter()))
+        return result
+
+    return timed
 
 
 def _is_fill(arguments: list[Any], order_id: int | None) -> bool:
@@ -168,7 +214,7 @@ async def faults(om: OrderManager, broker: ProjectXBroker) -> None:
         arm(scenario)
         t0w = wall()
         try:
-            r = await asyncio.wait_for(bracket(om), 60)
+            r = await asyncio.wait_for(bracket(om), 90)
             result = f"returned {r.outcome.name}"
         except Exception as exc:
             result = f"raised {type(exc).__name__}: {str(exc)[:160]}"
@@ -204,7 +250,7 @@ async def main() -> None:
         emit("ready", account=ACCOUNT_ID)
         await lifecycles(om, broker)
         if REACTIONS:
-            await reactions(om, broker, transport)
+            await reactions(om, broker, transport, journal)
         await faults(om, broker)
     finally:
         await om.cleanup()
