@@ -112,6 +112,19 @@ async def test_any_server_without_a_control_api_is_judged_from_its_rest_answers(
     assert truth.positions == () and not [o for o in truth.orders if o.is_working]
 
 
+async def test_seeds_in_turn_on_one_server_are_judged_on_their_own_orders() -> None:
+    """Two seeds against the same gateway, the outside actor closing positions: each seed
+    leaves the account flat, and the second is judged only on the orders placed since it began
+    (the first seed's fills, the platform's untagged closes among them, are not its own)."""
+    async with gateway() as gw:
+        report = await run_wire_chaos_async(
+            [3, 6], config(5, "none", "on"), target_of(gw, control=True)
+        )
+    assert report.errors == [], report.to_text()
+    assert report.violations == [], report.to_text()
+    assert report.variants["outside=on"] == 2
+
+
 async def test_a_server_that_is_not_flat_is_refused() -> None:
     """Positions the run did not make would make ownership uncheckable: the seed is refused."""
     async with gateway() as gw:

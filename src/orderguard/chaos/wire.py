@@ -191,6 +191,7 @@ class _WireSeed:
         self.faults_on = False
         self.poll_errors = 0
         self._observing = asyncio.Lock()
+        self._before = 0  # the highest order id on the account when the seed started
 
     # -- time and logging -------------------------------------------------------------------
     def now(self) -> float:
@@ -314,7 +315,7 @@ class _WireSeed:
                 self.result.episodes = len(episodes)
                 self.result.unprotected_total = self.tracker.total_seconds(now)
                 self.result.unprotected_max = self.tracker.max_seconds(now)
-            if not target.embedded:
+            if not self.target.embedded:
                 await self._flatten(manager)
         except Exception as exc:  # a finding of the run, not a crash of the runner
             self.log(f"seed failed: {type(exc).__name__}: {exc}")
@@ -348,9 +349,18 @@ class _WireSeed:
         path = Path(tempfile.mkdtemp(prefix="orderguard-wire-chaos-")) / f"seed{self.seed}.db"
         return SqliteJournal(path), path
 
+    async def _read(self) -> BrokerTruth:
+        """The server's truth about this seed: orders placed before it started (earlier seeds
+        on the same server, closed out since) are left out; ids only grow, whatever the
+        server's clock says."""
+        assert self.truth is not None
+        truth = await self.truth.read(self.account_id)
+        return BrokerTruth(tuple(o for o in truth.orders if o.id > self._before), truth.positions)
+
     async def _require_flat(self) -> None:
         assert self.truth is not None
         truth = await self.truth.read(self.account_id)
+        self._before = max((o.id for o in truth.orders), default=0)
         working = [o for o in truth.orders if o.is_working]
         if truth.positions or working:
             raise OrderGuardError(
@@ -406,7 +416,7 @@ class _WireSeed:
         trackers see snapshots in the order they were taken)."""
         assert self.truth is not None
         async with self._observing:
-            truth = await self.truth.read(self.account_id)
+            truth = await self._read()
             now = self.now()
             self.tracker.observe(now, coverage(truth.positions, truth.orders))
             self.bounds.observe(now, truth.positions, truth.orders)
