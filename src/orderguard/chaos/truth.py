@@ -53,12 +53,9 @@ class ExchangeTruth:
         )
 
 
-class ControlApiError(BrokerError):
-    """The gateway's control API refused or could not be reached."""
-
-
 class ControlClient:
-    """The gateway simulator's loopback control API (``/control/...``)."""
+    """The gateway simulator's loopback control API (``/control/...``). A refusal, or no
+    answer, raises :class:`~orderguard.errors.BrokerError`."""
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -68,7 +65,7 @@ class ControlClient:
         try:
             answer = await self._http.get(f"/control/{name}")
         except httpx2.HTTPError as exc:
-            raise ControlApiError(f"control API {name}: {type(exc).__name__}") from None
+            raise BrokerError(f"control API {name}: {type(exc).__name__}") from None
         return self._checked(name, answer)
 
     async def post(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -79,16 +76,16 @@ class ControlClient:
                 headers={"Content-Type": "application/json"},
             )
         except httpx2.HTTPError as exc:
-            raise ControlApiError(f"control API {name}: {type(exc).__name__}") from None
+            raise BrokerError(f"control API {name}: {type(exc).__name__}") from None
         return self._checked(name, answer)
 
     @staticmethod
     def _checked(name: str, answer: httpx2.Response) -> dict[str, Any]:
         if answer.status_code != 200:
-            raise ControlApiError(f"control API {name}: HTTP {answer.status_code} {answer.text}")
+            raise BrokerError(f"control API {name}: HTTP {answer.status_code} {answer.text}")
         data = answer.json()
         if not isinstance(data, dict):
-            raise ControlApiError(f"control API {name}: not an object")
+            raise BrokerError(f"control API {name}: not an object")
         return data
 
     async def aclose(self) -> None:
@@ -104,7 +101,7 @@ def decode_truth(payload: dict[str, Any], account_id: int) -> BrokerTruth:
                 p for p in (wire.decode_position(p) for p in account.get("positions", ())) if p.size
             )
             return BrokerTruth(orders, positions)
-    raise ControlApiError(f"the gateway has no account {account_id}")
+    raise BrokerError(f"the gateway has no account {account_id}")
 
 
 class GatewayTruth:
@@ -227,7 +224,6 @@ def _result(payload: dict[str, Any]) -> PlatformResult:
 
 
 __all__ = [
-    "ControlApiError",
     "ControlClient",
     "ExchangePlatform",
     "ExchangeTruth",
