@@ -46,6 +46,7 @@ PUBLIC = [
     "ConnectionFailedError",
     "ConnectionState",
     "Contract",
+    "EventFeed",
     "ExitNotReducingError",
     "ExposureRefusedError",
     "FaultKind",

@@ -85,6 +85,9 @@ def gateway_config(**over: Any) -> GatewayConfig:
         "accounts": (AccountSpec(1, "SIM-1"), AccountSpec(2, "PA-2", native_brackets=False)),
         "seed": 3,
         "start_prices": {MNQ: START},
+        # The server pings well inside the client's 2 s silence timeout (ASP.NET's 15 s against
+        # the client's 30 s, scaled): a quiet hub is not mistaken for a dead one.
+        "keep_alive_interval": 0.5,
     }
     values.update(over)
     return GatewayConfig(**values)

@@ -5,13 +5,14 @@ lost and late answers (F1), 5xx, 429 (F9), Pending and unknown codes (F16), 401 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from conftest import FAST, MNQ, Control, eventually, settings_for
-from orderguard.broker.base import BrokerEvent, ConnectionEvent, ConnectionState
+from orderguard.broker.base import BrokerEvent, ConnectionEvent, ConnectionState, EventFeed
 from orderguard.broker.projectx import ProjectXBroker
 from orderguard.gateway import Gateway
 from orderguard.journal.sqlite import SqliteJournal
@@ -158,3 +159,62 @@ async def test_malformed_payloads_are_counted_not_fatal(
     broker._on_user_event("GatewayUserOrder", [{"action": 1, "data": {"id": "not-a-number"}}])
     assert broker.stats["malformed_events"] == 1
     await protected(manager, control)
+
+
+def _quote_gap(event: BrokerEvent, state: ConnectionState) -> bool:
+    return (
+        isinstance(event, ConnectionEvent)
+        and event.state is state
+        and event.feed is EventFeed.QUOTES
+    )
+
+
+async def test_market_hub_gap_is_reported_and_its_quotes_are_not_served_stale(
+    broker: ProjectXBroker, manager: OrderManager, control: Control
+) -> None:
+    """The market hub goes silent with its socket open while the price moves: the manager is
+    told (a quote-feed ConnectionEvent, SILENT then RECONNECTED) and resyncs; the quote from
+    before the gap is dropped at once, and the price after it is the new one."""
+    await protected(manager, control)
+    assert await broker.get_last_price(MNQ) == D("21000.00")
+    events: list[BrokerEvent] = []
+    held_at_silence: list[Decimal | None] = []
+
+    def seen(event: BrokerEvent) -> None:
+        events.append(event)
+        if _quote_gap(event, ConnectionState.SILENT):
+            held_at_silence.append(broker.quotes.last_price(MNQ))
+
+    broker.subscribe(seen)
+    resyncs = manager.reconciler.stats["full_resyncs"]
+    await control.post("hubs", {"hub": "market", "action": "silence", "seconds": 3})
+    await control.price(D("21002.00"))
+    await eventually(
+        lambda: _any(events, ConnectionState.SILENT), what="the market hub reported silent"
+    )
+    assert held_at_silence == [None], "a quote from before the gap was still served"
+    assert broker.stats["stale_quotes_dropped"] >= 1
+    await eventually(lambda: _any(events, ConnectionState.RECONNECTED), what="the market hub back")
+    await eventually(
+        lambda: _equals(broker.get_last_price(MNQ), D("21002.00")), what="the fresh price"
+    )
+    await eventually(
+        lambda: _more(manager.reconciler.stats["full_resyncs"], resyncs), what="a resync"
+    )
+    orders_feed = [
+        e for e in events if isinstance(e, ConnectionEvent) and e.feed is EventFeed.ORDERS
+    ]
+    assert orders_feed == [], "the user hub had no gap"
+    await eventually(lambda: _safe(control), what="invariants")
+
+
+async def _any(events: list[BrokerEvent], state: ConnectionState) -> bool:
+    return any(_quote_gap(e, state) for e in events)
+
+
+async def _equals(value: Awaitable[Decimal | None], expected: Decimal) -> bool:
+    return await value == expected
+
+
+async def _more(value: int, than: int) -> bool:
+    return value > than

@@ -114,10 +114,18 @@ class QuoteEvent:
     timestamp: datetime
 
 
+class EventFeed(StrEnum):
+    """Which realtime feed a :class:`ConnectionEvent` is about."""
+
+    ORDERS = "orders"  # accounts, orders, positions, trades (ProjectX's user hub)
+    QUOTES = "quotes"  # market data (ProjectX's market hub): a gap loses quotes, not order truth
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionEvent:
     state: ConnectionState
     detail: str = ""
+    feed: EventFeed = EventFeed.ORDERS
 
 
 BrokerEvent = OrderEvent | PositionEvent | TradeEvent | AccountEvent | QuoteEvent | ConnectionEvent
@@ -233,6 +241,7 @@ __all__ = [
     "Confirmed",
     "ConnectionEvent",
     "ConnectionState",
+    "EventFeed",
     "EventHandler",
     "OrderEvent",
     "Outcome",

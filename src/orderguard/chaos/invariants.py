@@ -145,6 +145,28 @@ def owned_positions(ops: Sequence[RecoveryOperation], truth: BrokerTruth) -> dic
     return {k: v for k, v in owned.items() if v}
 
 
+def outside_positions(
+    ops: Sequence[RecoveryOperation], truth: BrokerTruth, outside_orders: Iterable[int]
+) -> dict[Key, int]:
+    """What fills outside every operation added to each position: the outside actor's orders
+    (``outside_orders``, by id), and orderguard's stand-alone placements (``place_market_order``:
+    an intent, no operation), recognised by a customTag that no operation's leg carries."""
+    owned_tags = {(ref.account_id, ref.custom_tag) for op in ops for ref in op.orders.values()}
+    owned_ids = {ref.order_id for op in ops for ref in op.orders.values()}
+    outside = set(outside_orders)
+    out: dict[Key, int] = {}
+    for order in truth.orders:
+        if not order.fill_volume or order.id in owned_ids:
+            continue
+        mine = (
+            order.custom_tag is not None and (order.account_id, order.custom_tag) not in owned_tags
+        )
+        if order.id in outside or mine:
+            key = (order.account_id, order.contract_id)
+            out[key] = out.get(key, 0) + order.side.sign * order.fill_volume
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Coverage:
     """How one net position is covered by working orders on its reducing side."""
@@ -566,5 +588,6 @@ __all__ = [
     "check_i5",
     "coverage",
     "leg_role",
+    "outside_positions",
     "owned_positions",
 ]

@@ -69,10 +69,12 @@ from orderguard.chaos.invariants import (
     WireRecord,
     check_all,
     coverage,
+    outside_positions,
 )
 from orderguard.chaos.journals import ChaosJournal, JournalHome, as_journal
 from orderguard.chaos.process import ProcessKilled, ProcessScope, ScopedBroker, scoped_journal
 from orderguard.chaos.report import MIXED, ChaosConfig, ChaosReport, SeedResult, SeedViolation
+from orderguard.chaos.truth import ExchangePlatform, ExchangeTruth
 from orderguard.chaos.workload import (
     CLIENT_CONTRACT,
     POSITION_CONTRACT,
@@ -212,6 +214,7 @@ class _SeedRun:
             rules=ExchangeRules.named(self.variants.exchange_rules),
         )
         self.exchange = self.sim.exchange
+        self.truth = ExchangeTruth(self.exchange)
         self.faulty = FaultyBroker(self.sim, clock, FAULT_PLANS[config.faults](), seed=seed)
         self.home = JournalHome(self.variants.journal, clock)
         self.chaos_journal = ChaosJournal(
@@ -291,10 +294,8 @@ class _SeedRun:
 
     async def _on_terminal(self, operation_id: str) -> None:
         """I7, judged the moment an operation is written terminal (see bounds.check_i7)."""
-        ops = await _all_operations(self.journal_reader)
-        truth = BrokerTruth(
-            tuple(self.exchange.orders(ACCOUNT)), tuple(self.exchange.positions(ACCOUNT))
-        )
+        ops = await all_operations(self.journal_reader)
+        truth = await self.truth.read(ACCOUNT)
         for v in check_i7(operation_id, ops, truth):
             self.log(f"  violation {v.invariant}: {v.detail}")
             self.continuous.append((v, f"operation {operation_id} ended"))
@@ -376,7 +377,7 @@ class _SeedRun:
                 self._last,
                 self.state,
                 ACCOUNT,
-                exchange=self.exchange if self.variants.outside else None,
+                platform=ExchangePlatform(self.exchange) if self.variants.outside else None,
             )
             if self.config.wide:
                 actor.user_guard()  # the user's strategy restarts with the process
@@ -617,21 +618,8 @@ class _SeedRun:
         }
 
     def _others(self, ops: list[RecoveryOperation], truth: BrokerTruth) -> dict[Key, int]:
-        """What fills outside every operation added to each position: the outside actor's, and
-        orderguard's stand-alone placements (``place_market_order``: an intent, no operation),
-        recognised by a customTag that no operation's leg carries."""
-        owned_tags = {(ref.account_id, ref.custom_tag) for op in ops for ref in op.orders.values()}
-        owned_ids = {ref.order_id for op in ops for ref in op.orders.values()}
-        outside = set(self.state.outside_orders)
-        out: dict[Key, int] = {}
-        for order in truth.orders:
-            if not order.fill_volume or order.id in owned_ids:
-                continue
-            mine = order.custom_tag is not None and (ACCOUNT, order.custom_tag) not in owned_tags
-            if order.id in outside or mine:
-                key = (order.account_id, order.contract_id)
-                out[key] = out.get(key, 0) + order.side.sign * order.fill_volume
-        return out
+        """Fills outside every operation (see :func:`outside_positions`)."""
+        return outside_positions(ops, truth, self.state.outside_orders)
 
     async def _exits_just_orphaned(self) -> None:
         """An exit whose position went flat (or shrank below it) less than a recovery interval
@@ -652,10 +640,8 @@ class _SeedRun:
 
     async def _judge(self) -> tuple[list[RecoveryOperation], list[Violation]]:
         """I1–I5 on the world as it is now: the journal's operations, broker truth."""
-        ops = await _all_operations(self.journal)
-        truth = BrokerTruth(
-            tuple(self.exchange.orders(ACCOUNT)), tuple(self.exchange.positions(ACCOUNT))
-        )
+        ops = await all_operations(self.journal)
+        truth = await self.truth.read(ACCOUNT)
         return ops, check_all(
             truth,
             ops,
@@ -683,7 +669,7 @@ def _ageless(detail: str) -> str:
     return re.sub(r" for [0-9.]+s \(window [0-9.]+s\)", "", detail)
 
 
-async def _all_operations(journal: Journal, page: int = 500) -> list[RecoveryOperation]:
+async def all_operations(journal: Journal, page: int = 500) -> list[RecoveryOperation]:
     records = []
     offset = 0
     while True:
@@ -806,4 +792,12 @@ def run_chaos(
     return report
 
 
-__all__ = ["FAULT_PLANS", "SeedOverrunError", "Variants", "run_chaos", "run_seed", "run_seed_async"]
+__all__ = [
+    "FAULT_PLANS",
+    "SeedOverrunError",
+    "Variants",
+    "all_operations",
+    "run_chaos",
+    "run_seed",
+    "run_seed_async",
+]

@@ -56,8 +56,8 @@ from enum import StrEnum
 from typing import Any
 
 from orderguard.broker.base import Unknown, UnknownOrigin
-from orderguard.broker.sim import SimExchange
 from orderguard.chaos.process import intent_scope
+from orderguard.chaos.truth import Platform
 from orderguard.clock import Clock
 from orderguard.errors import (
     AlreadyProtectedError,
@@ -334,14 +334,14 @@ class WorkloadActor:
         state: WorkloadState,
         account_id: int,
         *,
-        exchange: SimExchange | None = None,
+        platform: Platform | None = None,
     ) -> None:
         self.manager = manager
         self.clock = clock
         self.market = market
         self.state = state
         self.account_id = account_id
-        self.exchange = exchange  # the outside actor's way in (the trading platform)
+        self.platform = platform  # the outside actor's way in (the trading platform)
         self._user_lock = asyncio.Lock()  # the user's code does one thing at a time on NQ
         self._guard: asyncio.Task[None] | None = None
 
@@ -858,46 +858,45 @@ class WorkloadActor:
         return f"cancel {order_id} -> {bool(result)}"
 
     # -- wide: the outside actor (the trading platform, straight on the exchange) ------------
-    def _outside_exchange(self) -> SimExchange:
-        if self.exchange is None:
-            raise RuntimeError("the outside actor needs the exchange")
-        return self.exchange
+    def _outside(self) -> Platform:
+        if self.platform is None:
+            raise RuntimeError("the outside actor needs the trading platform")
+        return self.platform
 
-    def _outside_position(self, step: Step) -> tuple[str, int] | None:
-        exchange = self._outside_exchange()
+    async def _outside_position(self, step: Step) -> tuple[str, int] | None:
         open_ = [
             (p.contract_id, p.signed_size)
-            for p in exchange.positions(self.account_id)
+            for p in await self._outside().positions(self.account_id)
             if p.size and p.contract_id in POSITION_CONTRACTS
         ]
         return self._pick(sorted(open_), step)
 
     async def _do_outside_close(self, step: Step) -> str:
-        found = self._outside_position(step)
+        found = await self._outside_position(step)
         if found is None:
             return "outside: nothing to close"
         contract, net = found
-        result = self._outside_exchange().close_position(self.account_id, contract)
+        result = await self._outside().close(self.account_id, contract)
         if result.order_id is not None:
             self.state.outside_orders.append(result.order_id)
         return f"outside close {contract} {net:+d}: order {result.order_id} ok={result.success}"
 
     async def _do_outside_partial(self, step: Step) -> str:
-        found = self._outside_position(step)
+        found = await self._outside_position(step)
         if found is None:
             return "outside: nothing to reduce"
         contract, net = found
         size = 1 + step.variant % abs(net) if abs(net) > 1 else 1
-        result = self._outside_exchange().partial_close(self.account_id, contract, size)
+        result = await self._outside().partial_close(self.account_id, contract, size)
         if result.order_id is not None:
             self.state.outside_orders.append(result.order_id)
         return f"outside partial close {contract} {net:+d} by {size}: order {result.order_id}"
 
     async def _do_outside_cancel_exit(self, step: Step) -> str:
-        exchange = self._outside_exchange()
+        platform = self._outside()
         exits = [
             o
-            for o in exchange.open_orders(self.account_id)
+            for o in await platform.open_orders(self.account_id)
             if o.contract_id in POSITION_CONTRACTS
             and o.id not in self.state.outside_orders
             and o.type in (OrderType.STOP, OrderType.LIMIT)
@@ -907,7 +906,7 @@ class WorkloadActor:
         order = self._pick(sorted(exits, key=lambda o: o.id), step)
         if order is None:
             return "outside: no exit to cancel"
-        result = exchange.cancel(self.account_id, order.id)
+        result = await platform.cancel(self.account_id, order.id)
         return (
             f"outside cancel exit {order.id} {order.custom_tag} {order.type.name}: {result.success}"
         )
@@ -919,7 +918,7 @@ class WorkloadActor:
         request = OrderRequest(
             self.account_id, contract, OrderType.LIMIT, side, 1, limit_price=price
         )
-        result = self._outside_exchange().place(request)
+        result = await self._outside().place(request)
         if result.order_id is not None:
             self.state.outside_orders.append(result.order_id)
             self.state.manual.append(result.order_id)
@@ -930,7 +929,7 @@ class WorkloadActor:
         if order_id is None:
             return "outside: no manual order"
         self.state.manual.remove(order_id)
-        result = self._outside_exchange().cancel(self.account_id, order_id)
+        result = await self._outside().cancel(self.account_id, order_id)
         return f"outside cancel manual {order_id}: {result.success}"
 
 

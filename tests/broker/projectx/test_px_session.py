@@ -19,6 +19,7 @@ from orderguard.broker.base import (
     Confirmed,
     ConnectionEvent,
     ConnectionState,
+    EventFeed,
     OrderEvent,
     QuoteEvent,
 )
@@ -36,8 +37,8 @@ class Session:
         self.events: list[BrokerEvent] = []
         broker.subscribe(self.events.append)
 
-    def states(self) -> list[ConnectionState]:
-        return [e.state for e in self.events if isinstance(e, ConnectionEvent)]
+    def states(self, feed: EventFeed = EventFeed.ORDERS) -> list[ConnectionState]:
+        return [e.state for e in self.events if isinstance(e, ConnectionEvent) and e.feed is feed]
 
 
 def negotiate(body: dict[str, Any], request: httpx2.Request) -> Any:

@@ -60,6 +60,7 @@ from orderguard.broker.base import (
     Confirmed,
     ConnectionEvent,
     ConnectionState,
+    EventFeed,
     EventHandler,
     Outcome,
     Rejected,
@@ -325,9 +326,17 @@ class ProjectXBroker:
         self._deliver(ConnectionEvent(state, f"user hub: {detail}" if detail else "user hub"))
 
     def _on_market_state(self, state: ConnectionState, detail: str) -> None:
-        # Quotes only: a market-hub gap loses no order truth, so the manager is not told.
+        # A gap of the market hub loses quotes, not order truth. The quotes we hold may be stale
+        # from the moment the hub is lost or silent: they are dropped, so get_last_price waits
+        # for a fresh one (or reads the newest bar) instead of answering a price from before
+        # the gap. The manager is told like for the user hub, marked as the quote feed, so
+        # whoever reacts to gaps (its reconciler resyncs) can take note.
+        if state in (ConnectionState.DISCONNECTED, ConnectionState.SILENT):
+            self.stats["stale_quotes_dropped"] += self.quotes.forget()
         self.stats[f"market_hub_{state.value}"] += 1
         log.info("market hub %s %s", state.value, detail)
+        text = f"market hub: {detail}" if detail else "market hub"
+        self._deliver(ConnectionEvent(state, text, EventFeed.QUOTES))
 
     async def _open_user(self, hub: HubClient) -> None:
         await hubs.subscribe_user(hub, self._accounts)

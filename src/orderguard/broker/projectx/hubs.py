@@ -89,6 +89,13 @@ class QuoteBook:
         state = self._quotes.get(contract_id)
         return None if state is None else state.last
 
+    def forget(self) -> int:
+        """Drop every quote (the feed had a gap: what we hold may be stale); how many were
+        dropped. Partial quotes after the gap are not merged with fields from before it."""
+        dropped = sum(1 for state in self._quotes.values() if state.last is not None)
+        self._quotes.clear()
+        return dropped
+
     def apply(self, target: str, arguments: list[Any]) -> Decoded:
         if target != "GatewayQuote":
             return Decoded([], 0)  # trades and depth are not used by the order manager
