@@ -159,7 +159,7 @@ class OrderManagerConfig(BaseSettings):
     under its own tag at once (a duplicate is refused by the broker); only the conclusion that
     an *entry* never existed waits this long."""
 
-    # -- risk limits (orders/risk.py) -----------------------------------------------------------
+    # -- risk limits (orders/send/risk.py) ---------------------------------------------------------
     # Checked before every request that would increase exposure, never before a protective or
     # flattening one. A position is counted at its worst case: as if every working order on the
     # request's side filled too. None (the default) switches a limit off.

@@ -30,14 +30,14 @@ from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, Order
 from orderguard.orders import bracket_plan, startup_recovery
 from orderguard.orders.bracket import BracketEngine
 from orderguard.orders.bracket_plan import PlaceLeg, ResizeLeg
-from orderguard.orders.cancellation import Canceller
-from orderguard.orders.latch import AmbiguityLatch
 from orderguard.orders.manager import OrderManager
 from orderguard.orders.oco import OcoEngine
-from orderguard.orders.placement import PlacementPipeline
 from orderguard.orders.position_watch import PositionWatcher
 from orderguard.orders.reconciler import Reconciler
 from orderguard.orders.results import OrderPlaceResponse
+from orderguard.orders.send.cancellation import Canceller
+from orderguard.orders.send.latch import AmbiguityLatch
+from orderguard.orders.send.placement import PlacementPipeline
 from orderguard.recovery.startup import RecoveryReport, ResumeContext
 from orderguard.resilience.ratelimit import Priority
 

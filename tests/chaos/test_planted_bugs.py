@@ -34,7 +34,7 @@ from __future__ import annotations
 import pytest
 
 from orderguard.chaos import ChaosConfig, run_chaos
-from orderguard.orders.placement import PlacementPipeline
+from orderguard.orders.send.placement import PlacementPipeline
 
 from .planted import PlantedBug, planted_bugs
 from .test_chaos_gate import GATE_SEEDS

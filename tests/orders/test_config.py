@@ -10,7 +10,7 @@ import pytest
 
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import ConfigurationError
-from orderguard.orders.backoff import status_check_delays
+from orderguard.orders.send.backoff import status_check_delays
 
 
 def test_seed_defaults() -> None:

@@ -1,4 +1,4 @@
-"""Risk limits (orders/risk.py): refused before exposure, never before protection or flattening."""
+"""Risk limits (send/risk.py): refused before exposure, never before protection or flattening."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from orderguard.broker.sim import default_contracts
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import ConnectionFailedError, ExposureRefusedError, InvalidSizeError
 from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType, Position
-from orderguard.orders.risk import (
+from orderguard.orders.send.risk import (
     RISK_EVENT,
     AccountFacts,
     RiskLimits,

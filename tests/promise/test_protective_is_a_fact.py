@@ -6,7 +6,7 @@ import pytest
 
 from orderguard.errors import ExposureRefusedError
 from orderguard.models import OrderRequest, OrderType
-from orderguard.orders.latch import LatchEntry
+from orderguard.orders.send.latch import LatchEntry
 
 from .helpers import BUY, MNQ, SELL, D, make_world
 

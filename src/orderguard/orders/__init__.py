@@ -1,7 +1,6 @@
 """Core order management: placement, modification, cancellation and order state tracking."""
 
 from orderguard.orders.callbacks import EVENT_NAMES
-from orderguard.orders.latch import AmbiguityLatch, LatchEntry
 from orderguard.orders.manager import OrderManager
 from orderguard.orders.results import (
     CancelAllResult,
@@ -10,6 +9,7 @@ from orderguard.orders.results import (
     OrderPlaceResponse,
     Resolution,
 )
+from orderguard.orders.send.latch import AmbiguityLatch, LatchEntry
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderChange, OrderTracker
 

@@ -72,7 +72,7 @@ from orderguard.orders.bracket_saga import BracketRequest, BracketSaga
 from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.exposure import EpisodeEnd, ExposureStats
-from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
+from orderguard.orders.send.validation import check_size, check_tick, coerce_price, coerce_side
 from orderguard.recovery.legs import ENTRY, FLATTEN, LegId
 from orderguard.recovery.manager import RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState, OperationType

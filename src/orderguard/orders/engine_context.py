@@ -28,11 +28,11 @@ from orderguard.journal.base import Journal
 from orderguard.models import Order, OrderRequest
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.holdings import HoldingsFollower
-from orderguard.orders.journaled_send import JournaledSend
 from orderguard.orders.order_feed import OrderFeed
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import CancelResult, ModifyResult, OrderPlaceResponse
-from orderguard.orders.risk import RiskGate
+from orderguard.orders.send.journaled_send import JournaledSend
+from orderguard.orders.send.risk import RiskGate
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
@@ -164,7 +164,7 @@ class EngineContext:
     protection: ProtectionExecutor
     holdings: HoldingsFollower
     risk: RiskGate
-    """The risk limits (orders/risk.py), checked before new exposure only."""
+    """The risk limits (orders/send/risk.py), checked before new exposure only."""
 
 
 __all__ = ["BrokerReads", "EngineContext", "Listen", "Sending", "Spawn", "TruthReads"]

@@ -4,15 +4,16 @@ The manager is the facade: it owns the lifecycle (subscribe, start-up recovery, 
 reconciliation, background tasks, cleanup) and the order tracker, and wires the mechanisms behind
 the facade as collaborators, given what they need explicitly; none of them imports this module:
 
-* :mod:`~orderguard.orders.placement`: journal-first placement, the three outcomes (confirmed,
+* :mod:`~orderguard.orders.send.placement`: journal-first placement, the three outcomes (confirmed,
   :class:`~orderguard.errors.OrderRejectedError`, or
   :class:`~orderguard.errors.OutcomeUnknownError` after the bounded look-ups by customTag failed)
   and the ambiguity latch fed by unresolved placements;
-* :mod:`~orderguard.orders.cancellation`: journaled cancels confirmed by the order's final state;
+* :mod:`~orderguard.orders.send.cancellation`: journaled cancels confirmed by the order's final
+  state;
 * :mod:`~orderguard.orders.order_feed`: broker events and order reads into the tracker, then to
   callbacks, the placement pipeline, the reconciler and internal listeners;
 * :mod:`~orderguard.orders.reference_data`: accounts, order-size caps, stop-vs-market checks;
-* :mod:`~orderguard.orders.mutation`: when a mutation may be re-sent;
+* :mod:`~orderguard.orders.send.mutation`: when a mutation may be re-sent;
 * :mod:`~orderguard.orders.startup_recovery`: exposure held until broker truth is read;
 * :mod:`~orderguard.orders.operations`: bulk cancel, modification, position close;
 * brackets, OCO pairs and position orders (their own modules, reached through thin methods here).
@@ -66,17 +67,12 @@ from orderguard.orders import bracket as _bracket
 from orderguard.orders import oco as _oco
 from orderguard.orders import positions as _positions
 from orderguard.orders.callbacks import Callback, CallbackRegistry
-from orderguard.orders.cancellation import Canceller
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.holdings import HoldingsFollower
-from orderguard.orders.journaled_send import JournaledSend, SendContext
-from orderguard.orders.journaling import SendJournal
-from orderguard.orders.latch import AmbiguityLatch
 from orderguard.orders.operations import OrderOperations
 from orderguard.orders.order_feed import OrderFeed
-from orderguard.orders.placement import PlacementPipeline
 from orderguard.orders.reconciler import Reconciler
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import (
@@ -86,11 +82,16 @@ from orderguard.orders.results import (
     ModifyResult,
     OrderPlaceResponse,
 )
-from orderguard.orders.risk import RiskGate
+from orderguard.orders.send.cancellation import Canceller
+from orderguard.orders.send.journaled_send import JournaledSend, SendContext
+from orderguard.orders.send.journaling import SendJournal
+from orderguard.orders.send.latch import AmbiguityLatch
+from orderguard.orders.send.placement import PlacementPipeline
+from orderguard.orders.send.risk import RiskGate
+from orderguard.orders.send.validation import check_duration, coerce_side
 from orderguard.orders.startup_recovery import StartupRecovery
 from orderguard.orders.tags import TagFactory
 from orderguard.orders.tracking import OrderTracker
-from orderguard.orders.validation import check_duration, coerce_side
 from orderguard.recovery.manager import (
     LegIntent,
     OperationRecoveryManager,
@@ -202,7 +203,7 @@ class OrderManager:
             self.stats,
         )
         """Internal: the one journaled send (intent before, send, outcome after) every
-        mutation goes through (orders/journaled_send.py)."""
+        mutation goes through (orders/send/journaled_send.py)."""
         self.reference = ReferenceData(self.gateway, self.config, lambda: self.account_id)
         """Internal: accounts, order-size caps, stop-vs-market checks, the search window."""
         self.risk = RiskGate(
@@ -213,7 +214,7 @@ class OrderManager:
             self.stats,
             operation_of=self._operation_of_tag,
         )
-        """Internal: the risk limits (orders/risk.py), checked before exposure only."""
+        """Internal: the risk limits (orders/send/risk.py), checked before exposure only."""
         # Placement and cancels draw their status-check delays from the one jitter stream.
         sending = SendContext(
             gateway=self.gateway,

@@ -46,7 +46,7 @@ from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.oco_rules import OcoDecision, OcoLegState, oco_reaction
 from orderguard.orders.position_rules import ExitKind, reducing_side
 from orderguard.orders.positions import PositionOrders
-from orderguard.orders.validation import check_size, check_tick, coerce_price, coerce_side
+from orderguard.orders.send.validation import check_size, check_tick, coerce_price, coerce_side
 from orderguard.recovery.legs import FLATTEN, numbered
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationState, OperationType

@@ -43,8 +43,6 @@ from orderguard.errors import (
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType
 from orderguard.orders.engine_context import EngineContext
-from orderguard.orders.journaled_send import Mutation
-from orderguard.orders.latch import AmbiguityLatch
 from orderguard.orders.results import (
     CancelAllResult,
     CancelResult,
@@ -53,7 +51,9 @@ from orderguard.orders.results import (
     ModifyResult,
     Resolution,
 )
-from orderguard.orders.validation import (
+from orderguard.orders.send.journaled_send import Mutation
+from orderguard.orders.send.latch import AmbiguityLatch
+from orderguard.orders.send.validation import (
     LIMIT_PRICED,
     STOP_PRICED,
     check_size,

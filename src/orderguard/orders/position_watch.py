@@ -52,7 +52,6 @@ from orderguard.errors import ExposureRefusedError, JournalError, OrderGuardErro
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderStatus, OrderType
 from orderguard.orders.engine_context import EngineContext
-from orderguard.orders.journaled_send import Mutation
 from orderguard.orders.position_registry import ExitRegistry, ManagedExit
 from orderguard.orders.position_rules import (
     COVERED,
@@ -65,6 +64,7 @@ from orderguard.orders.position_rules import (
     plan_follow,
     reducing_side,
 )
+from orderguard.orders.send.journaled_send import Mutation
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.recovery.operations import OperationType
 from orderguard.resilience import Priority

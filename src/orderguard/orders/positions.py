@@ -65,7 +65,7 @@ from orderguard.orders.position_rules import (
     reducing_side,
 )
 from orderguard.orders.position_watch import PositionWatcher, both, hedged
-from orderguard.orders.validation import check_size, check_tick, coerce_price
+from orderguard.orders.send.validation import check_size, check_tick, coerce_price
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationType
 from orderguard.resilience import Priority

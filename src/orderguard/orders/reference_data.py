@@ -15,7 +15,7 @@ from orderguard.broker.base import Broker
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import UnknownAccountError
 from orderguard.models import Account, Contract, Order, OrderSide
-from orderguard.orders.validation import check_account_id, check_stop_vs_market
+from orderguard.orders.send.validation import check_account_id, check_stop_vs_market
 
 
 class ReferenceData:

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 from orderguard.errors import OrderGuardError
-from orderguard.orders.latch import AmbiguityLatch
+from orderguard.orders.send.latch import AmbiguityLatch
 from orderguard.recovery.operations import OperationType
 from orderguard.recovery.protection import ProtectionExecutor
 from orderguard.recovery.startup import RecoveryHost, RecoveryReport, Resumer, recover

@@ -19,9 +19,9 @@ from orderguard.broker.base import Confirmed, Rejected, Unknown
 from orderguard.errors import OrderGuardError
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order
-from orderguard.orders.backoff import status_check_delays
-from orderguard.orders.journaled_send import Mutation, SendContext
 from orderguard.orders.results import CancelResult, Resolution
+from orderguard.orders.send.backoff import status_check_delays
+from orderguard.orders.send.journaled_send import Mutation, SendContext
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.resilience import PRIORITY_LANE, Priority
 

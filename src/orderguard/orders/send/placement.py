@@ -13,7 +13,7 @@ order.
 gives it its collaborators explicitly and feeds it every order it learns of (:meth:`on_order`).
 
 Over 500 lines: the three-outcome rule is one sequence (validate, journal, send, resolve by tag,
-latch) whose steps share the pipeline's state; when a mutation may be re-sent is mutation.py.
+latch) whose steps share the pipeline's state; when a mutation may be re-sent is send/mutation.py.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ from orderguard.models import (
     OrderStatus,
     OrderType,
 )
-from orderguard.orders.backoff import status_check_delays
 from orderguard.orders.contracts import ContractResolver
-from orderguard.orders.journaled_send import Mutation, SendContext
-from orderguard.orders.journaling import Intent, request_payload
-from orderguard.orders.latch import AmbiguityLatch, LatchEntry
 from orderguard.orders.results import OrderPlaceResponse, Resolution
-from orderguard.orders.validation import (
+from orderguard.orders.send.backoff import status_check_delays
+from orderguard.orders.send.journaled_send import Mutation, SendContext
+from orderguard.orders.send.journaling import Intent, request_payload
+from orderguard.orders.send.latch import AmbiguityLatch, LatchEntry
+from orderguard.orders.send.validation import (
     LIMIT_PRICED,
     STOP_PRICED,
     check_size,
