@@ -51,8 +51,8 @@ from orderguard.journal import MemoryJournal, SqliteJournal
 from orderguard.journal.base import Journal
 from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
+from orderguard.orders.feed.tracking import DEFAULT_MAX_FINISHED
 from orderguard.orders.oco import OcoLeg
-from orderguard.orders.tracking import DEFAULT_MAX_FINISHED
 
 MNQ = "CON.F.US.MNQ.Z26"
 D = Decimal

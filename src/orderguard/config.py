@@ -118,7 +118,7 @@ class OrderManagerConfig(BaseSettings):
     position_recheck_interval: float = Field(default=15.0, gt=0.0)
     """Seconds between REST re-checks of positions with managed exits (events can be lost)."""
 
-    # -- continuous reconciliation (orders/reconciler.py) ---------------------------------------
+    # -- continuous reconciliation (orders/feed/reconciler.py) -----------------------------------
     reconcile_interval: float = Field(default=2.0, gt=0.0)
     """Seconds between passes of the in-flight checker (Unknown outcomes, stuck operations)."""
     reconcile_threshold: float = Field(default=5.0, ge=0.0)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType, Trade
-from orderguard.orders.tracking import OrderTracker
+from orderguard.orders.feed.tracking import OrderTracker
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 CID = "CON.F.US.MNQ.Z26"

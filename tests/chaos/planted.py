@@ -30,10 +30,10 @@ from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, Order
 from orderguard.orders import bracket_plan, startup_recovery
 from orderguard.orders.bracket import BracketEngine
 from orderguard.orders.bracket_plan import PlaceLeg, ResizeLeg
+from orderguard.orders.feed.reconciler import Reconciler
 from orderguard.orders.manager import OrderManager
 from orderguard.orders.oco import OcoEngine
 from orderguard.orders.position_watch import PositionWatcher
-from orderguard.orders.reconciler import Reconciler
 from orderguard.orders.results import OrderPlaceResponse
 from orderguard.orders.send.cancellation import Canceller
 from orderguard.orders.send.latch import AmbiguityLatch

@@ -13,7 +13,7 @@ from orderguard.broker.base import BrokerEvent, OrderEvent, TradeEvent
 from orderguard.broker.sim import SimExchange, default_contracts
 from orderguard.clock import VirtualClock
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
-from orderguard.orders.tracking import OrderTracker
+from orderguard.orders.feed.tracking import OrderTracker
 
 MNQ = "CON.F.US.MNQ.Z26"
 

@@ -1,6 +1,7 @@
 """Core order management: placement, modification, cancellation and order state tracking."""
 
 from orderguard.orders.callbacks import EVENT_NAMES
+from orderguard.orders.feed.tracking import OrderChange, OrderTracker
 from orderguard.orders.manager import OrderManager
 from orderguard.orders.results import (
     CancelAllResult,
@@ -11,7 +12,6 @@ from orderguard.orders.results import (
 )
 from orderguard.orders.send.latch import AmbiguityLatch, LatchEntry
 from orderguard.orders.tags import TagFactory
-from orderguard.orders.tracking import OrderChange, OrderTracker
 
 __all__ = [
     "EVENT_NAMES",

@@ -15,7 +15,7 @@ from decimal import Decimal
 from orderguard.models import Order
 from orderguard.orders.bracket_plan import LegKind, LegPhase
 from orderguard.orders.bracket_state import BracketRequest, EntryState, Slot
-from orderguard.orders.tracking import OrderTracker
+from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.recovery.legs import numbered
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
 

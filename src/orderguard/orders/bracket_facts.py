@@ -16,7 +16,7 @@ from orderguard.clock import Clock
 from orderguard.models import Order, OrderSide, OrderStatus
 from orderguard.orders.bracket_plan import EntryPhase, LegFacts, LegKind, LegPhase
 from orderguard.orders.bracket_state import EntryState, Slot
-from orderguard.orders.tracking import OrderTracker
+from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.recovery.legs import FLATTEN, has_role
 from orderguard.recovery.manager import RecoveryOperation
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from orderguard.errors import ValidationError
 from orderguard.models import Order
-from orderguard.orders.tracking import OrderChange
+from orderguard.orders.feed.tracking import OrderChange
 
 log = logging.getLogger("orderguard.orders.callbacks")
 

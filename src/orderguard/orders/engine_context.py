@@ -27,14 +27,14 @@ from orderguard.config import OrderManagerConfig
 from orderguard.journal.base import Journal
 from orderguard.models import Order, OrderRequest
 from orderguard.orders.contracts import ContractResolver
+from orderguard.orders.feed.order_feed import OrderFeed
+from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.holdings import HoldingsFollower
-from orderguard.orders.order_feed import OrderFeed
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import CancelResult, ModifyResult, OrderPlaceResponse
 from orderguard.orders.send.journaled_send import JournaledSend
 from orderguard.orders.send.risk import RiskGate
 from orderguard.orders.tags import TagFactory
-from orderguard.orders.tracking import OrderTracker
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
 from orderguard.recovery.protection import ProtectionExecutor
 from orderguard.resilience import Priority

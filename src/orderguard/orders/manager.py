@@ -10,7 +10,7 @@ the facade as collaborators, given what they need explicitly; none of them impor
   and the ambiguity latch fed by unresolved placements;
 * :mod:`~orderguard.orders.send.cancellation`: journaled cancels confirmed by the order's final
   state;
-* :mod:`~orderguard.orders.order_feed`: broker events and order reads into the tracker, then to
+* :mod:`~orderguard.orders.feed.order_feed`: broker events and order reads into the tracker, then to
   callbacks, the placement pipeline, the reconciler and internal listeners;
 * :mod:`~orderguard.orders.reference_data`: accounts, order-size caps, stop-vs-market checks;
 * :mod:`~orderguard.orders.send.mutation`: when a mutation may be re-sent;
@@ -23,7 +23,7 @@ each on one :class:`~orderguard.orders.engine_context.EngineContext`: the clock,
 mutations (``send``), the reads of broker truth (``truth``), the journal, the event stream and
 the protection executor; their settings are constructor arguments (``bracket_settings``,
 ``oco_settings``). None of them imports this module. The reconciler sees the manager as a
-:class:`~orderguard.orders.reconciler.ReconcilerHost`; start-up recovery is handed the engines'
+:class:`~orderguard.orders.feed.reconciler.ReconcilerHost`; start-up recovery is handed the engines'
 resumers (:meth:`resumers`), not a process-wide registry.
 
 Concurrency: there is no lock. State lives in the pure :class:`OrderTracker`, whose updates are
@@ -69,11 +69,12 @@ from orderguard.orders import positions as _positions
 from orderguard.orders.callbacks import Callback, CallbackRegistry
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.engine_context import EngineContext
+from orderguard.orders.feed.order_feed import OrderFeed
+from orderguard.orders.feed.reconciler import Reconciler
+from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.holdings import HoldingsFollower
 from orderguard.orders.operations import OrderOperations
-from orderguard.orders.order_feed import OrderFeed
-from orderguard.orders.reconciler import Reconciler
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import (
     CancelAllResult,
@@ -91,7 +92,6 @@ from orderguard.orders.send.risk import RiskGate
 from orderguard.orders.send.validation import check_duration, coerce_side
 from orderguard.orders.startup_recovery import StartupRecovery
 from orderguard.orders.tags import TagFactory
-from orderguard.orders.tracking import OrderTracker
 from orderguard.recovery.manager import (
     LegIntent,
     OperationRecoveryManager,
@@ -358,7 +358,7 @@ class OrderManager:
         Before ``start`` returns, start-up recovery (:func:`~orderguard.recovery.startup.recover`)
         has reconciled every unfinished operation of the journal with broker truth and rolled it
         forward or back (the report is :attr:`last_recovery`); managed position exits are
-        re-checked; and the continuous :class:`~orderguard.orders.reconciler.Reconciler` runs.
+        re-checked; and the continuous :class:`~orderguard.orders.feed.reconciler.Reconciler` runs.
         If broker truth could not be read, ``start`` still returns, but new exposure is refused
         (:class:`~orderguard.errors.ExposureRefusedError`) until the reconciler's retry of the
         recovery succeeds; cancels, protection and flattening stay allowed.

@@ -384,7 +384,7 @@ def allocate(owned: Sequence[int], position: int) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------
-# continuous reconciliation (orders/reconciler.py does the I/O)
+# continuous reconciliation (orders/feed/reconciler.py does the I/O)
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class PassPlan:

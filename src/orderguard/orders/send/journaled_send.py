@@ -39,12 +39,12 @@ from orderguard.config import OrderManagerConfig
 from orderguard.errors import OrderGuardError
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderRequest
+from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.send.journaling import Intent, SendJournal
 from orderguard.orders.send.mutation import send_mutation
 from orderguard.orders.tags import TagFactory
-from orderguard.orders.tracking import OrderTracker
 from orderguard.recovery.manager import RecoveryOperation
 from orderguard.resilience import Priority
 

@@ -51,9 +51,9 @@ from orderguard.broker.base import (
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import JournalError, OrderGuardError, ReadTimeoutError
 from orderguard.models import Order, OrderType, Position, PositionType
+from orderguard.orders.feed.order_feed import OrderFeed
+from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.gateway import GuardedBroker
-from orderguard.orders.order_feed import OrderFeed
-from orderguard.orders.tracking import OrderTracker
 from orderguard.recovery.protection import ProtectionExecutor
 from orderguard.recovery.reconcile import (
     AccountSnapshot,

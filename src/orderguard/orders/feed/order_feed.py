@@ -31,8 +31,8 @@ from orderguard.clock import Clock
 from orderguard.errors import OrderGuardError
 from orderguard.models import Order, Position, PositionType
 from orderguard.orders.callbacks import TRADE_EXECUTED, CallbackRegistry, events_for
+from orderguard.orders.feed.tracking import OrderChange, OrderTracker
 from orderguard.orders.gateway import GuardedBroker
-from orderguard.orders.tracking import OrderChange, OrderTracker
 from orderguard.resilience import Priority
 
 log = logging.getLogger("orderguard.orders")
