@@ -46,7 +46,7 @@ from orderguard.gateway.config import AccountSpec
 from orderguard.journal.memory import MemoryJournal
 from orderguard.journal.sqlite import SqliteJournal
 from orderguard.orders import OrderManager
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 
 MNQ = "CON.F.US.MNQ.Z26"
 START = Decimal("21000.00")

@@ -46,7 +46,7 @@ from orderguard.config import OrderManagerConfig
 from orderguard.journal.memory import MemoryJournal
 from orderguard.journal.sqlite import SqliteJournal
 from orderguard.orders import OrderManager
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 
 D = Decimal
 NATIVE = os.environ.get("BENCH_NATIVE") == "1"

@@ -92,7 +92,7 @@ from orderguard.orders import (
     OrderPlaceResponse,
     Resolution,
 )
-from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
+from orderguard.orders.bracket.values import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.oco import OcoLeg, OcoLinkResult, OcoOrderResponse, OcoSettings
 from orderguard.orders.position_results import (
     CancelPositionOrdersResult,

@@ -15,7 +15,7 @@ from orderguard.clock import VirtualClock
 from orderguard.config import OrderManagerConfig
 from orderguard.models import OrderSide, OrderStatus
 from orderguard.orders import OrderManager
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 
 T = TypeVar("T")
 MNQ = "CON.F.US.MNQ.Z26"

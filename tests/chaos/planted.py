@@ -27,9 +27,10 @@ from orderguard.chaos import runner as chaos_runner
 from orderguard.chaos.journals import ChaosJournal
 from orderguard.errors import OrderRejectedError
 from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType
-from orderguard.orders import bracket_plan, startup_recovery
-from orderguard.orders.bracket import BracketEngine
-from orderguard.orders.bracket_plan import PlaceLeg, ResizeLeg
+from orderguard.orders import startup_recovery
+from orderguard.orders.bracket import plan as bracket_plan
+from orderguard.orders.bracket.engine import BracketEngine
+from orderguard.orders.bracket.plan import PlaceLeg, ResizeLeg
 from orderguard.orders.feed.reconciler import Reconciler
 from orderguard.orders.manager import OrderManager
 from orderguard.orders.oco import OcoEngine

@@ -17,7 +17,7 @@ from orderguard.broker.projectx import ProjectXBroker
 from orderguard.gateway import Gateway
 from orderguard.journal.sqlite import SqliteJournal
 from orderguard.orders import OrderManager
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 
 D = Decimal
 

@@ -14,7 +14,7 @@ from orderguard.gateway import Gateway
 from orderguard.journal.sqlite import SqliteJournal
 from orderguard.models import OrderStatus
 from orderguard.orders import OrderManager
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 from orderguard.orders.oco import OcoLeg
 
 D = Decimal

@@ -20,7 +20,7 @@ from orderguard.config import OrderManagerConfig
 from orderguard.journal.base import Journal
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType
 from orderguard.orders import OrderManager
-from orderguard.orders.bracket_types import BracketSettings
+from orderguard.orders.bracket.values import BracketSettings
 
 MNQ = "CON.F.US.MNQ.Z26"
 D = Decimal

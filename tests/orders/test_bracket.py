@@ -8,7 +8,7 @@ import pytest
 
 from orderguard.errors import InvalidPriceError, InvalidSizeError, ValidationError
 from orderguard.models import OrderSide, OrderStatus, OrderType
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 
 from .bracket_helpers import BUY, MNQ, SELL, D, Rig, make_rig
 

@@ -12,7 +12,7 @@ from orderguard.broker.faults import EventFaults, FaultPlan
 from orderguard.broker.sim import LatencyModel, SimBroker
 from orderguard.errors import ConnectionFailedError
 from orderguard.models import Order, OrderRequest, OrderType
-from orderguard.orders.bracket_types import BracketOutcome, BracketSettings
+from orderguard.orders.bracket.values import BracketOutcome, BracketSettings
 
 from .bracket_helpers import BUY, MNQ, D, Rig, make_rig
 

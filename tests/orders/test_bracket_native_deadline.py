@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from orderguard.broker.base import BrokerEvent, EventHandler, OrderEvent, Subscription
 from orderguard.broker.sim import SimBroker
 from orderguard.models import Order
-from orderguard.orders.bracket_plan import BracketFacts, GoFlat, flat_reason, plan
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.plan import BracketFacts, GoFlat, flat_reason, plan
+from orderguard.orders.bracket.values import BracketOutcome
 
 from .bracket_helpers import BUY, MNQ, D, make_rig
 from .test_bracket_plan import facts_st

@@ -7,7 +7,7 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderguard.orders.bracket_plan import (
+from orderguard.orders.bracket.plan import (
     BracketFacts,
     CancelEntry,
     CancelLeg,

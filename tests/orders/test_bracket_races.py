@@ -8,7 +8,7 @@ from __future__ import annotations
 from orderguard.broker.base import BrokerEvent, EventHandler, OrderEvent, Subscription
 from orderguard.broker.sim import SimBroker
 from orderguard.models import OrderStatus, OrderType
-from orderguard.orders.bracket_types import BracketOutcome, BracketSettings
+from orderguard.orders.bracket.values import BracketOutcome, BracketSettings
 
 from .bracket_helpers import BUY, MNQ, D, Rig, make_rig
 

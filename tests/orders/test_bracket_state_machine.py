@@ -29,7 +29,7 @@ from orderguard.broker.faults import EventFaults, FaultPlan, MutationFaults, Que
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import OrderGuardError
 from orderguard.models import OrderSide, OrderStatus, OrderType
-from orderguard.orders.bracket_types import BracketSettings
+from orderguard.orders.bracket.values import BracketSettings
 from orderguard.orders.oco import OcoLeg
 
 from .bracket_helpers import MNQ, Rig, make_rig

@@ -8,9 +8,9 @@ import pytest
 
 from orderguard.chaos import ChaosConfig
 from orderguard.chaos.runner import run_seed
-from orderguard.orders.bracket_plan import LegKind, LegPhase
-from orderguard.orders.bracket_state import Slot
-from orderguard.orders.leg_phases import LEG_MOVES, leg_move
+from orderguard.orders.bracket.leg_phases import LEG_MOVES, leg_move
+from orderguard.orders.bracket.plan import LegKind, LegPhase
+from orderguard.orders.bracket.state import Slot
 
 
 def test_every_row_says_why() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from orderguard.broker.faults import FaultPlan
 from orderguard.broker.sim import LatencyModel
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 
 from .bracket_helpers import BUY, MNQ, D, Rig, make_rig
 

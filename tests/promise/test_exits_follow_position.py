@@ -13,7 +13,7 @@ from orderguard.broker.sim import SimBroker
 from orderguard.clock import VirtualClock
 from orderguard.errors import ValidationError
 from orderguard.models import OrderRequest, OrderSide, OrderType, Position
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 from orderguard.orders.results import CloseOutcome
 from orderguard.recovery.manager import LegIntent
 from orderguard.recovery.operations import OperationType

@@ -8,7 +8,7 @@ import dataclasses
 
 from orderguard.broker.sim.rules import CloseFill, EntryAfterExit, ExchangeRules, MarketableStop
 from orderguard.models import OrderType
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 
 from .helpers import BUY, DEADLINE, INTERVAL, MNQ, D, World, make_world
 

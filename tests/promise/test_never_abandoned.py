@@ -19,7 +19,7 @@ from orderguard.clock import VirtualClock
 from orderguard.errors import OutcomeUnknownError
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import OrderRequest, OrderType
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 from orderguard.recovery.operations import OperationState, OperationType
 
 from .helpers import (

@@ -26,7 +26,7 @@ from orderguard.broker.base import Broker, Outcome
 from orderguard.broker.sim import SimBroker
 from orderguard.clock import VirtualClock
 from orderguard.models import OrderSide, OrderStatus, OrderType
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 
 from .startup_world import MNQ, PRICE, World, bury, die_during
 

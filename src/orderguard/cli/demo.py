@@ -51,7 +51,7 @@ from orderguard.errors import (
 )
 from orderguard.models import Order, OrderSide, OrderType, Trade
 from orderguard.orders import OrderManager, OrderPlaceResponse, Resolution
-from orderguard.orders.bracket_types import BracketOrderResponse
+from orderguard.orders.bracket.values import BracketOrderResponse
 
 MNQ = "CON.F.US.MNQ.Z26"
 ACCOUNT_ID = 1

@@ -31,7 +31,7 @@ from orderguard.errors import InvalidPriceError, ValidationError
 from orderguard.journal.sqlite import SqliteJournal
 from orderguard.models import Contract, OrderSide
 from orderguard.orders import OrderManager
-from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome
+from orderguard.orders.bracket.values import BracketOrderResponse, BracketOutcome
 from orderguard.orders.results import CloseOutcome
 
 app = typer.Typer()

@@ -63,9 +63,9 @@ from orderguard.errors import (
 from orderguard.journal.base import Journal
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType, Position
-from orderguard.orders import bracket as _bracket
 from orderguard.orders import oco as _oco
 from orderguard.orders import positions as _positions
+from orderguard.orders.bracket import engine as _bracket
 from orderguard.orders.callbacks import Callback, CallbackRegistry
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.engine_context import EngineContext
@@ -1125,7 +1125,7 @@ class OrderManager:
         return await self.recovery.cleanup_stale_operations(max_age_hours)
 
     # ------------------------------------------------------------------------------------------
-    # brackets, OCO pairs, position orders (orders/bracket.py, orders/oco.py, orders/positions.py)
+    # brackets, OCO pairs, position orders (orders/bracket/, orders/oco/, orders/positions/)
     # ------------------------------------------------------------------------------------------
     # -- position orders (orders/positions.py) --
     @property
@@ -1170,7 +1170,7 @@ class OrderManager:
         kinds = _positions.DEFAULT_ORDER_TYPES if order_types is None else order_types
         return await self.position_orders.cancel_position_orders(contract_id, kinds, account_id)
 
-    # -- brackets (orders/bracket.py) --
+    # -- brackets (orders/bracket/engine.py) --
     @_survives_caller
     async def place_bracket_order(
         self,
@@ -1187,7 +1187,7 @@ class OrderManager:
         protection_deadline: float | None = None,
         native: bool | None = None,
     ) -> _bracket.BracketOrderResponse:
-        """A journaled bracket saga whose pivot is the entry fill (see orders/bracket.py).
+        """A journaled bracket saga whose pivot is the entry fill (see orders/bracket/engine.py).
 
         ``entry_timeout`` and ``protection_deadline`` are seconds, finite and above zero
         (:class:`~orderguard.errors.ValidationError` otherwise, before anything is written)."""

@@ -1098,7 +1098,7 @@ class OperationRecoveryManager:
             **{k: v for source in self._stat_sources for k, v in source().items()},
         }
 
-    # -- for sagas that decide their own outcome (orders/bracket.py, orders/oco.py) -----------
+    # -- for sagas that decide their own outcome (orders/bracket/, orders/oco/) -----------------
     def register_statistics(self, source: Callable[[], Mapping[str, Any]]) -> None:
         """Merge ``source()`` into :meth:`get_recovery_statistics` (idempotent per source)."""
         if source not in self._stat_sources:

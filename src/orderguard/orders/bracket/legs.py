@@ -31,8 +31,8 @@ from orderguard.errors import (
     ValidationError,
 )
 from orderguard.models import OrderRequest, OrderType
-from orderguard.orders.bracket_plan import LegKind, LegPhase
-from orderguard.orders.bracket_state import BracketRequest, Slot
+from orderguard.orders.bracket.plan import LegKind, LegPhase
+from orderguard.orders.bracket.state import BracketRequest, Slot
 from orderguard.orders.engine_context import EngineContext, Sending
 from orderguard.orders.results import Resolution
 from orderguard.recovery.legs import numbered

@@ -1,7 +1,7 @@
 """The bracket saga's in-memory state: the validated request and the records of its orders.
 
 Plain values (no I/O): :class:`BracketRequest` is what is journaled with the operation; the slot,
-and entry records are what :class:`~orderguard.orders.bracket_saga.BracketSaga` knows of
+and entry records are what :class:`~orderguard.orders.bracket.saga.BracketSaga` knows of
 its orders between two looks at broker truth.
 """
 
@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from orderguard.models import OrderSide
-from orderguard.orders.bracket_plan import (
+from orderguard.orders.bracket.leg_phases import leg_move, note_unlisted
+from orderguard.orders.bracket.plan import (
     Action,
     CancelEntry,
     CancelLeg,
@@ -26,7 +27,6 @@ from orderguard.orders.bracket_plan import (
     ResizeLeg,
     RetryLeg,
 )
-from orderguard.orders.leg_phases import leg_move, note_unlisted
 from orderguard.recovery.manager import OrderReference
 
 
@@ -92,7 +92,7 @@ class Slot:
     cancelling: bool = False  # we asked the broker to cancel the current order
 
     def move(self, phase: LegPhase) -> None:
-        """The current order's phase changes (orders/leg_phases.py lists the moves)."""
+        """The current order's phase changes (orders/bracket/leg_phases.py lists the moves)."""
         if leg_move(self.phase, phase) is None:
             note_unlisted(self.phase, phase, self.kind.value)
         self.phase = phase

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from orderguard.models import Order
-from orderguard.orders.bracket_plan import BracketFacts, Finish, LegKind, outcome_of
-from orderguard.orders.bracket_state import BracketRequest, Slot
-from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome
+from orderguard.orders.bracket.plan import BracketFacts, Finish, LegKind, outcome_of
+from orderguard.orders.bracket.state import BracketRequest, Slot
+from orderguard.orders.bracket.values import BracketOrderResponse, BracketOutcome
 from orderguard.orders.exposure import ExposureMeter
 from orderguard.recovery.legs import STOP, TARGET, has_role
 from orderguard.recovery.manager import OrderReference, RecoveryOperation

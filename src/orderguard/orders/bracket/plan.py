@@ -37,7 +37,7 @@ from enum import StrEnum
 
 from orderguard.errors import InvalidPriceError
 from orderguard.models import Contract, OrderSide
-from orderguard.orders.bracket_types import BracketOutcome
+from orderguard.orders.bracket.values import BracketOutcome
 from orderguard.recovery.operations import OperationState
 
 

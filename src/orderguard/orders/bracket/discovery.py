@@ -13,8 +13,8 @@ from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal
 
 from orderguard.models import Order
-from orderguard.orders.bracket_plan import LegKind, LegPhase
-from orderguard.orders.bracket_state import BracketRequest, EntryState, Slot
+from orderguard.orders.bracket.plan import LegKind, LegPhase
+from orderguard.orders.bracket.state import BracketRequest, EntryState, Slot
 from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.recovery.legs import numbered
 from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation

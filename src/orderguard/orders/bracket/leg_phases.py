@@ -1,9 +1,9 @@
 """The phases of a bracket's exit leg and the moves between them, as a table with reasons.
 
-A bracket keeps one :class:`~orderguard.orders.bracket_state.Slot` per exit kind (stop, target);
-its :class:`~orderguard.orders.bracket_plan.LegPhase` says what the slot's current order is at
+A bracket keeps one :class:`~orderguard.orders.bracket.state.Slot` per exit kind (stop, target);
+its :class:`~orderguard.orders.bracket.plan.LegPhase` says what the slot's current order is at
 the broker. The phase changes only through :meth:`Slot.move
-<orderguard.orders.bracket_state.Slot.move>` (and :meth:`Slot.renew`, a new generation, which
+<orderguard.orders.bracket.state.Slot.move>` (and :meth:`Slot.renew`, a new generation, which
 starts again at ``NONE``; a restart rebuilds the phase from the journal with
 :meth:`Slot.restored`). Each row below is one move and why it happens, like the operation
 table of :mod:`orderguard.recovery.operations`.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from orderguard.orders.bracket_plan import LegPhase
+from orderguard.orders.bracket.plan import LegPhase
 
 log = logging.getLogger("orderguard.orders.bracket")
 

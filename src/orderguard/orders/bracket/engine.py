@@ -60,7 +60,7 @@ from orderguard.errors import (
     ValidationError,
 )
 from orderguard.models import BracketSpec, Contract, Order, OrderRequest, OrderType
-from orderguard.orders.bracket_plan import (
+from orderguard.orders.bracket.plan import (
     EntryPhase,
     Finish,
     LegKind,
@@ -68,8 +68,8 @@ from orderguard.orders.bracket_plan import (
     check_bracket_prices,
     native_ticks,
 )
-from orderguard.orders.bracket_saga import BracketRequest, BracketSaga
-from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
+from orderguard.orders.bracket.saga import BracketRequest, BracketSaga
+from orderguard.orders.bracket.values import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.exposure import EpisodeEnd, ExposureStats
 from orderguard.orders.send.validation import check_size, check_tick, coerce_price, coerce_side

@@ -4,7 +4,7 @@ A :class:`BracketSaga` owns one driver task. Events never run broker I/O: the en
 folds them into the saga's in-memory state (which order ids are ours, when we heard of a fill),
 re-measures exposure and wakes the driver. The driver rebuilds :class:`BracketFacts` from the
 tracker (broker truth merged monotonically from events and REST), asks the pure
-:func:`~orderguard.orders.bracket_plan.plan` what to do, and starts each action as its own task,
+:func:`~orderguard.orders.bracket.plan.plan` what to do, and starts each action as its own task,
 keyed by what it acts on (one leg, the entry, one order): stop and target go out
 together, a repeat of an action still in flight is skipped, and no slow request (a read queued
 behind a full rate window) holds up the others or the flatten point. Then it waits for news, a
@@ -16,14 +16,14 @@ provably never left, or whose outcome is unknown and whose tag is absent at the 
 again with the *same* tag, so the broker itself refuses a duplicate.
 
 This module is the saga's driver and state. Its collaborators each take explicit inputs and never
-import it: :mod:`~orderguard.orders.bracket_facts` reads the state against the tracker for the
-facts, :mod:`~orderguard.orders.bracket_legs` places, resizes and cancels the exit legs,
-:mod:`~orderguard.orders.bracket_discovery` takes what broker reads reveal into the records and
-the journal, :mod:`~orderguard.orders.bracket_tasks` keeps the tasks in flight and
-:mod:`~orderguard.orders.bracket_report` builds the response and the journaled result.
+import it: :mod:`~orderguard.orders.bracket.facts` reads the state against the tracker for the
+facts, :mod:`~orderguard.orders.bracket.legs` places, resizes and cancels the exit legs,
+:mod:`~orderguard.orders.bracket.discovery` takes what broker reads reveal into the records and
+the journal, :mod:`~orderguard.orders.bracket.tasks` keeps the tasks in flight and
+:mod:`~orderguard.orders.bracket.report` builds the response and the journaled result.
 
 Over 500 lines: one saga's driver loop and the state it owns (entry, slots, strays, exposure); its
-decisions are the pure bracket_plan and its leg I/O is bracket_legs.
+decisions are the pure plan.py and its leg I/O is legs.py.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from typing import Any, Protocol
 
 from orderguard.errors import OrderGuardError
 from orderguard.models import Order, OrderStatus, OrderType
-from orderguard.orders.bracket_discovery import (
+from orderguard.orders.bracket.discovery import (
     confirm_restored_legs,
     is_ours,
     journal_discoveries,
 )
-from orderguard.orders.bracket_facts import (
+from orderguard.orders.bracket.facts import (
     FillClock,
     children_unknown,
     entry_phase,
@@ -51,8 +51,8 @@ from orderguard.orders.bracket_facts import (
     owned_quantity,
     strays,
 )
-from orderguard.orders.bracket_legs import ExitLegs, cancel_confirmed
-from orderguard.orders.bracket_plan import (
+from orderguard.orders.bracket.legs import ExitLegs, cancel_confirmed
+from orderguard.orders.bracket.plan import (
     Action,
     BracketFacts,
     CancelEntry,
@@ -70,16 +70,16 @@ from orderguard.orders.bracket_plan import (
     RetryLeg,
     plan,
 )
-from orderguard.orders.bracket_report import bracket_response, bracket_result, placed_refs
-from orderguard.orders.bracket_state import (
+from orderguard.orders.bracket.report import bracket_response, bracket_result, placed_refs
+from orderguard.orders.bracket.state import (
     BracketRequest,
     EntryState,
     Slot,
     Wake,
     action_target,
 )
-from orderguard.orders.bracket_tasks import ActionTasks
-from orderguard.orders.bracket_types import BracketOrderResponse, BracketOutcome, BracketSettings
+from orderguard.orders.bracket.tasks import ActionTasks
+from orderguard.orders.bracket.values import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.exposure import EpisodeEnd, ExposureMeter
 from orderguard.recovery.legs import STOP, TARGET, has_role
@@ -91,7 +91,7 @@ log = logging.getLogger("orderguard.orders.bracket")
 
 
 class SagaEngine(Protocol):
-    """What a saga asks of the engine that runs it (orders/bracket.py): the routing of events
+    """What a saga asks of the engine that runs it (orders/bracket/engine.py): the routing of events
     to it, its retirement and statistics, and the REST re-read shared by every saga."""
 
     @property

@@ -1,7 +1,7 @@
 """A bracket saga's work in flight: one background task per target.
 
 The saga's driver starts each action (and each REST re-read) as its own background task, keyed
-by what it acts on (:func:`~orderguard.orders.bracket_state.action_target`: a
+by what it acts on (:func:`~orderguard.orders.bracket.state.action_target`: a
 leg, the entry, one order, the flatten). While one is in flight the planner's repeat of it is
 skipped, but everything else goes ahead. :class:`ActionTasks` keeps those tasks; what a task's
 failure means (retry, give up, stop) is the saga's, given as ``guard``.
@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from orderguard.orders.bracket_plan import Action
+from orderguard.orders.bracket.plan import Action
 
 Work = Coroutine[Any, Any, None]
 

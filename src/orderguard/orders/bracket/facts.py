@@ -1,6 +1,6 @@
 """Reading a bracket saga's state against broker truth, for :class:`BracketFacts` (no I/O).
 
-The saga's records (:mod:`~orderguard.orders.bracket_state`) say which orders are ours; the
+The saga's records (:mod:`~orderguard.orders.bracket.state`) say which orders are ours; the
 tracker says what the broker did with them (merged monotonically from events and REST). These
 functions combine the two, each from explicit inputs, so the saga's ``facts()`` is only their
 assembly. A few fold what the tracker proved back into the records (a leg or an entry that the
@@ -14,8 +14,8 @@ from datetime import datetime
 
 from orderguard.clock import Clock
 from orderguard.models import Order, OrderSide, OrderStatus
-from orderguard.orders.bracket_plan import EntryPhase, LegFacts, LegKind, LegPhase
-from orderguard.orders.bracket_state import EntryState, Slot
+from orderguard.orders.bracket.plan import EntryPhase, LegFacts, LegKind, LegPhase
+from orderguard.orders.bracket.state import EntryState, Slot
 from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.recovery.legs import FLATTEN, has_role
 from orderguard.recovery.manager import RecoveryOperation
