@@ -52,7 +52,7 @@ from orderguard.journal.base import Journal
 from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
 from orderguard.orders.feed.tracking import DEFAULT_MAX_FINISHED
-from orderguard.orders.oco import OcoLeg
+from orderguard.orders.oco.engine import OcoLeg
 
 MNQ = "CON.F.US.MNQ.Z26"
 D = Decimal

@@ -93,7 +93,7 @@ from orderguard.orders import (
     Resolution,
 )
 from orderguard.orders.bracket.values import BracketOrderResponse, BracketOutcome, BracketSettings
-from orderguard.orders.oco import OcoLeg, OcoLinkResult, OcoOrderResponse, OcoSettings
+from orderguard.orders.oco.engine import OcoLeg, OcoLinkResult, OcoOrderResponse, OcoSettings
 from orderguard.orders.position_results import (
     CancelPositionOrdersResult,
     PositionOrderOutcome,

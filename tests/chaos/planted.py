@@ -33,7 +33,7 @@ from orderguard.orders.bracket.engine import BracketEngine
 from orderguard.orders.bracket.plan import PlaceLeg, ResizeLeg
 from orderguard.orders.feed.reconciler import Reconciler
 from orderguard.orders.manager import OrderManager
-from orderguard.orders.oco import OcoEngine
+from orderguard.orders.oco.engine import OcoEngine
 from orderguard.orders.position_watch import PositionWatcher
 from orderguard.orders.results import OrderPlaceResponse
 from orderguard.orders.send.cancellation import Canceller

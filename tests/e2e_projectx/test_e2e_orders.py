@@ -15,7 +15,7 @@ from orderguard.journal.sqlite import SqliteJournal
 from orderguard.models import OrderStatus
 from orderguard.orders import OrderManager
 from orderguard.orders.bracket.values import BracketOutcome
-from orderguard.orders.oco import OcoLeg
+from orderguard.orders.oco.engine import OcoLeg
 
 D = Decimal
 

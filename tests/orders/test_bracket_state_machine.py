@@ -30,7 +30,7 @@ from orderguard.config import OrderManagerConfig
 from orderguard.errors import OrderGuardError
 from orderguard.models import OrderSide, OrderStatus, OrderType
 from orderguard.orders.bracket.values import BracketSettings
-from orderguard.orders.oco import OcoLeg
+from orderguard.orders.oco.engine import OcoLeg
 
 from .bracket_helpers import MNQ, Rig, make_rig
 

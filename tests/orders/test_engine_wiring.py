@@ -8,7 +8,7 @@ from orderguard.broker.sim import SimBroker, SimExchange, default_contracts
 from orderguard.clock import VirtualClock
 from orderguard.orders import OrderManager
 from orderguard.orders.bracket.engine import BracketSettings
-from orderguard.orders.oco import OcoSettings
+from orderguard.orders.oco.engine import OcoSettings
 from orderguard.recovery.operations import OperationType
 from orderguard.recovery.startup import ResumeContext
 

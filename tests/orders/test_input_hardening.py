@@ -23,7 +23,7 @@ from orderguard.clock import VirtualClock
 from orderguard.journal import MemoryJournal
 from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
-from orderguard.orders.oco import OcoLeg
+from orderguard.orders.oco.engine import OcoLeg
 from orderguard.recovery.operations import OperationType
 
 MNQ = "CON.F.US.MNQ.Z26"

@@ -10,7 +10,7 @@ from orderguard.config import OrderManagerConfig
 from orderguard.errors import ValidationError
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import OrderStatus
-from orderguard.orders.oco import OcoLeg
+from orderguard.orders.oco.engine import OcoLeg
 
 from .bracket_helpers import BUY, MNQ, SELL, D, Rig, make_rig
 

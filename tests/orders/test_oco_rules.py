@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orderguard.models import OrderSide
-from orderguard.orders.oco_rules import OcoLegState, oco_reaction
+from orderguard.orders.oco.rules import OcoLegState, oco_reaction
 
 leg_a = st.builds(
     OcoLegState, st.just(1), st.sampled_from(list(OrderSide)), st.integers(0, 4), st.booleans()

@@ -25,7 +25,7 @@ from orderguard.journal.memory import MemoryJournal
 from orderguard.models import Order, OrderRequest, OrderStatus, OrderType
 from orderguard.orders import OrderManager
 from orderguard.orders.gateway import Family
-from orderguard.orders.oco import OcoLeg
+from orderguard.orders.oco.engine import OcoLeg
 
 from .helpers import (
     BUY,

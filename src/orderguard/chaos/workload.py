@@ -71,7 +71,7 @@ from orderguard.errors import (
     ValidationError,
 )
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
-from orderguard.orders.oco import OcoLeg
+from orderguard.orders.oco.engine import OcoLeg
 from orderguard.orders.results import CloseOutcome
 from orderguard.recovery.operations import OperationState, OperationType
 from orderguard.recovery.startup import DEFAULT_IN_FLIGHT_GRACE

@@ -63,7 +63,6 @@ from orderguard.errors import (
 from orderguard.journal.base import Journal
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType, Position
-from orderguard.orders import oco as _oco
 from orderguard.orders import positions as _positions
 from orderguard.orders.bracket import engine as _bracket
 from orderguard.orders.callbacks import Callback, CallbackRegistry
@@ -74,6 +73,7 @@ from orderguard.orders.feed.reconciler import Reconciler
 from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.gateway import GuardedBroker
 from orderguard.orders.holdings import HoldingsFollower
+from orderguard.orders.oco import engine as _oco
 from orderguard.orders.operations import OrderOperations
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import (
@@ -1245,7 +1245,7 @@ class OrderManager:
         """The OCO engine (its active pairs)."""
         return self._oco
 
-    # -- OCO pairs (orders/oco.py) --
+    # -- OCO pairs (orders/oco/engine.py) --
     @_survives_caller
     async def place_oco_order(
         self,

@@ -11,10 +11,10 @@ exist. A pair ends when one leg filled and the other is confirmed final (with an
 double fill flattened and recorded), when both legs ended, or on ``unlink``.
 
 Each pair has one driver task; the engine's single listener (present only while pairs exist)
-wakes it. The decision is the pure :func:`~orderguard.orders.oco_rules.oco_reaction`.
+wakes it. The decision is the pure :func:`~orderguard.orders.oco.rules.oco_reaction`.
 
 Over 500 lines: placing, linking, adopting and driving a pair share the pair table and its routing;
-the OCO rule itself is oco_rules.py.
+the OCO rule itself is oco/rules.py.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from orderguard.errors import (
 )
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.engine_context import EngineContext
-from orderguard.orders.oco_rules import OcoDecision, OcoLegState, oco_reaction
+from orderguard.orders.oco.rules import OcoDecision, OcoLegState, oco_reaction
 from orderguard.orders.position_rules import ExitKind, reducing_side
 from orderguard.orders.positions import PositionOrders
 from orderguard.orders.send.validation import check_size, check_tick, coerce_price, coerce_side
