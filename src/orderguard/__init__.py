@@ -94,7 +94,7 @@ from orderguard.orders import (
 )
 from orderguard.orders.bracket.values import BracketOrderResponse, BracketOutcome, BracketSettings
 from orderguard.orders.oco.engine import OcoLeg, OcoLinkResult, OcoOrderResponse, OcoSettings
-from orderguard.orders.position_results import (
+from orderguard.orders.positions.results import (
     CancelPositionOrdersResult,
     PositionOrderOutcome,
     ProtectiveOrderResponse,

@@ -112,7 +112,7 @@ class OrderManagerConfig(BaseSettings):
     unknown_resolution_window_hours: float = Field(default=24.0, gt=0.0)
     """How far back ``Order/search`` looks when resolving an Unknown outcome or a missing order."""
 
-    # -- position orders (orders/positions.py) -------------------------------------------------
+    # -- position orders (orders/positions/) ---------------------------------------------------
     follow_position_orders: bool = True
     """Resize managed stops/targets when their position changes; cancel them when it is flat."""
     position_recheck_interval: float = Field(default=15.0, gt=0.0)

@@ -34,7 +34,7 @@ from orderguard.orders.bracket.plan import PlaceLeg, ResizeLeg
 from orderguard.orders.feed.reconciler import Reconciler
 from orderguard.orders.manager import OrderManager
 from orderguard.orders.oco.engine import OcoEngine
-from orderguard.orders.position_watch import PositionWatcher
+from orderguard.orders.positions.watch import PositionWatcher
 from orderguard.orders.results import OrderPlaceResponse
 from orderguard.orders.send.cancellation import Canceller
 from orderguard.orders.send.latch import AmbiguityLatch

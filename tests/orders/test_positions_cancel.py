@@ -11,7 +11,7 @@ import pytest
 from orderguard.broker.base import Outcome
 from orderguard.errors import ValidationError
 from orderguard.models import BracketSpec, Order, OrderRequest, OrderSide, OrderStatus, OrderType
-from orderguard.orders.position_results import CancelPositionOrdersResult
+from orderguard.orders.positions.results import CancelPositionOrdersResult
 
 from .conftest import ES, MNQ, Harness, HarnessFactory
 from .fakes import DelegatingBroker

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from orderguard.errors import AlreadyProtectedError, NoPositionError
 from orderguard.models import OrderSide
 from orderguard.orders import OrderManager
-from orderguard.orders.position_rules import ExitKind, kind_of_type, reducing_side
+from orderguard.orders.positions.rules import ExitKind, kind_of_type, reducing_side
 
 from .conftest import MNQ, Harness, make_sim
 from .fakes import DelegatingBroker

@@ -9,7 +9,7 @@ import pytest
 
 from orderguard.errors import InvalidPriceError
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType
-from orderguard.orders.position_rules import (
+from orderguard.orders.positions.rules import (
     Cancel,
     ExitKind,
     ExitView,

@@ -29,7 +29,7 @@ from orderguard.models import Order, OrderRequest
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.feed.order_feed import OrderFeed
 from orderguard.orders.feed.tracking import OrderTracker
-from orderguard.orders.holdings import HoldingsFollower
+from orderguard.orders.positions.holdings import HoldingsFollower
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import CancelResult, ModifyResult, OrderPlaceResponse
 from orderguard.orders.send.journaled_send import JournaledSend

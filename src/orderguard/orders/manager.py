@@ -63,7 +63,6 @@ from orderguard.errors import (
 from orderguard.journal.base import Journal
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType, Position
-from orderguard.orders import positions as _positions
 from orderguard.orders.bracket import engine as _bracket
 from orderguard.orders.callbacks import Callback, CallbackRegistry
 from orderguard.orders.contracts import ContractResolver
@@ -72,9 +71,10 @@ from orderguard.orders.feed.order_feed import OrderFeed
 from orderguard.orders.feed.reconciler import Reconciler
 from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.gateway import GuardedBroker
-from orderguard.orders.holdings import HoldingsFollower
 from orderguard.orders.oco import engine as _oco
 from orderguard.orders.operations import OrderOperations
+from orderguard.orders.positions import engine as _positions
+from orderguard.orders.positions.holdings import HoldingsFollower
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import (
     CancelAllResult,
@@ -1127,7 +1127,7 @@ class OrderManager:
     # ------------------------------------------------------------------------------------------
     # brackets, OCO pairs, position orders (orders/bracket/, orders/oco/, orders/positions/)
     # ------------------------------------------------------------------------------------------
-    # -- position orders (orders/positions.py) --
+    # -- position orders (orders/positions/engine.py) --
     @property
     def position_orders(self) -> _positions.PositionOrders:
         """Position orders and the watcher that keeps managed exits sized to their position."""

@@ -20,7 +20,7 @@ class OperationType(StrEnum):
     POSITION_CLOSE = "position_close"
     BULK_CANCEL = "bulk_cancel"
     ORDER_MODIFICATION = "order_modification"
-    # A stop loss or take profit added to an existing position (orders/positions.py).
+    # A stop loss or take profit added to an existing position (orders/positions/engine.py).
     PROTECTIVE_ORDER = "protective_order"
 
 

@@ -626,7 +626,7 @@ class BracketEngine:
                 saga.news()
         elif isinstance(event, PositionEvent | AccountEvent):
             # A position changed outside the brackets is credited to them by the manager's
-            # holdings follower (orders/holdings.py), which wakes the sagas it concerns.
+            # holdings follower (orders/positions/holdings.py), which wakes the sagas it concerns.
             pass  # balance only; the order and position events carry what we need
         elif isinstance(event, ConnectionEvent) and event.state in (
             ConnectionState.RECONNECTED,

@@ -44,8 +44,8 @@ from orderguard.errors import (
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.engine_context import EngineContext
 from orderguard.orders.oco.rules import OcoDecision, OcoLegState, oco_reaction
-from orderguard.orders.position_rules import ExitKind, reducing_side
-from orderguard.orders.positions import PositionOrders
+from orderguard.orders.positions.engine import PositionOrders
+from orderguard.orders.positions.rules import ExitKind, reducing_side
 from orderguard.orders.send.validation import check_size, check_tick, coerce_price, coerce_side
 from orderguard.recovery.legs import FLATTEN, numbered
 from orderguard.recovery.manager import OrderReference, RecoveryOperation

@@ -7,7 +7,7 @@ What the incumbent gets wrong and this does instead (FAILURES, "known failures")
   order's final state and reports it — an order that filled before its cancel is reported filled
   (F11), and one still working afterwards is counted in ``failed`` with the reason.
 * protective orders never outlive their position: every stop or target placed here is *managed*
-  — the :class:`~orderguard.orders.position_watch.PositionWatcher` resizes it when the position
+  — the :class:`~orderguard.orders.positions.watch.PositionWatcher` resizes it when the position
   changes outside a bracket and cancels it when the position goes flat or flips (I2), including
   after ``Position/closeContract``, which leaves exit orders behind at the broker.
 
@@ -21,8 +21,8 @@ no position to protect).
 No locks anywhere: a callback may call back into any of these methods (F12).
 
 Over 500 lines: the three seed calls and the adoption and replacement of exits share the exit
-registry and the journaled placement of one exit; following positions is position_watch.py, the
-rules position_rules.py.
+registry and the journaled placement of one exit; following positions is positions/watch.py, the
+rules positions/rules.py.
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ from orderguard.errors import (
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.engine_context import EngineContext
-from orderguard.orders.position_registry import ExitRegistry, ManagedExit
-from orderguard.orders.position_results import (
+from orderguard.orders.positions.registry import ExitRegistry, ManagedExit
+from orderguard.orders.positions.results import (
     CancelPositionOrdersResult,
     PositionOrderOutcome,
     ProtectiveOrderResponse,
 )
-from orderguard.orders.position_rules import (
+from orderguard.orders.positions.rules import (
     ORDER_KINDS,
     ExitKind,
     check_protective_stop,
@@ -64,7 +64,7 @@ from orderguard.orders.position_rules import (
     kind_of_type,
     reducing_side,
 )
-from orderguard.orders.position_watch import PositionWatcher, both, hedged
+from orderguard.orders.positions.watch import PositionWatcher, both, hedged
 from orderguard.orders.send.validation import check_size, check_tick, coerce_price
 from orderguard.recovery.manager import OrderReference, RecoveryOperation
 from orderguard.recovery.operations import OperationType
@@ -499,7 +499,7 @@ class PositionOrders:
     ) -> CancelPositionOrdersResult:
         """Cancel the contract's working orders of the given kinds; report each final state.
 
-        Kinds follow :func:`~orderguard.orders.position_rules.classify_order`: "stop" and
+        Kinds follow :func:`~orderguard.orders.positions.rules.classify_order`: "stop" and
         "target" are exits on the position's reducing side (or known exits and native bracket
         legs), everything else is an "entry".
         """

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderguard.models import OrderStatus
-from orderguard.orders.position_rules import ORDER_KINDS
+from orderguard.orders.positions.rules import ORDER_KINDS
 from orderguard.orders.results import OrderPlaceResponse
 
 

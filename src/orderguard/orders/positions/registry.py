@@ -18,7 +18,7 @@ from typing import Any
 
 from orderguard.journal.base import Journal, dumps
 from orderguard.models import OrderSide
-from orderguard.orders.position_rules import ExitKind
+from orderguard.orders.positions.rules import ExitKind
 
 WATERMARK_KEY = "orderguard.position_orders.managed"
 

@@ -52,8 +52,8 @@ from orderguard.errors import ExposureRefusedError, JournalError, OrderGuardErro
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderStatus, OrderType
 from orderguard.orders.engine_context import EngineContext
-from orderguard.orders.position_registry import ExitRegistry, ManagedExit
-from orderguard.orders.position_rules import (
+from orderguard.orders.positions.registry import ExitRegistry, ManagedExit
+from orderguard.orders.positions.rules import (
     COVERED,
     Cancel,
     ExitKind,
