@@ -155,3 +155,21 @@ def test_a_long_module_says_why_in_its_docstring() -> None:
 def test_the_reason_must_say_something() -> None:
     assert REASON.search("Over 500 lines: the facade of the whole seed API.")
     assert not REASON.search("Over 500 lines.")
+
+
+def test_an_orders_subpackage_lists_its_modules_and_re_exports_nothing() -> None:
+    """The layout convention (docs/architecture.md): a subpackage of ``orders`` is a docstring
+    naming each of its modules, and nothing else, so importing one module never imports its
+    siblings and the package itself stays out of the import graph."""
+    orders = PACKAGE / "orders"
+    subpackages = sorted(init.parent for init in orders.glob("*/__init__.py"))
+    assert {path.name for path in subpackages} >= {"bracket", "feed", "oco", "positions", "send"}
+    for package in subpackages:
+        tree = ast.parse((package / "__init__.py").read_text(encoding="utf-8"))
+        docstring = ast.get_docstring(tree) or ""
+        assert len(tree.body) == 1, f"{package.name}/__init__.py holds more than its docstring"
+        assert "internal" in docstring.lower()
+        for module in sorted(package.glob("*.py")):
+            if module.name != "__init__.py":
+                dotted = f"orderguard.orders.{package.name}.{module.stem}"
+                assert dotted in docstring, f"{package.name}/__init__.py does not list {dotted}"

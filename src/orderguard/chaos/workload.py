@@ -581,7 +581,7 @@ class WorkloadActor:
         self.state.resting.clear()
         return f"bulk cancel: {len(getattr(result, 'results', ()))} orders"
 
-    # -- brackets (when orders/bracket/engine.py provides them) ------------------------------------
+    # -- brackets (orders/bracket/) ---------------------------------------------------------
     async def _bracket(self, step: Step, entry_type: str) -> str:
         side = self.state.side
         entry = self._price(POSITION_CONTRACT, -side.sign * (2 if entry_type == "limit" else 0))
