@@ -18,6 +18,7 @@ from orderguard.gateway import Gateway
 from orderguard.journal.sqlite import SqliteJournal
 from orderguard.orders import OrderManager
 from orderguard.orders.bracket.values import BracketOutcome
+from orderguard.orders.metrics import Metric
 
 D = Decimal
 
@@ -65,7 +66,7 @@ async def test_place_executed_but_answer_lost_or_unclear(
     Unknown, resolved by its customTag; exactly one entry; protected (F1, F9, F16)."""
     await control.fault("Order/place", kind)
     await protected(manager, control)
-    assert manager.stats["connect_retries"] == 0
+    assert manager.stats[Metric.CONNECT_RETRIES] == 0
 
 
 async def test_place_whose_answer_never_comes(

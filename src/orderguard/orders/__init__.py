@@ -3,8 +3,8 @@
 Here: the manager (``manager``), the context its engines are built on (``engine_context``), the
 guarded gateway to the broker (``gateway``, ``coalesce``), reference data (``contracts``,
 ``reference_data``), operations (``operations``: bulk cancel, modify, close), start-up recovery
-(``startup_recovery``), exposure timing (``exposure``), user callbacks (``callbacks``), results
-(``results``) and tags (``tags``). The subpackages:
+(``startup_recovery``), exposure timing (``exposure``), the manager's counters (``metrics``), user
+callbacks (``callbacks``), results (``results``) and tags (``tags``). The subpackages:
 
 * :mod:`~orderguard.orders.send`: the path of one mutation (checks, journal, send, outcome);
 * :mod:`~orderguard.orders.feed`: where the manager learns about orders (events, reads, tracker,

@@ -14,7 +14,6 @@ which an engine's cancellation relies on, not the public calls that survive thei
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from orderguard.models import Order, OrderRequest
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.feed.order_feed import OrderFeed
 from orderguard.orders.feed.tracking import OrderTracker
+from orderguard.orders.metrics import Counters
 from orderguard.orders.positions.holdings import HoldingsFollower
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.results import CancelResult, ModifyResult, OrderPlaceResponse
@@ -159,7 +159,7 @@ class EngineContext:
     reference: ReferenceData
     contracts: ContractResolver
     tags: TagFactory
-    stats: Counter[str]
+    stats: Counters
     spawn: Spawn
     protection: ProtectionExecutor
     holdings: HoldingsFollower

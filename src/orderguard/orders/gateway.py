@@ -46,6 +46,7 @@ from orderguard.config import OrderManagerConfig
 from orderguard.errors import CircuitOpenError, ReadTimeoutError
 from orderguard.models import Order, Position
 from orderguard.orders.coalesce import Coalescer
+from orderguard.orders.metrics import Counters, Metric
 from orderguard.resilience import (
     PRIORITY_LANE,
     BreakerState,
@@ -124,7 +125,7 @@ class GuardedBroker(BrokerMiddleware):
         clock: Clock,
         config: OrderManagerConfig,
         rng: random.Random,
-        stats: Counter[str] | None = None,
+        stats: Counters | None = None,
     ) -> None:
         super().__init__(inner)
         self._clock = clock
@@ -133,7 +134,7 @@ class GuardedBroker(BrokerMiddleware):
         self.bypass_interval = config.breaker_bypass_interval
         self._bypass_gate = {family: asyncio.Lock() for family in Family}
         self._bypass_at = dict.fromkeys(Family, float("-inf"))
-        self.stats: Counter[str] = stats if stats is not None else Counter()
+        self.stats: Counters = stats if stats is not None else Counter()
         self.limiter = RateLimiter(
             clock,
             config.rate_limit_requests,
@@ -187,7 +188,7 @@ class GuardedBroker(BrokerMiddleware):
         return self.breakers.status()
 
     def _count_retry(self, details: RetryDetails) -> None:
-        self.stats["query_retries"] += 1
+        self.stats[Metric.QUERY_RETRIES] += 1
 
     # -- the two paths -----------------------------------------------------------------------
     async def mutation(
@@ -206,10 +207,10 @@ class GuardedBroker(BrokerMiddleware):
             breaker.allow("mutation")
         except CircuitOpenError:
             if priority not in PRIORITY_LANE:
-                self.stats["breaker_refusals"] += 1
+                self.stats[Metric.BREAKER_REFUSALS] += 1
                 raise
             admitted = False
-            self.stats["breaker_bypassed"] += 1
+            self.stats[Metric.BREAKER_BYPASSED] += 1
             await self._pace_bypass(family)
         try:
             await self.limiter.acquire(priority)
@@ -238,7 +239,7 @@ class GuardedBroker(BrokerMiddleware):
                 return  # a bypass got an answer meanwhile: the endpoint works again
             wait = self._bypass_at[family] + self.bypass_interval - self._clock.monotonic()
             if wait > 0:
-                self.stats["bypass_paced"] += 1
+                self.stats[Metric.BYPASS_PACED] += 1
                 await self._clock.sleep(wait)
             self._bypass_at[family] = self._clock.monotonic()
 
@@ -252,9 +253,9 @@ class GuardedBroker(BrokerMiddleware):
         except CircuitOpenError:
             return  # another probe is in flight: the mutation below is refused (or bypasses)
         except Exception:  # guard() recorded it; the mutation below then meets an open breaker
-            self.stats["probe_failures"] += 1
+            self.stats[Metric.PROBE_FAILURES] += 1
         else:
-            self.stats["probes"] += 1
+            self.stats[Metric.PROBES] += 1
 
     async def query(
         self, call: Callable[[], Awaitable[T]], priority: Priority = Priority.QUERY
@@ -286,13 +287,13 @@ class GuardedBroker(BrokerMiddleware):
                     return await answer()
             except CircuitOpenError:
                 if priority not in PRIORITY_LANE:
-                    self.stats["breaker_refusals"] += 1
+                    self.stats[Metric.BREAKER_REFUSALS] += 1
                     raise
             # A read protection waits on (the position before a flatten, the truth a rollback
             # is planned from) goes out even while the breaker is open, like a protective
             # order: held back for the breaker's whole reset time, it left a position bare for
             # minutes after the endpoint recovered. It does not feed the breaker.
-            self.stats["breaker_bypassed"] += 1
+            self.stats[Metric.BREAKER_BYPASSED] += 1
             await self._pace_bypass(Family.QUERIES)
             await self.limiter.acquire(priority)
             result = await answer()

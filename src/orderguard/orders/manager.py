@@ -71,6 +71,7 @@ from orderguard.orders.feed.order_feed import OrderFeed
 from orderguard.orders.feed.reconciler import Reconciler
 from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.metrics import Counters, Metric, by_name
 from orderguard.orders.oco import engine as _oco
 from orderguard.orders.operations import OrderOperations
 from orderguard.orders.positions import engine as _positions
@@ -166,7 +167,7 @@ class OrderManager:
         self._jitter = random.Random(rng.getrandbits(64))
         self._requested_account = account_id
         self._account_id: int | None = None
-        self.stats: Counter[str] = Counter()
+        self.stats: Counters = Counter()
         """Internal: the send path's counters; collaborators and engines count into it and
         :meth:`get_order_statistics` reports it."""
         # Finished orders are kept for a bounded count; legs of unfinished operations never drop.
@@ -506,7 +507,8 @@ class OrderManager:
         return fn
 
     def get_order_statistics(self) -> dict[str, int]:
-        stats = dict(self.stats)
+        """The metrics counted at least once (first counted first), then three gauges."""
+        stats = by_name(self.stats)
         stats["callback_errors"] = self._callbacks.errors
         stats["latched_outcomes"] = len(self.latch)
         stats["tracked_orders"] = len(self.tracker)
@@ -811,7 +813,7 @@ class OrderManager:
             return
         exc = task.exception()  # marks it retrieved
         if isinstance(exc, Exception):
-            self.stats["background_task_failures"] += 1
+            self.stats[Metric.BACKGROUND_TASK_FAILURES] += 1
             log.error("background task %s failed", task.get_name(), exc_info=exc)
 
     # ------------------------------------------------------------------------------------------
@@ -1017,7 +1019,7 @@ class OrderManager:
     def protection_alert(self, alert: ProtectionAlert) -> None:
         """An obligation outlived the protection deadline: counted, logged, and announced to
         ``protection_overdue`` callbacks (it goes on being driven)."""
-        self.stats["protection_overdue"] += 1
+        self.stats[Metric.PROTECTION_OVERDUE] += 1
         self._callbacks.dispatch("protection_overdue", alert)
 
     def _wake_protection(self, event: BrokerEvent) -> None:
@@ -1066,15 +1068,15 @@ class OrderManager:
         s = self.stats
         stats.update(
             {
-                "mutation_unknown_outcomes": s["unknown_outcomes"],
-                "mutation_unknown_resolved": s["unknown_resolved"],
-                "journal_failures": s["journal_failures"],
-                "exposure_refused_journal": s["exposure_refused_journal"],
-                "unjournaled_sends": s["unjournaled_sends"],
-                "position_closes": s["position_closes"],
-                "breaker_refusals": s["breaker_refusals"],
-                "breaker_bypassed": s["breaker_bypassed"],
-                "query_retries": s["query_retries"],
+                "mutation_unknown_outcomes": s[Metric.UNKNOWN_OUTCOMES],
+                "mutation_unknown_resolved": s[Metric.UNKNOWN_RESOLVED],
+                "journal_failures": s[Metric.JOURNAL_FAILURES],
+                "exposure_refused_journal": s[Metric.EXPOSURE_REFUSED_JOURNAL],
+                "unjournaled_sends": s[Metric.UNJOURNALED_SENDS],
+                "position_closes": s[Metric.POSITION_CLOSES],
+                "breaker_refusals": s[Metric.BREAKER_REFUSALS],
+                "breaker_bypassed": s[Metric.BREAKER_BYPASSED],
+                "query_retries": s[Metric.QUERY_RETRIES],
             }
         )
         return stats

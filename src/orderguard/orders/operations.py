@@ -43,6 +43,7 @@ from orderguard.errors import (
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderSide, OrderStatus, OrderType
 from orderguard.orders.engine_context import EngineContext
+from orderguard.orders.metrics import Metric
 from orderguard.orders.results import (
     CancelAllResult,
     CancelResult,
@@ -98,13 +99,13 @@ class OrderOperations:
                 op_type, account_id=account_id, contract_id=contract_id, extra=extra
             )
         except JournalError as exc:
-            self._ctx.stats["journal_failures"] += 1
+            self._ctx.stats[Metric.JOURNAL_FAILURES] += 1
             if not reduces_exposure:
-                self._ctx.stats["exposure_refused_journal"] += 1
+                self._ctx.stats[Metric.EXPOSURE_REFUSED_JOURNAL] += 1
                 raise ExposureRefusedError(
                     f"{op_type.value} refused: the journal cannot be written ({exc})"
                 ) from exc
-            self._ctx.stats["unjournaled_operations"] += 1
+            self._ctx.stats[Metric.UNJOURNALED_OPERATIONS] += 1
             log.error("journal unavailable; running %s unrecorded: %s", op_type.value, exc)
             return None
 
@@ -113,7 +114,7 @@ class OrderOperations:
         try:
             await write
         except JournalError as exc:
-            self._ctx.stats["journal_failures"] += 1
+            self._ctx.stats[Metric.JOURNAL_FAILURES] += 1
             log.error("operation record not journaled: %s", exc)
 
     async def _state(self, op: RecoveryOperation | None, target: OperationState, why: str) -> None:
@@ -264,7 +265,7 @@ class OrderOperations:
         except OrderGuardError as exc:
             await self._state(op, _S.FAILED, f"never sent: {exc}")
             raise
-        ctx.stats["modifies_sent"] += 1
+        ctx.stats[Metric.MODIFIES_SENT] += 1
         op_id = None if op is None else op.operation_id
 
         def result(live: Order | None, success: bool, **kw: Any) -> ModifyResult:
@@ -390,11 +391,11 @@ class OrderOperations:
                 )
                 tag = ref.custom_tag
             except JournalError as exc:
-                ctx.stats["journal_failures"] += 1
+                ctx.stats[Metric.JOURNAL_FAILURES] += 1
                 log.error("close intent not journaled (%s); flattening anyway", exc)
                 op = None  # the record stays pending; cleanup closes it out (no legs)
         tag = tag or ctx.tags.next_tag()
-        ctx.stats["position_closes"] += 1
+        ctx.stats[Metric.POSITION_CLOSES] += 1
         order: Order | None
         try:
             order = await ctx.send.flatten_quantity(

@@ -12,10 +12,10 @@ work back: managed position exits and working OCO pairs.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 from orderguard.errors import OrderGuardError
+from orderguard.orders.metrics import Counters, Metric
 from orderguard.orders.send.latch import AmbiguityLatch
 from orderguard.recovery.operations import OperationType
 from orderguard.recovery.protection import ProtectionExecutor
@@ -40,7 +40,7 @@ class StartupRecovery:
         host: RecoveryHost,
         resumers: Callable[[], Mapping[str, Resumer]],
         latch: AmbiguityLatch,
-        stats: Counter[str],
+        stats: Counters,
         saga_operations: Callable[[], set[str]],
         leftover: set[str],
         resume_position_orders: Callable[[], Awaitable[object]],
@@ -88,9 +88,9 @@ class StartupRecovery:
             # it is logged loudly, exposure stays held, and the reconciler retries.
             log.exception("start-up recovery raised")
             report = RecoveryReport(error=f"start-up recovery raised {type(exc).__name__}: {exc}")
-        self._stats["startup_recoveries"] += 1
+        self._stats[Metric.STARTUP_RECOVERIES] += 1
         if report.error is not None:
-            self._stats["startup_recovery_failures"] += 1
+            self._stats[Metric.STARTUP_RECOVERY_FAILURES] += 1
             self._latch.hold(f"broker truth unavailable at start-up ({report.error}); retrying")
             log.error("start-up recovery incomplete: %s; new exposure refused", report.error)
             return report

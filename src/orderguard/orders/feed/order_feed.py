@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +32,7 @@ from orderguard.models import Order, Position, PositionType
 from orderguard.orders.callbacks import TRADE_EXECUTED, CallbackRegistry, events_for
 from orderguard.orders.feed.tracking import OrderChange, OrderTracker
 from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.metrics import Counters, Metric
 from orderguard.resilience import Priority
 
 log = logging.getLogger("orderguard.orders")
@@ -61,7 +61,7 @@ class OrderFeed:
         *,
         gateway: GuardedBroker,
         clock: Clock,
-        stats: Counter[str],
+        stats: Counters,
         tracker: OrderTracker,
         callbacks: CallbackRegistry,
         on_order: Callable[[Order], None],
@@ -115,7 +115,7 @@ class OrderFeed:
                 self._spawn(self._reconcile_after_gap())
             self._watcher.on_event(event)
         except Exception:
-            self._stats["event_errors"] += 1
+            self._stats[Metric.EVENT_ERRORS] += 1
             log.exception("handling %s failed", type(event).__name__)
         self.notify_listeners(event)
 
@@ -230,7 +230,7 @@ class OrderFeed:
             try:
                 listener(event)
             except Exception:
-                self._stats["event_errors"] += 1
+                self._stats[Metric.EVENT_ERRORS] += 1
                 log.exception("event listener failed on %s", type(event).__name__)
 
     def add_listener(self, fn: Callable[[BrokerEvent], None]) -> Callable[[], None]:
@@ -270,7 +270,7 @@ class OrderFeed:
                 continue
             for order in orders:
                 self.ingest(order)
-        self._stats["reconciliations"] += 1
+        self._stats[Metric.RECONCILIATIONS] += 1
 
     # -- reads ---------------------------------------------------------------------------------
     async def refresh(

@@ -19,6 +19,7 @@ from orderguard.broker.base import Confirmed, Rejected, Unknown
 from orderguard.errors import OrderGuardError
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order
+from orderguard.orders.metrics import Metric
 from orderguard.orders.results import CancelResult, Resolution
 from orderguard.orders.send.backoff import status_check_delays
 from orderguard.orders.send.journaled_send import Mutation, SendContext
@@ -88,7 +89,7 @@ class Canceller:
         )
         intent = await self._ctx.send.intent(cancel)
         outcome = await self._ctx.send.cancel(intent, account, order_id, priority)
-        self._ctx.stats["cancels_sent"] += 1
+        self._ctx.stats[Metric.CANCELS_SENT] += 1
         lane = priority if priority in PRIORITY_LANE else Priority.QUERY
         if isinstance(outcome, Confirmed):
             view = self._ctx.tracker.get(order_id)

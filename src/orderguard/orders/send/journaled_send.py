@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,6 +40,7 @@ from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderRequest
 from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.metrics import Counters
 from orderguard.orders.reference_data import ReferenceData
 from orderguard.orders.send.journaling import Intent, SendJournal
 from orderguard.orders.send.mutation import send_mutation
@@ -80,7 +80,7 @@ class JournaledSend:
         broker: GuardedBroker,
         config: OrderManagerConfig,
         clock: Clock,
-        stats: Counter[str],
+        stats: Counters,
     ) -> None:
         self._journal = journal
         self._broker = broker
@@ -206,7 +206,7 @@ class SendContext:
     config: OrderManagerConfig
     clock: Clock
     jitter: random.Random
-    stats: Counter[str]
+    stats: Counters
     tags: TagFactory
     reference: ReferenceData
     send: JournaledSend

@@ -16,7 +16,6 @@ resolve it by its tag.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from orderguard.broker.base import Confirmed, Outcome, Rejected, Unknown
 from orderguard.errors import ExposureRefusedError, JournalError
 from orderguard.journal.base import IntentKind, OutcomeKind
 from orderguard.models import Order, OrderRequest, OrderStatus
+from orderguard.orders.metrics import Counters, Metric
 from orderguard.recovery.manager import (
     OperationRecoveryManager,
     OrderReference,
@@ -46,7 +46,7 @@ class Intent:
 class SendJournal:
     """Writes intents before and outcomes after each mutation (see module docstring)."""
 
-    def __init__(self, recovery: OperationRecoveryManager, stats: Counter[str]) -> None:
+    def __init__(self, recovery: OperationRecoveryManager, stats: Counters) -> None:
         self._recovery = recovery
         self._stats = stats
 
@@ -81,16 +81,16 @@ class SendJournal:
             # refuses the duplicate tag (DESIGN principle 2). Only a real write failure refuses.
             previous = await self._previous_intent(custom_tag, account_id)
             if previous is not None:
-                self._stats["intents_reused"] += 1
+                self._stats[Metric.INTENTS_REUSED] += 1
                 return Intent(previous, custom_tag)
-            self._stats["journal_failures"] += 1
+            self._stats[Metric.JOURNAL_FAILURES] += 1
             if not reduces_exposure:
-                self._stats["exposure_refused_journal"] += 1
+                self._stats[Metric.EXPOSURE_REFUSED_JOURNAL] += 1
                 raise ExposureRefusedError(
                     f"{kind.value} {custom_tag} refused: the journal cannot record its intent "
                     f"({exc}); only protective orders, flattening and cancels go out"
                 ) from exc
-            self._stats["unjournaled_sends"] += 1
+            self._stats[Metric.UNJOURNALED_SENDS] += 1
             log.error("journal unavailable; sending risk-reducing %s %s anyway", kind, custom_tag)
             return Intent(None, custom_tag)
         return Intent(intent_id, custom_tag)
@@ -105,7 +105,7 @@ class SendJournal:
     async def after(self, intent: Intent, outcome: Outcome, order_id: int | None = None) -> None:
         """Record the broker's answer."""
         if isinstance(outcome, Unknown):
-            self._stats["unknown_outcomes"] += 1
+            self._stats[Metric.UNKNOWN_OUTCOMES] += 1
         if intent.intent_id is None:
             return
         try:
@@ -152,7 +152,7 @@ class SendJournal:
 
     async def resolved(self, intent: Intent, order: Order | None, detail: str = "") -> None:
         """An unknown outcome was settled by asking the broker (``order`` None: not there)."""
-        self._stats["unknown_resolved"] += 1
+        self._stats[Metric.UNKNOWN_RESOLVED] += 1
         if intent.intent_id is None:
             return
         try:
@@ -173,7 +173,7 @@ class SendJournal:
             self._outcome_lost(intent, exc)
 
     def _outcome_lost(self, intent: Intent, exc: JournalError) -> None:
-        self._stats["journal_failures"] += 1
+        self._stats[Metric.JOURNAL_FAILURES] += 1
         log.error("outcome of %s not journaled (%s); its intent is durable", intent.custom_tag, exc)
 
 

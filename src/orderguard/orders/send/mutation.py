@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from orderguard.broker.base import Outcome, Unknown, UnknownOrigin
 from orderguard.clock import Clock
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import OrderGuardError
+from orderguard.orders.metrics import Counters, Metric
 
 log = logging.getLogger("orderguard.orders")
 
@@ -27,7 +27,7 @@ async def send_mutation(
     send: Callable[[], Awaitable[Outcome]],
     config: OrderManagerConfig,
     clock: Clock,
-    stats: Counter[str],
+    stats: Counters,
 ) -> Outcome:
     """Run one mutation; re-send only when the broker proves the request never left."""
     retries = config.placement_connect_retries
@@ -39,7 +39,7 @@ async def send_mutation(
             if not exc.retryable or attempt >= retries:
                 raise
             attempt += 1
-            stats["connect_retries"] += 1
+            stats[Metric.CONNECT_RETRIES] += 1
             wait = max(config.placement_connect_retry_delay, _retry_after(exc))
             log.warning("request never left (%s); re-sending in %.2fs", type(exc).__name__, wait)
             await clock.sleep(wait)

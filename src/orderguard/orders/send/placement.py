@@ -46,6 +46,7 @@ from orderguard.models import (
     OrderType,
 )
 from orderguard.orders.contracts import ContractResolver
+from orderguard.orders.metrics import Metric
 from orderguard.orders.results import OrderPlaceResponse, Resolution
 from orderguard.orders.send.backoff import status_check_delays
 from orderguard.orders.send.journaled_send import Mutation, SendContext
@@ -225,7 +226,7 @@ class PlacementPipeline:
                 priority = Priority.PROTECTIVE
         else:
             if priority in PRIORITY_LANE:
-                self._ctx.stats["protective_claims_refused"] += 1
+                self._ctx.stats[Metric.PROTECTIVE_CLAIMS_REFUSED] += 1
                 priority = Priority.NORMAL
             assert contract is not None  # exposure is always checked against its contract
             if request.stop_price is not None:
@@ -271,7 +272,7 @@ class PlacementPipeline:
                     return False
                 return _reduces(request, position)
             if exit_only and not _reduces(request, position):
-                self._ctx.stats["exits_refused_not_reducing"] += 1
+                self._ctx.stats[Metric.EXITS_REFUSED_NOT_REDUCING] += 1
                 raise ExitNotReducingError(
                     f"exit {request.custom_tag} ({request.side.name} {request.size}) would not "
                     f"reduce the position on {request.contract_id}, {position:+d} now",
@@ -297,7 +298,7 @@ class PlacementPipeline:
             ),
         )
         if isinstance(outcome, Confirmed) and outcome.order_id is not None:
-            self._ctx.stats["orders_placed"] += 1
+            self._ctx.stats[Metric.ORDERS_PLACED] += 1
             view = self._ctx.tracker.get(outcome.order_id)
             return OrderPlaceResponse(
                 order_id=outcome.order_id,
@@ -305,7 +306,7 @@ class PlacementPipeline:
                 status=view.status if view is not None else None,
             )
         if isinstance(outcome, Rejected):
-            self._ctx.stats["orders_rejected"] += 1
+            self._ctx.stats[Metric.ORDERS_REJECTED] += 1
             raise OrderRejectedError(
                 f"order {tag} rejected (code {outcome.code}): {outcome.message}",
                 code=outcome.code,
@@ -328,7 +329,7 @@ class PlacementPipeline:
         intent = await self._ctx.send.intent(_placing(request, tag, reduces=True))
         outcome = await self._ctx.send.place(intent, request, priority)
         if isinstance(outcome, Confirmed):
-            self._ctx.stats["orders_placed"] += 1
+            self._ctx.stats[Metric.ORDERS_PLACED] += 1
         return outcome
 
     async def _resolve_placement(
@@ -357,15 +358,15 @@ class PlacementPipeline:
             lane = priority if priority in PRIORITY_LANE else Priority.QUERY
             found = await self._find_by_tag(account_id, tag, sent_at, lane)
             if found is not None:
-                self._ctx.stats["placements_resolved_by_tag"] += 1
+                self._ctx.stats[Metric.PLACEMENTS_RESOLVED_BY_TAG] += 1
                 if found.status is not OrderStatus.REJECTED:
-                    self._ctx.stats["orders_placed"] += 1  # it was placed: the tag says so
+                    self._ctx.stats[Metric.ORDERS_PLACED] += 1  # it was placed: the tag says so
                 await self._ctx.send.resolved(intent, found)
                 return _found_response(found, tag)
             if reduces:
                 placed = await self._resend(request, priority)
                 if placed is not None:
-                    self._ctx.stats["placements_resent"] += 1
+                    self._ctx.stats[Metric.PLACEMENTS_RESENT] += 1
                     await self._ctx.send.resolved(intent, placed, "re-sent under its tag")
                     return OrderPlaceResponse(
                         order_id=placed.id,
@@ -373,7 +374,7 @@ class PlacementPipeline:
                         status=placed.status,
                         resolution=Resolution.RESENT,
                     )
-        self._ctx.stats["placements_unresolved"] += 1
+        self._ctx.stats[Metric.PLACEMENTS_UNRESOLVED] += 1
         self._remember_unresolved(request, origin, sent_at, intent, reduces=reduces)
         raise OutcomeUnknownError(
             f"placement {tag} on {request.contract_id}: outcome unknown after "
@@ -394,7 +395,7 @@ class PlacementPipeline:
             log.warning("re-send of %s not sent: %s", request.custom_tag, exc)
             return None
         if isinstance(outcome, Confirmed) and outcome.order_id is not None:
-            self._ctx.stats["orders_placed"] += 1
+            self._ctx.stats[Metric.ORDERS_PLACED] += 1
             view = self._ctx.tracker.get(outcome.order_id)
             if view is not None:
                 return view
@@ -504,9 +505,9 @@ class PlacementPipeline:
         self._latch.release(account_id, contract_id, tag)
         if intent is not None:
             self._spawn(self._ctx.send.resolved(intent, order))
-        self._ctx.stats["unknown_resolved_later"] += 1
+        self._ctx.stats[Metric.UNKNOWN_RESOLVED_LATER] += 1
         if order is not None and order.status is not OrderStatus.REJECTED:
-            self._ctx.stats["orders_placed"] += 1  # placed after all: found by its tag
+            self._ctx.stats[Metric.ORDERS_PLACED] += 1  # placed after all: found by its tag
         log.warning("unresolved placement %s found; %s unlatched", tag, contract_id)
         if task is not None and task is not asyncio.current_task():
             task.cancel()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -33,6 +32,7 @@ from orderguard.config import OrderManagerConfig
 from orderguard.errors import JournalError, OrderGuardError, RiskLimitError
 from orderguard.journal.base import EventRecord, Journal
 from orderguard.models import Contract, Order, OrderRequest, OrderSide, Position, Trade
+from orderguard.orders.metrics import Counters, Metric, risk_refusal
 
 log = logging.getLogger("orderguard.orders")
 
@@ -231,7 +231,7 @@ class RiskGate:
         broker: AccountReads,
         clock: Clock,
         journal: Callable[[], Journal],
-        stats: Counter[str],
+        stats: Counters,
         operation_of: Callable[[int, str], str | None] = lambda account, tag: None,
     ) -> None:
         self._config = config
@@ -296,8 +296,8 @@ class RiskGate:
         finally:
             self._reading.remove(start)
             self._prune()
-        self._stats["risk_refusals"] += 1
-        self._stats[f"risk_refusals_{refusal.limit}"] += 1
+        self._stats[Metric.RISK_REFUSALS] += 1
+        self._stats[risk_refusal(refusal.limit)] += 1
         await self._record(request, refusal)
         raise RiskLimitError(
             refusal.message,
@@ -373,7 +373,7 @@ class RiskGate:
             await self._journal().record_event(record)
         except JournalError as exc:
             # The refusal stands either way; only its record is missing.
-            self._stats["journal_failures"] += 1
+            self._stats[Metric.JOURNAL_FAILURES] += 1
             log.error("risk refusal of %s not journaled: %s", tag, exc)
         log.warning("risk limit: %s", refusal.message)
 
