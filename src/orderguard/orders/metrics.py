@@ -1,10 +1,11 @@
-"""The manager's counters, named by an enum: a misspelt metric is a type error, not a new key.
+"""Counters named by enums: a misspelt metric is a type error, not a new key.
 
 :attr:`OrderManager.stats <orderguard.orders.manager.OrderManager.stats>` is one
 :data:`Counters` (a ``Counter`` keyed by :class:`Metric`) shared by every collaborator the manager
 builds: the send path, the order feed, the guarded gateway, the operations and the engines. A
 metric is counted with ``stats[Metric.ORDERS_PLACED] += 1``; ``stats["orders_placed"]`` does not
-type-check.
+type-check. The engines that keep counters of their own (the reconciler, the position-order
+engine, the position watcher, the holdings follower) key them the same way, each by its own enum.
 
 :meth:`OrderManager.get_order_statistics` reports the metrics counted at least once, in the order
 they were first counted, under their string names (:func:`by_name`): the same dictionary the
@@ -70,6 +71,62 @@ class Metric(StrEnum):
 Counters: TypeAlias = "Counter[Metric]"
 """The manager's counters: how many times each :class:`Metric` was counted."""
 
+
+class ReconcilerMetric(StrEnum):
+    """What the continuous reconciler counts (``OrderManager.reconciler.stats``)."""
+
+    PASSES = "passes"
+    PASS_ERRORS = "pass_errors"
+    FULL_RESYNCS = "full_resyncs"
+    ORDER_READS = "order_reads"
+    ORDERS_CORRECTED = "orders_corrected"
+    MISSED_FILLS = "missed_fills"
+    POSITION_READS = "position_reads"
+    POSITION_CHANGES = "position_changes"
+    READS_GIVEN_UP = "reads_given_up"
+    OPERATIONS_FINISHED = "operations_finished"
+    OPERATIONS_RESUMED = "operations_resumed"
+    ROLLBACK_RETRIES = "rollback_retries"
+    UNGUARDED_ROLLED_BACK = "unguarded_rolled_back"
+    ACTION_ERRORS = "action_errors"
+    BACKLOG_FLUSHED = "backlog_flushed"
+    BACKLOG_FLUSH_FAILURES = "backlog_flush_failures"
+
+
+class PositionOrderMetric(StrEnum):
+    """What the position-order engine counts (``PositionOrders.stats``)."""
+
+    UNJOURNALED_PROTECTION = "unjournaled_protection"
+    REGISTRY_WRITE_FAILURES = "registry_write_failures"
+
+
+class WatcherMetric(StrEnum):
+    """What the position watcher counts (``PositionWatcher.stats``)."""
+
+    RECONCILES = "reconciles"
+    RECONCILE_RETRIES = "reconcile_retries"
+    RECONCILE_ERRORS = "reconcile_errors"
+    ADOPTED = "adopted"
+    RESIZES = "resizes"
+    RESIZE_ERRORS = "resize_errors"
+    REPLACEMENTS = "replacements"
+    REPLACE_ERRORS = "replace_errors"
+    CANCELS = "cancels"
+    CANCEL_ERRORS = "cancel_errors"
+    REGISTRY_WRITE_FAILURES = "registry_write_failures"
+
+
+class HoldingsMetric(StrEnum):
+    """What the holdings follower counts (``HoldingsFollower.stats``)."""
+
+    CHECKS = "checks"
+    CHECK_ERRORS = "check_errors"
+    CREDITED = "credited"
+    EXITS_RESIZED = "exits_resized"
+    EXITS_CANCELLED = "exits_cancelled"
+    STOPS_REPLACED = "stops_replaced"
+
+
 _RISK_REFUSAL_BY_LIMIT: Mapping[str, Metric] = {
     "contract_position": Metric.RISK_REFUSALS_CONTRACT_POSITION,
     "account_position": Metric.RISK_REFUSALS_ACCOUNT_POSITION,
@@ -88,4 +145,13 @@ def by_name(counts: Counters) -> dict[str, int]:
     return {metric.value: n for metric, n in counts.items()}
 
 
-__all__ = ["Counters", "Metric", "by_name", "risk_refusal"]
+__all__ = [
+    "Counters",
+    "HoldingsMetric",
+    "Metric",
+    "PositionOrderMetric",
+    "ReconcilerMetric",
+    "WatcherMetric",
+    "by_name",
+    "risk_refusal",
+]

@@ -54,6 +54,7 @@ from orderguard.models import Order, OrderType, Position, PositionType
 from orderguard.orders.feed.order_feed import OrderFeed
 from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.gateway import GuardedBroker
+from orderguard.orders.metrics import ReconcilerMetric
 from orderguard.recovery.protection import ProtectionExecutor
 from orderguard.recovery.reconcile import (
     AccountSnapshot,
@@ -113,7 +114,7 @@ class Reconciler:
 
     def __init__(self, manager: ReconcilerHost) -> None:
         self._m = manager
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[ReconcilerMetric] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._resync = False
@@ -177,11 +178,11 @@ class Reconciler:
                 await self.run_pass()
             except OrderGuardError as exc:
                 # Broker or journal trouble: nothing was decided on missing truth; next pass.
-                self.stats["pass_errors"] += 1
+                self.stats[ReconcilerMetric.PASS_ERRORS] += 1
                 log.warning("reconciliation pass failed: %s", exc)
             except Exception:
                 # A bug must not silently end reconciliation for the life of the process.
-                self.stats["pass_errors"] += 1
+                self.stats[ReconcilerMetric.PASS_ERRORS] += 1
                 log.exception("reconciliation pass failed unexpectedly")
 
     def _recovery_pending(self) -> bool:
@@ -205,10 +206,10 @@ class Reconciler:
             try:
                 written = await recovery.flush_backlog()
             except JournalError as exc:
-                self.stats["backlog_flush_failures"] += 1
+                self.stats[ReconcilerMetric.BACKLOG_FLUSH_FAILURES] += 1
                 log.debug("journal backlog kept: %s", exc)
             else:
-                self.stats["backlog_flushed"] += written
+                self.stats[ReconcilerMetric.BACKLOG_FLUSHED] += written
                 log.info("journal backlog written: %d records", written)
         working = [o for o in m.tracker.orders() if o.is_working]
         # A quiet stream is normal when nothing is in flight (the user hub has no heartbeat
@@ -241,9 +242,9 @@ class Reconciler:
             if not watching:
                 self._last_positions = mono  # the period starts when there is something to watch
             return plan
-        self.stats["passes"] += 1
+        self.stats[ReconcilerMetric.PASSES] += 1
         if full:
-            self.stats["full_resyncs"] += 1
+            self.stats[ReconcilerMetric.FULL_RESYNCS] += 1
         snapshots = await self._read(plan)
         self._last_read = now
         if plan.read_positions:
@@ -287,7 +288,7 @@ class Reconciler:
             try:
                 return await clock.wait_for(aw, patience)
             except TimeoutError as exc:
-                self.stats["reads_given_up"] += 1
+                self.stats[ReconcilerMetric.READS_GIVEN_UP] += 1
                 raise ReadTimeoutError(f"no read within {patience:g} s (rate budget)") from exc
 
         snapshots: dict[int, AccountSnapshot] = {}
@@ -295,11 +296,11 @@ class Reconciler:
             orders = await read(
                 gateway.search_orders(account, start=plan.window_start, priority=lane)
             )
-            self.stats["order_reads"] += 1
+            self.stats[ReconcilerMetric.ORDER_READS] += 1
             positions: list[Position] = []
             if plan.read_positions:
                 positions = await gateway.search_positions(account, priority=lane)
-                self.stats["position_reads"] += 1
+                self.stats[ReconcilerMetric.POSITION_READS] += 1
                 if plan.retry_rollback or plan.resume:
                     orders, positions = await self._settled(account, plan, orders, positions, lane)
             snapshots[account] = AccountSnapshot(account, tuple(orders), tuple(positions))
@@ -324,9 +325,9 @@ class Reconciler:
         for attempt in range(SNAPSHOT_ATTEMPTS):
             if attempt:
                 positions = await gateway.search_positions(account, priority=lane)
-                self.stats["position_reads"] += 1
+                self.stats[ReconcilerMetric.POSITION_READS] += 1
             again = await gateway.search_orders(account, start=plan.window_start, priority=lane)
-            self.stats["order_reads"] += 1
+            self.stats[ReconcilerMetric.ORDER_READS] += 1
             stable = consistent(orders, again)
             orders = again
             if stable:
@@ -341,9 +342,9 @@ class Reconciler:
                 m.feed.ingest(order)
                 after = m.tracker.get(order.id)
                 if after is not None and after != before:
-                    self.stats["orders_corrected"] += 1 if before is not None else 0
+                    self.stats[ReconcilerMetric.ORDERS_CORRECTED] += 1 if before is not None else 0
                     if before is not None and after.fill_volume > before.fill_volume:
-                        self.stats["missed_fills"] += 1
+                        self.stats[ReconcilerMetric.MISSED_FILLS] += 1
                         log.warning(
                             "order %s: fill %s -> %s found by reconciliation (event lost)",
                             order.id,
@@ -365,7 +366,7 @@ class Reconciler:
                 self._positions[(account, contract)] = signed
                 if position is None:
                     position = _flat(account, contract, m.clock.now())
-                self.stats["position_changes"] += 1
+                self.stats[ReconcilerMetric.POSITION_CHANGES] += 1
                 m.feed.notify_listeners(PositionEvent(position))
 
     async def _act(self, plan: PassPlan, snapshots: dict[int, AccountSnapshot]) -> None:
@@ -375,7 +376,11 @@ class Reconciler:
             ops = [recovery.active_operations[i] for i in ids if i in recovery.active_operations]
             if not ops:
                 continue
-            key = "rollback_retries" if roll_back else "operations_resumed"
+            key = (
+                ReconcilerMetric.ROLLBACK_RETRIES
+                if roll_back
+                else ReconcilerMetric.OPERATIONS_RESUMED
+            )
             self.stats[key] += len(ops)
             try:
                 with recovery.claimed(op.operation_id for op in ops):
@@ -388,7 +393,7 @@ class Reconciler:
                         in_flight_grace=self._m.config.in_flight_grace,
                     )
             except OrderGuardError as exc:
-                self.stats["action_errors"] += 1
+                self.stats[ReconcilerMetric.ACTION_ERRORS] += 1
                 log.warning("reconciling operations %s failed: %s", ids, exc)
                 continue
             for outcome in done:
@@ -403,7 +408,7 @@ class Reconciler:
                 )
                 if outcome.finished:
                     self.leftover.discard(outcome.operation_id)
-                    self.stats["operations_finished"] += 1
+                    self.stats[ReconcilerMetric.OPERATIONS_FINISHED] += 1
 
     async def _guard(self, ids: tuple[str, ...], snapshots: dict[int, AccountSnapshot]) -> None:
         """The caller's brackets (the seed's calls) that own exposure their stops do not cover,
@@ -426,7 +431,7 @@ class Reconciler:
             )
             if covered >= abs(found.flattenable):
                 continue
-            self.stats["unguarded_rolled_back"] += 1
+            self.stats[ReconcilerMetric.UNGUARDED_ROLLED_BACK] += 1
             reason = (
                 f"owns {found.flattenable:+d} with {covered} covered by stops, untouched for "
                 f"longer than the protection deadline"

@@ -49,6 +49,7 @@ from orderguard.errors import (
 from orderguard.models import Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.engine_context import EngineContext
+from orderguard.orders.metrics import PositionOrderMetric
 from orderguard.orders.positions.registry import ExitRegistry, ManagedExit
 from orderguard.orders.positions.results import (
     CancelPositionOrdersResult,
@@ -108,7 +109,7 @@ class PositionOrders:
         self.watcher.replacer = self._replace_exit
         self._remove_listener = ctx.listen(self.watcher.on_event)
         self._loaded = False
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[PositionOrderMetric] = Counter()
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def resume(self) -> int:
@@ -265,7 +266,7 @@ class PositionOrders:
             # risk). It is managed in memory and sent under a plain tag, like any unjournaled
             # risk-reducing send; an entry would have been refused instead.
             log.error("journal unavailable (%s): placing the %s unjournaled", exc, kind.value)
-            self.stats["unjournaled_protection"] += 1
+            self.stats[PositionOrderMetric.UNJOURNALED_PROTECTION] += 1
             tag = ctx.tags.next_tag()
         managed.custom_tag = tag
         managed.order_id = None
@@ -376,7 +377,7 @@ class PositionOrders:
         try:
             await write(managed)
         except JournalError as exc:
-            self.stats["registry_write_failures"] += 1
+            self.stats[PositionOrderMetric.REGISTRY_WRITE_FAILURES] += 1
             log.error("managed exits not persisted (%s); kept in memory", exc)
 
     def _check_market(

@@ -41,6 +41,7 @@ from orderguard.broker.base import BrokerEvent, OrderEvent, PositionEvent, Trade
 from orderguard.clock import Clock
 from orderguard.errors import OrderGuardError
 from orderguard.models import Order, OrderSide, OrderStatus
+from orderguard.orders.metrics import HoldingsMetric
 from orderguard.recovery.manager import (
     OperationRecoveryManager,
     OrderReference,
@@ -103,7 +104,7 @@ class HoldingsFollower:
         self._margin = window_margin
         self._running: set[Key] = set()
         self._dirty: set[Key] = set()
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[HoldingsMetric] = Counter()
 
     # -- triggers (sync, from the event dispatch) ------------------------------------------
     def on_event(self, event: BrokerEvent) -> None:
@@ -148,7 +149,7 @@ class HoldingsFollower:
                     await self.check(*key)
                 except OrderGuardError as exc:
                     # Broker or journal trouble: the next position event or read tries again.
-                    self.stats["check_errors"] += 1
+                    self.stats[HoldingsMetric.CHECK_ERRORS] += 1
                     log.warning("following the position on %s failed: %s", key, exc)
                 if key not in self._dirty:
                     return
@@ -189,7 +190,7 @@ class HoldingsFollower:
             # checked once that close has ended, so nothing is credited twice.
             self._dirty.add(key)
             return 0
-        self.stats["checks"] += 1
+        self.stats[HoldingsMetric.CHECKS] += 1
         start = min(op.started_at for op in holders) - self._margin
         truth = await self._host.read_truth(account_id, start)
         plans = plan_recovery(holders, {account_id: truth}, holders=holders)
@@ -205,7 +206,7 @@ class HoldingsFollower:
                     await self._replace_cancelled_stop(op, plan.owned, truth)
                 continue
             credited += 1
-            self.stats["credited"] += 1
+            self.stats[HoldingsMetric.CREDITED] += 1
             log.info(
                 "operation %s: %+d of its %+d closed outside (position %+d)",
                 op.operation_id, gone, plan.owned, truth.net(contract_id),
@@ -258,7 +259,7 @@ class HoldingsFollower:
                 gone = ref
         if gone is None or gone.price is None:
             return
-        self.stats["stops_replaced"] += 1
+        self.stats[HoldingsMetric.STOPS_REPLACED] += 1
         log.warning(
             "operation %s: its stop %s was cancelled outside orderguard; placing it again for %d",
             op.operation_id, gone.order_id, abs(share),
@@ -284,7 +285,7 @@ class HoldingsFollower:
             if order is None or not order.is_working or ref.status == RefStatus.REJECTED:
                 continue
             if order.side is not reducing or share == 0:
-                self.stats["exits_cancelled"] += 1
+                self.stats[HoldingsMetric.EXITS_CANCELLED] += 1
                 log.info(
                     "operation %s owns %+d: cancelling its exit %s",
                     op.operation_id,
@@ -293,7 +294,7 @@ class HoldingsFollower:
                 )
                 await self._host.cancel_exit(order.account_id, order.id)
             elif order.size - order.fill_volume > abs(share):
-                self.stats["exits_resized"] += 1
+                self.stats[HoldingsMetric.EXITS_RESIZED] += 1
                 log.info(
                     "operation %s owns %+d: resizing its exit %s", op.operation_id, share, order.id
                 )

@@ -52,6 +52,7 @@ from orderguard.errors import ExposureRefusedError, JournalError, OrderGuardErro
 from orderguard.journal.base import IntentKind
 from orderguard.models import Order, OrderStatus, OrderType
 from orderguard.orders.engine_context import EngineContext
+from orderguard.orders.metrics import WatcherMetric
 from orderguard.orders.positions.registry import ExitRegistry, ManagedExit
 from orderguard.orders.positions.rules import (
     COVERED,
@@ -173,7 +174,7 @@ class PositionWatcher:
         self._dirty: set[Key] = set()
         self._wake: dict[Key, asyncio.Event] = {}
         self._loop_task: asyncio.Task[None] | None = None
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[WatcherMetric] = Counter()
 
     # -- triggers (sync: called from the event dispatch, so they only schedule) ---------------
     def on_event(self, event: BrokerEvent) -> None:
@@ -228,7 +229,7 @@ class PositionWatcher:
                 except OrderGuardError as exc:
                     # Broker trouble: tried again shortly (an over-covering exit must not wait
                     # for the next event or the periodic re-check).
-                    self.stats["reconcile_errors"] += 1
+                    self.stats[WatcherMetric.RECONCILE_ERRORS] += 1
                     log.warning("reconciling position orders on %s failed: %s", key, exc)
                     settled = False
                 if key in self._dirty:
@@ -236,7 +237,7 @@ class PositionWatcher:
                     continue
                 if settled or attempt >= MAX_RETRIES:
                     return
-                self.stats["reconcile_retries"] += 1
+                self.stats[WatcherMetric.RECONCILE_RETRIES] += 1
                 wake = self._wake.setdefault(key, asyncio.Event())
                 wake.clear()
                 pause = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
@@ -294,7 +295,7 @@ class PositionWatcher:
         )
         if not exits:
             return True
-        self.stats["reconciles"] += 1
+        self.stats[WatcherMetric.RECONCILES] += 1
         views: list[ExitView] = []
         finished: list[tuple[ManagedExit, Order | None]] = []
         last: dict[int, Order | None] = {}
@@ -403,7 +404,7 @@ class PositionWatcher:
         try:
             await write(managed)
         except JournalError as exc:
-            self.stats["registry_write_failures"] += 1
+            self.stats[WatcherMetric.REGISTRY_WRITE_FAILURES] += 1
             log.error("followed exits not persisted (%s); kept in memory", exc)
 
     def _replaceable(self, managed: ManagedExit, order: Order) -> bool:
@@ -430,7 +431,7 @@ class PositionWatcher:
             await self.forget(managed, order, "position gone before it was placed again")
             return True
         size = min(size, abs(unowned))
-        self.stats["replacements"] += 1
+        self.stats[WatcherMetric.REPLACEMENTS] += 1
         why = "the position needs it again" if managed.dormant else "cancelled outside orderguard"
         log.warning(
             "placing exit %s on %s again for %s (%s)", managed.order_id, managed.contract_id,
@@ -439,7 +440,7 @@ class PositionWatcher:
         try:
             return await self.replacer(managed, size, order) is not None
         except OrderGuardError as exc:
-            self.stats["replace_errors"] += 1
+            self.stats[WatcherMetric.REPLACE_ERRORS] += 1
             log.warning("placing exit %s again failed: %s", managed.order_id, exc)
             return False
 
@@ -481,7 +482,7 @@ class PositionWatcher:
 
     async def _resize(self, account_id: int, action: Resize) -> Order | None:
         ctx = self._ctx
-        self.stats["resizes"] += 1
+        self.stats[WatcherMetric.RESIZES] += 1
         log.info("resizing managed exit %s to %s", action.order_id, action.size)
         try:
             result = await ctx.send.modify_order(
@@ -509,13 +510,13 @@ class PositionWatcher:
             )
             return await ctx.feed.refresh(account_id, action.order_id, _LANE)
         except OrderGuardError as exc:
-            self.stats["resize_errors"] += 1
+            self.stats[WatcherMetric.RESIZE_ERRORS] += 1
             log.warning("resizing exit %s failed: %s", action.order_id, exc)
             return None
 
     async def _cancel(self, account_id: int, action: Cancel) -> Order | None:
         ctx = self._ctx
-        self.stats["cancels"] += 1
+        self.stats[WatcherMetric.CANCELS] += 1
         log.info("cancelling managed exit %s: %s", action.order_id, action.reason)
         try:
             # An exit without its position is risk: it goes in the protective lane. Not
@@ -524,7 +525,7 @@ class PositionWatcher:
                 action.order_id, account_id, priority=Priority.PROTECTIVE, settle=False
             )
         except OrderGuardError as exc:
-            self.stats["cancel_errors"] += 1
+            self.stats[WatcherMetric.CANCEL_ERRORS] += 1
             log.warning("cancelling exit %s failed: %s", action.order_id, exc)
         return ctx.tracker.get(action.order_id)
 
@@ -601,7 +602,7 @@ class PositionWatcher:
             adopted=True,
             price=order.stop_price if order.stop_price is not None else order.limit_price,
         )
-        self.stats["adopted"] += 1
+        self.stats[WatcherMetric.ADOPTED] += 1
         log.info("following exit %s (%s) on %s", order.id, order.custom_tag, order.contract_id)
         await self._write(self._registry.add, managed)
         self.ensure_rechecks()
