@@ -26,6 +26,8 @@ from orderguard.clock import Clock
 from orderguard.config import OrderManagerConfig
 from orderguard.journal.base import Journal
 from orderguard.models import Order, OrderRequest
+from orderguard.ops.hooks import RecoveryHooks
+from orderguard.ops.telemetry import Telemetry
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.holdings import HoldingsFollower
 from orderguard.orders.journaled_send import JournaledSend
@@ -165,6 +167,10 @@ class EngineContext:
     holdings: HoldingsFollower
     risk: RiskGate
     """The risk limits (orders/risk.py), checked before new exposure only."""
+    hooks: RecoveryHooks
+    """The user's recovery hooks (ops/hooks.py), consulted at named points."""
+    telemetry: Telemetry
+    """Episode histograms for /metrics (ops/telemetry.py)."""
 
 
 __all__ = ["BrokerReads", "EngineContext", "Listen", "Sending", "Spawn", "TruthReads"]
