@@ -30,6 +30,7 @@ from orderguard import (
     RandomWalkPrices,
     SimBroker,
     TightenStop,
+    serve_dashboard,
 )
 
 MNQ = "CON.F.US.MNQ.Z26"
@@ -76,7 +77,7 @@ async def main(screenshot: Path | None) -> None:
         orders.enable_alerts(callback=tell, policy=AlertPolicy(unprotected_after=2.0))
         await driver.start()
         trading = asyncio.create_task(strategy(orders, sim))
-        server = await orders.serve_dashboard(port=0 if screenshot else 8765)
+        server = await serve_dashboard(orders, port=0 if screenshot else 8765)
         print(f"dashboard: {server.url_with_token}")
         try:
             await asyncio.sleep(4)

@@ -50,6 +50,7 @@ PUBLIC = [
     "ConnectionFailedError",
     "ConnectionState",
     "Contract",
+    "DashboardServer",
     "DelayFlatten",
     "EventFeed",
     "ExitNotReducingError",
@@ -132,6 +133,7 @@ PUBLIC = [
     "VirtualClock",
     "__version__",
     "default_journal_path",
+    "serve_dashboard",
 ]
 
 TESTING = [

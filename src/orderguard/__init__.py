@@ -43,6 +43,7 @@ from orderguard.broker.sim import (
 )
 from orderguard.clock import Clock, SystemClock, VirtualClock
 from orderguard.config import OrderManagerConfig
+from orderguard.dashboard import DashboardServer, serve_dashboard
 from orderguard.errors import (
     AlreadyProtectedError,
     AuthenticationError,
@@ -150,6 +151,7 @@ __all__ = [
     "ConnectionFailedError",
     "ConnectionState",
     "Contract",
+    "DashboardServer",
     "DelayFlatten",
     "EventFeed",
     "ExitNotReducingError",
@@ -232,4 +234,5 @@ __all__ = [
     "VirtualClock",
     "__version__",
     "default_journal_path",
+    "serve_dashboard",
 ]

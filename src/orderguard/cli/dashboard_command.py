@@ -6,7 +6,7 @@
   or ``sim --state FILE``), broker truth — positions and working orders, read over REST at most
   every 10 s (no hubs). The journal defaults as for the other commands (the ProjectX account's).
   No rollback from here: the process that owns the operations serves that, with
-  ``await orders.serve_dashboard()``, or ``orderguard rollback``.
+  ``await serve_dashboard(orders)``, or ``orderguard rollback``.
 
 The token that authorises rollbacks is printed once at start, inside the page's URL fragment
 (which a browser never sends to the server); it never goes to a log. Exit statuses follow the

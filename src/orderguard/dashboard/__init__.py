@@ -4,7 +4,7 @@ plus ``/metrics``. See docs/operators.md.
 
 Inside a strategy::
 
-    server = await orders.serve_dashboard(port=8765)   # prints nothing; server.url, .token
+    server = await serve_dashboard(orders, port=8765)   # prints nothing; .url_with_token
     ...
     await server.stop()
 
@@ -13,7 +13,13 @@ Beside one: ``orderguard dashboard --journal FILE`` (read-only), or ``orderguard
 """
 
 from orderguard.dashboard.app import build_app
-from orderguard.dashboard.server import DEFAULT_PORT, DashboardServer, new_token, serving
+from orderguard.dashboard.server import (
+    DEFAULT_PORT,
+    DashboardServer,
+    new_token,
+    serve_dashboard,
+    serving,
+)
 from orderguard.dashboard.state import (
     DashboardSource,
     JournalSource,
@@ -32,5 +38,6 @@ __all__ = [
     "RollbackResult",
     "build_app",
     "new_token",
+    "serve_dashboard",
     "serving",
 ]

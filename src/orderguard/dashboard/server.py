@@ -14,7 +14,8 @@ from typing import Self
 import uvicorn
 
 from orderguard.dashboard.app import LOOPBACK_HOSTS, build_app
-from orderguard.dashboard.state import DashboardSource
+from orderguard.dashboard.state import DashboardSource, ManagerSource
+from orderguard.orders import OrderManager
 
 log = logging.getLogger("orderguard.dashboard")
 
@@ -151,6 +152,28 @@ class DashboardServer:
         await self.stop()
 
 
+async def serve_dashboard(
+    orders: OrderManager,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    token: str | None = None,
+    interval: float = 1.0,
+) -> DashboardServer:
+    """Serve the live dashboard (and ``/metrics``) of ``orders`` from this process, with its
+    alerts if :meth:`OrderManager.enable_alerts` was called first. The returned server's
+    ``url_with_token`` opens the page; ``await server.stop()`` ends it. Port 0 picks a free one."""
+    server = DashboardServer(
+        ManagerSource(orders, orders.alerts),
+        host=host,
+        port=port,
+        token=token,
+        interval=interval,
+    )
+    await server.start()
+    return server
+
+
 @contextlib.asynccontextmanager
 async def serving(source: DashboardSource, **kwargs: object) -> AsyncIterator[DashboardServer]:
     server = DashboardServer(source, **kwargs)  # type: ignore[arg-type]
@@ -158,4 +181,4 @@ async def serving(source: DashboardSource, **kwargs: object) -> AsyncIterator[Da
         yield server
 
 
-__all__ = ["DEFAULT_PORT", "DashboardServer", "new_token", "serving"]
+__all__ = ["DEFAULT_PORT", "DashboardServer", "new_token", "serve_dashboard", "serving"]

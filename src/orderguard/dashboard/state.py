@@ -2,7 +2,7 @@
 
 Two sources:
 
-* :class:`ManagerSource` — inside a strategy (``await orders.serve_dashboard()``): operations
+* :class:`ManagerSource` — inside a strategy (``await serve_dashboard(orders)``): operations
   with their legs and outcome, positions with protection coverage (what the manager knows of
   broker truth), breakers, the rate limiter's budget, recovery statistics, alerts, hook runs,
   and a force-rollback that goes through :meth:`OrderManager.force_rollback_operation`;
@@ -375,7 +375,7 @@ class JournalSource:
     async def rollback(self, operation_id: str) -> RollbackResult:
         raise RollbackRefusedError(
             "this dashboard reads the journal read-only: roll back from the process that owns "
-            "the operation (OrderManager.serve_dashboard) or with `orderguard rollback`",
+            "the operation (orderguard.serve_dashboard) or with `orderguard rollback`",
             409,
         )
 

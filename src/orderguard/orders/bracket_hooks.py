@@ -12,14 +12,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import Protocol
 
 from orderguard.models import OrderSide
 from orderguard.ops.hooks import DelayFlatten, HookContext, HookPoint, TightenStop
-
-if TYPE_CHECKING:
-    from orderguard.orders.bracket_plan import BracketFacts
-    from orderguard.orders.bracket_saga import BracketSaga
+from orderguard.orders.bracket_plan import BracketFacts
+from orderguard.orders.bracket_state import BracketRequest
+from orderguard.orders.bracket_types import BracketSettings
+from orderguard.orders.engine_context import EngineContext
+from orderguard.orders.exposure import ExposureMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,24 @@ class FlattenHold:
 
     def for_episode(self, open_since: float | None) -> float:
         return self.extra if open_since is not None and open_since == self.episode else 0.0
+
+
+class BracketSaga(Protocol):
+    """What the hooks read and set on a bracket saga (orders/bracket_saga.py)."""
+
+    ctx: EngineContext
+    req: BracketRequest
+    settings: BracketSettings
+    meter: ExposureMeter
+    flatten_hold: FlattenHold
+
+    @property
+    def operation_id(self) -> str: ...
+
+    @property
+    def last_facts(self) -> BracketFacts | None: ...
+
+    def tighten_stop(self, price: Decimal) -> None: ...
 
 
 def _signed(saga: BracketSaga, owned: int) -> int:

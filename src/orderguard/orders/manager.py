@@ -46,7 +46,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import httpx2
 
@@ -110,9 +110,6 @@ from orderguard.recovery.protection import ProtectionAlert, ProtectionExecutor, 
 from orderguard.recovery.reconcile import AccountSnapshot, consistent
 from orderguard.recovery.startup import SNAPSHOT_ATTEMPTS, RecoveryReport, Resumer
 from orderguard.resilience import BreakerStatus, Priority
-
-if TYPE_CHECKING:
-    from orderguard.dashboard import DashboardServer
 
 log = logging.getLogger("orderguard.orders")
 
@@ -529,7 +526,8 @@ class OrderManager:
         return fn
 
     # ------------------------------------------------------------------------------------------
-    # operator's tools: alerts and the dashboard (ops/, dashboard/; docs/operators.md)
+    # operator's tools: alerts (ops/; docs/operators.md; the dashboard serves a manager from
+    # orderguard.dashboard.serve_dashboard, above this layer)
     # ------------------------------------------------------------------------------------------
     def enable_alerts(
         self,
@@ -547,19 +545,6 @@ class OrderManager:
             self, callback=callback, webhook=webhook, policy=policy, transport=transport
         )
         return self.alerts
-
-    async def serve_dashboard(
-        self, host: str = "127.0.0.1", port: int = 8765, *, token: str | None = None
-    ) -> DashboardServer:
-        """Serve the live dashboard (and ``/metrics``) from this process; the returned
-        server's ``url_with_token`` opens it, ``stop()`` ends it. Port 0 picks a free one."""
-        from orderguard.dashboard import DashboardServer, ManagerSource  # noqa: PLC0415
-
-        server = DashboardServer(
-            ManagerSource(self, self.alerts), host=host, port=port, token=token
-        )
-        await server.start()
-        return server
 
     def get_order_statistics(self) -> dict[str, int]:
         stats = dict(self.stats)

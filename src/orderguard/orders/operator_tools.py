@@ -4,24 +4,57 @@ at the manager's own hook points (forced rollback, protection late, after recove
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx2
 
+from orderguard.clock import Clock
+from orderguard.journal.base import Journal
 from orderguard.models import Order, Position
 from orderguard.ops.alerts import AlertCallback, Alerter, AlertPolicy
 from orderguard.ops.hooks import HookContext, HookPoint
 from orderguard.ops.monitor import AlertMonitor, MonitorSources
-from orderguard.recovery.manager import RecoveryOperation
+from orderguard.orders.callbacks import Callback
+from orderguard.orders.gateway import GuardedBroker
+from orderguard.recovery.manager import OperationRecoveryManager, RecoveryOperation
 from orderguard.recovery.protection import ProtectionAlert
+from orderguard.recovery.reconcile import AccountSnapshot
 from orderguard.recovery.startup import RecoveryReport
 
-if TYPE_CHECKING:
-    from orderguard.orders.manager import OrderManager
+
+class Watched(Protocol):
+    """What the operator's tools read of an OrderManager (orders/manager.py): what it knows,
+    without I/O. A protocol, so that the manager can import this module."""
+
+    @property
+    def recovery(self) -> OperationRecoveryManager: ...
+
+    @property
+    def started(self) -> bool: ...
+
+    @property
+    def account_id(self) -> int: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def stats(self) -> Counter[str]: ...
+
+    @property
+    def gateway(self) -> GuardedBroker: ...
+
+    def known(self, account_id: int) -> AccountSnapshot: ...
+
+    def add_callback(self, event_name: str, fn: Callback) -> None: ...
 
 
-def watched_accounts(manager: OrderManager) -> list[int]:
+def watched_accounts(manager: Watched) -> list[int]:
     """The default account (once started) and every account an unfinished operation names."""
     accounts = {op.account_id for op in manager.recovery.active_operations.values()}
     if manager.started:
@@ -29,16 +62,16 @@ def watched_accounts(manager: OrderManager) -> list[int]:
     return sorted(a for a in accounts if a is not None)
 
 
-def known_orders(manager: OrderManager, account_id: int) -> Iterable[Order]:
+def known_orders(manager: Watched, account_id: int) -> Iterable[Order]:
     return manager.known(account_id).orders
 
 
-def known_positions(manager: OrderManager, account_id: int) -> Iterable[Position]:
+def known_positions(manager: Watched, account_id: int) -> Iterable[Position]:
     return manager.known(account_id).positions or ()
 
 
 def enable_alerts(
-    manager: OrderManager,
+    manager: Watched,
     *,
     callback: AlertCallback | None = None,
     webhook: str | None = None,
@@ -68,7 +101,7 @@ def enable_alerts(
     return monitor
 
 
-def _families(manager: OrderManager) -> dict[str, Any]:
+def _families(manager: Watched) -> dict[str, Any]:
     return dict(manager.gateway.status())
 
 
