@@ -25,6 +25,10 @@ PUBLIC = [
     "Account",
     "AccountCapabilities",
     "AccountEvent",
+    "Alert",
+    "AlertKind",
+    "AlertMonitor",
+    "AlertPolicy",
     "AlreadyProtectedError",
     "AuthenticationError",
     "BracketOrderResponse",
@@ -46,6 +50,8 @@ PUBLIC = [
     "ConnectionFailedError",
     "ConnectionState",
     "Contract",
+    "DashboardServer",
+    "DelayFlatten",
     "EventFeed",
     "ExitNotReducingError",
     "ExposureRefusedError",
@@ -53,6 +59,10 @@ PUBLIC = [
     "FaultPlan",
     "FaultyBroker",
     "GatewayUnavailableError",
+    "HookContext",
+    "HookOutcome",
+    "HookPoint",
+    "HookRun",
     "InvalidPriceError",
     "InvalidSideError",
     "InvalidSizeError",
@@ -92,6 +102,7 @@ PUBLIC = [
     "PositionOrderOutcome",
     "PositionType",
     "Priority",
+    "Proceed",
     "ProjectXBroker",
     "ProjectXSettings",
     "ProtectiveOrderResponse",
@@ -99,6 +110,7 @@ PUBLIC = [
     "RandomWalkPrices",
     "RateLimitedError",
     "ReadTimeoutError",
+    "RecoveryHooks",
     "RecoveryOperation",
     "RecoveryReport",
     "Rejected",
@@ -110,6 +122,7 @@ PUBLIC = [
     "SqliteJournal",
     "Subscription",
     "SystemClock",
+    "TightenStop",
     "Trade",
     "TradeEvent",
     "Unknown",
@@ -120,6 +133,7 @@ PUBLIC = [
     "VirtualClock",
     "__version__",
     "default_journal_path",
+    "serve_dashboard",
 ]
 
 TESTING = [
@@ -186,6 +200,7 @@ CALLER_METHODS = [
     "unlink_oco_orders",
     "get_oco_linked_order",
     "resume_operations",
+    "enable_alerts",
 ]
 
 

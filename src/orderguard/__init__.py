@@ -43,6 +43,7 @@ from orderguard.broker.sim import (
 )
 from orderguard.clock import Clock, SystemClock, VirtualClock
 from orderguard.config import OrderManagerConfig
+from orderguard.dashboard import DashboardServer, serve_dashboard
 from orderguard.errors import (
     AlreadyProtectedError,
     AuthenticationError,
@@ -84,6 +85,20 @@ from orderguard.models import (
     PositionType,
     Trade,
 )
+from orderguard.ops import (
+    Alert,
+    AlertKind,
+    AlertMonitor,
+    AlertPolicy,
+    DelayFlatten,
+    HookContext,
+    HookOutcome,
+    HookPoint,
+    HookRun,
+    Proceed,
+    RecoveryHooks,
+    TightenStop,
+)
 from orderguard.orders import (
     CancelAllResult,
     CancelResult,
@@ -111,6 +126,10 @@ __all__ = [
     "Account",
     "AccountCapabilities",
     "AccountEvent",
+    "Alert",
+    "AlertKind",
+    "AlertMonitor",
+    "AlertPolicy",
     "AlreadyProtectedError",
     "AuthenticationError",
     "BracketOrderResponse",
@@ -132,6 +151,8 @@ __all__ = [
     "ConnectionFailedError",
     "ConnectionState",
     "Contract",
+    "DashboardServer",
+    "DelayFlatten",
     "EventFeed",
     "ExitNotReducingError",
     "ExposureRefusedError",
@@ -139,6 +160,10 @@ __all__ = [
     "FaultPlan",
     "FaultyBroker",
     "GatewayUnavailableError",
+    "HookContext",
+    "HookOutcome",
+    "HookPoint",
+    "HookRun",
     "InvalidPriceError",
     "InvalidSideError",
     "InvalidSizeError",
@@ -178,6 +203,7 @@ __all__ = [
     "PositionOrderOutcome",
     "PositionType",
     "Priority",
+    "Proceed",
     "ProjectXBroker",
     "ProjectXSettings",
     "ProtectiveOrderResponse",
@@ -185,6 +211,7 @@ __all__ = [
     "RandomWalkPrices",
     "RateLimitedError",
     "ReadTimeoutError",
+    "RecoveryHooks",
     "RecoveryOperation",
     "RecoveryReport",
     "Rejected",
@@ -196,6 +223,7 @@ __all__ = [
     "SqliteJournal",
     "Subscription",
     "SystemClock",
+    "TightenStop",
     "Trade",
     "TradeEvent",
     "Unknown",
@@ -206,4 +234,5 @@ __all__ = [
     "VirtualClock",
     "__version__",
     "default_journal_path",
+    "serve_dashboard",
 ]

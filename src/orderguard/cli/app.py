@@ -25,6 +25,7 @@ import typer
 from orderguard import __version__
 from orderguard.cli import (
     chaos_command,
+    dashboard_command,
     demo_command,
     gateway_command,
     journal_command,
@@ -92,6 +93,7 @@ def _assemble(root: typer.Typer) -> None:
     root.add_typer(ops_command.app)  # orderguard ops
     root.add_typer(recover_command.app)  # orderguard rollback | recover
     root.add_typer(schema_command.app)  # orderguard schema
+    root.add_typer(dashboard_command.app)  # orderguard dashboard
 
 
 _assemble(app)

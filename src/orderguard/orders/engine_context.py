@@ -25,6 +25,8 @@ from orderguard.clock import Clock
 from orderguard.config import OrderManagerConfig
 from orderguard.journal.base import Journal
 from orderguard.models import Order, OrderRequest
+from orderguard.ops.hooks import RecoveryHooks
+from orderguard.ops.telemetry import Telemetry
 from orderguard.orders.contracts import ContractResolver
 from orderguard.orders.feed.order_feed import OrderFeed
 from orderguard.orders.feed.tracking import OrderTracker
@@ -165,6 +167,10 @@ class EngineContext:
     holdings: HoldingsFollower
     risk: RiskGate
     """The risk limits (orders/send/risk.py), checked before new exposure only."""
+    hooks: RecoveryHooks
+    """The user's recovery hooks (ops/hooks.py), consulted at named points."""
+    telemetry: Telemetry
+    """Episode histograms for /metrics (ops/telemetry.py)."""
 
 
 __all__ = ["BrokerReads", "EngineContext", "Listen", "Sending", "Spawn", "TruthReads"]

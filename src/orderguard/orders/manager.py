@@ -49,6 +49,8 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
+import httpx2
+
 from orderguard.broker.base import Broker, BrokerEvent, Outcome, Subscription
 from orderguard.clock import Clock, SystemClock, VirtualClock
 from orderguard.config import OrderManagerConfig
@@ -63,6 +65,11 @@ from orderguard.errors import (
 from orderguard.journal.base import Journal
 from orderguard.journal.memory import MemoryJournal
 from orderguard.models import Order, OrderRequest, OrderSide, OrderStatus, OrderType, Position
+from orderguard.ops.alerts import AlertCallback, AlertPolicy
+from orderguard.ops.hooks import HookPoint, RecoveryHooks, journal_recorder
+from orderguard.ops.monitor import AlertMonitor
+from orderguard.ops.telemetry import Telemetry
+from orderguard.orders import operator_tools
 from orderguard.orders.bracket import engine as _bracket
 from orderguard.orders.callbacks import Callback, CallbackRegistry
 from orderguard.orders.contracts import ContractResolver
@@ -285,6 +292,12 @@ class OrderManager:
         )
         """Credits outside changes of a position to the operations that hold it."""
         self.feed.add_listener(self.holdings.on_event)
+        self.hooks = RecoveryHooks(
+            self._clock, record=journal_recorder(self.journal, self._clock, self.spawn)
+        )
+        """User recovery hooks at named points of an operation's life (ops/hooks.py)."""
+        self.telemetry = Telemetry()
+        """Time-to-protection and unprotected-seconds histograms for /metrics (ops/telemetry.py)."""
         # The engines, each on the same narrow context (orders/engine_context.py).
         engines = EngineContext(
             clock=self._clock,
@@ -306,6 +319,8 @@ class OrderManager:
             protection=self.protection,
             holdings=self.holdings,
             risk=self.risk,
+            hooks=self.hooks,
+            telemetry=self.telemetry,
         )
         self._operations = OrderOperations(engines, latch=self.latch, wake_driver=self.wake_driver)
         self._brackets = _bracket.BracketEngine(engines, bracket_settings)
@@ -331,6 +346,8 @@ class OrderManager:
             protection=self.protection,
             settle_timeout=self.config.protection_deadline,
         )
+        self.alerts: AlertMonitor | None = None
+        """The alert monitor, once :meth:`enable_alerts` was called."""
         self.last_recovery: RecoveryReport | None = None
         """What start-up recovery did (``start`` runs it); ``error`` set while broker truth
         could not be read, during which new exposure is refused."""
@@ -414,6 +431,7 @@ class OrderManager:
         """
         report = await self._startup.run()  # orders/startup_recovery.py
         self.last_recovery = report
+        await self.hooks.consult(operator_tools.after_recovery(report))
         return report
 
     def unresolved_since(self) -> list[tuple[int, datetime]]:
@@ -441,6 +459,9 @@ class OrderManager:
         """
         self._close_subscription()
         self.reconciler.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
+            self.alerts = None
         await self.protection.shutdown()
         tasks = list(self._tasks)
         for task in tasks:
@@ -505,6 +526,27 @@ class OrderManager:
         """Register ``fn`` for every change of any order's state; usable as a decorator."""
         self._callbacks.add("order_update", fn)
         return fn
+
+    # ------------------------------------------------------------------------------------------
+    # operator's tools: alerts (ops/; docs/operators.md; the dashboard serves a manager from
+    # orderguard.dashboard.serve_dashboard, above this layer)
+    # ------------------------------------------------------------------------------------------
+    def enable_alerts(
+        self,
+        *,
+        callback: AlertCallback | None = None,
+        webhook: str | None = None,
+        policy: AlertPolicy | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> AlertMonitor:
+        """Watch for incidents and tell ``callback`` and/or POST them to ``webhook``
+        (rate-limited, journaled); the monitor runs until :meth:`cleanup`."""
+        if self.alerts is not None:
+            raise RuntimeError("alerts are already enabled on this manager")
+        self.alerts = operator_tools.enable_alerts(
+            self, callback=callback, webhook=webhook, policy=policy, transport=transport
+        )
+        return self.alerts
 
     def get_order_statistics(self) -> dict[str, int]:
         """The metrics counted at least once (first counted first), then three gauges."""
@@ -1021,6 +1063,9 @@ class OrderManager:
         ``protection_overdue`` callbacks (it goes on being driven)."""
         self.stats[Metric.PROTECTION_OVERDUE] += 1
         self._callbacks.dispatch("protection_overdue", alert)
+        if self.hooks.registered(HookPoint.PROTECTION_LATE):
+            # Recovery hooks are told; the executor goes on whatever they answer.
+            self.spawn(self.hooks.tell(operator_tools.protection_late(alert)))
 
     def _wake_protection(self, event: BrokerEvent) -> None:
         if self.protection.obligations():
@@ -1120,6 +1165,9 @@ class OrderManager:
                 and done.owned_size == 0
                 and done.outcome is _bracket.BracketOutcome.FLAT
             )
+        op = self.recovery.active_operations.get(operation_id)
+        if op is not None and self.hooks.registered(HookPoint.BEFORE_ROLLBACK):
+            await self.hooks.consult(operator_tools.forced_rollback(op))
         return await self.recovery.force_rollback_operation(operation_id)
 
     async def cleanup_stale_operations(self, max_age_hours: float = 24.0) -> int:

@@ -65,6 +65,8 @@ class RateLimiter:
         self._queues: dict[Priority, deque[asyncio.Future[float]]] = {p: deque() for p in Priority}
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
+        self.waits = 0
+        """Acquisitions that found no free slot and queued (monotone)."""
 
     # -- reading ---------------------------------------------------------------------------------
     def limit(self, priority: Priority) -> int:
@@ -115,6 +117,7 @@ class RateLimiter:
         (``sent=False``: nothing left, so even a mutation may be retried)."""
         if self.try_acquire(priority):
             return
+        self.waits += 1  # counted for /metrics: a request that had to queue for its slot
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._queues[priority].append(fut)
         self._schedule()

@@ -12,7 +12,8 @@
 * :mod:`~orderguard.orders.bracket.discovery`: what broker reads reveal, into records and journal;
 * :mod:`~orderguard.orders.bracket.tasks`: the saga's background work, one task per target;
 * :mod:`~orderguard.orders.bracket.report`: the caller's response and the journaled result;
-* :mod:`~orderguard.orders.bracket.values`: settings, the outcome vocabulary, the result.
+* :mod:`~orderguard.orders.bracket.values`: settings, the outcome vocabulary, the result;
+* :mod:`~orderguard.orders.bracket.hooks`: where a bracket consults the user's recovery hooks.
 
 Internal, like every module under ``orderguard.orders``: callers import the public names from
 ``orderguard`` (pinned by ``tests/test_public_api.py``).

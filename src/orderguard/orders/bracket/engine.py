@@ -348,8 +348,9 @@ class BracketEngine:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- statistics ---------------------------------------------------------------------------
-    def record_episode(self, end: EpisodeEnd) -> None:
+    def record_episode(self, end: EpisodeEnd, operation_id: str | None = None) -> None:
         self.stats.add(end)
+        self.ctx.telemetry.record_episode(end.seconds, end.time_to_protection, operation_id)
 
     def record_incident(self) -> None:
         self.stats.incidents += 1

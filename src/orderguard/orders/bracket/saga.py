@@ -31,10 +31,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any, Protocol
 
 from orderguard.errors import OrderGuardError
 from orderguard.models import Order, OrderStatus, OrderType
+from orderguard.ops.hooks import HookPoint
 from orderguard.orders.bracket.discovery import (
     confirm_restored_legs,
     is_ours,
@@ -51,6 +54,7 @@ from orderguard.orders.bracket.facts import (
     owned_quantity,
     strays,
 )
+from orderguard.orders.bracket.hooks import FlattenHold, before_rollback, flatten_postponed
 from orderguard.orders.bracket.legs import ExitLegs, cancel_confirmed
 from orderguard.orders.bracket.plan import (
     Action,
@@ -105,7 +109,7 @@ class SagaEngine(Protocol):
 
     def retire(self, saga: BracketSaga) -> None: ...
 
-    def record_episode(self, end: EpisodeEnd) -> None: ...
+    def record_episode(self, end: EpisodeEnd, operation_id: str | None = None) -> None: ...
 
     def record_incident(self) -> None: ...
 
@@ -149,6 +153,8 @@ class BracketSaga:
             changed=self.evaluate,
         )
         self.meter = ExposureMeter()
+        self.flatten_hold = FlattenHold()
+        """A flatten the ``before_flatten`` recovery hooks postponed (orders/bracket_hooks.py)."""
         self.going_flat: str | None = None
         self.handed_over = False
         self.released: str | None = None  # the caller removed the stop (see ``release``)
@@ -308,7 +314,7 @@ class BracketSaga:
             max_attempts=self.settings.max_attempts,
             entry_cancel_reason=cancel_reason,
             entry_cancel_due=now >= self.entry.cancel_retry_at,
-            deadline_passed=self.meter.open_for(now) >= self.settings.flatten_after,
+            deadline_passed=self.meter.open_for(now) >= self._flatten_after(),
             going_flat=self.going_flat,
             released=self.released,
             released_legs=frozenset(self.released_legs),
@@ -348,7 +354,7 @@ class BracketSaga:
         started = fill_time if facts.owned > 0 else None
         end = self.meter.update(now, facts.owned, facts.stop.covering, started)
         if end is not None:
-            self.engine.record_episode(end)
+            self.engine.record_episode(end, self.operation_id)
         changed, self._wake.changed = self._wake.changed, asyncio.Event()
         changed.set()
         return facts
@@ -419,7 +425,7 @@ class BracketSaga:
         now = self._now()
         due = [self.settings.poll_max_interval * 4]
         if self.meter.open_since is not None and self.going_flat is None:
-            due.append(self.meter.open_since + self.settings.flatten_after - now)
+            due.append(self.meter.open_since + self._flatten_after() - now)
         for slot in self.slots.values():
             if slot.retry_at > now:
                 due.append(slot.retry_at - now)
@@ -545,6 +551,10 @@ class BracketSaga:
         """Start the actions not already in flight; True when the saga just went flat."""
         for action in actions:
             if isinstance(action, GoFlat):
+                if self._facts is not None and await flatten_postponed(
+                    self, self._facts, action.reason
+                ):
+                    return False  # a recovery hook postponed it, within the deadline
                 await self.hand_over(action.reason)
                 return True
         # Independent actions (stop and target, entry cancel) go out together: time to
@@ -639,6 +649,18 @@ class BracketSaga:
             self.ctx.send, self.req.account_id, order_id, self.operation_id
         )
 
+    def _flatten_after(self) -> float:
+        return self.settings.flatten_after + self.flatten_hold.for_episode(self.meter.open_since)
+
+    @property
+    def last_facts(self) -> BracketFacts | None:
+        return self._facts
+
+    def tighten_stop(self, price: Decimal) -> None:
+        """The stop's next attempt goes at ``price`` (a recovery hook checked it is tighter)."""
+        log.info("bracket %s: next stop at %s (recovery hook)", self.operation_id, price)
+        self.req = self.legs.req = replace(self.req, stop_price=price)
+
     async def hand_over(self, reason: str) -> None:
         """Hand the bracket to the protection executor, the one actor of every rollback: the
         saga's own actions stop (one actor per operation); it keeps measuring exposure and
@@ -646,6 +668,13 @@ class BracketSaga:
         log.warning("bracket %s: going flat: %s", self.operation_id, reason)
         self.going_flat = reason
         self.handed_over = True
+        if (not self._facts or not self._facts.deadline_passed) and self.ctx.hooks.registered(
+            HookPoint.BEFORE_ROLLBACK
+        ):
+            # Recovery hooks are told, beside the rollback: they cannot change it, so it never
+            # waits for them (orders/bracket_hooks.py). No task without hooks: a seeded run
+            # schedules exactly as before.
+            self.ctx.spawn(before_rollback(self, reason))
         self.op.last_error = reason
         facts = self._facts
         if facts is not None and facts.owned < 0:
