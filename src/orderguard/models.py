@@ -25,6 +25,9 @@ class OrderType(IntEnum):
     JOIN_ASK = 7
 
 
+STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
+"""Order types that protect a position by stopping out (what invariant I6 counts as cover)."""
+
 PLACEABLE_ORDER_TYPES = frozenset(
     {
         OrderType.LIMIT,
@@ -228,6 +231,7 @@ class Trade:
 
 __all__ = [
     "PLACEABLE_ORDER_TYPES",
+    "STOP_TYPES",
     "TERMINAL_STATUSES",
     "WORKING_STATUSES",
     "Account",

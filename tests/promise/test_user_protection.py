@@ -338,6 +338,13 @@ async def test_exits_follow_the_position_while_the_journal_fails() -> None:
     await w.close()
 
 
+async def walk_up(w: World, steps: int) -> None:
+    """The price rises a tick every half second (one partial fill per move)."""
+    for step in range(1, steps + 1):
+        await w.clock.sleep(0.5)
+        w.price(str(21000 + step * D("0.25")))
+
+
 async def partial_fill_world() -> World:
     """Every order fills one contract per price move (the chaos runner's partial fills)."""
     clock = VirtualClock()
@@ -356,12 +363,7 @@ async def test_exits_placed_for_an_entry_still_filling_cover_the_whole_entry() -
     w = await partial_fill_world()
     judge = Judge(w)
 
-    async def walk() -> None:
-        for step in range(1, 12):
-            await w.clock.sleep(0.5)
-            w.price(str(21000 + step * D("0.25")))
-
-    walker = asyncio.ensure_future(walk())
+    walker = asyncio.ensure_future(walk_up(w, 11))
     await w.run(w.manager.place_market_order(MNQ, BUY, 3))
     assert 0 < w.position() < 3
     stop = await w.run(w.manager.add_stop_loss(MNQ, STOP, size=3))
@@ -442,12 +444,7 @@ async def test_an_oco_exit_pair_asked_for_while_its_entry_fills_follows_the_posi
     w = await partial_fill_world()
     judge = Judge(w)
 
-    async def walk() -> None:
-        for step in range(1, 8):
-            await w.clock.sleep(0.5)
-            w.price(str(21000 + step * D("0.25")))
-
-    walker = asyncio.ensure_future(walk())
+    walker = asyncio.ensure_future(walk_up(w, 7))
     await w.run(w.manager.place_market_order(MNQ, BUY, 3))
     assert 0 < w.position() < 3
     oco = await w.run(
@@ -487,12 +484,7 @@ async def test_a_slow_read_does_not_cut_exits_below_a_grown_position() -> None:
     w = await make_world(wrap=SlowOrderReads, liquidity=1)
     judge = Judge(w)
 
-    async def walk() -> None:
-        for step in range(1, 10):
-            await w.clock.sleep(0.5)
-            w.price(str(21000 + step * D("0.25")))
-
-    walker = asyncio.ensure_future(walk())
+    walker = asyncio.ensure_future(walk_up(w, 9))
     await w.run(w.manager.place_market_order(MNQ, BUY, 3))
     assert 0 < w.position() < 3
     oco = await w.run(

@@ -34,16 +34,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from orderguard.models import Order, OrderStatus, OrderType, Position
+from orderguard.models import STOP_TYPES, Order, OrderStatus, OrderType, Position
 from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
 
 Key = tuple[int, str]
 """(account id, contract id)."""
 
-_STOP_TYPES = frozenset({OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT})
 # Orders that protect now. Suspended bracket children do not: they wait for their entry's fill.
 _LIVE = frozenset({OrderStatus.OPEN, OrderStatus.PENDING, OrderStatus.PENDING_CANCELLATION})
-STOP_TYPES = _STOP_TYPES
 LIVE_STATUSES = _LIVE
 _EXIT_LEG_PREFIXES = ("stop", "target", "sl", "tp", "take", "exit", "protect")
 _FLATTEN_LEG_PREFIXES = ("flatten", "close", "overfill")
@@ -194,7 +192,7 @@ def coverage(positions: Iterable[Position], working: Iterable[Order]) -> dict[Ke
         size = net.get(key, 0)
         if size == 0 or order.status not in _LIVE or order.side.sign == (1 if size > 0 else -1):
             continue
-        if order.type in _STOP_TYPES:
+        if order.type in STOP_TYPES:
             stops[key] += order.remaining
         elif order.type is OrderType.LIMIT:
             targets[key] += order.remaining

@@ -112,6 +112,9 @@ CRASH_HORIZON = 250
 _START_ATTEMPTS = 8
 _FAILED_STARTS_MAX = 60  # processes a supervisor starts in a row before the seed fails
 
+Judged = tuple[list[RecoveryOperation], list[Violation]]
+"""The journal's operations and the I1–I5 violations found on them and broker truth."""
+
 
 @dataclass(slots=True)
 class _Process:
@@ -593,8 +596,7 @@ class _SeedRun:
                 break
             await self.clock.sleep(1.0)
             process = await self._restarted_if_dead(process)
-        await self._exits_just_orphaned()
-        await self._check(label)
+        await self._check(label, await self._exits_just_orphaned())
         self.result.quiet_points += 1
         if not final:
             self.faulty.enabled = True
@@ -621,24 +623,27 @@ class _SeedRun:
         """Fills outside every operation (see :func:`outside_positions`)."""
         return outside_positions(ops, truth, self.state.outside_orders)
 
-    async def _exits_just_orphaned(self) -> None:
+    async def _exits_just_orphaned(self) -> Judged | None:
         """An exit whose position went flat (or shrank below it) less than a recovery interval
         ago is being cancelled, not outliving it: the over-coverage bound gives stops that
         long, and a quiet point that fell right after the fill gives targets as long (once;
         still there afterwards, I2 reports it). Only when I2 would fire, so a seed without
-        such a moment replays as before."""
+        such a moment replays as before. Returns the judgement when it stands (no wait)."""
         interval = self.bounds.bounds.recovery_interval
         now = self.clock.monotonic()
+        judged = await self._judge()
         fresh = [
-            self.bounds.changed_at((v.account_id, v.contract_id))
-            for v in (await self._judge())[1]
+            at
+            for v in judged[1]
             if v.invariant == "I2" and v.account_id is not None and v.contract_id is not None
-        ]
-        fresh = [at for at in fresh if now - at < interval]
-        if fresh:
-            await self.clock.sleep(max(fresh) + interval - now)
+            and now - (at := self.bounds.changed_at((v.account_id, v.contract_id))) < interval
+        ]  # fmt: skip
+        if not fresh:
+            return judged
+        await self.clock.sleep(max(fresh) + interval - now)
+        return None
 
-    async def _judge(self) -> tuple[list[RecoveryOperation], list[Violation]]:
+    async def _judge(self) -> Judged:
         """I1–I5 on the world as it is now: the journal's operations, broker truth."""
         ops = await all_operations(self.journal)
         truth = await self.truth.read(ACCOUNT)
@@ -653,8 +658,8 @@ class _SeedRun:
             outside=self._others(ops, truth),
         )
 
-    async def _check(self, label: str) -> None:
-        ops, violations = await self._judge()
+    async def _check(self, label: str, judged: Judged | None = None) -> None:
+        ops, violations = judged if judged is not None else await self._judge()
         unfinished = [op.operation_id for op in ops if not op.state.is_terminal]
         self.log(
             f"quiet point {label}: {len(ops)} operations, unfinished {unfinished}, "

@@ -70,7 +70,7 @@ from orderguard.errors import (
     OutcomeUnknownError,
     ValidationError,
 )
-from orderguard.models import Order, OrderRequest, OrderSide, OrderType
+from orderguard.models import STOP_TYPES, Order, OrderRequest, OrderSide, OrderType
 from orderguard.orders.oco.engine import OcoLeg
 from orderguard.orders.results import CloseOutcome
 from orderguard.recovery.operations import OperationState, OperationType
@@ -790,8 +790,7 @@ class WorkloadActor:
             stops = sum(
                 o.remaining
                 for o in working
-                if o.type in (OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT)
-                and o.side.sign != (1 if net > 0 else -1)
+                if o.type in STOP_TYPES and o.side.sign != (1 if net > 0 else -1)
             )
             missing = abs(net) - stops
             if missing <= 0:

@@ -33,11 +33,10 @@ from orderguard.cli.session import open_session
 from orderguard.clock import SystemClock
 from orderguard.errors import JournalError
 from orderguard.journal.reader import JournalReader, read_journal
-from orderguard.models import Account, Order, OrderType, Position
+from orderguard.models import STOP_TYPES, Account, Order, Position
 
 app = typer.Typer()
 
-_STOPS = (OrderType.STOP, OrderType.TRAILING_STOP)
 OBLIGATION_STATE = "rolling_back"
 
 
@@ -53,7 +52,7 @@ def _role(order: Order, net: int) -> str:
     reducing = net != 0 and order.side.sign != (1 if net > 0 else -1)
     if not reducing:
         return "entry"
-    return "stop" if order.type in _STOPS else "target"
+    return "stop" if order.type in STOP_TYPES else "target"
 
 
 def working_order(order: Order, net: int) -> WorkingOrder:

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from orderguard.models import Order, OrderSide, OrderStatus, OrderType, Position
-
-_STOPS = frozenset({OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT})
+from orderguard.models import STOP_TYPES, Order, OrderSide, OrderStatus, OrderType, Position
 
 
 class Coverage(StrEnum):
@@ -77,7 +75,7 @@ def coverage(positions: Iterable[Position], orders: Iterable[Order]) -> list[Pos
     for o in orders:
         if o.status is not OrderStatus.OPEN or o.remaining <= 0:
             continue  # Suspended children protect nothing yet; Pending is not at the exchange
-        book = stops if o.type in _STOPS else targets if o.type is OrderType.LIMIT else None
+        book = stops if o.type in STOP_TYPES else targets if o.type is OrderType.LIMIT else None
         if book is not None:
             key3 = (o.account_id, o.contract_id, o.side)
             book[key3] = book.get(key3, 0) + o.remaining

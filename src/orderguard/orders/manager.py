@@ -100,6 +100,7 @@ from orderguard.orders.send.risk import RiskGate
 from orderguard.orders.send.validation import check_duration, coerce_side
 from orderguard.orders.startup_recovery import StartupRecovery
 from orderguard.orders.tags import TagFactory
+from orderguard.recovery.legs import STOP, LegId, numbered
 from orderguard.recovery.manager import (
     LegIntent,
     OperationRecoveryManager,
@@ -973,10 +974,10 @@ class OrderManager:
         its protection's history), journal first — or, when the journal refuses, kept in
         memory and sent anyway (F20): it reduces exposure."""
         recovery = self.recovery
-        n = sum(1 for leg in op.orders if leg.startswith("stop"))
-        while f"stop{n}" in op.orders:
+        n = sum(1 for name in op.orders if LegId.parse(name).role == STOP)  # "stop" counts too
+        while numbered(STOP, n) in op.orders:
             n += 1
-        leg = f"stop{n}"
+        leg = numbered(STOP, n)
         try:
             (ref,) = await recovery.add_orders_to_operation(
                 op,

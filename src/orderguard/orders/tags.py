@@ -19,6 +19,8 @@ import itertools
 import random
 import re
 
+from orderguard.recovery.legs import leg_tag
+
 _PART = re.compile(r"^[A-Za-z0-9]+$")
 
 
@@ -64,12 +66,11 @@ class TagFactory:
 
     def leg_of(self, custom_tag: str) -> tuple[str, str] | None:
         """``(operation_id, leg)`` of a tag :meth:`tag` made with this prefix; None for any
-        other tag (a leg sent while the journal could not record it is known by its tag
-        alone: after a restart only the tag says whose it is)."""
-        parts = custom_tag.split("-")
-        if len(parts) != 4 or parts[0] != self._prefix or not parts[3].isdigit():
+        other tag (see :func:`~orderguard.recovery.legs.leg_tag`)."""
+        parsed = leg_tag(custom_tag)
+        if parsed is None or parsed[0] != self._prefix:
             return None
-        return parts[1], parts[2]
+        return parsed[1], parsed[2]
 
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuv"

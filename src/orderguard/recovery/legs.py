@@ -70,6 +70,16 @@ def count_numbered(names: Iterable[str], role: str) -> int:
     return sum(1 for name in names if has_role(name, role))
 
 
+def leg_tag(custom_tag: str) -> tuple[str, str, str] | None:
+    """``(prefix, operation_id, leg)`` of a leg's customTag, ``<prefix>-<operation>-<leg>-<gen>``
+    (``orders/tags.py`` makes them); None for any other tag. A leg whose intent the journal
+    could not record before a crash is known by this alone: the tag says whose it is."""
+    parts = custom_tag.split("-")
+    if len(parts) != 4 or not parts[3].isdigit():
+        return None
+    return parts[0], parts[1], parts[2]
+
+
 __all__ = [
     "ENTRY",
     "FLATTEN",
@@ -78,5 +88,6 @@ __all__ = [
     "LegId",
     "count_numbered",
     "has_role",
+    "leg_tag",
     "numbered",
 ]

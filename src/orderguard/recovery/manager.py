@@ -57,7 +57,7 @@ from orderguard.journal.base import (
     OutcomeRecord,
     ReadableJournal,
 )
-from orderguard.models import Order, OrderSide, OrderStatus, OrderType
+from orderguard.models import STOP_TYPES, Order, OrderSide, OrderStatus, OrderType
 from orderguard.recovery.leg_intents import LegIntent, checked_leg, intent_request
 from orderguard.recovery.operations import (
     OperationState,
@@ -75,8 +75,6 @@ from orderguard.recovery.records import (
 from orderguard.recovery.records import FINAL_REF as _FINAL_REF
 
 log = logging.getLogger(__name__)
-
-_STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
 
 
 class RecoveryActions(Protocol):
@@ -899,7 +897,7 @@ class OperationRecoveryManager:
             ref.order_id = order.id
         # The working price, not the requested one: a native child priced by the exchange
         # from the fill, a stop moved since (the record tells the truth).
-        working = order.stop_price if order.type in _STOP_TYPES else order.limit_price
+        working = order.stop_price if order.type in STOP_TYPES else order.limit_price
         if working is not None and order.type is not OrderType.MARKET:
             ref.price = working
         if order.status is OrderStatus.FILLED:

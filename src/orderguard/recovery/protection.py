@@ -49,7 +49,7 @@ from typing import Any, Protocol
 from orderguard.broker.base import Confirmed, Outcome, Rejected
 from orderguard.clock import Clock
 from orderguard.errors import JournalError, OrderGuardError
-from orderguard.models import Order, OrderRequest, OrderSide, OrderType
+from orderguard.models import STOP_TYPES, Order, OrderRequest, OrderSide, OrderType
 from orderguard.recovery.legs import FLATTEN, count_numbered, has_role, numbered
 from orderguard.recovery.manager import (
     OperationRecoveryManager,
@@ -70,7 +70,6 @@ log = logging.getLogger("orderguard.recovery.protection")
 
 
 _UNSETTLED = frozenset({RefStatus.UNKNOWN, RefStatus.INTENDED})
-_STOPS = frozenset({OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +244,7 @@ def rollback_facts(
                 ref.leg,
                 entry=is_entry_leg(ref) and not is_flatten,
                 flatten=is_flatten,
-                stop=order.type in _STOPS,
+                stop=order.type in STOP_TYPES,
                 protective=reducing in (0, order.side.sign),
                 overdue=is_flatten and now - first_seen >= flatten_grace,
             )
@@ -256,7 +255,7 @@ def rollback_facts(
                 child.id,
                 f"child{child.id}",
                 entry=False,
-                stop=child.type in _STOPS,
+                stop=child.type in STOP_TYPES,
                 protective=reducing in (0, child.side.sign),
             )
         )

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from orderguard.models import Order, OrderType, Position
+from orderguard.models import STOP_TYPES, Order, OrderType, Position
+from orderguard.recovery.legs import leg_tag
 from orderguard.recovery.manager import OrderReference, RecoveryOperation, RefStatus
 from orderguard.recovery.operations import OperationState, OperationType
 
@@ -220,9 +221,9 @@ def plan_recovery(
     for known in by_id.values():
         if known.parent_order_id is not None:
             children_of[known.parent_order_id].append(known)
-        parts = (known.custom_tag or "").split("-")
-        if len(parts) == 4 and parts[3].isdigit():  # <prefix>-<operation>-<leg>-<generation>
-            tagged_for[parts[1]].append(known)
+        named = None if known.custom_tag is None else leg_tag(known.custom_tag)
+        if named is not None:
+            tagged_for[named[1]].append(known)
     planned = list(ops)
     ids = {op.operation_id for op in planned}
     everyone = sorted(
@@ -335,9 +336,6 @@ def plan_recovery(
     return plans
 
 
-_STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
-
-
 def _in_window(
     op: RecoveryOperation, snapshots: Mapping[int, AccountSnapshot], account_id: int
 ) -> bool:
@@ -349,7 +347,7 @@ def _claim_child(ref: OrderReference, spare: list[Order]) -> Order | None:
     """Take from ``spare`` the native child that is this exit leg (same side and kind)."""
     name = ref.leg.lower()
     if name.startswith(("stop", "sl")):
-        wanted = _STOP_TYPES
+        wanted = STOP_TYPES
     elif name.startswith(("target", "tp", "take")):
         wanted = frozenset({OrderType.LIMIT})
     else:

@@ -50,7 +50,7 @@ from orderguard.broker.base import (
 )
 from orderguard.config import OrderManagerConfig
 from orderguard.errors import JournalError, OrderGuardError, ReadTimeoutError
-from orderguard.models import Order, OrderType, Position, PositionType
+from orderguard.models import STOP_TYPES, Order, Position, PositionType
 from orderguard.orders.feed.order_feed import OrderFeed
 from orderguard.orders.feed.tracking import OrderTracker
 from orderguard.orders.gateway import GuardedBroker
@@ -427,7 +427,7 @@ class Reconciler:
             covered = sum(
                 o.remaining
                 for o in (*exits, *found.children)
-                if o.is_working and o.type in _STOPS and o.side.sign * found.flattenable < 0
+                if o.is_working and o.type in STOP_TYPES and o.side.sign * found.flattenable < 0
             )
             if covered >= abs(found.flattenable):
                 continue
@@ -438,9 +438,6 @@ class Reconciler:
             )
             log.error("operation %s %s: rolling it back", op.id, reason)
             await self._m.protection.roll_back(op, reason)
-
-
-_STOPS = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
 
 
 def _flat(account: int, contract: str, at: datetime) -> Position:

@@ -29,7 +29,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from orderguard.errors import InvalidPriceError
-from orderguard.models import Order, OrderSide, OrderType
+from orderguard.models import STOP_TYPES, Order, OrderSide, OrderType
 
 
 class ExitKind(StrEnum):
@@ -42,7 +42,6 @@ class ExitKind(StrEnum):
 
 ORDER_KINDS: tuple[str, ...] = (ExitKind.ENTRY.value, ExitKind.STOP.value, ExitKind.TARGET.value)
 
-_STOP_TYPES = frozenset({OrderType.STOP, OrderType.TRAILING_STOP, OrderType.STOP_LIMIT})
 _TARGET_TYPES = frozenset({OrderType.LIMIT})
 
 
@@ -57,7 +56,7 @@ def reducing_side(signed_position: int) -> OrderSide | None:
 
 def kind_of_type(order_type: OrderType) -> ExitKind:
     """The exit kind an order type has when it sits on the reducing side."""
-    if order_type in _STOP_TYPES:
+    if order_type in STOP_TYPES:
         return ExitKind.STOP
     if order_type in _TARGET_TYPES:
         return ExitKind.TARGET
